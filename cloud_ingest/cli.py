@@ -1,0 +1,9 @@
+"""Commands of this package, added to `warmcard` by warmcard.cli."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this package's commands to the `warmcard` app."""

@@ -1,0 +1,25 @@
+"""Reader drivers, chosen by a device string: `sim:`, `pn532:/dev/serial0`, `libnfc:<connstring>`,
+`hid:/dev/input/by-id/...`."""
+
+from __future__ import annotations
+
+from firmware_gateway.errors import UnknownReaderSpec
+from firmware_gateway.readers.base import Reader
+
+SCHEMES = ("sim", "pn532", "libnfc", "hid")
+
+
+def open_reader(spec: str) -> Reader:
+    """Open the driver a device string names; the import is lazy so a Pi loads only its own."""
+    scheme, _, _target = spec.partition(":")
+    if scheme == "sim":
+        from firmware_gateway.readers.sim import SimReader
+
+        return SimReader(spec)
+    raise UnknownReaderSpec(
+        f"reader {spec!r}: unknown driver {scheme!r}; use one of "
+        + ", ".join(f"{s}:" for s in SCHEMES)
+    )
+
+
+__all__ = ["SCHEMES", "Reader", "open_reader"]

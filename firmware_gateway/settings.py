@@ -1,0 +1,27 @@
+"""The kiosk gateway's one settings object (TOML file plus WARMCARD_* environment)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from warmcard.contract import DEVICE_ID_RE, DeviceConfig
+from warmcard.settings import MqttSettings, TomlSettings
+
+
+class GatewaySettings(TomlSettings):
+    device_id: str = Field(pattern=DEVICE_ID_RE.pattern)
+    reader: str = "sim:"
+    data_dir: Path = Path("/var/lib/warmcard")
+    min_free_bytes: int = 50 * 1024 * 1024  # below this the kiosk refuses taps, visibly
+    heartbeat_s: float = 30.0
+    pinmap: Path | None = None  # None: the pin map shipped in hardware/pinmap.toml
+    gpio: bool = False  # drive LEDs and buzzer through gpiozero
+    mqtt: MqttSettings = MqttSettings()
+    # Used until the cloud's retained config arrives (then cached in data_dir).
+    initial_config: DeviceConfig | None = None
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.data_dir / "outbox.sqlite"

@@ -1,0 +1,1 @@
+"""What a tap means at this site: entrance and canteen policy, local roster, on-site screen."""

@@ -1,0 +1,44 @@
+"""Fixtures: real Mosquitto and InfluxDB servers on free ports, one per test session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from warmcard.servers import InfluxD, Mosquitto
+
+
+@pytest.fixture(scope="session")
+def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def mosquitto(servers_dir: Path) -> Iterator[Mosquitto]:
+    with Mosquitto(servers_dir / "mosquitto") as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def influxd(servers_dir: Path) -> Iterator[InfluxD]:
+    with InfluxD(servers_dir / "influxd") as server:
+        yield server
+
+
+@pytest.fixture
+def influx_db(influxd: InfluxD) -> Iterator[str]:
+    """A fresh database name for one test; dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    httpx.post(f"{influxd.url}/query", data={"q": f'CREATE DATABASE "{name}"'}).raise_for_status()
+    yield name
+    httpx.post(f"{influxd.url}/query", data={"q": f'DROP DATABASE "{name}"'})
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A unique device-id prefix, so tests sharing one broker never see each other's topics."""
+    return f"t{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,3 @@
+from warmcard.cli import app
+
+app()

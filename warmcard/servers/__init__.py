@@ -1,0 +1,176 @@
+"""Start real Mosquitto and InfluxDB servers on free local ports, with the configs in this folder.
+
+The demo, the tests and the benchmarks all use these, so every run exercises the same servers.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Self
+
+import httpx
+
+from warmcard.errors import WarmcardError
+
+
+class ServerError(WarmcardError):
+    """A local server would not start; the message names its log file."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _template(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text()
+
+
+def _wait_tcp(port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+@dataclass
+class _Server:
+    run_dir: Path
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    name = "server"
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not self.port:
+            self.port = free_port()
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / f"{self.name}.log"
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ready(self, deadline: float) -> bool:
+        return _wait_tcp(self.port, deadline)
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start (or restart, on the same port and data) and wait until it answers."""
+        if self.running:
+            return
+        log = self.log_file.open("ab")
+        self.proc = subprocess.Popen(
+            self._command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        if not self._ready(time.monotonic() + timeout):
+            self.stop()
+            raise ServerError(f"{self.name} did not start on port {self.port}; see {self.log_file}")
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or power cut would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class Mosquitto(_Server):
+    """A Mosquitto broker; `extra_conf` lines are appended to the repo's config."""
+
+    extra_conf: str = ""
+    name = "mosquitto"
+
+    def _command(self) -> list[str]:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        data = self.run_dir / "mosquitto-data"
+        data.mkdir(exist_ok=True)
+        conf = self.run_dir / "mosquitto.conf"
+        text = _template("mosquitto.conf").format(
+            port=self.port, data_dir=data, user=getpass.getuser()
+        )
+        conf.write_text(text + "\n" + self.extra_conf + "\n")
+        return [binary, "-c", str(conf)]
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+
+@dataclass
+class InfluxD(_Server):
+    """An InfluxDB 1.x server, written through /write and read through /query."""
+
+    rpc_port: int = 0
+    name = "influxd"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.rpc_port:
+            self.rpc_port = free_port()
+
+    def _command(self) -> list[str]:
+        binary = shutil.which("influxd") or "/usr/bin/influxd"
+        conf = self.run_dir / "influxdb.conf"
+        conf.write_text(
+            _template("influxdb.conf").format(
+                port=self.port, rpc_port=self.rpc_port, data_dir=self.run_dir / "influx-data"
+            )
+        )
+        return [binary, "-config", str(conf)]
+
+    def _ready(self, deadline: float) -> bool:
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
