@@ -1,0 +1,188 @@
+"""Ingest throughput: QoS 1 publish → InfluxDB-acknowledged, against two baselines in the same run.
+
+Figures printed:
+  raw     Mosquitto's own QoS 1 drain: mosquitto_pub into mosquitto_sub (the ceiling of the broker).
+  naive   a consumer that writes each message to InfluxDB on its own, then acks it.
+  ingest  Warmcard's ingest service: batched writes, acks after InfluxDB accepted the batch.
+
+Run: .venv/bin/python bench/ingest_throughput.py [--events 100000] [--naive-events 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from warmcard.contract import (
+    EVENTS_FILTER,
+    TapEvent,
+    events_topic,
+    format_ts,
+    new_event_id,
+    now_us,
+    parse_event,
+)
+from warmcard.servers import InfluxD, Mosquitto
+
+PUBLISHERS = 4
+
+
+def write_event_files(workdir: Path, total: int, prefix: str) -> list[tuple[str, Path]]:
+    """One file of JSON lines per simulated device, for mosquitto_pub -l."""
+    per_device = total // PUBLISHERS
+    start = now_us() - 6 * 3600 * 1_000_000
+    files = []
+    for d in range(PUBLISHERS):
+        device = f"{prefix}-{d}"
+        path = workdir / f"{device}.jsonl"
+        with path.open("w") as out:
+            for seq in range(1, per_device + 1):
+                ts = start + seq * 10
+                event = TapEvent(
+                    event_id=new_event_id(ts),
+                    device_id=device,
+                    seq=seq,
+                    ts=format_ts(ts),
+                    card_uid=f"04{seq % 0xFFFFFF:06X}A1B2C3",
+                    kind="check_in",
+                    person_id=f"p-{seq % 5000}",
+                )
+                out.write(event.to_bytes().decode() + "\n")
+        files.append((device, path))
+    return files
+
+
+def publish_all(port: int, files: list[tuple[str, Path]]) -> None:
+    """QoS 1 publishes from one mosquitto_pub per device, in parallel."""
+    procs = [
+        subprocess.Popen(
+            ["mosquitto_pub", "-p", str(port), "-V", "mqttv5", "-q", "1", "-l"]
+            + ["-i", f"bench-pub-{device}", "-t", events_topic(device)],
+            stdin=path.open("rb"),
+        )
+        for device, path in files
+    ]
+    for proc in procs:
+        if proc.wait() != 0:
+            raise RuntimeError("mosquitto_pub failed")
+
+
+def measure_raw(broker: Mosquitto, files: list[tuple[str, Path]], total: int) -> float:
+    sub = subprocess.Popen(
+        ["mosquitto_sub", "-p", str(broker.port), "-V", "mqttv5", "-q", "1"]
+        + ["-C", str(total), "-t", EVENTS_FILTER],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)  # let the subscription settle before the clock starts
+    start = time.perf_counter()
+    publish_all(broker.port, files)
+    sub.wait()
+    return total / (time.perf_counter() - start)
+
+
+def measure_naive(broker: Mosquitto, influx: InfluxD, files: list[tuple[str, Path]]) -> float:
+    """Each message: parse, one HTTP write of one point, then ack."""
+    db = "bench_naive"
+    httpx.post(f"{influx.url}/query", data={"q": f"CREATE DATABASE {db}"}).raise_for_status()
+    total = sum(1 for _, path in files for _ in path.open())
+    done = threading.Event()
+    received = 0
+    http = httpx.Client(base_url=influx.url)
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        nonlocal received
+        event = parse_event(msg.payload, msg.topic)
+        line = (
+            f"taps,device={event.device_id},kind={event.kind.value} "
+            f'seq={event.seq}i,event_id="{event.event_id}" {event.ts_us}'
+        )
+        http.post("/write", params={"db": db, "precision": "u"}, content=line).raise_for_status()
+        client.ack(msg.mid, msg.qos)
+        received += 1
+        if received >= total:
+            done.set()
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id="bench-naive",
+        protocol=mqtt.MQTTv5,
+        manual_ack=True,
+    )
+    client.on_message = on_message
+    client.connect("127.0.0.1", broker.port)
+    client.subscribe(EVENTS_FILTER, qos=1)
+    client.loop_start()
+    time.sleep(0.5)
+    start = time.perf_counter()
+    publish_all(broker.port, files)
+    done.wait(timeout=600)
+    elapsed = time.perf_counter() - start
+    client.loop_stop()
+    client.disconnect()
+    return received / elapsed
+
+
+def influx_count(influx: InfluxD, db: str) -> int:
+    resp = httpx.post(f"{influx.url}/query", data={"db": db, "q": "SELECT count(seq) FROM taps"})
+    series = resp.json()["results"][0].get("series")
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+def measure_ingest(
+    broker: Mosquitto, influx: InfluxD, files: list[tuple[str, Path]], total: int, workdir: Path
+) -> float:
+    from bench.ingest_harness import running_ingest
+
+    with running_ingest(broker, influx, [device for device, _ in files], workdir) as db:
+        start = time.perf_counter()
+        publish_all(broker.port, files)
+        deadline = time.monotonic() + 600
+        while influx_count(influx, db) < total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - start
+        stored = influx_count(influx, db)
+    if stored != total:
+        raise RuntimeError(f"ingest stored {stored} of {total} events")
+    return total / elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--naive-events", type=int, default=2_000)
+    args = parser.parse_args()
+    total = args.events - args.events % PUBLISHERS
+    naive_total = args.naive_events - args.naive_events % PUBLISHERS
+
+    with tempfile.TemporaryDirectory(prefix="warmcard-bench-") as tmp:
+        workdir = Path(tmp)
+        files = write_event_files(workdir, total, "bench")
+        (workdir / "naive").mkdir()
+        naive_files = write_event_files(workdir / "naive", naive_total, "naive")
+        with Mosquitto(workdir / "mosquitto") as broker, InfluxD(workdir / "influxd") as influx:
+            raw = measure_raw(broker, files, total)
+            naive = measure_naive(broker, influx, naive_files)
+            ingest = measure_ingest(broker, influx, files, total, workdir)
+
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    print(f"events: {total} (ingest, raw), {naive_total} (naive)")
+    print(f"raw mosquitto QoS1 drain   : {raw:10.0f} events/s")
+    print(f"naive write-per-message    : {naive:10.0f} events/s")
+    print(f"warmcard ingest            : {ingest:10.0f} events/s")
+    print(f"ingest / raw               : {ingest / raw:10.2f}")
+    print(f"ingest / naive             : {ingest / naive:10.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
