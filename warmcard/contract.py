@@ -346,8 +346,10 @@ class Roster(_Wire):
 # the schema and the cross-field rules.
 
 _UTF8_BOM = b"\xef\xbb\xbf"
-# A string token, or one bracket. Strings are skipped whole so brackets inside them don't count.
-_NESTING_TOKEN_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+# A JSON string, closed or not. Possessive quantifiers keep it linear: an unclosed string is
+# consumed to the end once instead of being rescanned from every escaped quote inside it.
+_STRING_TOKEN_RE = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
+_BRACKET_RE = re.compile(r"[\[\]{}]")
 _SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -388,13 +390,13 @@ def _check_nesting(text: str) -> None:
     if text.count("{") + text.count("[") <= MAX_NESTING:
         return
     depth = 0
-    for token in _NESTING_TOKEN_RE.finditer(text):
+    for token in _BRACKET_RE.finditer(_STRING_TOKEN_RE.sub("", text)):
         char = token.group()
         if char in "[{":
             depth += 1
             if depth > MAX_NESTING:
                 raise InvalidPayload(Reason.TOO_DEEP, f"nesting deeper than {MAX_NESTING}")
-        elif char in "]}":
+        else:
             depth -= 1
 
 
@@ -476,6 +478,8 @@ def parse_event(payload: bytes, topic: str, *, received_us: int | None = None) -
     Never raises anything else for any bytes and any topic string.
     """
     topic_device = device_from_topic(topic)
+    if not topic.endswith("/events"):
+        raise InvalidPayload(Reason.BAD_TOPIC, f"not an events topic: {topic[:200]!r}")
     data = decode_json(payload)
     _check_version(data)
     try:
