@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test check fmt bench clean
+.PHONY: setup demo test check fmt bench fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -24,6 +24,10 @@ fmt: setup
 
 bench: setup
 	$(PY) bench/ingest_throughput.py
+
+# Bad input must give a TapEvent or a named reason, never a crash or a stall (docs/protocol.md).
+fuzz: setup
+	$(PY) bench/fuzz_contract.py -n $(or $(FUZZ_N),100000) --seed $(or $(FUZZ_SEED),1)
 
 clean:
 	rm -rf run .pytest_cache .mypy_cache .ruff_cache build *.egg-info

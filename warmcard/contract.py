@@ -6,12 +6,11 @@ Both sides import this module and nothing else of each other. docs/protocol.md d
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
@@ -33,20 +32,35 @@ TOPIC_ROOT = "warmcard/v1/devices"
 EVENTS_FILTER = f"{TOPIC_ROOT}/+/events"
 STATUS_FILTER = f"{TOPIC_ROOT}/+/status"
 MAX_PAYLOAD_BYTES = 4096
-MAX_NESTING = 4
+MAX_NESTING = 4  # containers ({} or []) nested inside each other, the top level included
 MAX_SEQ = 2**53 - 1  # exact in JSON numbers and in InfluxDB int64 fields
+# Longer integer literals are never meaningful here; int() of a huge one costs quadratic time.
+MAX_INT_DIGITS = 40
 
 # Event times outside this window are wrong clocks, not real taps.
 EARLIEST_EVENT = datetime(2024, 1, 1, tzinfo=UTC)
 MAX_FUTURE_SKEW_S = 300
 
+# Identifier rules. Use them with fullmatch(). ASCII character classes only, never \d or \w:
+# those match full-width and other Unicode digits, which must not reach topics or InfluxDB tags.
 DEVICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 SITE_ID_RE = DEVICE_ID_RE
 PERSON_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 # ISO 14443A UIDs are 4, 7 or 10 bytes; canonical form is upper-case hex without separators.
+# Other spellings (lower case, "04:A1:..") are rejected, not normalised: the kiosk looked the card
+# up by its canonical UID, and the cloud keys on exact strings.
 CARD_UID_RE = re.compile(r"(?:[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20})")
-TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+TS_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{6})Z"
+)
 EVENT_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+HHMM_RE = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def _anchored(regex: re.Pattern[str]) -> str:
+    """The rule as a pydantic pattern: pydantic searches (Rust regex), so anchor both ends."""
+    # In Rust regex `$` without the m flag matches only at the very end (no trailing newline).
+    return f"^(?:{regex.pattern})$"
 
 
 class Kind(StrEnum):
@@ -98,15 +112,35 @@ class Reason(StrEnum):
     RETAINED = "retained"
     QOS0 = "qos0"
     CONFLICT = "conflict"
+    BOM = "bom"
+    HUGE_NUMBER = "huge_number"
+    MISSING_FIELD = "missing_field"
+    UNKNOWN_FIELD = "unknown_field"
+    BAD_TS = "bad_ts"
+    INCONSISTENT = "inconsistent"
+
+
+MAX_DETAIL_CHARS = 300
 
 
 class InvalidPayload(WarmcardError):
-    """A payload that breaks the contract; `reason` names the rule."""
+    """A payload that breaks the contract; `reason` names the rule.
+
+    `detail` is at most MAX_DETAIL_CHARS printable characters (control characters and lone
+    surrogates escaped), so it is safe to log, store and encode as UTF-8.
+    """
 
     def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(f"{reason.value}: {detail}")
+        if not detail.isprintable():
+            detail = ascii(detail)[1:-1]
+        detail = detail[:MAX_DETAIL_CHARS]
+        # Both in args, so the exception pickles (worker processes) and str() stays readable.
+        super().__init__(reason, detail)
         self.reason = reason
         self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.reason.value}: {self.detail}"
 
 
 # ---------------------------------------------------------------------------- topics
@@ -144,21 +178,39 @@ def device_from_topic(topic: str) -> str:
 # ---------------------------------------------------------------------------- time and ids
 
 
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY_US = 86_400_000_000
+# The wire format's range: 0001-01-01T00:00:00.000000Z ... 9999-12-31T23:59:59.999999Z.
+MIN_TS_US = (1 - _EPOCH_ORDINAL) * _DAY_US
+MAX_TS_US = (date.max.toordinal() + 1 - _EPOCH_ORDINAL) * _DAY_US - 1
+
+
 def format_ts(ts_us: int) -> str:
     """Microseconds since the epoch as the wire's UTC time: 2026-11-29T06:15:22.123456Z."""
-    dt = datetime.fromtimestamp(ts_us // 1_000_000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts_us % 1_000_000:06d}Z"
+    if not MIN_TS_US <= ts_us <= MAX_TS_US:
+        raise ValueError(f"{ts_us} µs is outside the years 1-9999")
+    # Arithmetic, not strftime: glibc's %Y does not zero-pad years before 1000.
+    days, us = divmod(ts_us, _DAY_US)
+    d = date.fromordinal(days + _EPOCH_ORDINAL)
+    seconds, us = divmod(us, 1_000_000)
+    minutes, s = divmod(seconds, 60)
+    h, m = divmod(minutes, 60)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{h:02d}:{m:02d}:{s:02d}.{us:06d}Z"
 
 
 def parse_ts(text: str) -> int:
-    """The wire's UTC timestamp as microseconds since the epoch."""
-    if not TS_RE.fullmatch(text):
+    """The wire's UTC timestamp as microseconds since the epoch; ValueError if malformed."""
+    match = TS_RE.fullmatch(text)
+    if match is None:
         raise ValueError(
             "timestamp must be UTC ISO 8601 with 6 fraction digits, "
             "e.g. 2026-11-29T06:15:22.123456Z"
         )
-    dt = datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    return int(dt.timestamp()) * 1_000_000 + int(text[20:26])
+    y, mo, d, h, mi, s, us = map(int, match.groups())
+    if h > 23 or mi > 59 or s > 59:  # no leap seconds: kiosks smear them (NTP)
+        raise ValueError(f"no such time of day: {text[11:19]}")
+    days = date(y, mo, d).toordinal() - _EPOCH_ORDINAL  # ValueError for 2026-02-30 and year 0
+    return (((days * 24 + h) * 60 + mi) * 60 + s) * 1_000_000 + us
 
 
 def new_event_id(ts_us: int) -> str:
@@ -191,14 +243,14 @@ class TapEvent(_Wire):
     """One tap, decided at the kiosk. Carries no names, only a pseudonymous person id."""
 
     v: Literal[1] = 1
-    event_id: str = Field(pattern=EVENT_ID_RE.pattern)
-    device_id: str = Field(pattern=DEVICE_ID_RE.pattern)
+    event_id: str = Field(pattern=_anchored(EVENT_ID_RE))
+    device_id: str = Field(pattern=_anchored(DEVICE_ID_RE))
     seq: StrictInt = Field(ge=1, le=MAX_SEQ)
-    ts: str
-    card_uid: str = Field(pattern=CARD_UID_RE.pattern)
+    ts: str = Field(pattern=_anchored(TS_RE))
+    card_uid: str = Field(pattern=_anchored(CARD_UID_RE))
     kind: Kind
     meal_period: MealPeriod | None = None
-    person_id: str | None = Field(default=None, pattern=PERSON_ID_RE.pattern)
+    person_id: str | None = Field(default=None, pattern=_anchored(PERSON_ID_RE))
     auto: StrictBool = False  # a check_out the kiosk made itself at closing time
     clock_synced: StrictBool = True  # False when the kiosk had no NTP sync at tap time
 
@@ -230,7 +282,7 @@ class DeviceStatus(_Wire):
     """Heartbeat on the retained status topic; the last-will sets state to offline."""
 
     v: Literal[1] = 1
-    device_id: str = Field(pattern=DEVICE_ID_RE.pattern)
+    device_id: str = Field(pattern=_anchored(DEVICE_ID_RE))
     state: Literal["online", "offline"]
     ts: str | None = None
     uptime_s: float | None = None
@@ -247,20 +299,20 @@ class DeviceStatus(_Wire):
 
 class MealWindow(_Wire):
     period: MealPeriod
-    start: str = Field(pattern=r"([01]\d|2[0-3]):[0-5]\d")
-    end: str = Field(pattern=r"([01]\d|2[0-3]):[0-5]\d")
+    start: str = Field(pattern=_anchored(HHMM_RE))
+    end: str = Field(pattern=_anchored(HHMM_RE))
 
 
 class DeviceConfig(_Wire):
     """Downlink, retained: what the cloud tells one kiosk about its site and mode."""
 
     v: Literal[1] = 1
-    device_id: str = Field(pattern=DEVICE_ID_RE.pattern)
-    site_id: str = Field(pattern=SITE_ID_RE.pattern)
+    device_id: str = Field(pattern=_anchored(DEVICE_ID_RE))
+    site_id: str = Field(pattern=_anchored(SITE_ID_RE))
     mode: Mode
     tz: str = "Asia/Shanghai"
-    opening: str = Field(default="07:00", pattern=r"([01]\d|2[0-3]):[0-5]\d")
-    closing: str = Field(default="18:00", pattern=r"([01]\d|2[0-3]):[0-5]\d")
+    opening: str = Field(default="07:00", pattern=_anchored(HHMM_RE))
+    closing: str = Field(default="18:00", pattern=_anchored(HHMM_RE))
     debounce_s: float = Field(default=10.0, ge=0, le=3600)
     meals: list[MealWindow] = Field(default_factory=list)
 
@@ -269,8 +321,8 @@ class DeviceConfig(_Wire):
 
 
 class RosterEntry(_Wire):
-    card_uid: str = Field(pattern=CARD_UID_RE.pattern)
-    person_id: str = Field(pattern=PERSON_ID_RE.pattern)
+    card_uid: str = Field(pattern=_anchored(CARD_UID_RE))
+    person_id: str = Field(pattern=_anchored(PERSON_ID_RE))
     display_name: str = Field(max_length=64)
 
 
@@ -278,7 +330,7 @@ class Roster(_Wire):
     """Downlink, retained: the site's cards, with the names its screen shows. Nothing more."""
 
     v: Literal[1] = 1
-    site_id: str = Field(pattern=SITE_ID_RE.pattern)
+    site_id: str = Field(pattern=_anchored(SITE_ID_RE))
     version: str
     entries: list[RosterEntry]
 
@@ -287,14 +339,28 @@ class Roster(_Wire):
 
 
 # ---------------------------------------------------------------------------- decoding
+#
+# Checks run in this order and the first failure names the reason (docs/protocol.md):
+# empty, too_large, bom, not_utf8, too_deep, invalid_json | duplicate_key | non_finite_number |
+# huge_number, not_utf8 (lone surrogate), not_an_object; then per payload type the version,
+# the schema and the cross-field rules.
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+# A JSON string, closed or not. Possessive quantifiers keep it linear: an unclosed string is
+# consumed to the end once instead of being rescanned from every escaped quote inside it.
+_STRING_TOKEN_RE = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
+_BRACKET_RE = re.compile(r"[\[\]{}]")
+_SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise InvalidPayload(Reason.DUPLICATE_KEY, f"key {key[:50]!r} appears twice")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InvalidPayload(Reason.DUPLICATE_KEY, f"key {key[:50]!r} appears twice")
+            seen.add(key)
     return result
 
 
@@ -302,12 +368,36 @@ def _reject_constant(name: str) -> float:
     raise InvalidPayload(Reason.NON_FINITE_NUMBER, f"{name} is not a JSON number")
 
 
-def _depth(value: Any, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (_INF, -_INF):  # 1e400 is valid JSON that no double can hold
+        raise InvalidPayload(Reason.HUGE_NUMBER, f"{text[:40]} overflows a double")
+    return value
+
+
+_INF = float("inf")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise InvalidPayload(Reason.HUGE_NUMBER, f"integer of {len(text)} digits")
+    return int(text)
+
+
+def _check_nesting(text: str) -> None:
+    """Reject nesting deeper than MAX_NESTING before json.loads recurses into it."""
+    # Only a text with more brackets than the limit can be too deep; valid events have one.
+    if text.count("{") + text.count("[") <= MAX_NESTING:
+        return
+    depth = 0
+    for token in _BRACKET_RE.finditer(_STRING_TOKEN_RE.sub("", text)):
+        char = token.group()
+        if char in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise InvalidPayload(Reason.TOO_DEEP, f"nesting deeper than {MAX_NESTING}")
+        else:
+            depth -= 1
 
 
 def decode_json(payload: bytes, limit: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
@@ -316,40 +406,82 @@ def decode_json(payload: bytes, limit: int = MAX_PAYLOAD_BYTES) -> dict[str, Any
         raise InvalidPayload(Reason.EMPTY, "empty payload")
     if len(payload) > limit:
         raise InvalidPayload(Reason.TOO_LARGE, f"{len(payload)} bytes, limit {limit}")
+    if payload.startswith(_UTF8_BOM):
+        raise InvalidPayload(Reason.BOM, "payload starts with a UTF-8 byte order mark")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidPayload(Reason.NOT_UTF8, str(exc)) from None
+    _check_nesting(text)
     try:
         data = json.loads(
-            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant
+            text,
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
         )
-    except RecursionError:
+    except RecursionError:  # unreachable after _check_nesting; kept as a last line of defence
         raise InvalidPayload(Reason.TOO_DEEP, "nesting too deep") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or a number Python refuses to convert
         raise InvalidPayload(Reason.INVALID_JSON, str(exc)) from None
+    if _SURROGATE_ESCAPE_RE.search(text):
+        # JSON may escape a lone surrogate ("\ud800"); no UTF-8 text can hold the result.
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidPayload(Reason.NOT_UTF8, "lone surrogate in a \\u escape") from None
     if not isinstance(data, dict):
         raise InvalidPayload(Reason.NOT_AN_OBJECT, f"top level is {type(data).__name__}")
-    if _depth(data) > MAX_NESTING:
-        raise InvalidPayload(Reason.TOO_DEEP, f"nesting deeper than {MAX_NESTING}")
-    for value in data.values():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidPayload(Reason.NON_FINITE_NUMBER, "non-finite number")
     return data
 
 
+def _check_version(data: dict[str, Any]) -> None:
+    if "v" not in data:
+        raise InvalidPayload(Reason.MISSING_FIELD, "v: field required")
+    version = data["v"]
+    if type(version) is not int or version != SCHEMA_VERSION:  # true and 1.0 are not 1
+        raise InvalidPayload(Reason.UNKNOWN_VERSION, f"schema version {version!r:.50}")
+
+
 def _schema_error(exc: ValidationError) -> InvalidPayload:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "payload"
-    return InvalidPayload(Reason.SCHEMA, f"{where}: {first['msg']}")
+    """The most telling of pydantic's errors, as one named reason."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+
+    def where(error: Any) -> str:
+        return ".".join(str(p) for p in error["loc"]) or "payload"
+
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    # Precedence: a smuggled field (a name?) first, then missing fields, then the timestamp.
+    for kind, reason in (
+        ("extra_forbidden", Reason.UNKNOWN_FIELD),
+        ("missing", Reason.MISSING_FIELD),
+    ):
+        for error in errors:
+            if error["type"] == kind:
+                return InvalidPayload(reason, f"{where(error)!r:.60}: {error['msg']}{more}")
+    for error in errors:
+        if error["loc"][:1] == ("ts",):
+            return InvalidPayload(Reason.BAD_TS, f"ts: {error['msg']}{more}")
+    first = errors[0]
+    if not first["loc"] and first["type"] == "value_error":  # a model validator's rule
+        return InvalidPayload(Reason.INCONSISTENT, first["msg"].removeprefix("Value error, "))
+    return InvalidPayload(Reason.SCHEMA, f"{where(first)}: {first['msg']}{more}")
+
+
+_EARLIEST_EVENT_US = int(EARLIEST_EVENT.timestamp()) * 1_000_000
 
 
 def parse_event(payload: bytes, topic: str, *, received_us: int | None = None) -> TapEvent:
-    """Validate one message from an events topic; raises InvalidPayload naming the broken rule."""
+    """Validate one message from an events topic; raises InvalidPayload naming the broken rule.
+
+    Never raises anything else for any bytes and any topic string.
+    """
     topic_device = device_from_topic(topic)
+    if not topic.endswith("/events"):
+        raise InvalidPayload(Reason.BAD_TOPIC, f"not an events topic: {topic[:200]!r}")
     data = decode_json(payload)
-    if data.get("v") != SCHEMA_VERSION:
-        raise InvalidPayload(Reason.UNKNOWN_VERSION, f"schema version {data.get('v')!r}")
+    _check_version(data)
     try:
         event = TapEvent.model_validate(data)
     except ValidationError as exc:
@@ -359,7 +491,7 @@ def parse_event(payload: bytes, topic: str, *, received_us: int | None = None) -
             Reason.DEVICE_MISMATCH, f"payload says {event.device_id}, topic says {topic_device}"
         )
     ts_us = event.ts_us
-    if ts_us < int(EARLIEST_EVENT.timestamp()) * 1_000_000:
+    if ts_us < _EARLIEST_EVENT_US:
         raise InvalidPayload(Reason.CLOCK_PAST, f"event time {event.ts} is before 2024")
     now = now_us() if received_us is None else received_us
     if ts_us > now + MAX_FUTURE_SKEW_S * 1_000_000:
@@ -370,8 +502,7 @@ def parse_event(payload: bytes, topic: str, *, received_us: int | None = None) -
 def parse_model(model: type[M], payload: bytes) -> M:
     """Validate a status, config or roster payload."""
     data = decode_json(payload, limit=1_048_576 if model is Roster else MAX_PAYLOAD_BYTES)
-    if data.get("v") != SCHEMA_VERSION:
-        raise InvalidPayload(Reason.UNKNOWN_VERSION, f"schema version {data.get('v')!r}")
+    _check_version(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
