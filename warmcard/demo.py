@@ -1,9 +1,256 @@
-"""`warmcard demo`: the whole pipeline on real servers with simulated kiosks and a live page."""
+"""`warmcard demo`: the whole pipeline on real servers, with simulated kiosks and a live page.
+
+It starts Mosquitto and InfluxDB with the repo's configs in a local run folder, fills the
+registry with fictional Dali courtyards, starts ingest, then simulated kiosks (an entrance and
+a canteen per site) that play a day compressed into about 25 minutes: the sites' opening hours
+and meal windows are set relative to the demo's start, so every tap carries the real time.
+"""
 
 from __future__ import annotations
 
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import httpx
 import typer
+
+from warmcard.demo_seed import SeedSite, make_seed
+from warmcard.servers import InfluxD, Mosquitto, free_port
+
+DEMO_TZ = "Asia/Shanghai"
+
+
+def _port(preferred: int) -> int:
+    """The usual port when it is free, so the URL is predictable; any free port otherwise."""
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
+def compressed_day(now: datetime) -> dict[str, str]:
+    """Opening hours and meal windows for a day played in ~25 minutes from `now` (site time)."""
+    # Near midnight the day would wrap to tomorrow; start it earlier instead.
+    base = min(now, now.replace(hour=23, minute=30, second=0, microsecond=0))
+
+    def at(minutes: int) -> str:
+        return (base + timedelta(minutes=minutes)).strftime("%H:%M")
+
+    return {
+        "opening": at(-1),
+        "closing": at(25),
+        "breakfast": f"{at(1)}-{at(6)}",
+        "lunch": f"{at(9)}-{at(15)}",
+        "dinner": f"{at(18)}-{at(23)}",
+    }
+
+
+def write_seed_csvs(folder: Path, sites: list[SeedSite], day: dict[str, str]) -> dict[str, Path]:
+    """The registry CSV files (docs/registry-csv.md) for the seed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tables: dict[str, tuple[list[str], list[list[object]]]] = {
+        "sites": (
+            ["site_id", "name_zh", "name_en", "tz", "capacity", "opening", "closing"]
+            + ["breakfast", "lunch", "dinner"],
+            [
+                [s.site_id, s.name_zh, s.name_en, DEMO_TZ, s.capacity, day["opening"]]
+                + [day["closing"], day["breakfast"], day["lunch"], day["dinner"]]
+                for s in sites
+            ],
+        ),
+        "devices": (
+            ["device_id", "site_id", "mode", "debounce_s"],
+            [
+                row
+                for s in sites
+                for row in (
+                    [s.entrance_device, s.site_id, "entrance", 10],
+                    [s.canteen_device, s.site_id, "canteen", 10],
+                )
+            ],
+        ),
+        "people": (
+            ["person_id", "display_name", "site_id"],
+            [[p.person_id, p.display_name, s.site_id] for s in sites for p in s.people],
+        ),
+        "cards": (
+            ["card_uid", "person_id", "active"],
+            [[p.card_uid, p.person_id, 1] for s in sites for p in s.people],
+        ),
+    }
+    paths = {}
+    for name, (header, rows) in tables.items():
+        path = folder / f"{name}.csv"
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(header)
+            writer.writerows(rows)
+        paths[name] = path
+    return paths
+
+
+def import_seed(registry_path: Path, csvs: dict[str, Path]) -> None:
+    from cloud_ingest.importer import import_csv
+    from cloud_ingest.registry import Registry
+
+    registry = Registry(registry_path)
+    try:
+        import_csv(registry, **csvs)
+    finally:
+        registry.close()
+
+
+def write_ingest_config(
+    path: Path, run_dir: Path, broker: Mosquitto, influx: InfluxD, api_port: int
+) -> None:
+    path.write_text(
+        f"""# Written by `warmcard demo`.
+client_id = "demo-ingest-1"
+registry_path = "{run_dir / "registry.sqlite3"}"
+deadletter_path = "{run_dir / "deadletter.sqlite3"}"
+live_resync_s = 10
+status_stale_s = 60
+
+[mqtt]
+host = "127.0.0.1"
+port = {broker.port}
+
+[influx]
+url = "{influx.url}"
+database = "warmcard"
+
+[api]
+host = "127.0.0.1"
+port = {api_port}
+"""
+    )
+
+
+def _warmcard(*args: str) -> list[str]:
+    return [sys.executable, "-m", "warmcard", *args]
+
+
+@contextmanager
+def _child(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ingest exited with code {proc.returncode}; see {log}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"ingest did not answer on {url} within {timeout:.0f} s; see {log}")
+
+
+def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> int:
+    """Run everything until Ctrl-C (or `duration` seconds); returns the exit code."""
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    logs = run_dir / "logs"
+    logs.mkdir()
+
+    now = datetime.now(ZoneInfo(DEMO_TZ))
+    seed_sites = make_seed(sites, seed)
+    csvs = write_seed_csvs(run_dir / "seed", seed_sites, compressed_day(now))
+
+    stop = False
+
+    def _on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+    with ExitStack() as stack:
+        broker = stack.enter_context(Mosquitto(run_dir / "mosquitto", port=_port(1883)))
+        influx = stack.enter_context(InfluxD(run_dir / "influxd", port=_port(8086)))
+        import_seed(run_dir / "registry.sqlite3", csvs)
+
+        api_port = _port(8080)
+        url = f"http://127.0.0.1:{api_port}"
+        config = run_dir / "ingest.toml"
+        write_ingest_config(config, run_dir, broker, influx, api_port)
+        ingest_log = logs / "ingest.log"
+        ingest = stack.enter_context(
+            _child(_warmcard("ingest", "--config", str(config)), ingest_log)
+        )
+        _wait_healthy(url, ingest, ingest_log, timeout=60)
+
+        devices = [d for s in seed_sites for d in (s.entrance_device, s.canteen_device)]
+        sim_args = ["simulate", "--broker-host", "127.0.0.1", "--broker-port", str(broker.port)]
+        sim_args += ["--run-dir", str(run_dir / "kiosks"), "--seed", str(seed)]
+        for device in devices:
+            sim_args += ["--device", device]
+        sim_log = logs / "kiosks.log"
+        sim = stack.enter_context(_child(_warmcard(*sim_args), sim_log))
+
+        print(
+            f"Warmcard 演示已启动 demo running: {len(seed_sites)} 个院 sites, {len(devices)} 台终端 kiosks"
+        )
+        print(f"实时页面 Live page: {url}/")
+        print(f"日志 Logs: {logs}    按 Ctrl-C 停止 Press Ctrl-C to stop", flush=True)
+
+        deadline = None if duration is None else time.monotonic() + duration
+        while not stop and (deadline is None or time.monotonic() < deadline):
+            for name, proc, log in (("ingest", ingest, ingest_log), ("kiosks", sim, sim_log)):
+                if proc.poll() is not None:
+                    print(f"{name} 已退出 exited ({proc.returncode}); see {log}", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+        print("正在停止 Stopping…", flush=True)
+    print("已停止 Stopped.")
+    return 0
 
 
 def register(app: typer.Typer) -> None:
     """Add the demo command."""
+
+    @app.command("demo")
+    def demo(
+        run_dir: Annotated[Path, typer.Option(help="Folder for servers, data and logs.")] = Path(
+            "run/demo"
+        ),
+        sites: Annotated[int, typer.Option(min=1, max=6, help="Simulated sites.")] = 4,
+        seed: Annotated[int, typer.Option(help="Seed of the simulated day.")] = 7,
+        duration: Annotated[
+            float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+        ] = None,
+    ) -> None:
+        """Run the whole pipeline with simulated kiosks and a live page."""
+        os.environ.setdefault("PYTHONUNBUFFERED", "1")
+        raise typer.Exit(run_demo(run_dir, sites, seed, duration))
