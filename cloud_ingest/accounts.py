@@ -159,10 +159,38 @@ def normalise_username(text: str) -> str:
 
 
 _COMMON_WORDS = PLACEHOLDER_SECRETS | frozenset(
-    "admin administrator warmcard passw0rd password changeme letmein welcome qwerty abc abcd"
-    " iloveyou woaini dali root test user guest default example".split()
+    [
+        "admin",
+        "administrator",
+        "warmcard",
+        "passw0rd",
+        "password",
+        "changeme",
+        "letmein",
+        "welcome",
+        "qwerty",
+        "abc",
+        "abcd",
+        "iloveyou",
+        "woaini",
+        "dali",
+        "root",
+        "test",
+        "user",
+        "guest",
+        "default",
+        "example",
+    ]
 )
-_RUNS = "0123456789 1234567890 9876543210 qwertyuiop asdfghjkl zxcvbnm abcdefghij".split()
+_RUNS = [
+    "0123456789",
+    "1234567890",
+    "9876543210",
+    "qwertyuiop",
+    "asdfghjkl",
+    "zxcvbnm",
+    "abcdefghij",
+]
 
 
 def check_password_policy(password: str, username: str = "") -> None:
@@ -246,6 +274,9 @@ def csrf_matches(expected: str, submitted: str | None) -> bool:
     return bool(submitted) and hmac.compare_digest(expected.encode(), (submitted or "").encode())
 
 
+_DUMMY_HASHES: dict[tuple[int, int, int, int, int, str], str] = {}
+
+
 class AccountStore:
     """Users, grants, sessions and login limits in one SQLite connection.
 
@@ -265,7 +296,6 @@ class AccountStore:
         self.hasher = hasher or PasswordHasher()
         self.limits = limits or LoginLimits()
         self.policy = sessions or SessionPolicy()
-        self._dummy_hash: str | None = None
 
     # --- users and grants -------------------------------------------------------------
 
@@ -410,11 +440,15 @@ class AccountStore:
             )
 
     def _verify_dummy(self, password: str) -> None:
-        # Unknown users cost the same argon2 work as known ones, so timing does not tell them apart.
-        if self._dummy_hash is None:
-            self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+        # Unknown users cost the same argon2 work as known ones, so timing does not tell them
+        # apart. The dummy hash is made once per hasher, not per store (a store lives one request).
+        h = self.hasher
+        key = (h.time_cost, h.memory_cost, h.parallelism, h.hash_len, h.salt_len, h.type.name)
+        dummy = _DUMMY_HASHES.get(key)
+        if dummy is None:
+            dummy = _DUMMY_HASHES.setdefault(key, self.hasher.hash(secrets.token_urlsafe(16)))
         with contextlib.suppress(VerificationError):
-            self.hasher.verify(self._dummy_hash, password)
+            self.hasher.verify(dummy, password)
 
     def authenticate(self, username: str, password: str, client_ip: str) -> User:
         """Check credentials under the login limits; raise LoginRefused, the same for any name.
