@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from cloud_ingest import areas, console_db
@@ -97,8 +98,12 @@ def get_auth_config(request: Request) -> AuthConfig:
 
 
 def get_account_store(config: AuthConfigDep) -> Iterator[AccountStore]:
-    """One SQLite connection per request; sqlite3 connections must not cross threads."""
-    conn = sqlite3.connect(config.db_path, timeout=10.0)
+    """One SQLite connection per request.
+
+    FastAPI may run a request's dependencies and its endpoint on different threads, so the
+    connection is opened without the same-thread check; it is still used by one request only.
+    """
+    conn = sqlite3.connect(config.db_path, timeout=10.0, check_same_thread=False)
     conn.execute("PRAGMA foreign_keys=ON")
     try:
         yield AccountStore(conn, config.clock, config.hasher, config.limits, config.sessions)
@@ -358,6 +363,22 @@ async def login(
             raise HTTPException(status.HTTP_403_FORBIDDEN, CSRF_FAILED)
         return _login_page(config, _new_login_csrf(), next_path, username, CSRF_FAILED, 403)
 
+    # argon2 costs tens of milliseconds of CPU and SQLite may wait on a lock: not on the loop.
+    return await run_in_threadpool(
+        _finish_login, request, config, store, username, password, next_path, as_json
+    )
+
+
+def _finish_login(
+    request: Request,
+    config: AuthConfig,
+    store: AccountStore,
+    username: str,
+    password: str,
+    next_path: str,
+    as_json: bool,
+) -> Response:
+    cookie_csrf = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     try:
         user = store.authenticate(username, password, _client_ip(request))
     except LoginRefused as exc:
