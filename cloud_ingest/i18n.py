@@ -30,6 +30,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Too many attempts; try again in {minutes} min",
     ),
     "not_found": ("未找到", "Not found"),
+    "login_needed": ("请先登录", "Please log in"),
+    "csrf_failed": ("表单已过期，请刷新页面", "Form expired or forged; reload the page"),
     "forbidden": ("无权操作", "Not allowed"),
     "prefecture": ("州", "Prefecture"),
     "county": ("县市", "County"),

@@ -29,7 +29,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from cloud_ingest import areas, console_db
+from cloud_ingest import areas, console_db, i18n
 from cloud_ingest.accounts import (
     AccountStore,
     Action,
@@ -53,10 +53,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SiteLocator = Callable[[sqlite3.Connection, str], str | None]
 """site_id -> area path, or None if unknown; reads the console database."""
 
-NOT_FOUND = "未找到 Not found"
-LOGIN_NEEDED = "请先登录 Please log in"
-FORBIDDEN = "无权操作 Not allowed"
-CSRF_FAILED = "表单已过期，请刷新页面 Form expired or forged; reload the page"
+NOT_FOUND = i18n.both("not_found")
+LOGIN_NEEDED = i18n.both("login_needed")
+FORBIDDEN = i18n.both("forbidden")
+CSRF_FAILED = i18n.both("csrf_failed")
 
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
