@@ -1,0 +1,157 @@
+"""Console wording (zh-CN by default, English on request) and times shown in a site's zone.
+
+Wire timestamps are UTC microseconds (warmcard.contract); people read them in the site's
+local zone, Asia/Shanghai unless the site's DeviceConfig says otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cloud_ingest.console_errors import UnknownTimezone
+
+ZH = "zh-CN"
+EN = "en"
+DEFAULT_LANG = ZH
+DEFAULT_TZ = "Asia/Shanghai"
+
+# key -> (zh-CN, English). Keep keys stable: templates and exports refer to them.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "app_name": ("温馨卡", "Warmcard"),
+    "login": ("登录", "Log in"),
+    "logout": ("退出", "Log out"),
+    "username": ("用户名", "Username"),
+    "password": ("密码", "Password"),
+    "wrong_credentials": ("用户名或密码错误", "Wrong username or password"),
+    "too_many_attempts": (
+        "尝试次数过多，请 {minutes} 分钟后再试",
+        "Too many attempts; try again in {minutes} min",
+    ),
+    "not_found": ("未找到", "Not found"),
+    "login_needed": ("请先登录", "Please log in"),
+    "csrf_failed": ("表单已过期，请刷新页面", "Form expired or forged; reload the page"),
+    "forbidden": ("无权操作", "Not allowed"),
+    "prefecture": ("州", "Prefecture"),
+    "county": ("县市", "County"),
+    "township": ("乡镇", "Township"),
+    "site": ("小院/社区", "Courtyard/community"),
+    "overview": ("总览", "Overview"),
+    "occupancy": ("在院人数", "People present"),
+    "check_ins": ("签到人次", "Check-ins"),
+    "meals": ("用餐份数", "Meals served"),
+    "devices": ("设备", "Devices"),
+    "device_online": ("在线", "Online"),
+    "device_offline": ("离线", "Offline"),
+    "last_seen": ("最后联系", "Last seen"),
+    "wellbeing_alerts": ("关爱提醒", "Well-being alerts"),
+    "not_seen_days": ("已 {days} 天未到院", "Not seen for {days} days"),
+    "fraud_alerts": ("异常用餐提醒", "Anti-fraud alerts"),
+    "monthly_report": ("月度报表", "Monthly report"),
+    "export_csv": ("导出 CSV", "Export CSV"),
+    "export_xlsx": ("导出 Excel", "Export Excel"),
+    "date": ("日期", "Date"),
+    "time": ("时间", "Time"),
+    "total": ("合计", "Total"),
+    "people": ("人员", "People"),
+    "cards": ("卡片", "Cards"),
+    "users": ("用户", "Users"),
+    "role_viewer": ("查看员", "Viewer"),
+    "role_manager": ("管理员", "Manager"),
+    "role_admin": ("系统管理员", "Administrator"),
+    "just_now": ("刚刚", "just now"),
+    "minutes_ago": ("{n} 分钟前", "{n} min ago"),
+    "hours_ago": ("{n} 小时前", "{n} h ago"),
+    "days_ago": ("{n} 天前", "{n} days ago"),
+}
+
+
+def pick_lang(requested: str | None) -> str:
+    """The page language: English only when asked for (?lang=en or a cookie), else zh-CN."""
+    if requested and requested.strip().lower().split("-")[0] == "en":
+        return EN
+    return ZH
+
+
+def t(key: str, lang: str = DEFAULT_LANG, **params: object) -> str:
+    """One message in one language; a missing key is a programming error (KeyError)."""
+    zh, en = MESSAGES[key]
+    return (en if lang == EN else zh).format(**params)
+
+
+def both(key: str, **params: object) -> str:
+    """zh-CN first with English beside it, the project's form for user-facing text."""
+    zh, en = MESSAGES[key]
+    return f"{zh.format(**params)} {en.format(**params)}"
+
+
+@lru_cache(maxsize=64)
+def zone(name: str | None = None) -> ZoneInfo:
+    """A tz database zone; None means Asia/Shanghai. Raise UnknownTimezone for a bad name."""
+    try:
+        return ZoneInfo(name or DEFAULT_TZ)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UnknownTimezone(
+            f"未知时区 unknown time zone {name!r}; use a tz database name like Asia/Shanghai"
+        ) from None
+
+
+def to_local(ts: int | datetime, tz: str | None = None) -> datetime:
+    """An aware local datetime from wire microseconds or an aware datetime; naive is refused."""
+    if isinstance(ts, datetime):
+        if ts.tzinfo is None or ts.utcoffset() is None:
+            raise ValueError(f"naive datetime {ts!r}: say which zone it is in")
+        return ts.astimezone(zone(tz))
+    return datetime.fromtimestamp(ts / 1_000_000, UTC).astimezone(zone(tz))
+
+
+def format_ts(ts: int | datetime, tz: str | None = None, seconds: bool = False) -> str:
+    """'2024-05-01 12:30' in the site's zone; the same digits in both languages."""
+    return to_local(ts, tz).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def format_date(day: date, lang: str = DEFAULT_LANG) -> str:
+    """'2024年5月1日' or '1 May 2024'."""
+    if lang == EN:
+        return f"{day.day} {day.strftime('%b')} {day.year}"
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def format_month(year: int, month: int, lang: str = DEFAULT_LANG) -> str:
+    """'2024年5月' or 'May 2024', for report titles."""
+    if lang == EN:
+        return date(year, month, 1).strftime("%B %Y")
+    return f"{year}年{month}月"
+
+
+def format_ago(seconds: float, lang: str = DEFAULT_LANG) -> str:
+    """'3 分钟前' / '3 min ago', for device last-seen and similar."""
+    if seconds < 60:
+        return t("just_now", lang)
+    if seconds < 3600:
+        return t("minutes_ago", lang, n=int(seconds // 60))
+    if seconds < 86400:
+        return t("hours_ago", lang, n=int(seconds // 3600))
+    return t("days_ago", lang, n=int(seconds // 86400))
+
+
+def day_bounds_us(day: date, tz: str | None = None) -> tuple[int, int]:
+    """[start, end) of a local calendar day in wire microseconds, for InfluxQL time ranges."""
+    z = zone(tz)
+    start = datetime(day.year, day.month, day.day, tzinfo=z)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=z)
+    return _us(start), _us(end)
+
+
+def month_bounds_us(year: int, month: int, tz: str | None = None) -> tuple[int, int]:
+    """[start, end) of a local calendar month in wire microseconds, for monthly reports."""
+    z = zone(tz)
+    start = datetime(year, month, 1, tzinfo=z)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=z)
+    return _us(start), _us(end)
+
+
+def _us(moment: datetime) -> int:
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
