@@ -25,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from warmcard.contract import (
     EVENTS_FILTER,
+    Kind,
     TapEvent,
     events_topic,
     format_ts,
@@ -32,7 +33,8 @@ from warmcard.contract import (
     now_us,
     parse_event,
 )
-from warmcard.servers import InfluxD, Mosquitto
+from warmcard.demo import import_seed
+from warmcard.servers import InfluxD, Ingest, Mosquitto
 
 PUBLISHERS = 4
 
@@ -54,7 +56,7 @@ def write_event_files(workdir: Path, total: int, prefix: str) -> list[tuple[str,
                     seq=seq,
                     ts=format_ts(ts),
                     card_uid=f"04{seq % 0xFFFFFF:06X}A1B2C3",
-                    kind="check_in",
+                    kind=Kind.CHECK_IN,
                     person_id=f"p-{seq % 5000}",
                 )
                 out.write(event.to_bytes().decode() + "\n")
@@ -66,8 +68,20 @@ def publish_all(port: int, files: list[tuple[str, Path]]) -> None:
     """QoS 1 publishes from one mosquitto_pub per device, in parallel."""
     procs = [
         subprocess.Popen(
-            ["mosquitto_pub", "-p", str(port), "-V", "mqttv5", "-q", "1", "-l"]
-            + ["-i", f"bench-pub-{device}", "-t", events_topic(device)],
+            [
+                "mosquitto_pub",
+                "-p",
+                str(port),
+                "-V",
+                "mqttv5",
+                "-q",
+                "1",
+                "-l",
+                "-i",
+                f"bench-pub-{device}",
+                "-t",
+                events_topic(device),
+            ],
             stdin=path.open("rb"),
         )
         for device, path in files
@@ -79,8 +93,20 @@ def publish_all(port: int, files: list[tuple[str, Path]]) -> None:
 
 def measure_raw(broker: Mosquitto, files: list[tuple[str, Path]], total: int) -> float:
     sub = subprocess.Popen(
-        ["mosquitto_sub", "-p", str(broker.port), "-V", "mqttv5", "-q", "1"]
-        + ["-C", str(total), "-t", EVENTS_FILTER],
+        [
+            "mosquitto_sub",
+            "-p",
+            str(broker.port),
+            "-V",
+            "mqttv5",
+            "-q",
+            "1",
+            "-C",
+            str(total),
+            "-t",
+            EVENTS_FILTER,
+            Kind,
+        ],
         stdout=subprocess.DEVNULL,
     )
     time.sleep(0.5)  # let the subscription settle before the clock starts
@@ -101,7 +127,7 @@ def measure_naive(broker: Mosquitto, influx: InfluxD, files: list[tuple[str, Pat
 
     def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         nonlocal received
-        event = parse_event(msg.payload, msg.topic)
+        event = parse_event(bytes(msg.payload), msg.topic)
         line = (
             f"taps,device={event.device_id},kind={event.kind.value} "
             f'seq={event.seq}i,event_id="{event.event_id}" {event.ts_us}'
@@ -141,9 +167,24 @@ def influx_count(influx: InfluxD, db: str) -> int:
 def measure_ingest(
     broker: Mosquitto, influx: InfluxD, files: list[tuple[str, Path]], total: int, workdir: Path
 ) -> float:
-    from bench.ingest_harness import running_ingest
-
-    with running_ingest(broker, influx, [device for device, _ in files], workdir) as db:
+    db = "bench_ingest"
+    seed = workdir / "seed"
+    seed.mkdir()
+    (seed / "sites.csv").write_text("site_id,name_zh\nbench-site,基准测试院\n")
+    (seed / "devices.csv").write_text(
+        "device_id,site_id,mode\n" + "".join(f"{d},bench-site,entrance\n" for d, _ in files)
+    )
+    import_seed(
+        workdir / "registry.sqlite3", {"sites": seed / "sites.csv", "devices": seed / "devices.csv"}
+    )
+    with Ingest(
+        workdir / "ingest",
+        broker=broker,
+        influx=influx,
+        database=db,
+        client_id="bench-ingest",
+        registry_path=workdir / "registry.sqlite3",
+    ):
         start = time.perf_counter()
         publish_all(broker.port, files)
         deadline = time.monotonic() + 600

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-import httpx
 import typer
 
 from warmcard.demo_seed import SeedSite, make_seed
-from warmcard.servers import InfluxD, Mosquitto, free_port
+from warmcard.servers import InfluxD, Ingest, Mosquitto, free_port
 
 DEMO_TZ = "Asia/Shanghai"
 
@@ -65,11 +64,31 @@ def write_seed_csvs(folder: Path, sites: list[SeedSite], day: dict[str, str]) ->
     folder.mkdir(parents=True, exist_ok=True)
     tables: dict[str, tuple[list[str], list[list[object]]]] = {
         "sites": (
-            ["site_id", "name_zh", "name_en", "tz", "capacity", "opening", "closing"]
-            + ["breakfast", "lunch", "dinner"],
             [
-                [s.site_id, s.name_zh, s.name_en, DEMO_TZ, s.capacity, day["opening"]]
-                + [day["closing"], day["breakfast"], day["lunch"], day["dinner"]]
+                "site_id",
+                "name_zh",
+                "name_en",
+                "tz",
+                "capacity",
+                "opening",
+                "closing",
+                "breakfast",
+                "lunch",
+                "dinner",
+            ],
+            [
+                [
+                    s.site_id,
+                    s.name_zh,
+                    s.name_en,
+                    DEMO_TZ,
+                    s.capacity,
+                    day["opening"],
+                    day["closing"],
+                    day["breakfast"],
+                    day["lunch"],
+                    day["dinner"],
+                ]
                 for s in sites
             ],
         ),
@@ -115,32 +134,6 @@ def import_seed(registry_path: Path, csvs: dict[str, Path]) -> None:
         registry.close()
 
 
-def write_ingest_config(
-    path: Path, run_dir: Path, broker: Mosquitto, influx: InfluxD, api_port: int
-) -> None:
-    path.write_text(
-        f"""# Written by `warmcard demo`.
-client_id = "demo-ingest-1"
-registry_path = "{run_dir / "registry.sqlite3"}"
-deadletter_path = "{run_dir / "deadletter.sqlite3"}"
-live_resync_s = 10
-status_stale_s = 60
-
-[mqtt]
-host = "127.0.0.1"
-port = {broker.port}
-
-[influx]
-url = "{influx.url}"
-database = "warmcard"
-
-[api]
-host = "127.0.0.1"
-port = {api_port}
-"""
-    )
-
-
 def _warmcard(*args: str) -> list[str]:
     return [sys.executable, "-m", "warmcard", *args]
 
@@ -159,20 +152,6 @@ def _child(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ingest exited with code {proc.returncode}; see {log}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"ingest did not answer on {url} within {timeout:.0f} s; see {log}")
 
 
 def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> int:
@@ -201,15 +180,17 @@ def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> in
         influx = stack.enter_context(InfluxD(run_dir / "influxd", port=_port(8086)))
         import_seed(run_dir / "registry.sqlite3", csvs)
 
-        api_port = _port(8080)
-        url = f"http://127.0.0.1:{api_port}"
-        config = run_dir / "ingest.toml"
-        write_ingest_config(config, run_dir, broker, influx, api_port)
-        ingest_log = logs / "ingest.log"
-        ingest = stack.enter_context(
-            _child(_warmcard("ingest", "--config", str(config)), ingest_log)
+        ingest = Ingest(
+            run_dir / "ingest",
+            port=_port(8080),
+            broker=broker,
+            influx=influx,
+            client_id="demo-ingest-1",
+            registry_path=run_dir / "registry.sqlite3",
+            extra_toml="live_resync_s = 10\nstatus_stale_s = 60",
         )
-        _wait_healthy(url, ingest, ingest_log, timeout=60)
+        stack.enter_context(ingest)
+        url = ingest.url
 
         devices = [d for s in seed_sites for d in (s.entrance_device, s.canteen_device)]
         sim_args = ["simulate", "--broker-host", "127.0.0.1", "--broker-port", str(broker.port)]
@@ -219,17 +200,19 @@ def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> in
         sim_log = logs / "kiosks.log"
         sim = stack.enter_context(_child(_warmcard(*sim_args), sim_log))
 
-        print(
-            f"Warmcard 演示已启动 demo running: {len(seed_sites)} 个院 sites, {len(devices)} 台终端 kiosks"
-        )
+        counts = f"{len(seed_sites)} 个院 sites, {len(devices)} 台终端 kiosks"
+        print(f"Warmcard 演示已启动 demo running: {counts}")
         print(f"实时页面 Live page: {url}/")
         print(f"日志 Logs: {logs}    按 Ctrl-C 停止 Press Ctrl-C to stop", flush=True)
 
         deadline = None if duration is None else time.monotonic() + duration
         while not stop and (deadline is None or time.monotonic() < deadline):
-            for name, proc, log in (("ingest", ingest, ingest_log), ("kiosks", sim, sim_log)):
-                if proc.poll() is not None:
-                    print(f"{name} 已退出 exited ({proc.returncode}); see {log}", file=sys.stderr)
+            for name, proc, log in (
+                ("ingest", ingest.proc, ingest.log_file),
+                ("kiosks", sim, sim_log),
+            ):
+                if proc is None or proc.poll() is not None:
+                    print(f"{name} 已退出 exited; see {log}", file=sys.stderr)
                     return 1
             time.sleep(0.5)
         print("正在停止 Stopping…", flush=True)

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -165,6 +166,71 @@ class InfluxD(_Server):
                 return False
             try:
                 if httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Ingest(_Server):
+    """Warmcard's own ingest service as a child process (`warmcard ingest`), as systemd runs it.
+
+    `port` is its HTTP API; `extra_toml` lines are appended to the generated ingest.toml.
+    """
+
+    broker: Mosquitto | None = None
+    influx: InfluxD | None = None
+    database: str = "warmcard"
+    client_id: str = "ingest-1"
+    registry_path: Path | None = None
+    extra_toml: str = ""
+    name = "ingest"
+
+    @property
+    def config_path(self) -> Path:
+        return self.run_dir / "ingest.toml"
+
+    def write_config(self) -> Path:
+        if self.broker is None or self.influx is None:
+            raise ServerError("ingest needs a broker and an InfluxDB")
+        registry = self.registry_path or self.run_dir / "registry.sqlite3"
+        self.config_path.write_text(
+            f"""# Written by warmcard.servers.Ingest.
+client_id = "{self.client_id}"
+registry_path = "{registry}"
+deadletter_path = "{self.run_dir / "deadletter.sqlite3"}"
+{self.extra_toml}
+
+[mqtt]
+host = "127.0.0.1"
+port = {self.broker.port}
+
+[influx]
+url = "{self.influx.url}"
+database = "{self.database}"
+
+[api]
+host = "127.0.0.1"
+port = {self.port}
+"""
+        )
+        return self.config_path
+
+    def _command(self) -> list[str]:
+        return [sys.executable, "-m", "warmcard", "ingest", "--config", str(self.write_config())]
+
+    def _ready(self, deadline: float) -> bool:
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return True
             except httpx.HTTPError:
                 pass
