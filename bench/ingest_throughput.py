@@ -105,7 +105,6 @@ def measure_raw(broker: Mosquitto, files: list[tuple[str, Path]], total: int) ->
             str(total),
             "-t",
             EVENTS_FILTER,
-            Kind,
         ],
         stdout=subprocess.DEVNULL,
     )
