@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from kiosk.feedback import Outcome
-from kiosk.policy import Policy
+from kiosk.policy import Decision, Policy
 from warmcard.contract import (
     DeviceConfig,
     Kind,
@@ -54,7 +54,7 @@ class Recorder:
         self.seq = itertools.count(1)
         self.events: list[TapEvent] = []
 
-    def tap(self, uid: str, now_us: int):
+    def tap(self, uid: str, now_us: int) -> Decision:
         decision = self.policy.decide(uid, now_us)
         if decision.kind is not None:
             event = TapEvent(
