@@ -292,6 +292,8 @@ class DeviceStatus(_Wire):
     disk_free_bytes: int | None = None
     clock_synced: bool | None = None
     software: str | None = None
+    outbox_rejected: int | None = None  # events the broker refused (PUBACK >= 0x80), kept
+    last_reject: str | None = None  # e.g. "seq 17: 0x87 Not authorized"
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()

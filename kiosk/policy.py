@@ -1,0 +1,251 @@
+"""What a tap means at this kiosk: pure decisions from the local roster, local state and a time.
+
+No I/O and no clock of its own: the caller passes `now_us`, records the decided event, and only
+then calls `apply(event)`. The same `apply` replays today's events from the outbox at start, so
+a restart never flips check-in/check-out, and decisions are identical online and offline.
+
+Rules worth knowing:
+- The same card again within `debounce_s` of its last recorded event is "already recorded" and
+  makes no event, in both modes (a card waved twice is one tap). A wall clock stepped back by
+  less than `debounce_s` also counts as a repeat.
+- Entrance: per person and local day, check_in, check_out, check_in, ... At closing time the
+  kiosk checks out, once per day, everyone still inside (auto=True).
+- Canteen: a tap inside a meal window is that meal. A tap outside every window is attributed to
+  the nearest window (by clock distance, ties to the earlier-listed window): staff serving a
+  late lunch at 13:40 is still a lunch, and a served meal is never lost. Without configured
+  windows the defaults below apply. A second meal for a person in the same period and day is
+  recorded as meal_repeat with a distinct warning.
+- Unknown cards are recorded as unknown_card (for enrolment) with no person.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kiosk.feedback import Outcome
+from warmcard.contract import (
+    DeviceConfig,
+    Kind,
+    MealPeriod,
+    MealWindow,
+    Mode,
+    RosterEntry,
+    TapEvent,
+)
+
+log = logging.getLogger("warmcard.kiosk.policy")
+
+DEFAULT_TZ = "Asia/Shanghai"
+DEFAULT_MEALS = (
+    MealWindow(period=MealPeriod.BREAKFAST, start="07:00", end="09:00"),
+    MealWindow(period=MealPeriod.LUNCH, start="11:00", end="13:30"),
+    MealWindow(period=MealPeriod.DINNER, start="17:00", end="19:00"),
+)
+MEAL_NAMES = {
+    MealPeriod.BREAKFAST: "早餐 breakfast",
+    MealPeriod.LUNCH: "午餐 lunch",
+    MealPeriod.DINNER: "晚餐 dinner",
+}
+
+MSG_REPEAT = "已记录 Already recorded"
+MSG_UNKNOWN = "未登记的卡，请找工作人员 Unknown card, please see staff"
+MSG_NOT_CONFIGURED = "未配置 Not configured"
+MSG_FAULT = "存储故障，未记录，请告知工作人员 Storage fault, not recorded: please tell staff"
+
+Lookup = Callable[[str], RosterEntry | None]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to one tap: what to record (kind None: nothing) and what to show."""
+
+    card_uid: str
+    kind: Kind | None
+    outcome: Outcome
+    message: str
+    person_id: str | None = None
+    meal_period: MealPeriod | None = None
+    auto: bool = False
+
+
+def zone(tz: str) -> ZoneInfo:
+    """The site's time zone; an unknown name falls back to China time rather than stopping."""
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.error("unknown time zone %r in config; using %s", tz, DEFAULT_TZ)
+        return ZoneInfo(DEFAULT_TZ)
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _named(name: str, text: str) -> str:
+    return f"{name} {text}" if name else text
+
+
+class Policy:
+    """Entrance or canteen rules for one kiosk, with today's state."""
+
+    def __init__(self, config: DeviceConfig, lookup: Lookup) -> None:
+        self.config = config
+        self.lookup = lookup
+        self.tz = zone(config.tz)
+        self.meals = tuple(config.meals) or DEFAULT_MEALS
+        self._day: date | None = None
+        self._inside: dict[str, str] = {}  # person_id -> card last used
+        self._meals: set[tuple[str, MealPeriod]] = set()
+        self._last_tap: dict[str, int] = {}  # card_uid -> ts_us of its last recorded event
+        self._auto_done = False
+
+    # ------------------------------------------------------------------ time helpers
+
+    def local(self, ts_us: int) -> datetime:
+        return datetime.fromtimestamp(ts_us / 1_000_000, tz=self.tz)
+
+    def local_day(self, ts_us: int) -> date:
+        return self.local(ts_us).date()
+
+    def day_start_us(self, now_us: int) -> int:
+        """UTC microseconds of local midnight starting the day that contains now_us."""
+        start = datetime.combine(self.local_day(now_us), time(0), tzinfo=self.tz)
+        return int(start.timestamp()) * 1_000_000
+
+    def closing_us(self, now_us: int) -> int:
+        day = self.local_day(now_us)
+        closing = datetime.combine(day, time(0), tzinfo=self.tz) + timedelta(
+            minutes=_minutes(self.config.closing)
+        )
+        return int(closing.timestamp()) * 1_000_000
+
+    def meal_period_at(self, now_us: int) -> MealPeriod:
+        """The window containing the local time, else the nearest one (see module docstring)."""
+        local = self.local(now_us)
+        minute = local.hour * 60 + local.minute
+        best: tuple[float, MealPeriod] | None = None
+        for window in self.meals:
+            start, end = _minutes(window.start), _minutes(window.end)
+            inside = start <= minute < end if start < end else minute >= start or minute < end
+            if inside:
+                return window.period
+            gap = min(
+                min(abs(minute - edge), 1440 - abs(minute - edge)) for edge in (start, end - 1)
+            )
+            if best is None or gap < best[0]:
+                best = (gap, window.period)
+        assert best is not None  # self.meals is never empty
+        return best[1]
+
+    # ------------------------------------------------------------------ state
+
+    def _roll(self, day: date) -> None:
+        """A new local day starts with nobody inside and no meals served."""
+        if self._day is None or day > self._day:
+            self._day = day
+            self._inside.clear()
+            self._meals.clear()
+            self._auto_done = False
+
+    def apply(self, event: TapEvent) -> None:
+        """Take a recorded event into today's state (after commit, and when replaying)."""
+        ts = event.ts_us
+        day = self.local_day(ts)
+        self._roll(day)
+        previous = self._last_tap.get(event.card_uid)
+        if previous is None or ts > previous:
+            self._last_tap[event.card_uid] = ts
+        if day != self._day or event.person_id is None:
+            return  # an older day's event (clock stepped back over midnight) changes no state
+        if event.kind is Kind.CHECK_IN:
+            self._inside[event.person_id] = event.card_uid
+        elif event.kind is Kind.CHECK_OUT:
+            self._inside.pop(event.person_id, None)
+            if event.auto:
+                self._auto_done = True
+        elif event.kind is Kind.MEAL and event.meal_period is not None:
+            self._meals.add((event.person_id, event.meal_period))
+
+    def replay(self, events: Iterable[TapEvent]) -> int:
+        """Rebuild state from recorded events in seq order; returns how many."""
+        count = 0
+        for event in events:
+            self.apply(event)
+            count += 1
+        return count
+
+    @property
+    def inside(self) -> dict[str, str]:
+        """Persons checked in and not out today: person_id -> card_uid."""
+        return dict(self._inside)
+
+    def served(self, person_id: str, period: MealPeriod) -> bool:
+        return (person_id, period) in self._meals
+
+    # ------------------------------------------------------------------ decisions
+
+    def decide(self, card_uid: str, now_us: int) -> Decision:
+        """What this tap means now. Changes no state: call apply() with the recorded event."""
+        self._roll(self.local_day(now_us))
+        last = self._last_tap.get(card_uid)
+        if last is not None and abs(now_us - last) < self.config.debounce_s * 1_000_000:
+            return Decision(card_uid, None, Outcome.REPEAT, MSG_REPEAT)
+        entry = self.lookup(card_uid)
+        if entry is None:
+            return Decision(card_uid, Kind.UNKNOWN_CARD, Outcome.UNKNOWN, MSG_UNKNOWN)
+        name, person = entry.display_name, entry.person_id
+        if self.config.mode is Mode.ENTRANCE:
+            if person in self._inside:
+                message = _named(name, "已签退 Checked out")
+                return Decision(card_uid, Kind.CHECK_OUT, Outcome.SUCCESS, message, person)
+            message = _named(name, "已签到 Checked in")
+            return Decision(card_uid, Kind.CHECK_IN, Outcome.SUCCESS, message, person)
+        period = self.meal_period_at(now_us)
+        if (person, period) in self._meals:
+            return Decision(
+                card_uid,
+                Kind.MEAL_REPEAT,
+                Outcome.MEAL_REPEAT,
+                _named(name, "本餐已领 Meal already served"),
+                person,
+                period,
+            )
+        return Decision(
+            card_uid,
+            Kind.MEAL,
+            Outcome.SUCCESS,
+            _named(name, f"已取餐 Meal served: {MEAL_NAMES[period]}"),
+            person,
+            period,
+        )
+
+    def due_auto_checkouts(self, now_us: int) -> list[Decision]:
+        """After closing, once per day: check out everyone still inside (entrance mode only)."""
+        self._roll(self.local_day(now_us))
+        if self.config.mode is not Mode.ENTRANCE or self._auto_done:
+            return []
+        if now_us < self.closing_us(now_us):
+            return []
+        if not self._inside:
+            self._auto_done = True  # nobody to sweep: the day's sweep is done
+            return []
+        decisions = []
+        for person, card in sorted(self._inside.items()):
+            entry = self.lookup(card)
+            name = entry.display_name if entry is not None else ""
+            decisions.append(
+                Decision(
+                    card,
+                    Kind.CHECK_OUT,
+                    Outcome.SUCCESS,
+                    _named(name, "闭馆自动签退 Checked out at closing"),
+                    person,
+                    auto=True,
+                )
+            )
+        return decisions
