@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import typer
 
@@ -126,7 +126,7 @@ def check_config(path: Path) -> tuple[CheckResult, GatewaySettings | None]:
             Status.FAIL,
             f"找不到配置文件 config file {path} not found",
             "运行 run `sudo systemd/install-kiosk.sh --device-id <id> --broker <host>` "
-            f"或指定 or pass --config <file>",
+            "或指定 or pass --config <file>",
         ), None
     try:
         settings = GatewaySettings.load(path)
@@ -161,7 +161,10 @@ def _missing_device_fix(device: str) -> str:
             "(hardware/README.md, UART)"
         )
     if device.startswith("/dev/input/"):
-        return "插好 USB 读卡器 plug in the USB reader; 用 `ls /dev/input/by-id/` 找到路径 find its path"
+        return (
+            "插好 USB 读卡器 plug in the USB reader; "
+            "用 `ls /dev/input/by-id/` 找到路径 find its path"
+        )
     return (
         "插好读卡器并检查接线 plug in / check the reader cable; "
         "USB 读卡器需要 udev 规则 USB readers need hardware/99-warmcard.rules in "
@@ -240,7 +243,8 @@ def check_reader(
         uid = early
         if uid is None:
             deps.say(
-                f"请现在刷卡（{tap_timeout_s:.0f} 秒内）Tap a card now (within {tap_timeout_s:.0f} s)…"
+                f"请现在刷卡（{tap_timeout_s:.0f} 秒内）"
+                f"Tap a card now (within {tap_timeout_s:.0f} s)…"
             )
             deadline = time.monotonic() + tap_timeout_s
             while uid is None and time.monotonic() < deadline:
@@ -252,7 +256,8 @@ def check_reader(
                     Status.FAIL,
                     f"{tap_timeout_s:.0f} 秒内没读到卡 no card read in {tap_timeout_s:.0f} s",
                     "把卡平放在天线上停 1 秒 hold the card flat on the antenna for 1 s; "
-                    "只支持 13.56 MHz ISO 14443A 卡 (MIFARE, NTAG) only 13.56 MHz ISO 14443A cards; "
+                    "只支持 13.56 MHz ISO 14443A 卡 (MIFARE, NTAG) "
+                    "only 13.56 MHz ISO 14443A cards; "
                     "跳过用 skip with --no-tap",
                 )
             )
@@ -327,7 +332,12 @@ def check_clock(deps: DoctorDeps) -> CheckResult:
     return CheckResult(
         name,
         Status.WARN,
-        f"{shown}, " + ("未与 NTP 同步 not NTP synchronised" if synced is False else "无法判断 NTP 状态 NTP state unknown"),
+        f"{shown}, "
+        + (
+            "未与 NTP 同步 not NTP synchronised"
+            if synced is False
+            else "无法判断 NTP 状态 NTP state unknown"
+        ),
         "刷卡时间用这个时钟 taps are stamped with this clock: 检查网络 check the network and "
         "`timedatectl timesync-status`",
     )
@@ -353,11 +363,13 @@ def check_disk(settings: GatewaySettings, deps: DoctorDeps) -> CheckResult:
             Status.FAIL,
             f"数据目录不能写 data_dir {data_dir} is not writable: {exc.strerror}",
             f"`sudo chown -R warmcard:warmcard {data_dir}`; "
-            "用服务的用户运行本检查 run this check as the service user: `sudo -u warmcard warmcard doctor`",
+            "用服务的用户运行本检查 run this check as the service user: "
+            "`sudo -u warmcard warmcard doctor`",
         )
     free = deps.disk_usage(data_dir).free
     mb = 1024 * 1024
-    detail = f"{data_dir}: 剩余 {free // mb} MB free, 至少需要 minimum {settings.min_free_bytes // mb} MB"
+    need = settings.min_free_bytes // mb
+    detail = f"{data_dir}: 剩余 {free // mb} MB free, 至少需要 minimum {need} MB"
     if free < settings.min_free_bytes:
         return CheckResult(
             name,
@@ -446,7 +458,8 @@ def check_broker(settings: GatewaySettings, deps: DoctorDeps) -> CheckResult:
             Status.FAIL,
             f"{where}: {deps.broker_timeout_s:.0f} 秒内没有应答 no CONNACK in "
             f"{deps.broker_timeout_s:.0f} s",
-            "端口可能不是 MQTT the port may not be MQTT; 检查 [mqtt] port 和 tls check port and tls",
+            "端口可能不是 MQTT the port may not be MQTT; "
+            "检查 [mqtt] port 和 tls check port and tls",
         )
     if reason.is_failure:
         fix = (
@@ -503,9 +516,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def doctor(
-        config: Path = typer.Option(DEFAULT_CONFIG, "--config", "-c", help="Kiosk config file."),
-        no_tap: bool = typer.Option(False, "--no-tap", help="Skip the live card read."),
-        tap_timeout: float = typer.Option(15.0, help="Seconds to wait for the live card read."),
+        config: Annotated[
+            Path, typer.Option("--config", "-c", help="Kiosk config file.")
+        ] = DEFAULT_CONFIG,
+        no_tap: Annotated[bool, typer.Option("--no-tap", help="Skip the live card read.")] = False,
+        tap_timeout: Annotated[
+            float, typer.Option(help="Seconds to wait for the live card read.")
+        ] = 15.0,
     ) -> None:
         """检查本机 Check this kiosk: config, reader, LEDs, clock, disk, broker."""
         results = run_doctor(config, tap=not no_tap, tap_timeout_s=tap_timeout)

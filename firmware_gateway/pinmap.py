@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -88,7 +89,7 @@ def default_pinmap_path() -> Path:
     return Path(str(resources.files("firmware_gateway").joinpath("pinmap.toml")))
 
 
-def parse_pinmap(data: dict[str, object], source: str = "pinmap") -> Pinmap:
+def parse_pinmap(data: Mapping[str, object], source: str = "pinmap") -> Pinmap:
     """Validate a decoded pin map: known roles, BCM 2..27, no pin twice, required roles present."""
     pins: dict[str, Pin] = {}
     used: dict[int, str] = {}

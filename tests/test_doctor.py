@@ -7,11 +7,13 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
 from firmware_gateway.doctor import (
+    CheckResult,
     DiskUsage,
     DoctorDeps,
     Status,
@@ -23,6 +25,7 @@ from firmware_gateway.doctor import (
     run_doctor,
 )
 from firmware_gateway.feedback import PATTERNS, GpioFeedback
+from firmware_gateway.pinmap import Pinmap
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from warmcard.servers import Mosquitto, free_port
@@ -39,11 +42,11 @@ def write_config(tmp_path: Path, *, reader: str = "sim:", port: int = 1, extra: 
     return path
 
 
-def settings_for(tmp_path: Path, **kw) -> GatewaySettings:
+def settings_for(tmp_path: Path, **kw: Any) -> GatewaySettings:
     return GatewaySettings.load(write_config(tmp_path, **kw))
 
 
-def quiet_deps(**kw) -> tuple[DoctorDeps, list[str]]:
+def quiet_deps(**kw: Any) -> tuple[DoctorDeps, list[str]]:
     said: list[str] = []
     deps = DoctorDeps(
         say=said.append,
@@ -54,7 +57,7 @@ def quiet_deps(**kw) -> tuple[DoctorDeps, list[str]]:
     return deps, said
 
 
-def by_name(results, prefix: str):
+def by_name(results: list[CheckResult], prefix: str) -> CheckResult:
     return next(r for r in results if r.name.startswith(prefix))
 
 
@@ -68,7 +71,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_sim_reader_passes_and_whole_doctor_exits_zero(tmp_path, mosquitto):
+def test_sim_reader_passes_and_whole_doctor_exits_zero(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
     config = write_config(tmp_path, port=mosquitto.port)
     done = run_cli("--config", str(config), "--no-tap")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -79,7 +84,9 @@ def test_sim_reader_passes_and_whole_doctor_exits_zero(tmp_path, mosquitto):
     assert "失败 FAIL" not in done.stdout
 
 
-def test_absent_reader_fails_with_a_fix_and_nonzero_exit(tmp_path, mosquitto):
+def test_absent_reader_fails_with_a_fix_and_nonzero_exit(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
     config = write_config(tmp_path, reader="pn532:/dev/does-not-exist", port=mosquitto.port)
     done = run_cli("--config", str(config), "--no-tap")
     assert done.returncode == 1, done.stdout + done.stderr
@@ -90,7 +97,7 @@ def test_absent_reader_fails_with_a_fix_and_nonzero_exit(tmp_path, mosquitto):
     assert "plug in" in lines[failed + 1]
 
 
-def test_reader_spec_without_a_driver_fails_clearly(tmp_path):
+def test_reader_spec_without_a_driver_fails_clearly(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, reader="nfcpy:usb")
     deps, _ = quiet_deps()
     reader, live = check_reader(settings, deps, tap=True, tap_timeout_s=0.1)
@@ -99,7 +106,7 @@ def test_reader_spec_without_a_driver_fails_clearly(tmp_path):
     assert live.status is Status.SKIP
 
 
-def test_reader_that_stops_answering_fails(tmp_path):
+def test_reader_that_stops_answering_fails(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     sim = SimReader()
     sim.fail()
@@ -109,7 +116,7 @@ def test_reader_that_stops_answering_fails(tmp_path):
     assert "fault" in reader.detail and "wiring" in reader.fix
 
 
-def test_live_tap_reads_the_card_presented_after_the_prompt(tmp_path):
+def test_live_tap_reads_the_card_presented_after_the_prompt(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     sim = SimReader()
 
@@ -127,7 +134,7 @@ def test_live_tap_reads_the_card_presented_after_the_prompt(tmp_path):
     assert any("请现在刷卡" in line for line in said)
 
 
-def test_no_tap_within_timeout_fails_with_a_fix(tmp_path):
+def test_no_tap_within_timeout_fails_with_a_fix(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     deps, _ = quiet_deps()
     _, live = check_reader(settings, deps, tap=True, tap_timeout_s=0.3)
@@ -135,7 +142,7 @@ def test_no_tap_within_timeout_fails_with_a_fix(tmp_path):
     assert "ISO 14443A" in live.fix and "--no-tap" in live.fix
 
 
-def test_broker_unreachable_fails_with_a_fix(tmp_path):
+def test_broker_unreachable_fails_with_a_fix(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, port=free_port())  # nothing listens there
     deps, _ = quiet_deps()
     result = check_broker(settings, deps)
@@ -144,14 +151,14 @@ def test_broker_unreachable_fails_with_a_fix(tmp_path):
     assert "broker is running" in result.fix
 
 
-def test_broker_reachable_passes(tmp_path, mosquitto):
+def test_broker_reachable_passes(tmp_path: Path, mosquitto: Mosquitto) -> None:
     result = check_broker(settings_for(tmp_path, port=mosquitto.port), quiet_deps()[0])
     assert result.status is Status.PASS, result
     assert "MQTT 5" in result.detail
 
 
 @pytest.fixture(scope="module")
-def locked_broker(tmp_path_factory) -> Iterator[Mosquitto]:
+def locked_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     """A broker that knows one kiosk account and refuses everyone else."""
     run_dir = tmp_path_factory.mktemp("locked-broker")
     passwords = run_dir / "passwords"
@@ -174,7 +181,9 @@ def locked_broker(tmp_path_factory) -> Iterator[Mosquitto]:
         ("", Status.FAIL),
     ],
 )
-def test_broker_credentials_are_checked(tmp_path, locked_broker, credentials, status):
+def test_broker_credentials_are_checked(
+    tmp_path: Path, locked_broker: Mosquitto, credentials: str, status: Status
+) -> None:
     config = write_config(tmp_path, port=locked_broker.port)
     config.write_text(config.read_text() + credentials + "\n")
     result = check_broker(GatewaySettings.load(config), quiet_deps()[0])
@@ -184,7 +193,7 @@ def test_broker_credentials_are_checked(tmp_path, locked_broker, credentials, st
         assert "warmcard provision" in result.fix
 
 
-def test_placeholder_password_fails_the_config_check(tmp_path):
+def test_placeholder_password_fails_the_config_check(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     config.write_text(config.read_text() + 'username = "x"\npassword = "changeme"\n')
     deps, said = quiet_deps()
@@ -197,7 +206,7 @@ def test_placeholder_password_fails_the_config_check(tmp_path):
     assert any("1 failed" in line for line in said)
 
 
-def test_disk_check(tmp_path):
+def test_disk_check(tmp_path: Path) -> None:
     deps, _ = quiet_deps()
     ok = check_disk(settings_for(tmp_path), deps)
     assert ok.status is Status.PASS and "writable" in ok.detail
@@ -212,7 +221,7 @@ def test_disk_check(tmp_path):
     assert result.status is Status.FAIL and "install -d" in result.fix
 
 
-def test_unwritable_data_dir_fails(tmp_path):
+def test_unwritable_data_dir_fails(tmp_path: Path) -> None:
     # /proc refuses new files even to root (tests may run as root, where chmod would not bite).
     settings = settings_for(tmp_path).model_copy(update={"data_dir": Path("/proc")})
     result = check_disk(settings, quiet_deps()[0])
@@ -220,7 +229,7 @@ def test_unwritable_data_dir_fails(tmp_path):
     assert "not writable" in result.detail and "chown" in result.fix
 
 
-def test_clock_checks():
+def test_clock_checks() -> None:
     def clock(year: int) -> float:
         return datetime(year, 6, 1, tzinfo=UTC).timestamp()
 
@@ -235,7 +244,7 @@ def test_clock_checks():
     assert "1970-01-01" in wrong.detail and "set-ntp true" in wrong.fix
 
 
-def test_feedback_check_plays_and_names_every_pattern(tmp_path):
+def test_feedback_check_plays_and_names_every_pattern(tmp_path: Path) -> None:
     factory = MockFactory()
     try:
         settings = settings_for(tmp_path, extra="gpio = true")
@@ -257,13 +266,13 @@ def test_feedback_check_plays_and_names_every_pattern(tmp_path):
         factory.close()
 
 
-def test_feedback_check_without_gpio_is_skipped_not_failed(tmp_path):
+def test_feedback_check_without_gpio_is_skipped_not_failed(tmp_path: Path) -> None:
     result = check_feedback(settings_for(tmp_path), quiet_deps()[0])
     assert result.status is Status.SKIP and "gpio = true" in result.fix
 
 
-def test_feedback_check_reports_gpio_that_cannot_open(tmp_path):
-    def no_gpio(pinmap):
+def test_feedback_check_reports_gpio_that_cannot_open(tmp_path: Path) -> None:
+    def no_gpio(pinmap: Pinmap) -> GpioFeedback:
         raise PermissionError("/dev/gpiochip0")
 
     settings = settings_for(tmp_path, extra="gpio = true")

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from gpiozero.pins.mock import MockFactory
+from gpiozero.pins.mock import MockFactory, MockPin
 
 from firmware_gateway.feedback import FAULT_INDICATOR, PATTERNS, GpioFeedback, Pattern, Step
 from firmware_gateway.pinmap import Pinmap, PinmapError, load_pinmap, parse_pinmap
@@ -47,7 +47,7 @@ def expected_history(steps: tuple[Step, ...], attr: str) -> list[tuple[float, bo
     return history
 
 
-def assert_history(pin, expected: list[tuple[float, bool]]) -> None:
+def assert_history(pin: MockPin, expected: list[tuple[float, bool]]) -> None:
     actual = [(s.timestamp, s.state) for s in pin.states]
     assert [s for _, s in actual] == [s for _, s in expected], (actual, expected)
     for (t_actual, _), (t_expected, _) in zip(actual, expected, strict=True):
@@ -59,7 +59,7 @@ def clear(factory: MockFactory, *numbers: int) -> None:
         factory.pin(n).clear_states()
 
 
-def test_pattern_table_is_exactly_the_documented_one():
+def test_pattern_table_is_exactly_the_documented_one() -> None:
     on = True
     assert PATTERNS[Outcome.SUCCESS].steps == (
         Step(0.1, green=on, buzzer=on),
@@ -73,10 +73,14 @@ def test_pattern_table_is_exactly_the_documented_one():
         Step(0.15, green=on),
     )
     assert PATTERNS[Outcome.UNKNOWN].steps == (Step(0.8, red=on, buzzer=on), Step(0.2, red=on))
-    assert PATTERNS[Outcome.MEAL_REPEAT].steps == (
-        Step(0.15, red=on, buzzer=on),
-        Step(0.15, green=on),
-    ) * 3
+    assert (
+        PATTERNS[Outcome.MEAL_REPEAT].steps
+        == (
+            Step(0.15, red=on, buzzer=on),
+            Step(0.15, green=on),
+        )
+        * 3
+    )
     assert PATTERNS[Outcome.FAULT].steps == (Step(0.3, red=on, buzzer=on), Step(0.4)) * 3
     assert FAULT_INDICATOR.steps == (Step(0.1, red=on), Step(1.9))
     assert set(PATTERNS) == set(Outcome), "every outcome needs a pattern"
@@ -86,7 +90,7 @@ def test_pattern_table_is_exactly_the_documented_one():
         assert any(s.buzzer for s in pattern.steps), f"{pattern.name}: elders may not see LEDs"
 
 
-def test_each_outcome_plays_its_pattern_exactly(factory):
+def test_each_outcome_plays_its_pattern_exactly(factory: MockFactory) -> None:
     # One feedback per outcome on its own pins, all at once, so the test takes the longest
     # pattern's time rather than the sum.
     players: dict[Outcome, tuple[GpioFeedback, tuple[int, int, int]]] = {}
@@ -110,7 +114,7 @@ def test_each_outcome_plays_its_pattern_exactly(factory):
             player.close()
 
 
-def test_show_returns_at_once_and_satisfies_the_protocol(factory):
+def test_show_returns_at_once_and_satisfies_the_protocol(factory: MockFactory) -> None:
     feedback = GpioFeedback(pins(17, 27, 22), pin_factory=factory)
     try:
         channel: Feedback = feedback
@@ -130,7 +134,7 @@ def test_show_returns_at_once_and_satisfies_the_protocol(factory):
         feedback.close()
 
 
-def test_a_new_outcome_interrupts_the_one_playing(factory):
+def test_a_new_outcome_interrupts_the_one_playing(factory: MockFactory) -> None:
     feedback = GpioFeedback(pins(17, 27, 22), pin_factory=factory)
     try:
         clear(factory, 17, 27, 22)
@@ -149,7 +153,7 @@ def test_a_new_outcome_interrupts_the_one_playing(factory):
         feedback.close()
 
 
-def test_relay_pulses_on_success_only_and_respects_active_low(factory):
+def test_relay_pulses_on_success_only_and_respects_active_low(factory: MockFactory) -> None:
     feedback = GpioFeedback(pins(17, 27, 22, relay=23), relay_pulse_s=0.3, pin_factory=factory)
     try:
         relay = factory.pin(23)
@@ -167,12 +171,12 @@ def test_relay_pulses_on_success_only_and_respects_active_low(factory):
         feedback.close()
 
 
-def test_relay_pulse_without_relay_pin_is_a_clear_error(factory):
+def test_relay_pulse_without_relay_pin_is_a_clear_error(factory: MockFactory) -> None:
     with pytest.raises(PinmapError, match=r"no \[relay\]"):
         GpioFeedback(pins(17, 27, 22), relay_pulse_s=0.5, pin_factory=factory)
 
 
-def test_fault_indicator_flashes_between_taps_and_stops(factory):
+def test_fault_indicator_flashes_between_taps_and_stops(factory: MockFactory) -> None:
     # A faster indicator than the real 2 s one, so the loop is seen twice in a third of a second.
     fast = Pattern("fast", "test", (Step(0.05, red=True), Step(0.15)))
     feedback = GpioFeedback(pins(17, 27, 22), pin_factory=factory, fault_indicator=fast)
@@ -196,7 +200,7 @@ def test_fault_indicator_flashes_between_taps_and_stops(factory):
         feedback.close()
 
 
-def test_default_pinmap_drives_the_documented_pins(factory):
+def test_default_pinmap_drives_the_documented_pins(factory: MockFactory) -> None:
     pinmap = load_pinmap()
     feedback = GpioFeedback(pinmap, pin_factory=factory)
     try:

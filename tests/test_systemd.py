@@ -28,12 +28,12 @@ def exec_start(unit: Path) -> list[str]:
     return shlex.split(lines[0].removeprefix("ExecStart="))
 
 
-def test_units_exist():
+def test_units_exist() -> None:
     assert [u.name for u in UNITS] == ["warmcard-ingest.service", "warmcard-kiosk.service"]
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
-def test_unit_passes_systemd_analyze_verify(unit, tmp_path):
+def test_unit_passes_systemd_analyze_verify(unit: Path, tmp_path: Path) -> None:
     # verify insists that ExecStart's binary exists and is executable. The unit names the
     # installed /opt/warmcard path, which is absent here, so a copy names this venv's real
     # `warmcard` instead; everything else is verified as shipped.
@@ -52,7 +52,7 @@ def test_unit_passes_systemd_analyze_verify(unit, tmp_path):
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
-def test_unit_hardening_and_notify(unit):
+def test_unit_hardening_and_notify(unit: Path) -> None:
     text = unit.read_text()
     for line in (
         "Type=notify",
@@ -68,14 +68,14 @@ def test_unit_hardening_and_notify(unit):
     assert re.search(r"^ReadWritePaths=/var/lib/warmcard(-ingest)?$", text, re.M)
 
 
-def test_kiosk_unit_may_reach_the_reader_and_gpio():
+def test_kiosk_unit_may_reach_the_reader_and_gpio() -> None:
     text = (REPO / "systemd" / "warmcard-kiosk.service").read_text()
     assert re.search(r"^SupplementaryGroups=dialout gpio input$", text, re.M)
     assert not re.search(r"^(PrivateDevices|ProtectClock)=yes", text, re.M)
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
-def test_exec_start_names_a_registered_warmcard_command(unit):
+def test_exec_start_names_a_registered_warmcard_command(unit: Path) -> None:
     argv = exec_start(unit)
     assert argv[0] == INSTALLED_BINARY
     command_name, args = argv[1], argv[2:]
@@ -97,7 +97,7 @@ def render(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_installer_renders_a_config_the_kiosk_accepts(tmp_path):
+def test_installer_renders_a_config_the_kiosk_accepts(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("a-real-secret-1\n")
     done = render(
@@ -111,14 +111,20 @@ def test_installer_renders_a_config_the_kiosk_accepts(tmp_path):
     assert settings.device_id == "dali-xz-001"
     assert settings.reader == "pn532:/dev/serial0"
     assert settings.gpio is True
-    assert (settings.mqtt.host, settings.mqtt.port, settings.mqtt.tls) == ("mqtt.dali.gov.cn", 8883, True)
+    assert (settings.mqtt.host, settings.mqtt.port, settings.mqtt.tls) == (
+        "mqtt.dali.gov.cn",
+        8883,
+        True,
+    )
     assert settings.mqtt.username == "dali-xz-001"
     assert settings.mqtt.password is not None
     assert settings.mqtt.password.get_secret_value() == "a-real-secret-1"
 
 
-def test_installer_default_port_and_no_password():
-    done = render("--device-id", "dali-xz-002", "--broker", "10.0.0.5", "--reader", "sim:", "--no-gpio")
+def test_installer_default_port_and_no_password() -> None:
+    done = render(
+        "--device-id", "dali-xz-002", "--broker", "10.0.0.5", "--reader", "sim:", "--no-gpio"
+    )
     assert done.returncode == 0, done.stderr
     assert 'host = "10.0.0.5"' in done.stdout and "port = 1883" in done.stdout
     assert "warmcard provision" in done.stdout and "password =" not in done.stdout
@@ -135,15 +141,17 @@ def test_installer_default_port_and_no_password():
         ("--device-id", "dali-xz-001", "--broker", "10.0.0.5", "--reader", "nfc:usb"),
     ],
 )
-def test_installer_refuses_placeholders_and_bad_arguments(args):
+def test_installer_refuses_placeholders_and_bad_arguments(args: tuple[str, ...]) -> None:
     done = render(*args)
     assert done.returncode == 2, done.stdout
     assert "error" in done.stderr
     assert done.stdout == ""
 
 
-def test_installer_refuses_placeholder_password(tmp_path):
+def test_installer_refuses_placeholder_password(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("changeme\n")
-    done = render("--device-id", "dali-xz-001", "--broker", "10.0.0.5", "--mqtt-password-file", str(secret))
+    done = render(
+        "--device-id", "dali-xz-001", "--broker", "10.0.0.5", "--mqtt-password-file", str(secret)
+    )
     assert done.returncode == 2 and "placeholder" in done.stderr

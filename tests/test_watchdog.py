@@ -59,7 +59,7 @@ def received(sock: socket.socket, wait_s: float = 0.0) -> list[str]:
         sock.settimeout(1.0)
 
 
-def test_without_notify_socket_everything_is_a_no_op(monkeypatch):
+def test_without_notify_socket_everything_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     clock = FakeClock()
     watchdog = Watchdog(watchdog_s=10, clock=clock)
@@ -72,7 +72,7 @@ def test_without_notify_socket_everything_is_a_no_op(monkeypatch):
     watchdog.close()
 
 
-def test_ready_and_status_reach_systemd(systemd):
+def test_ready_and_status_reach_systemd(systemd: socket.socket) -> None:
     watchdog = Watchdog()
     assert watchdog.enabled
     watchdog.ready("签到中 checking in")
@@ -83,7 +83,7 @@ def test_ready_and_status_reach_systemd(systemd):
     assert systemd.recv(4096).decode() == "STOPPING=1"
 
 
-def test_abstract_notify_socket(monkeypatch):
+def test_abstract_notify_socket(monkeypatch: pytest.MonkeyPatch) -> None:
     name = f"warmcard-test-{uuid.uuid4().hex}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind("\0" + name)
@@ -95,7 +95,7 @@ def test_abstract_notify_socket(monkeypatch):
         watchdog.close()
 
 
-def test_pings_only_while_every_loop_is_fresh(systemd):
+def test_pings_only_while_every_loop_is_fresh(systemd: socket.socket) -> None:
     clock = FakeClock()
     watchdog = Watchdog(watchdog_s=30, clock=clock)
     watchdog.register("reader")
@@ -122,7 +122,9 @@ def test_pings_only_while_every_loop_is_fresh(systemd):
     watchdog.close()
 
 
-def test_pinger_thread_stops_pinging_when_a_loop_hangs(systemd, monkeypatch):
+def test_pinger_thread_stops_pinging_when_a_loop_hangs(
+    systemd: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WATCHDOG_USEC", "300000")  # WatchdogSec=0.3 s: pings every 0.15 s
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
     watchdog = Watchdog.from_environ()
@@ -159,7 +161,9 @@ def test_pinger_thread_stops_pinging_when_a_loop_hangs(systemd, monkeypatch):
         watchdog.close()
 
 
-def test_watchdog_of_another_process_is_not_ours(systemd, monkeypatch):
+def test_watchdog_of_another_process_is_not_ours(
+    systemd: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WATCHDOG_USEC", "300000")
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid() + 1))
     watchdog = Watchdog.from_environ()

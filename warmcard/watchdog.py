@@ -50,7 +50,9 @@ class Watchdog:
             # connect to, so it is only built when systemd gave us one.
             self._notifier = sdnotify.SystemdNotifier()
             if self._notifier.socket is None:
-                log.warning("NOTIFY_SOCKET %s is not reachable; systemd will not hear us", notify_socket)
+                log.warning(
+                    "NOTIFY_SOCKET %s is not reachable; systemd will not hear us", notify_socket
+                )
                 self._notifier = None
         self._beats: dict[str, float] = {}
         self._lock = threading.Lock()
