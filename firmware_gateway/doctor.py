@@ -264,6 +264,17 @@ def check_reader(
         else:
             results.append(CheckResult(live, Status.PASS, f"读到卡 card read: UID {uid}"))
         return results
+    except (WarmcardError, OSError) as exc:
+        # A driver may raise mid-read (unplugged during the check): that is a failure too.
+        return [
+            CheckResult(
+                name,
+                Status.FAIL,
+                f"{spec}: 读卡时出错 failed while reading: {exc}",
+                _missing_device_fix(next(iter(_DEV_PATH.findall(spec)), "")),
+            ),
+            CheckResult(live, Status.SKIP, "读卡器出错 reader failed"),
+        ]
     finally:
         reader.close()
 

@@ -24,6 +24,7 @@ from firmware_gateway.doctor import (
     check_reader,
     run_doctor,
 )
+from firmware_gateway.errors import ReaderError
 from firmware_gateway.feedback import PATTERNS, GpioFeedback
 from firmware_gateway.pinmap import Pinmap
 from firmware_gateway.readers.sim import SimReader
@@ -114,6 +115,17 @@ def test_reader_that_stops_answering_fails(tmp_path: Path) -> None:
     reader, _ = check_reader(settings, deps, tap=True, tap_timeout_s=0.1)
     assert reader.status is Status.FAIL
     assert "fault" in reader.detail and "wiring" in reader.fix
+
+
+def test_reader_that_raises_mid_read_fails_with_a_fix(tmp_path: Path) -> None:
+    class Unplugged(SimReader):
+        def poll(self, timeout: float) -> str | None:
+            raise ReaderError("serial port vanished")
+
+    deps, _ = quiet_deps(open_reader=lambda spec: Unplugged(spec))
+    reader, live = check_reader(settings_for(tmp_path), deps, tap=True, tap_timeout_s=0.1)
+    assert reader.status is Status.FAIL and "serial port vanished" in reader.detail
+    assert reader.fix and live.status is Status.SKIP
 
 
 def test_live_tap_reads_the_card_presented_after_the_prompt(tmp_path: Path) -> None:

@@ -155,3 +155,21 @@ def test_installer_refuses_placeholder_password(tmp_path: Path) -> None:
         "--device-id", "dali-xz-001", "--broker", "10.0.0.5", "--mqtt-password-file", str(secret)
     )
     assert done.returncode == 2 and "placeholder" in done.stderr
+
+
+def test_udev_rules_are_well_formed_and_name_the_readers() -> None:
+    rules = (REPO / "hardware" / "99-warmcard.rules").read_text()
+    pair = re.compile(r'[A-Z]+(\{[A-Za-z_]+\})?(==|!=|\+=|=)"[^"]*"')
+    ids = set()
+    for line in rules.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        items = [item.strip() for item in line.split(", ")]
+        assert all(pair.fullmatch(item) for item in items), line
+        vendor = re.search(r'ATTRS\{idVendor\}=="([0-9a-f]{4})"', line)
+        product = re.search(r'ATTRS\{idProduct\}=="([0-9a-f]{4})"', line)
+        assert vendor and product, line
+        if 'SYMLINK+="warmcard-reader"' in line:
+            ids.add(f"{vendor.group(1)}:{product.group(1)}")
+    # CH340, CP210x, FTDI FT232R, ACR122U
+    assert {"1a86:7523", "10c4:ea60", "0403:6001", "072f:2200"} <= ids

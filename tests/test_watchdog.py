@@ -145,7 +145,7 @@ def test_pinger_thread_stops_pinging_when_a_loop_hangs(
     try:
         watchdog.start()
         alive = received(systemd, wait_s=0.5)
-        assert alive.count("WATCHDOG=1") >= 3, alive
+        assert alive.count("WATCHDOG=1") >= 2, alive
         hang.set()  # the reader thread is stuck in a driver call
         time.sleep(0.5)  # > max_age: the stale state is reached within this
         during = received(systemd)
