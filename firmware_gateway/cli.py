@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
 import typer
 
+from firmware_gateway import doctor
 from warmcard.errors import WarmcardError
 from warmcard.settings import MqttSettings
+
+# A gateway loop silent for longer than this is hung; systemd then restarts the kiosk.
+LOOP_STALL_S = 30.0
 
 
 def _stop_on_signals() -> threading.Event:
@@ -33,6 +38,7 @@ def _fail(exc: WarmcardError) -> typer.Exit:
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the `warmcard` app."""
+    doctor.register(app)
 
     @app.command("kiosk")
     def kiosk(
@@ -44,19 +50,35 @@ def register(app: typer.Typer) -> None:
         from firmware_gateway.gateway import Gateway
         from firmware_gateway.readers import open_reader
         from firmware_gateway.settings import GatewaySettings
-        from kiosk.feedback import LogFeedback
+        from kiosk.feedback import Feedback, LogFeedback, MultiFeedback
+        from warmcard.watchdog import Watchdog
 
         stop = _stop_on_signals()
         try:
             settings = GatewaySettings.load(config)
-            gateway = Gateway(settings, open_reader(settings.reader), LogFeedback())
+            channels: list[Feedback] = [LogFeedback()]
+            if settings.gpio:
+                from firmware_gateway.feedback import GpioFeedback
+
+                channels.append(GpioFeedback(settings.pinmap, relay_pulse_s=settings.relay_pulse_s))
+            gateway = Gateway(settings, open_reader(settings.reader), MultiFeedback(*channels))
         except WarmcardError as exc:
             raise _fail(exc) from None
         gateway.start()
+        # systemd's watchdog is pinged only while every loop of the gateway is turning.
+        watchdog = Watchdog.from_environ()
+        for name in gateway.liveness():
+            watchdog.register(name)
+        watchdog.start()
+        watchdog.ready(f"终端 {settings.device_id} 运行中 kiosk running")
         try:
             while not stop.wait(1.0):
-                pass
+                now = time.monotonic()
+                for name, last in gateway.liveness().items():
+                    if now - last < LOOP_STALL_S:
+                        watchdog.beat(name)
         finally:
+            watchdog.close()
             gateway.stop()
 
     @app.command("simulate")

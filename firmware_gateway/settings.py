@@ -18,6 +18,7 @@ class GatewaySettings(TomlSettings):
     heartbeat_s: float = 30.0
     pinmap: Path | None = None  # None: the pin map shipped in hardware/pinmap.toml
     gpio: bool = False  # drive LEDs and buzzer through gpiozero
+    relay_pulse_s: float = 0.0  # door/light relay pulse on a successful tap; 0 = no relay
     mqtt: MqttSettings = MqttSettings()
     # Used until the cloud's retained config arrives (then cached in data_dir).
     initial_config: DeviceConfig | None = None

@@ -13,6 +13,7 @@ import queue
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -185,7 +186,12 @@ class Uplink:
             attempt = 0 if established else attempt + 1
             delay = self.backoff_delay(attempt)
             log.info("reconnecting to %s:%d in %.1f s", self.mqtt.host, self.mqtt.port, delay)
-            self._stop.wait(delay)
+            # Wait in short slices, so a watchdog sees the thread alive during a long backoff.
+            resume = time.monotonic() + delay
+            while not self._stop.wait(min(1.0, max(0.0, resume - time.monotonic()))):
+                self.last_iteration = self.clock.monotonic()
+                if time.monotonic() >= resume:
+                    break
 
     def _new_client(self) -> mqtt.Client:
         client = mqtt.Client(
