@@ -17,6 +17,7 @@ What it models (UM0701-02 and what libnfc 1.8 relies on):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -90,6 +91,7 @@ class PN532Emulator:
         self._garble = False
         self._silent = False
         self._closed = False
+        self._pending: _Pending | None = None
         self.commands: list[int] = []  # command codes received, in order (for tests and logs)
         self._power_on()
         self._thread = threading.Thread(
@@ -110,10 +112,8 @@ class PN532Emulator:
         if self._thread.is_alive():
             self._thread.join(2)
         for fd in (self._master, self._slave, self._wake_r, self._wake_w):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def __enter__(self) -> PN532Emulator:
         return self.start()
@@ -164,7 +164,7 @@ class PN532Emulator:
 
     def _power_on(self) -> None:
         self._asleep = True  # the PN532 powers up in LowVbat mode
-        self._pending: _Pending | None = None
+        self._pending = None
         self._selected = False
         self._field = False
         self._max_retries_passive = 0xFF
@@ -174,10 +174,8 @@ class PN532Emulator:
         self._decoder.clear()
 
     def _poke(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
-        except OSError:
-            pass
 
     def _run(self) -> None:
         while not self._closed:
@@ -266,10 +264,8 @@ class PN532Emulator:
     def _send(self, raw: bytes) -> None:
         # Pace at the UART's rate: 10 bits a byte (8N1).
         time.sleep(len(raw) * 10 / self.baudrate)
-        try:
+        with contextlib.suppress(OSError):
             os.write(self._master, raw)
-        except OSError:
-            pass
 
     def _execute(self, code: int, p: bytes) -> bytes | None:
         if code == cmd.DIAGNOSE:

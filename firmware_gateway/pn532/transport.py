@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -59,10 +60,8 @@ class HsuTransport:
         self.frame_errors = 0
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.port.close()
-        except OSError:
-            pass
 
     def write(self, data: bytes) -> None:
         try:
