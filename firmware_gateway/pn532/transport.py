@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import select
+import termios
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -67,7 +68,8 @@ class HsuTransport:
         try:
             self.port.write(data)
             self.port.flush()
-        except OSError as exc:  # pyserial's SerialException is an OSError
+        # pyserial's SerialException is an OSError; tcdrain on a vanished tty raises termios.error
+        except (OSError, termios.error) as exc:
             raise PortError(f"write failed: {exc}") from exc
 
     def wakeup(self) -> None:
@@ -79,7 +81,7 @@ class HsuTransport:
         self._decoder.clear()
         try:
             self.port.reset_input_buffer()
-        except OSError as exc:
+        except (OSError, termios.error) as exc:
             raise PortError(f"reset failed: {exc}") from exc
 
     def send_command(self, data: bytes, ack_timeout: float = ACK_TIMEOUT_S) -> None:
