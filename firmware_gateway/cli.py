@@ -7,3 +7,6 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the `warmcard` app."""
+    from firmware_gateway.readers.cli import register_reader_commands
+
+    register_reader_commands(app)
