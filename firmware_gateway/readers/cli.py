@@ -23,7 +23,7 @@ def register_reader_commands(app: typer.Typer) -> None:
         baud: int = typer.Option(115200, help="Paced UART speed 模拟波特率"),
         uid: str | None = typer.Option(None, help="Card to present at start 启动时放的卡"),
     ) -> None:
-        """模拟 PN532 读卡器（伪终端） Emulate a PN532 on a pseudo-terminal, for testing without hardware."""
+        """模拟 PN532 读卡器 Emulate a PN532 on a pseudo-terminal, for use without hardware."""
         from firmware_gateway.pn532.emulator import PN532Emulator
 
         with PN532Emulator(baudrate=baud) as emu:
@@ -63,7 +63,9 @@ def register_reader_commands(app: typer.Typer) -> None:
 
     @app.command("read-cards")
     def read_cards(
-        reader: str = typer.Argument(..., help="e.g. pn532:/dev/serial0, libnfc:pn532_uart:/dev/ttyUSB0"),
+        reader: str = typer.Argument(
+            ..., help="e.g. pn532:/dev/serial0, libnfc:pn532_uart:/dev/ttyUSB0"
+        ),
         count: int = typer.Option(0, help="Stop after this many taps (0: run until Ctrl-C)"),
     ) -> None:
         """读卡测试：每次刷卡打印卡号 Print each tap's UID and the reader's state changes."""
