@@ -177,7 +177,8 @@ class LibnfcReader:
             self._next_attempt = self._clock() + self.retry_interval
             return
         self._dev = dev
-        self._held, self._misses, self._errors = None, 0, 0
+        # `_held` survives a reopen: a card left on the reader through a glitch is not a new tap.
+        self._misses, self._errors = 0, 0
         if self._state is not ReaderState.OK:
             log.info("libnfc %s ready", self.connstring)
         self._state = ReaderState.OK

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # ISO14443-3: a card resets only if the field is off for at least t_RESET (5 ms); cycling the
 # field faster leaves a halted card halted and it would look "removed" while still held.
 FIELD_OFF_S = 0.006
+MIN_CYCLE_S = 0.05
 
 
 def parse_spec(spec: str) -> tuple[str, int]:
@@ -166,7 +167,8 @@ class PN532Reader:
         self.firmware = str(fw)
         self._device = device
         self._failures = 0
-        self._held = None  # whatever was on the reader before is a new presentation now
+        # `_held` survives a reconnect: a card left on the reader through a glitch is not a new
+        # tap; if it went away meanwhile, the first presence check after reconnecting clears it.
         if self._state is not ReaderState.OK:
             log.info("PN532 on %s ready: %s", self.path, fw)
         self._state = ReaderState.OK
@@ -190,8 +192,14 @@ class PN532Reader:
         device = self._device
         assert device is not None
         if self._held is None:
+            started = self._clock()
             target = device.list_passive_106a(wait=min(remaining, self.wait_window))
             if target is None:
+                # A chip (or emulator) that ignores MaxRetries 0xFF answers "no target" at once;
+                # without this pause the host would busy-poll the UART at full speed.
+                quick = MIN_CYCLE_S - (self._clock() - started)
+                if quick > 0:
+                    self._closed.wait(min(quick, max(0.0, remaining)))
                 return None
             device.release()
             self._held, self._misses = target.uid, 0

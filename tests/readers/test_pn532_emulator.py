@@ -79,3 +79,32 @@ def test_unplugged_port_is_absent() -> None:
     finally:
         reader.close()
         emu.close()
+
+
+@pytest.mark.parametrize("driver", ["pn532", "libnfc"])
+def test_card_held_through_a_reader_glitch_is_one_tap(driver: str) -> None:
+    with PN532Emulator() as emu:
+        reader: PN532Reader | LibnfcReader = (
+            PN532Reader(f"pn532:{emu.path}", wait_window=0.2, retry_interval=0.2)
+            if driver == "pn532"
+            else LibnfcReader(f"libnfc:pn532_uart:{emu.path}:115200", retry_interval=0.2)
+        )
+        try:
+            emu.present("04A1B2C3")
+            assert reader.poll(2.0) == "04A1B2C3"
+            emu.go_silent()
+            end = time.monotonic() + 8
+            while reader.state is ReaderState.OK and time.monotonic() < end:
+                assert reader.poll(0.1) is None
+            emu.come_back()
+            end = time.monotonic() + 8
+            seen = []
+            while time.monotonic() < end and (reader.state is not ReaderState.OK or not seen):
+                uid = reader.poll(0.1)
+                seen.append(uid)
+                if reader.state is ReaderState.OK and len(seen) > 10:
+                    break
+            assert reader.state is ReaderState.OK
+            assert [u for u in seen if u] == []
+        finally:
+            reader.close()
