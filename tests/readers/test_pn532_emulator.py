@@ -98,7 +98,7 @@ def test_card_held_through_a_reader_glitch_is_one_tap(driver: str) -> None:
                 assert reader.poll(0.1) is None
             emu.come_back()
             end = time.monotonic() + 8
-            seen = []
+            seen: list[str | None] = []
             while time.monotonic() < end and (reader.state is not ReaderState.OK or not seen):
                 uid = reader.poll(0.1)
                 seen.append(uid)
