@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from firmware_gateway import doctor
+from firmware_gateway.readers.cli import register_reader_commands
 from warmcard.errors import WarmcardError
 from warmcard.settings import MqttSettings
 
@@ -39,6 +40,7 @@ def _fail(exc: WarmcardError) -> typer.Exit:
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the `warmcard` app."""
     doctor.register(app)
+    register_reader_commands(app)
 
     @app.command("kiosk")
     def kiosk(
@@ -59,8 +61,10 @@ def register(app: typer.Typer) -> None:
             channels: list[Feedback] = [LogFeedback()]
             if settings.gpio:
                 from firmware_gateway.feedback import GpioFeedback
+                from firmware_gateway.pinmap import load_pinmap
 
-                channels.append(GpioFeedback(settings.pinmap, relay_pulse_s=settings.relay_pulse_s))
+                pins = load_pinmap(settings.pinmap)
+                channels.append(GpioFeedback(pins, relay_pulse_s=settings.relay_pulse_s))
             gateway = Gateway(settings, open_reader(settings.reader), MultiFeedback(*channels))
         except WarmcardError as exc:
             raise _fail(exc) from None

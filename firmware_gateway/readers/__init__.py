@@ -16,6 +16,18 @@ def open_reader(spec: str) -> Reader:
         from firmware_gateway.readers.sim import SimReader
 
         return SimReader(spec)
+    if scheme == "pn532":
+        from firmware_gateway.readers.pn532 import PN532Reader
+
+        return PN532Reader(spec)
+    if scheme == "libnfc":
+        from firmware_gateway.readers.libnfc import LibnfcReader
+
+        return LibnfcReader(spec)
+    if scheme == "hid":
+        from firmware_gateway.readers.hid import HidReader
+
+        return HidReader(spec)
     raise UnknownReaderSpec(
         f"reader {spec!r}: unknown driver {scheme!r}; use one of "
         + ", ".join(f"{s}:" for s in SCHEMES)

@@ -1,0 +1,283 @@
+"""`hid:/dev/input/by-id/<reader>-event-kbd[?order=le&format=auto]`: USB keyboard-wedge readers.
+
+These readers "type" the card number followed by Enter. The driver grabs the input device
+exclusively (so the digits never reach a console or the kiosk screen) and reads its key events
+with python-evdev.
+
+Accepted formats, and how each maps to the canonical UID (upper-case hex):
+
+=============  ===========================  ==================================================
+printed        example                      canonical UID
+=============  ===========================  ==================================================
+10 digits      ``3283263748``               the decimal value of the 4-byte UID, taken in
+                                            ``order``: le (default) 0xC3B2A104 → 04A1B2C3,
+                                            be → C3B2A104
+8 hex digits   ``C3B2A104``                 the same 32-bit number written in hex, then the
+                                            same ``order`` rule (le → 04A1B2C3)
+3+5 digits     ``178 41220`` (W26: facility  facility << 16 | number, a 24-bit number treated
+(format=w26)   then card number; typed as   like the 10-digit value (so the top UID byte is
+               ``17841220``)                00 and lost: register such cards with such readers)
+14 / 20 hex    ``04112233445566``           a 7 / 10-byte UID: as typed for be, byte-reversed
+                                            for le
+=============  ===========================  ==================================================
+
+8 decimal digits are read as hex unless ``format=w26`` is set; ``format=dec10`` / ``hex``
+accept only that form. Anything else (wrong length, non-hex keys, a gap of more than
+``key_gap`` s between keys — a partial read or a person typing) is rejected and logged.
+
+Most wedge readers type the number once per presentation; some repeat it while the card is
+held. The driver therefore drops the same UID if it was last typed less than ``repeat_window``
+s ago; a card really re-presented within that window is not a second tap (the trade-off).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import select
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+from firmware_gateway.errors import UnknownReaderSpec
+from warmcard.contract import ReaderState
+
+log = logging.getLogger(__name__)
+
+EV_KEY = 1
+KEY_DOWN = 1
+KEY_ENTER = 28
+KEY_KPENTER = 96
+SHIFT_KEYS = {42, 54}  # KEY_LEFTSHIFT, KEY_RIGHTSHIFT: readers shift for A-F; ignored
+# Top-row digits KEY_1..KEY_9 = 2..10, KEY_0 = 11; keypad digits (some readers use them).
+KEY_CHARS: dict[int, str] = {2 + i: str((i + 1) % 10) for i in range(10)}
+KEY_CHARS.update({71: "7", 72: "8", 73: "9", 75: "4", 76: "5", 77: "6", 79: "1", 80: "2", 81: "3"})
+KEY_CHARS.update({82: "0", 30: "A", 48: "B", 46: "C", 32: "D", 18: "E", 33: "F"})
+CHAR_KEYS: dict[str, int] = {c: k for k, c in KEY_CHARS.items() if k < 71}
+
+ORDERS = ("le", "be")
+FORMATS = ("auto", "dec10", "hex", "w26")
+
+
+class EventSource(Protocol):
+    """What the driver needs of an input device; evdev.InputDevice is the real one."""
+
+    def fileno(self) -> int: ...
+
+    def read(self) -> Iterable[Any]: ...
+
+    def grab(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class BadCardNumber(ValueError):
+    """Typed text that is not a card number in an accepted format."""
+
+
+def to_uid(text: str, order: str = "le", fmt: str = "auto") -> str:
+    """The canonical UID for what a wedge reader typed; raises BadCardNumber."""
+    t = text.strip().upper()
+    is_hex = all(c in "0123456789ABCDEF" for c in t) and t != ""
+    is_dec = t.isdigit()
+    if not is_hex:
+        raise BadCardNumber(f"not a card number: {text!r}")
+    if len(t) == 10 and is_dec and fmt in ("auto", "dec10"):
+        value = int(t)
+        if value > 0xFFFFFFFF:
+            raise BadCardNumber(f"10-digit number {t} exceeds 32 bits")
+        return _number_to_uid(value, order)
+    if len(t) == 8 and fmt == "w26":
+        if not is_dec or int(t[:3]) > 0xFF or int(t[3:]) > 0xFFFF:
+            raise BadCardNumber(f"not a W26 facility+number: {t}")
+        return _number_to_uid((int(t[:3]) << 16) | int(t[3:]), order)
+    if len(t) == 8 and fmt in ("auto", "hex"):
+        return _number_to_uid(int(t, 16), order)
+    if len(t) in (14, 20) and fmt in ("auto", "hex"):
+        raw = bytes.fromhex(t)
+        return (raw[::-1] if order == "le" else raw).hex().upper()
+    raise BadCardNumber(f"{len(t)} characters {t!r} match no accepted format ({fmt})")
+
+
+def _number_to_uid(value: int, order: str) -> str:
+    return value.to_bytes(4, "little" if order == "le" else "big").hex().upper()
+
+
+def from_uid(uid: str, order: str = "le", fmt: str = "dec10") -> str:
+    """What a wedge reader in this format would type for a card: the inverse of `to_uid`."""
+    raw = bytes.fromhex(uid)
+    if len(raw) != 4:
+        return (raw[::-1] if order == "le" else raw).hex().upper()
+    value = int.from_bytes(raw, "little" if order == "le" else "big")
+    if fmt == "w26":
+        return f"{(value >> 16) & 0xFF:03d}{value & 0xFFFF:05d}"
+    if fmt == "hex":
+        return f"{value:08X}"
+    return f"{value:010d}"
+
+
+def parse_spec(spec: str) -> tuple[str, str, str]:
+    """`hid:/dev/input/by-id/x?order=be&format=w26` → (path, order, format)."""
+    scheme, _, rest = spec.partition(":")
+    path, _, query = rest.partition("?")
+    opts = {k: v[-1] for k, v in parse_qs(query).items()}
+    order, fmt = opts.get("order", "le"), opts.get("format", "auto")
+    if scheme != "hid" or not path or order not in ORDERS or fmt not in FORMATS:
+        raise UnknownReaderSpec(
+            f"reader {spec!r}: expected hid:/dev/input/by-id/<device>[?order=le|be]"
+            f"[&format={'|'.join(FORMATS)}]"
+        )
+    return path, order, fmt
+
+
+def open_evdev(path: str) -> EventSource:
+    import evdev
+
+    device: EventSource = evdev.InputDevice(path)
+    return device
+
+
+class HidReader:
+    """A keyboard-wedge reader through evdev; reopens it after unplugging."""
+
+    def __init__(
+        self,
+        spec: str,
+        *,
+        open_device: Callable[[str], EventSource] = open_evdev,
+        clock: Callable[[], float] = time.monotonic,
+        key_gap: float = 0.1,
+        repeat_window: float = 1.0,
+        retry_interval: float = 1.0,
+    ) -> None:
+        self.spec = spec
+        self.path, self.order, self.format = parse_spec(spec)
+        self._open_device = open_device
+        self._clock = clock
+        self.key_gap = key_gap
+        self.repeat_window = repeat_window
+        self.retry_interval = retry_interval
+        self._dev: EventSource | None = None
+        self._state = ReaderState.ABSENT
+        self._chars: list[str] = []
+        self._garbled = False
+        self._last_key_ts: float | None = None
+        self._last_uid: str | None = None
+        self._last_uid_ts = float("-inf")
+        self._ready: list[str] = []
+        self._next_attempt = 0.0
+        self._closed = threading.Event()
+        self.rejected = 0
+
+    @property
+    def state(self) -> ReaderState:
+        return self._state
+
+    def poll(self, timeout: float) -> str | None:
+        deadline = self._clock() + timeout
+        while not self._closed.is_set():
+            if self._ready:
+                return self._ready.pop(0)
+            now = self._clock()
+            if self._dev is None and now >= self._next_attempt:
+                self._open()
+            remaining = deadline - now
+            if remaining <= 0:
+                return None
+            if self._dev is None:
+                self._closed.wait(min(remaining, self._next_attempt - now))
+                continue
+            try:
+                ready, _, _ = select.select([self._dev], [], [], remaining)
+                if ready:
+                    for event in self._dev.read():
+                        self._on_event(event)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                self._lost(exc)
+        return None
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._dev is not None:
+            self._dev.close()
+            self._dev = None
+        self._state = ReaderState.ABSENT
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        try:
+            dev = self._open_device(self.path)
+            # Exclusive grab: the typed digits must reach only us, not a console or X.
+            dev.grab()
+        except OSError as exc:
+            state = (
+                ReaderState.ABSENT
+                if exc.errno in (errno.ENOENT, errno.ENODEV)
+                else ReaderState.FAULT
+            )
+            if self._state is not state:
+                log.warning("HID reader %s unavailable: %s", self.path, exc)
+            self._state = state
+            self._next_attempt = self._clock() + self.retry_interval
+            return
+        self._dev = dev
+        self._reset_line()
+        if self._state is not ReaderState.OK:
+            log.info("HID reader %s ready", self.path)
+        self._state = ReaderState.OK
+
+    def _lost(self, exc: OSError) -> None:
+        log.warning("HID reader %s lost: %s", self.path, exc)
+        if self._dev is not None:
+            with contextlib.suppress(OSError):
+                self._dev.close()
+        self._dev = None
+        self._state = ReaderState.ABSENT if exc.errno == errno.ENODEV else ReaderState.FAULT
+        self._next_attempt = self._clock() + min(self.retry_interval, 0.05)
+
+    def _reset_line(self) -> None:
+        self._chars, self._garbled, self._last_key_ts = [], False, None
+
+    def _on_event(self, event: Any) -> None:
+        if event.type != EV_KEY or event.value != KEY_DOWN or event.code in SHIFT_KEYS:
+            return
+        ts = event.timestamp()
+        if self._last_key_ts is not None and ts - self._last_key_ts > self.key_gap and self._chars:
+            log.warning(
+                "HID reader %s: partial input %r dropped (key gap)", self.path, "".join(self._chars)
+            )
+            self.rejected += 1
+            self._reset_line()
+        self._last_key_ts = ts
+        if event.code in (KEY_ENTER, KEY_KPENTER):
+            self._finish_line(ts)
+            return
+        char = KEY_CHARS.get(event.code)
+        if char is None:
+            self._garbled = True
+        else:
+            self._chars.append(char)
+
+    def _finish_line(self, ts: float) -> None:
+        text, garbled = "".join(self._chars), self._garbled
+        self._reset_line()
+        if not text and not garbled:
+            return
+        try:
+            if garbled:
+                raise BadCardNumber(f"non-hex key in {text!r}")
+            uid = to_uid(text, self.order, self.format)
+        except BadCardNumber as exc:
+            self.rejected += 1
+            log.warning("HID reader %s: rejected input: %s", self.path, exc)
+            return
+        repeat = uid == self._last_uid and ts - self._last_uid_ts < self.repeat_window
+        self._last_uid, self._last_uid_ts = uid, ts
+        if not repeat:
+            self._ready.append(uid)
