@@ -25,12 +25,12 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logg
 def _register() -> None:
     from cloud_ingest import cli as ingest_cli
     from firmware_gateway import cli as gateway_cli
-    from warmcard import demo, provision
+    from warmcard import demo
 
     gateway_cli.register(app)
     ingest_cli.register(app)
     demo.register(app)
-    provision.register(app)
+    __import__("warmcard.provision").provision.register(app)
 
 
 _register()

@@ -198,7 +198,7 @@ def _sign_leaf(
 
 
 def issue_server_cert(files: CaFiles, names: list[str]) -> IssuedCert:
-    """Issue (or renew) the broker's certificate for these DNS names / IP addresses and install it."""
+    """Issue (or renew) and install the broker's certificate for these DNS names / IPs."""
     if not names:
         raise PkiError("服务器名称 give at least one --server-name (the broker's DNS name or IP)")
     sans: list[x509.GeneralName] = []

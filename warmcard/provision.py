@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -273,38 +274,52 @@ def write_bundle(creds: Credentials, out: Path) -> None:
 
 
 def provision_command(
-    name: str = typer.Argument(
-        None, help="设备编号 device id (= MQTT username), or a service user with --service."
-    ),
-    ca_init: bool = typer.Option(
-        False, "--ca-init", help="Create the device CA (once) and (re)issue the broker's cert."
-    ),
-    server_name: list[str] = typer.Option(
-        [], "--server-name", help="Broker DNS name or IP for its certificate; repeatable."
-    ),
-    revoke_: bool = typer.Option(False, "--revoke", help="Remove the user's credentials."),
-    service: bool = typer.Option(
-        False, "--service", help="A cloud service user named in the ACL (loopback, no cert)."
-    ),
-    broker_dir: Path = typer.Option(DEFAULT_BROKER_DIR, help="Password file, CA, certificates."),
-    acl: Path = typer.Option(None, help="The installed ACL [default: BROKER_DIR/acl]."),
-    host: str = typer.Option(None, help="Broker address the client connects to."),
-    port: int = typer.Option(None, help="Broker port [default: 8883 devices, 1883 services]."),
-    out: Path = typer.Option(None, help="Bundle folder [default: ./provision-NAME]."),
-    kiosk_dir: Path = typer.Option(DEFAULT_KIOSK_DIR, help="Where the bundle goes on the kiosk."),
+    name: Annotated[
+        str | None,
+        typer.Argument(help="设备编号 device id (= MQTT username), or a service with --service."),
+    ] = None,
+    ca_init: Annotated[
+        bool, typer.Option("--ca-init", help="Create the device CA (once), (re)issue broker cert.")
+    ] = False,
+    server_name: Annotated[
+        list[str] | None,
+        typer.Option("--server-name", help="Broker DNS name or IP for its cert; repeatable."),
+    ] = None,
+    revoke_: Annotated[
+        bool, typer.Option("--revoke", help="Remove the user's credentials.")
+    ] = False,
+    service: Annotated[
+        bool, typer.Option("--service", help="A cloud service user named in the ACL (no cert).")
+    ] = False,
+    broker_dir: Annotated[
+        Path, typer.Option(help="Password file, CA, certs.")
+    ] = DEFAULT_BROKER_DIR,
+    acl: Annotated[
+        Path | None, typer.Option(help="Installed ACL (default: BROKER_DIR/acl).")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Broker address the client uses.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: 8883 devices, 1883 services.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Bundle folder (default: ./provision-NAME).")
+    ] = None,
+    kiosk_dir: Annotated[
+        Path, typer.Option(help="Bundle's place on the kiosk.")
+    ] = DEFAULT_KIOSK_DIR,
 ) -> None:
-    """开通设备 Provision a kiosk (password + client certificate) or a service; revoke; make the CA."""
+    """开通设备 Provision a kiosk (password + client cert) or a service; revoke; make the CA."""
     files = BrokerFiles.at(broker_dir, acl)
     try:
         if ca_init:
             made = init_ca(files.ca)
             issued = issue_server_cert(files.ca, server_name or ["localhost", "127.0.0.1"])
             _share_with_broker(files.ca.server_key)
+            state = "已创建 Created" if made else "已存在 Kept existing"
+            typer.echo(f"{state} device CA {files.ca.ca_cert}")
+            serial = f"{issued.serial:x}"
+            typer.echo(f"已签发 Issued broker certificate {files.ca.server_cert} (serial {serial})")
             typer.echo(
-                f"{'已创建 Created' if made else '已存在 Kept existing'} device CA {files.ca.ca_cert}"
+                f"保管好 Keep {files.ca.ca_key} offline-safe: it can mint device certificates."
             )
-            typer.echo(f"已签发 Issued broker certificate {files.ca.server_cert} (serial {issued.serial:x})")
-            typer.echo(f"保管好 Keep {files.ca.ca_key} offline-safe: it can mint device certificates.")
             typer.echo(RELOAD_HINT)
             if name is None:
                 return
@@ -318,7 +333,9 @@ def provision_command(
             typer.echo(RELOAD_HINT)
             return
         if service:
-            creds = provision_service(files, name, host=host or "127.0.0.1", port=port or SERVICE_PORT)
+            creds = provision_service(
+                files, name, host=host or "127.0.0.1", port=port or SERVICE_PORT
+            )
         else:
             if not host:
                 raise ProvisionError("请给出 --host: the broker address kiosks connect to")
@@ -330,7 +347,8 @@ def provision_command(
     except WarmcardError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"已开通 Provisioned {name}. Bundle: {bundle}/ (copy to {kiosk_dir}/ on the device)")
+    where = "its service's config" if service else f"{kiosk_dir}/ on the kiosk"
+    typer.echo(f"已开通 Provisioned {name}. Bundle: {bundle}/ (copy to {where})")
     typer.echo("密码只显示这一次 The password is shown only here and in the bundle:\n")
     typer.echo(creds.mqtt_toml)
     typer.echo(RELOAD_HINT)
