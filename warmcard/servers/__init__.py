@@ -115,27 +115,92 @@ class _Server:
         self.stop()
 
 
+# The production broker config and ACL (docs/broker.md), run as they are by `secure_dir` brokers.
+SECURE_CONF_DIR = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+
+
 @dataclass
 class Mosquitto(_Server):
-    """A Mosquitto broker; `extra_conf` lines are appended to the repo's config."""
+    """A Mosquitto broker; `extra_conf` lines are appended to its config.
+
+    Without `secure_dir`: the open test config in this folder (anonymous, one plain listener).
+    With `secure_dir` (a broker directory made by `warmcard provision`: passwd, ca.crt,
+    server.crt, server.key): deploy/mosquitto/mosquitto.conf and its ACL, with only the ports,
+    paths and user rewritten; `port` is the loopback service listener, `tls_port` the device one.
+    """
 
     extra_conf: str = ""
+    secure_dir: Path | None = None
+    tls_port: int = 0
     name = "mosquitto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.secure_dir is not None:
+            self.secure_dir = Path(self.secure_dir)
+            if not self.tls_port:
+                self.tls_port = free_port()
 
     def _command(self) -> list[str]:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         data = self.run_dir / "mosquitto-data"
         data.mkdir(exist_ok=True)
         conf = self.run_dir / "mosquitto.conf"
-        text = _template("mosquitto.conf").format(
-            port=self.port, data_dir=data, user=getpass.getuser()
-        )
+        if self.secure_dir is None:
+            text = _template("mosquitto.conf").format(
+                port=self.port, data_dir=data, user=getpass.getuser()
+            )
+        else:
+            text = self._secure_conf(self.secure_dir, data)
         conf.write_text(text + "\n" + self.extra_conf + "\n")
         return [binary, "-c", str(conf)]
+
+    def _secure_conf(self, secure_dir: Path, data: Path) -> str:
+        """The production config with this run's ports and paths; every rewrite must apply once."""
+        rewrites = {
+            "listener 8883": f"listener {self.tls_port} 127.0.0.1",
+            "listener 1883 127.0.0.1": f"listener {self.port} 127.0.0.1",
+            "user": f"user {getpass.getuser()}",
+            "persistence_location": f"persistence_location {data}/",
+            "acl_file": f"acl_file {SECURE_CONF_DIR / 'acl'}",
+            "password_file": f"password_file {secure_dir / 'passwd'}",
+            "cafile": f"cafile {secure_dir / 'ca.crt'}",
+            "certfile": f"certfile {secure_dir / 'server.crt'}",
+            "keyfile": f"keyfile {secure_dir / 'server.key'}",
+        }
+        done: list[str] = []
+        out = []
+        for line in (SECURE_CONF_DIR / "mosquitto.conf").read_text().splitlines():
+            stripped = line.strip()
+            key = stripped if stripped.startswith("listener ") else stripped.split(" ", 1)[0]
+            if key in rewrites:
+                done.append(key)
+                line = rewrites[key]
+            out.append(line)
+        if sorted(done) != sorted(rewrites):
+            raise ServerError(
+                f"{SECURE_CONF_DIR / 'mosquitto.conf'} changed shape: expected each of "
+                f"{sorted(rewrites)} once, found {sorted(done)}"
+            )
+        return "\n".join(out)
+
+    def _ready(self, deadline: float) -> bool:
+        ports = [self.port] + ([self.tls_port] if self.secure_dir is not None else [])
+        return all(_wait_tcp(port, deadline) for port in ports)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the password file and ACL (what `systemctl reload mosquitto` does)."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise ServerError("mosquitto is not running; nothing to reload")
+        os.kill(self.proc.pid, signal.SIGHUP)
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"mqtts://127.0.0.1:{self.tls_port}"
 
 
 @dataclass
