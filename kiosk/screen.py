@@ -91,7 +91,12 @@ def _same_text(a: str, b: str) -> bool:
     return "".join(_WORDS.findall(a)) == "".join(_WORDS.findall(b))
 
 
-def compose(outcome: Outcome, message: str = "", kind: Kind | None = None) -> dict[str, Any]:
+def compose(
+    outcome: Outcome,
+    message: str = "",
+    kind: Kind | None = None,
+    hold: dict[Outcome, float] = HOLD_S,
+) -> dict[str, Any]:
     """What the page shows for one answer: headline, detail line, and how long."""
     zh, en = split_bilingual(message)
     title_zh, title_en = HEADLINES[outcome]
@@ -109,7 +114,7 @@ def compose(outcome: Outcome, message: str = "", kind: Kind | None = None) -> di
         "title_en": title_en,
         "detail_zh": detail_zh,
         "detail_en": detail_en,
-        "hold_s": HOLD_S[outcome],
+        "hold_s": hold[outcome],
     }
 
 
@@ -122,10 +127,12 @@ class ScreenStatus:
     online: bool | None = None
     today: int | None = None
     mode: Mode | None = None
+    lost_after_s: float = 5.0  # the page says "out of service" when the stream is down this long
 
     def to_json(self) -> dict[str, Any]:
         label_zh, label_en = TODAY_LABELS[self.mode]
         return {
+            "lost_after_s": self.lost_after_s,
             "site": self.site,
             "tz": self.tz,
             "online": self.online,
@@ -288,10 +295,13 @@ class ScreenFeedback:
         port: int = DEFAULT_PORT,
         site: str = "",
         tz: str = DEFAULT_TZ,
+        hold: dict[Outcome, float] | None = None,
+        lost_after_s: float = 5.0,
     ) -> None:
         self.host = host
         self.requested_port = port
-        self._hub = _Hub(ScreenStatus(site=site, tz=tz))
+        self.hold = {**HOLD_S, **(hold or {})}
+        self._hub = _Hub(ScreenStatus(site=site, tz=tz, lost_after_s=lost_after_s))
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._status_lock = threading.Lock()
@@ -347,7 +357,7 @@ class ScreenFeedback:
         self.show_tap(outcome, message, None)
 
     def show_tap(self, outcome: Outcome, message: str, kind: Kind | None) -> None:
-        self._hub.publish("tap", compose(outcome, message, kind))
+        self._hub.publish("tap", compose(outcome, message, kind, self.hold))
 
     def set_status(
         self,
@@ -367,6 +377,7 @@ class ScreenFeedback:
                 online=old.online if online is None else online,
                 today=old.today if today is None else today,
                 mode=old.mode if mode is None else mode,
+                lost_after_s=old.lost_after_s,
             )
             if new == old:
                 return

@@ -2,10 +2,10 @@
 // Fed by server-sent events from the kiosk program on 127.0.0.1; no other network, no build step.
 "use strict";
 
-const LOST_AFTER_MS = 5000; // the stream reconnects each second; say "out of service" only if it stays down
 const $ = (id) => document.getElementById(id);
 const body = document.body;
-let status = { site: "", tz: "Asia/Shanghai", online: null, today: null, today_zh: "今日", today_en: "today" };
+// The stream reconnects each second; "out of service" only if it stays down lost_after_s.
+let status = { lost_after_s: 5, site: "", tz: "Asia/Shanghai", online: null, today: null, today_zh: "今日", today_en: "today" };
 let holdTimer = null;
 let lostTimer = null;
 let connected = false;
@@ -65,7 +65,7 @@ function connect() {
   };
   events.onerror = () => {
     connected = false;
-    if (lostTimer === null) lostTimer = setTimeout(() => show("lost"), LOST_AFTER_MS);
+    if (lostTimer === null) lostTimer = setTimeout(() => show("lost"), status.lost_after_s * 1000);
   };
   events.addEventListener("status", (e) => { status = JSON.parse(e.data); renderStatus(); });
   events.addEventListener("tap", (e) => showTap(JSON.parse(e.data)));
