@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from kiosk.errors import ScreenError
 from kiosk.feedback import Outcome
@@ -169,9 +170,7 @@ def test_port_in_use_is_a_clear_error(screen: ScreenFeedback) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} missing: run `make setup` (Debian package chromium)")
     with sync_playwright() as playwright:
@@ -181,7 +180,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, screen: ScreenFeedback):
+def page(browser: Browser, screen: ScreenFeedback) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 800, "height": 480})  # the 7" DSI panel
     page = context.new_page()
     page.goto(screen.url)
@@ -205,7 +204,7 @@ def wait_connected(screen: ScreenFeedback) -> None:
         time.sleep(0.02)
 
 
-def test_page_shows_a_tap_without_reload(screen: ScreenFeedback, page, shots: Path) -> None:
+def test_page_shows_a_tap_without_reload(screen: ScreenFeedback, page: Page, shots: Path) -> None:
     wait_connected(screen)
     page.evaluate("window.loadedOnce = true")  # gone if the page reloaded
     screen.hold = dict.fromkeys(Outcome, 30.0)  # hold the answer still for the screenshot
@@ -230,7 +229,7 @@ def test_page_shows_a_tap_without_reload(screen: ScreenFeedback, page, shots: Pa
     assert page.evaluate("window.loadedOnce") is True
 
 
-def test_page_unknown_card(screen: ScreenFeedback, page, shots: Path) -> None:
+def test_page_unknown_card(screen: ScreenFeedback, page: Page, shots: Path) -> None:
     wait_connected(screen)
     screen.hold = dict.fromkeys(Outcome, 30.0)
     screen.show(Outcome.UNKNOWN, MSG_UNKNOWN)
@@ -242,7 +241,9 @@ def test_page_unknown_card(screen: ScreenFeedback, page, shots: Path) -> None:
     page.screenshot(path=str(shots / "kiosk-screen-unknown.png"))
 
 
-def test_page_offline_banner_and_idle_status(screen: ScreenFeedback, page, shots: Path) -> None:
+def test_page_offline_banner_and_idle_status(
+    screen: ScreenFeedback, page: Page, shots: Path
+) -> None:
     wait_connected(screen)
     assert not page.is_visible("#offline")
     screen.set_status(online=False, today=12, mode=Mode.ENTRANCE)
@@ -257,7 +258,7 @@ def test_page_offline_banner_and_idle_status(screen: ScreenFeedback, page, shots
 
 
 @pytest.mark.parametrize("tz", ["Asia/Shanghai", "America/New_York"])
-def test_page_clock_is_the_sites_local_time(screen: ScreenFeedback, page, tz: str) -> None:
+def test_page_clock_is_the_sites_local_time(screen: ScreenFeedback, page: Page, tz: str) -> None:
     screen.set_status(tz=tz)
     now = datetime.now(UTC).astimezone(ZoneInfo(tz))
     expected = {f"{t:%H:%M}" for t in (now, now + timedelta(seconds=2))}
@@ -267,7 +268,7 @@ def test_page_clock_is_the_sites_local_time(screen: ScreenFeedback, page, tz: st
     )
 
 
-def test_page_text_is_never_markup(screen: ScreenFeedback, page) -> None:
+def test_page_text_is_never_markup(screen: ScreenFeedback, page: Page) -> None:
     wait_connected(screen)
     screen.show(Outcome.SUCCESS, '<img src=x onerror="window.owned=1"> 已签到 Checked in')
     page.wait_for_function("document.body.dataset.outcome === 'success'", timeout=2000)
@@ -277,7 +278,7 @@ def test_page_text_is_never_markup(screen: ScreenFeedback, page) -> None:
 
 
 def test_page_says_out_of_service_when_the_kiosk_program_stops(
-    screen: ScreenFeedback, page
+    screen: ScreenFeedback, page: Page
 ) -> None:
     wait_connected(screen)
     screen.stop()
