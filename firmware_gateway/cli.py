@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -15,6 +16,9 @@ from warmcard.settings import MqttSettings
 
 if TYPE_CHECKING:
     from firmware_gateway.gateway import Gateway
+    from kiosk.screen import ScreenFeedback
+
+log = logging.getLogger("warmcard.gateway.cli")
 
 
 def _stop_on_signals() -> threading.Event:
@@ -62,6 +66,24 @@ class _TodayCount:
         return self._count
 
 
+def _update_screen(
+    screen: ScreenFeedback, gateway: Gateway, site_name: str, today: _TodayCount
+) -> None:
+    """The idle page's status from the gateway; a failure here must not stop the kiosk."""
+    try:
+        policy = gateway.policy
+        config = policy.config if policy is not None else None
+        screen.set_status(
+            online=gateway.uplink.connected,
+            today=today(),
+            site=site_name or (config.site_id if config else None),
+            tz=config.tz if config else None,
+            mode=config.mode if config else None,
+        )
+    except Exception:
+        log.exception("screen status update failed")
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the `warmcard` app."""
 
@@ -85,7 +107,7 @@ def register(app: typer.Typer) -> None:
         try:
             settings = GatewaySettings.load(config)
             channels: list[Feedback] = [LogFeedback()]
-            if settings.screen_port is not None:
+            if settings.screen_port:
                 screen = ScreenFeedback(port=settings.screen_port, site=settings.site_name)
                 channels.append(screen.start())
             if settings.voice_dir is not None:
@@ -102,14 +124,7 @@ def register(app: typer.Typer) -> None:
         try:
             while not stop.wait(1.0):
                 if screen is not None:
-                    policy = gateway.policy
-                    screen.set_status(
-                        online=gateway.uplink.connected,
-                        today=today(),
-                        site=settings.site_name or (policy.config.site_id if policy else None),
-                        tz=policy.config.tz if policy else None,
-                        mode=policy.config.mode if policy else None,
-                    )
+                    _update_screen(screen, gateway, settings.site_name, today)
         finally:
             gateway.stop()
             for channel in (screen, voice):

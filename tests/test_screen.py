@@ -22,6 +22,7 @@ from kiosk.errors import ScreenError
 from kiosk.feedback import Outcome
 from kiosk.policy import MSG_REPEAT, MSG_UNKNOWN
 from kiosk.screen import HEADLINES, ScreenFeedback, _Hub, compose, split_bilingual
+from kiosk.voice import render_clips
 from warmcard.contract import Kind, Mode
 from warmcard.servers import Mosquitto
 
@@ -300,6 +301,11 @@ def test_kiosk_command_serves_the_screen_with_status(
 ) -> None:
     device = f"{topic_prefix}-k1"
     port = free_port()
+    voice_dir = tmp_path / "voice"
+    render_clips(voice_dir)
+    player = tmp_path / "fake-aplay"  # the voice is started and stopped; no tap plays here
+    player.write_text("#!/bin/sh\nexit 0\n")
+    player.chmod(0o755)
     toml = tmp_path / "kiosk.toml"
     toml.write_text(
         f'device_id = "{device}"\n'
@@ -307,6 +313,8 @@ def test_kiosk_command_serves_the_screen_with_status(
         f"screen_port = {port}\n"
         'site_name = "喜洲镇 幸福小院"\n'
         "heartbeat_s = 5\n"
+        f'voice_dir = "{voice_dir}"\n'
+        f'voice_player = ["{player}"]\n'
         "[mqtt]\n"
         f'host = "127.0.0.1"\nport = {mosquitto.port}\n'
         "[initial_config]\n"
