@@ -25,7 +25,7 @@ from firmware_gateway.outbox import DEFAULT_RETENTION_S, Outbox
 from firmware_gateway.readers.base import Reader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import SOFTWARE, Uplink, UplinkTiming
-from kiosk.feedback import Feedback, Outcome
+from kiosk.feedback import Feedback, Outcome, show_decision
 from kiosk.policy import MSG_FAULT, MSG_NOT_CONFIGURED, Decision, Policy
 from kiosk.roster import LocalCache
 from warmcard.contract import DeviceConfig, ReaderState, Roster
@@ -194,7 +194,7 @@ class Gateway:
 
     def _show(self, decision: Decision) -> None:
         try:
-            self.feedback.show(decision.outcome, decision.message)
+            show_decision(self.feedback, decision.outcome, decision.message, decision.kind)
         except Exception:  # a broken LED must not stop the reader loop
             log.exception("feedback failed for %s", decision.outcome.value)
 

@@ -22,6 +22,13 @@ class GatewaySettings(TomlSettings):
     mqtt: MqttSettings = MqttSettings()
     # Used until the cloud's retained config arrives (then cached in data_dir).
     initial_config: DeviceConfig | None = None
+    # The on-site screen: a page on 127.0.0.1:<port> for Chromium in kiosk mode; 0/None: no screen.
+    screen_port: int | None = Field(default=8765, ge=0, le=65535)
+    site_name: str = ""  # shown on the screen; the wire carries only the site id
+    # Spoken prompts: clips from `warmcard voice render --out DIR`; None: silent.
+    voice_dir: Path | None = None
+    # The player and its arguments; e.g. add "-D", "plughw:CARD=Headphones" to pick the output.
+    voice_player: list[str] = Field(default_factory=lambda: ["aplay", "-q"])
 
     @property
     def outbox_path(self) -> Path:

@@ -11,6 +11,10 @@ APT_PACKAGES=(
     libfreefare-dev               # pynfc loads libfreefare too
     sqlite3                       # the outbox and registry are SQLite; CLI for technicians
     systemd                       # systemd-analyze, to verify the units
+    espeak-ng                     # renders the kiosk's spoken prompts (Mandarin voice) at setup
+    alsa-utils                    # aplay plays them on the kiosk's speaker
+    chromium                      # the kiosk screen in kiosk mode; headless page checks in tests
+    fonts-noto-cjk                # Chinese on the screen (without it Chromium draws boxes)
 )
 
 missing=()

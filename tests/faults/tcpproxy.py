@@ -78,7 +78,9 @@ class TcpProxy:
         for sock in socks:
             with contextlib.suppress(OSError):
                 # SO_LINGER 0: close sends RST, as a dropped mobile link looks to the peer.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                )
                 sock.close()
 
     def _accept_loop(self) -> None:
