@@ -1,0 +1,1 @@
+"""The HTTP side of ingest: JSON API, SSE stream and the live page."""
