@@ -242,6 +242,7 @@ class Consumer:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self._queue: deque[Incoming] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -276,10 +277,19 @@ class Consumer:
             shared_subscription(self.settings.share_group, EVENTS_FILTER), options=options
         )
 
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("broker refused the events subscription: %s", reasons)
+            return
+        self.subscribed.set()
+
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if not self._stop.is_set():
             log.warning("disconnected from broker (%s); reconnecting", reason)
 

@@ -136,7 +136,16 @@ class Registry:
                     for period, text in zip(MEAL_COLUMNS, row[7:10], strict=True)
                     if text
                 )
-                sites[row[0]] = Site(*row[:7], meals=meals)  # type: ignore[misc]
+                sites[row[0]] = Site(
+                    site_id=row[0],
+                    name_zh=row[1],
+                    name_en=row[2],
+                    tz=row[3],
+                    capacity=row[4],
+                    opening=row[5],
+                    closing=row[6],
+                    meals=meals,
+                )
             devices = {
                 row[0]: Device(row[0], row[1], Mode(row[2]), float(row[3]))
                 for row in self.db.execute(

@@ -1,0 +1,255 @@
+# mypy: allow-untyped-defs
+"""The consumer against real Mosquitto and InfluxDB: exact counts, no doubles, no losses."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from ingest_support import EventMaker, Publisher, make_settings, wait_for, write_registry
+
+from cloud_ingest.influx import InfluxV1
+from cloud_ingest.service import IngestService
+from warmcard.contract import (
+    Kind,
+    MealPeriod,
+    Reason,
+    TapEvent,
+    events_topic,
+    format_ts,
+    new_event_id,
+    now_us,
+)
+
+
+@pytest.fixture
+def env(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
+    ids = write_registry(tmp_path, topic_prefix)
+    settings = make_settings(tmp_path, mosquitto, influxd, influx_db, topic_prefix)
+    return ids, settings
+
+
+@pytest.fixture
+def publisher(mosquitto) -> Iterator[Publisher]:
+    pub = Publisher(mosquitto.port)
+    yield pub
+    pub.close()
+
+
+def start(settings) -> IngestService:
+    service = IngestService(settings)
+    service.start()
+    wait_for(service.consumer.subscribed.is_set)
+    return service
+
+
+def influx_counts(settings) -> Counter[tuple[str, str]]:
+    storage = InfluxV1(settings.influx)
+    try:
+        series = storage.query('SELECT count("seq") FROM "taps" GROUP BY "site", "kind"')
+    finally:
+        storage.close()
+    return Counter({(s.tags["site"], s.tags["kind"]): s.values[0][1] for s in series})
+
+
+def scenario(ids) -> tuple[list[TapEvent], Counter[tuple[str, str]]]:
+    """A morning at two courtyards."""
+    gate_a, canteen_a, gate_b = (EventMaker(ids[k]) for k in ("gate_a", "canteen_a", "gate_b"))
+    events = [
+        gate_a.make(Kind.CHECK_IN, "P0001"),
+        gate_a.make(Kind.CHECK_IN, "P0002"),
+        gate_a.make(Kind.CHECK_IN, "P0003"),
+        gate_a.make(Kind.CHECK_OUT, "P0002"),
+        gate_a.make(Kind.UNKNOWN_CARD, None, card_uid="0499887766"),
+        canteen_a.make(Kind.MEAL, "P0001", MealPeriod.LUNCH),
+        canteen_a.make(Kind.MEAL, "P0003", MealPeriod.LUNCH),
+        canteen_a.make(Kind.MEAL_REPEAT, "P0001", MealPeriod.LUNCH),
+        canteen_a.make(Kind.MEAL, "P0004", MealPeriod.BREAKFAST),
+        gate_b.make(Kind.CHECK_IN, "P0007"),
+        gate_b.make(Kind.CHECK_OUT, "P0007", auto=True),
+        gate_b.make(Kind.CHECK_IN, "P0008"),
+    ]
+    a, b = ids["site_a"], ids["site_b"]
+    expected = Counter(
+        {
+            (a, "check_in"): 3,
+            (a, "check_out"): 1,
+            (a, "unknown_card"): 1,
+            (a, "meal"): 3,
+            (a, "meal_repeat"): 1,
+            (b, "check_in"): 2,
+            (b, "check_out"): 1,
+        }
+    )
+    return events, expected
+
+
+def check_live(service, ids) -> None:
+    sites = {s["site_id"]: s for s in service.live.snapshot()["sites"]}
+    a, b = sites[ids["site_a"]], sites[ids["site_b"]]
+    assert (a["present"], a["arrivals"]) == (2, 3)
+    assert a["meals"] == {"breakfast": 1, "lunch": 2, "dinner": 0}
+    assert (a["meal_repeats"], a["unknown_cards"]) == (1, 1)
+    assert (b["present"], b["arrivals"], b["meals_total"]) == (1, 2, 0)
+
+
+def test_events_land_with_exact_counts_and_live_numbers(env, publisher):
+    ids, settings = env
+    events, expected = scenario(ids)
+    service = start(settings)
+    try:
+        publisher.publish(events)
+        wait_for(lambda: influx_counts(settings) == expected)
+        wait_for(lambda: service.metrics.acked == len(events))
+        check_live(service, ids)
+        # A fresh rebuild from InfluxDB gives the same numbers as the incremental path.
+        service.live.rebuild()
+        check_live(service, ids)
+    finally:
+        service.stop()
+
+
+def test_same_events_published_three_times_change_nothing(env, publisher):
+    ids, settings = env
+    events, expected = scenario(ids)
+    service = start(settings)
+    try:
+        for _ in range(3):
+            publisher.publish(events)
+        wait_for(lambda: service.metrics.acked == 3 * len(events))
+        assert influx_counts(settings) == expected
+        check_live(service, ids)
+        service.live.rebuild()
+        check_live(service, ids)
+    finally:
+        service.stop()
+
+
+def test_invalid_messages_are_dead_lettered_and_good_ones_still_arrive(
+    env, publisher, topic_prefix
+):
+    ids, settings = env
+    gate = EventMaker(ids["gate_a"])
+    service = start(settings)
+    try:
+        topic = events_topic(ids["gate_a"])
+        publisher.publish_raw(topic, b"{not json")
+        publisher.publish_raw(topic, b"")
+        publisher.publish_raw(topic, gate.make(Kind.CHECK_IN, "P0001").to_bytes(), retain=True)
+        publisher.publish_raw(topic, gate.make(Kind.CHECK_IN, "P0002").to_bytes(), qos=0)
+        stranger = EventMaker(f"{topic_prefix}-stranger").make(Kind.CHECK_IN, "P0001")
+        publisher.publish_raw(events_topic(stranger.device_id), stranger.to_bytes())
+        mismatch = gate.make(Kind.CHECK_IN, "P0003")
+        publisher.publish_raw(events_topic(ids["gate_b"]), mismatch.to_bytes())
+        good = [gate.make(Kind.CHECK_IN, "P0004"), gate.make(Kind.CHECK_IN, "P0005")]
+        publisher.publish(good)
+        wait_for(lambda: influx_counts(settings) == Counter({(ids["site_a"], "check_in"): 2}))
+        expected = {
+            Reason.INVALID_JSON: 1,
+            Reason.EMPTY: 1,
+            Reason.RETAINED: 1,
+            Reason.QOS0: 1,
+            Reason.UNKNOWN_DEVICE: 1,
+            Reason.DEVICE_MISMATCH: 1,
+        }
+        wait_for(lambda: service.deadletters.counts() == {r.value: n for r, n in expected.items()})
+        assert dict(service.metrics.dead_letters) == {r.value: n for r, n in expected.items()}
+        letter = service.deadletters.list(1, reason=Reason.INVALID_JSON)[0]
+        assert letter.payload == b"{not json" and letter.topic == topic
+        assert letter.id is not None and service.deadletters.get(letter.id) == letter
+        # Every QoS 1 message was acked (the QoS 0 one needs none), the bad ones included.
+        wait_for(lambda: service.metrics.acked == 7)
+    finally:
+        publisher.publish_raw(events_topic(ids["gate_a"]), b"", retain=True)  # clear retained
+        service.stop()
+
+
+def test_influxdb_down_holds_everything_unacked_then_all_arrive_once(env, publisher, influxd):
+    ids, settings = env
+    events, expected = scenario(ids)
+    service = start(settings)
+    try:
+        influxd.stop()
+        try:
+            publisher.publish(events)
+            wait_for(lambda: service.metrics.write_retries >= 2)
+            assert service.metrics.acked == 0
+            assert service.metrics.storage_ok is False
+            assert service.live.snapshot()["sites"][0]["arrivals"] == 0
+        finally:
+            influxd.start()
+        wait_for(lambda: service.metrics.acked == len(events), timeout=20)
+        assert influx_counts(settings) == expected
+        check_live(service, ids)
+    finally:
+        service.stop()
+
+
+def test_restart_while_influxdb_down_loses_nothing(env, publisher, influxd):
+    """Held-unacked messages are redelivered to the next run of ingest (same client id)."""
+    ids, settings = env
+    events, expected = scenario(ids)
+    service = start(settings)
+    try:
+        influxd.stop()
+        try:
+            publisher.publish(events)
+            wait_for(lambda: service.metrics.write_retries >= 1)
+            service.stop()
+        finally:
+            influxd.start()
+        assert influx_counts(settings) == Counter()
+        service = start(settings)
+        wait_for(lambda: influx_counts(settings) == expected)
+        wait_for(lambda: service.metrics.acked >= len(events))
+        check_live(service, ids)
+    finally:
+        service.stop()
+
+
+def test_persistent_session_delivers_what_was_queued_while_away(env, publisher):
+    ids, settings = env
+    events, expected = scenario(ids)
+    service = start(settings)
+    service.stop()  # subscription and session stay on the broker
+    publisher.publish(events)
+    service = start(settings)
+    try:
+        wait_for(lambda: influx_counts(settings) == expected)
+        check_live(service, ids)
+    finally:
+        service.stop()
+
+
+def test_point_refused_by_influxdb_is_dead_lettered_others_stored(env, publisher):
+    """A field-type conflict in an old shard refuses one backlog event; today's still land."""
+    ids, settings = env
+    old_us = now_us() - 20 * 86400 * 1_000_000
+    storage = InfluxV1(settings.influx)
+    storage.write([f'taps,device=legacy,kind=check_in,site=x seq="text" {old_us - 5}'])
+    storage.close()
+    gate = EventMaker(ids["gate_a"])
+    old = TapEvent(
+        event_id=new_event_id(old_us),
+        device_id=ids["gate_b"],
+        seq=1,
+        ts=format_ts(old_us),
+        card_uid="04A1B207",
+        kind=Kind.CHECK_IN,
+        person_id="P0007",
+    )
+    today = [gate.make(Kind.CHECK_IN, f"P000{i}") for i in range(1, 5)]
+    service = start(settings)
+    try:
+        publisher.publish([*today[:2], old, *today[2:]])
+        wait_for(lambda: service.deadletters.counts() == {"conflict": 1})
+        wait_for(lambda: service.metrics.acked == 5)
+        assert influx_counts(settings)[(ids["site_a"], "check_in")] == 4
+        letter = service.deadletters.list(1)[0]
+        assert letter.payload == old.to_bytes() and "conflict" in letter.detail
+        # The old-day event never reaches today's live numbers.
+        site_b = next(s for s in service.live.snapshot()["sites"] if s["site_id"] == ids["site_b"])
+        assert site_b["arrivals"] == 0
+    finally:
+        service.stop()
