@@ -7,13 +7,21 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from ingest_support import EventMaker, Publisher, make_settings, wait_for, write_registry
+from ingest_support import (
+    EventMaker,
+    Publisher,
+    check_live,
+    influx_counts,
+    make_settings,
+    scenario,
+    wait_for,
+    write_registry,
+)
 
 from cloud_ingest.influx import InfluxV1
 from cloud_ingest.service import IngestService
 from warmcard.contract import (
     Kind,
-    MealPeriod,
     Reason,
     TapEvent,
     events_topic,
@@ -42,56 +50,6 @@ def start(settings) -> IngestService:
     service.start()
     wait_for(service.consumer.subscribed.is_set)
     return service
-
-
-def influx_counts(settings) -> Counter[tuple[str, str]]:
-    storage = InfluxV1(settings.influx)
-    try:
-        series = storage.query('SELECT count("seq") FROM "taps" GROUP BY "site", "kind"')
-    finally:
-        storage.close()
-    return Counter({(s.tags["site"], s.tags["kind"]): s.values[0][1] for s in series})
-
-
-def scenario(ids) -> tuple[list[TapEvent], Counter[tuple[str, str]]]:
-    """A morning at two courtyards."""
-    gate_a, canteen_a, gate_b = (EventMaker(ids[k]) for k in ("gate_a", "canteen_a", "gate_b"))
-    events = [
-        gate_a.make(Kind.CHECK_IN, "P0001"),
-        gate_a.make(Kind.CHECK_IN, "P0002"),
-        gate_a.make(Kind.CHECK_IN, "P0003"),
-        gate_a.make(Kind.CHECK_OUT, "P0002"),
-        gate_a.make(Kind.UNKNOWN_CARD, None, card_uid="0499887766"),
-        canteen_a.make(Kind.MEAL, "P0001", MealPeriod.LUNCH),
-        canteen_a.make(Kind.MEAL, "P0003", MealPeriod.LUNCH),
-        canteen_a.make(Kind.MEAL_REPEAT, "P0001", MealPeriod.LUNCH),
-        canteen_a.make(Kind.MEAL, "P0004", MealPeriod.BREAKFAST),
-        gate_b.make(Kind.CHECK_IN, "P0007"),
-        gate_b.make(Kind.CHECK_OUT, "P0007", auto=True),
-        gate_b.make(Kind.CHECK_IN, "P0008"),
-    ]
-    a, b = ids["site_a"], ids["site_b"]
-    expected = Counter(
-        {
-            (a, "check_in"): 3,
-            (a, "check_out"): 1,
-            (a, "unknown_card"): 1,
-            (a, "meal"): 3,
-            (a, "meal_repeat"): 1,
-            (b, "check_in"): 2,
-            (b, "check_out"): 1,
-        }
-    )
-    return events, expected
-
-
-def check_live(service, ids) -> None:
-    sites = {s["site_id"]: s for s in service.live.snapshot()["sites"]}
-    a, b = sites[ids["site_a"]], sites[ids["site_b"]]
-    assert (a["present"], a["arrivals"]) == (2, 3)
-    assert a["meals"] == {"breakfast": 1, "lunch": 2, "dinner": 0}
-    assert (a["meal_repeats"], a["unknown_cards"]) == (1, 1)
-    assert (b["present"], b["arrivals"], b["meals_total"]) == (1, 2, 0)
 
 
 def test_events_land_with_exact_counts_and_live_numbers(env, publisher):
