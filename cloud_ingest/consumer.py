@@ -32,7 +32,7 @@ from cloud_ingest.errors import StorageRejected, StorageUnavailable
 from cloud_ingest.influx import Storage
 from cloud_ingest.lineprotocol import encode_tap
 from cloud_ingest.live import LiveEvent, LiveState
-from cloud_ingest.mqtt_connect import configure_client
+from cloud_ingest.mqtt_client import BatchingClient, configure_client
 from cloud_ingest.registry import Registry
 from cloud_ingest.settings import IngestSettings
 from warmcard.contract import (
@@ -232,7 +232,7 @@ class Consumer:
         self.processor = processor
         self.metrics = processor.metrics
         self.clock = clock
-        self.client = client or mqtt.Client(
+        self.client = client or BatchingClient(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             protocol=mqtt.MQTTv5,
@@ -392,10 +392,11 @@ class Consumer:
 
     def _ack(self, messages: list[Incoming]) -> None:
         generation = self._generation
-        ack = self.client.ack
-        acked = 0
-        for msg in messages:
-            if msg.qos and msg.generation == generation:
-                ack(msg.mid, msg.qos)
-                acked += 1
-        self.metrics.acked += acked
+        mids = [m.mid for m in messages if m.qos == 1 and m.generation == generation]
+        client = self.client
+        if isinstance(client, BatchingClient):
+            client.ack_many(mids)
+        else:
+            for mid in mids:
+                client.ack(mid, 1)
+        self.metrics.acked += len(mids)

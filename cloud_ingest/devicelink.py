@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud_ingest.live import LiveState
-from cloud_ingest.mqtt_connect import configure_client
+from cloud_ingest.mqtt_client import configure_client
 from cloud_ingest.settings import IngestSettings
 from warmcard.contract import (
     STATUS_FILTER,

@@ -157,7 +157,9 @@ def parse_ts(text: str) -> int:
             "timestamp must be UTC ISO 8601 with 6 fraction digits, "
             "e.g. 2026-11-29T06:15:22.123456Z"
         )
-    dt = datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    # fromisoformat is the C parser (strptime is ~10x slower and this runs per event);
+    # TS_RE already fixed the shape, fromisoformat checks the ranges.
+    dt = datetime.fromisoformat(text[:19]).replace(tzinfo=UTC)
     return int(dt.timestamp()) * 1_000_000 + int(text[20:26])
 
 
