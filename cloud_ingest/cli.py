@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from warmcard.settings import SettingsError
+
+
+def _clean_exit_server() -> type:
+    import uvicorn
+
+    class CleanExitServer(uvicorn.Server):
+        """Exit 0 after a graceful shutdown (uvicorn re-raises the signal, exiting -15)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            signals = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return CleanExitServer
 
 
 def register(app: typer.Typer) -> None:
@@ -28,16 +50,17 @@ def register(app: typer.Typer) -> None:
         except SettingsError as exc:
             typer.echo(f"配置错误 Config error: {exc}", err=True)
             raise typer.Exit(2) from None
-        # uvicorn handles SIGTERM and Ctrl-C: it stops accepting, then runs the lifespan
-        # shutdown (consumer stopped, session kept on the broker). Open SSE streams would hold
+        # SIGTERM/Ctrl-C: uvicorn stops accepting, then the lifespan stops the consumer (the
+        # session and any unacked messages stay on the broker). Open SSE streams would hold
         # shutdown forever, hence the graceful timeout.
-        uvicorn.run(
+        config_ = uvicorn.Config(
             create_app(settings),
             host=settings.api.host,
             port=settings.api.port,
             timeout_graceful_shutdown=3,
             log_level="info",
         )
+        _clean_exit_server()(config_).run()
 
     @app.command("import")
     def import_(

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -135,3 +139,57 @@ def test_page_and_health(api):
     assert health.status_code == 200
     body = health.json()
     assert body["status"] == "ok" and body["mqtt_connected"] and body["storage_ok"]
+
+
+def test_warmcard_ingest_command_serves_and_stops_on_sigterm(
+    tmp_path, mosquitto, influxd, influx_db, topic_prefix
+):
+    write_registry(tmp_path, topic_prefix)
+    port = free_port()
+    config = tmp_path / "ingest.toml"
+    config.write_text(
+        f"""
+client_id = "ingest-{topic_prefix}"
+share_group = "g{topic_prefix}"
+session_expiry_s = 60
+registry_path = "{tmp_path / "registry.sqlite3"}"
+deadletter_path = "{tmp_path / "deadletter.sqlite3"}"
+
+[mqtt]
+port = {mosquitto.port}
+
+[influx]
+url = "{influxd.url}"
+database = "{influx_db}"
+
+[api]
+port = {port}
+""",
+        encoding="utf-8",
+    )
+    warmcard = Path(sys.executable).with_name("warmcard")
+    proc = subprocess.Popen(
+        [str(warmcard), "ingest", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        output = proc.stdout.read().decode()
+        proc.stdout.close()
+    assert "Application startup complete" in output and "Application shutdown complete" in output
+    assert "Traceback" not in output

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
+import paho.mqtt.client as mqtt
 import pytest
 from ingest_support import (
     EventMaker,
@@ -14,20 +15,30 @@ from ingest_support import (
     influx_counts,
     make_settings,
     scenario,
+    today_base_us,
     wait_for,
     write_registry,
 )
+from paho.mqtt.enums import CallbackAPIVersion
 
+from cloud_ingest.importer import import_csv
 from cloud_ingest.influx import InfluxV1
+from cloud_ingest.registry import Registry
 from cloud_ingest.service import IngestService
 from warmcard.contract import (
+    DeviceConfig,
     Kind,
+    Mode,
     Reason,
+    Roster,
     TapEvent,
+    config_topic,
     events_topic,
     format_ts,
     new_event_id,
     now_us,
+    parse_model,
+    roster_topic,
 )
 
 
@@ -211,3 +222,63 @@ def test_point_refused_by_influxdb_is_dead_lettered_others_stored(env, publisher
         assert site_b["arrivals"] == 0
     finally:
         service.stop()
+
+
+def test_old_day_backlog_is_stored_but_not_counted_today(env, publisher):
+    ids, settings = env
+    old_us = today_base_us() - 2 * 86400 * 1_000_000
+    backlog = EventMaker(ids["gate_b"], base_us=old_us)
+    old_events = [backlog.make(Kind.CHECK_IN, "P0007"), backlog.make(Kind.CHECK_IN, "P0008")]
+    today = EventMaker(ids["gate_b"], base_us=today_base_us(), seq=backlog.seq)
+    new_events = [today.make(Kind.CHECK_IN, "P0009")]
+    service = start(settings)
+    try:
+        publisher.publish(old_events + new_events)
+        wait_for(lambda: influx_counts(settings) == Counter({(ids["site_b"], "check_in"): 3}))
+        wait_for(lambda: service.metrics.acked == 3)
+
+        def site_b() -> dict:
+            return next(
+                s for s in service.live.snapshot()["sites"] if s["site_id"] == ids["site_b"]
+            )
+
+        assert (site_b()["arrivals"], site_b()["present"]) == (1, 1)
+        service.live.rebuild()
+        assert (site_b()["arrivals"], site_b()["present"]) == (1, 1)
+    finally:
+        service.stop()
+
+
+def test_config_and_roster_are_published_retained_and_after_import(env, mosquitto, tmp_path):
+    ids, settings = env
+    received: dict[str, bytes] = {}
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_message = lambda c, u, m: received.__setitem__(m.topic, bytes(m.payload))
+    client.connect("127.0.0.1", mosquitto.port)
+    client.subscribe([(config_topic(ids["canteen_a"]), 1), (roster_topic(ids["canteen_a"]), 1)])
+    client.loop_start()
+    service = start(settings)
+    try:
+        wait_for(lambda: len(received) == 2)
+        config = parse_model(DeviceConfig, received[config_topic(ids["canteen_a"])])
+        assert (config.site_id, config.mode, config.debounce_s) == (ids["site_a"], Mode.CANTEEN, 5)
+        roster = parse_model(Roster, received[roster_topic(ids["canteen_a"])])
+        assert len(roster.entries) == 6 and roster.site_id == ids["site_a"]
+        # A new card imported by another process reaches the kiosk without restarting ingest.
+        (tmp_path / "more.csv").write_text("card_uid,person_id\n04C0FFEE,P0002\n", encoding="utf-8")
+        registry = Registry(settings.registry_path)
+        import_csv(registry, cards=tmp_path / "more.csv")
+        registry.close()
+        wait_for(
+            lambda: len(parse_model(Roster, received[roster_topic(ids["canteen_a"])]).entries) == 7
+        )
+    finally:
+        service.stop()
+        client.disconnect()
+        client.loop_stop()
+        # Leave no retained downlink behind on the shared broker.
+        cleaner = Publisher(mosquitto.port)
+        for device in (ids["gate_a"], ids["canteen_a"], ids["gate_b"]):
+            cleaner.publish_raw(config_topic(device), b"", retain=True)
+            cleaner.publish_raw(roster_topic(device), b"", retain=True)
+        cleaner.close()
