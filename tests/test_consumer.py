@@ -282,3 +282,50 @@ def test_config_and_roster_are_published_retained_and_after_import(env, mosquitt
             cleaner.publish_raw(config_topic(device), b"", retain=True)
             cleaner.publish_raw(roster_topic(device), b"", retain=True)
         cleaner.close()
+
+
+def test_backpressure_broker_stops_at_receive_maximum(
+    tmp_path, mosquitto, influxd, influx_db, topic_prefix, publisher
+):
+    """With InfluxDB down, at most ReceiveMaximum messages are out of the broker."""
+    ids = write_registry(tmp_path, topic_prefix)
+    settings = make_settings(
+        tmp_path, mosquitto, influxd, influx_db, topic_prefix, receive_maximum=20, batch_max=10
+    )
+    gate = EventMaker(ids["gate_a"])
+    events = [gate.make(Kind.CHECK_IN, f"P{i % 6 + 1:04d}") for i in range(60)]
+    service = start(settings)
+    try:
+        influxd.stop()
+        try:
+            publisher.publish(events)
+            in_hand = lambda: service.metrics.received + service.consumer.pending  # noqa: E731
+            wait_for(lambda: in_hand() == 20)
+            wait_for(lambda: service.metrics.write_retries >= 3)
+            assert in_hand() == 20 and service.metrics.acked == 0
+        finally:
+            influxd.start()
+        wait_for(lambda: service.metrics.acked == 60, timeout=30)
+        assert influx_counts(settings) == Counter({(ids["site_a"], "check_in"): 60})
+    finally:
+        service.stop()
+
+
+def test_consumer_reconnects_after_broker_restart(env, mosquitto):
+    ids, settings = env
+    events, expected = scenario(ids)
+    service = start(settings)
+    try:
+        mosquitto.stop()
+        wait_for(lambda: not service.consumer.connected.is_set())
+        mosquitto.start()
+        wait_for(service.consumer.subscribed.is_set, timeout=20)
+        publisher = Publisher(mosquitto.port)
+        try:
+            publisher.publish(events)
+        finally:
+            publisher.close()
+        wait_for(lambda: influx_counts(settings) == expected)
+        check_live(service, ids)
+    finally:
+        service.stop()
