@@ -28,7 +28,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from cloud_ingest.deadletter import DeadLetter, DeadLetterStore
-from cloud_ingest.errors import StorageRejected, StorageUnavailable
+from cloud_ingest.errors import InvalidPoint, StorageRejected, StorageUnavailable
 from cloud_ingest.influx import Storage
 from cloud_ingest.lineprotocol import encode_tap
 from cloud_ingest.live import LiveEvent, LiveState
@@ -148,14 +148,21 @@ class BatchProcessor:
                         Reason.UNKNOWN_DEVICE,
                         f"device {event.device_id} is not in the registry; import it",
                     )
+                ts_us = event.ts_us
+                line = encode_tap(event, site, ts_us)
             except InvalidPayload as exc:
                 letters.append(
                     DeadLetter(msg.received_us, msg.topic, msg.payload, exc.reason, exc.detail)
                 )
                 bad.append(msg)
                 continue
-            ts_us = event.ts_us
-            lines.append(encode_tap(event, site, ts_us))
+            except InvalidPoint as exc:  # unreachable for contract-valid ids; never stall on it
+                letters.append(
+                    DeadLetter(msg.received_us, msg.topic, msg.payload, Reason.SCHEMA, str(exc))
+                )
+                bad.append(msg)
+                continue
+            lines.append(line)
             live.append((site, LiveEvent.from_tap(event, ts_us)))
             good.append(msg)
         return lines, live, good, letters, bad

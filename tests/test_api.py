@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -37,17 +38,19 @@ def api(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[tuple
     ids = write_registry(tmp_path, topic_prefix)
     settings = make_settings(tmp_path, mosquitto, influxd, influx_db, topic_prefix)
     app = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
+    # Bind first and hand uvicorn the socket: no window for another process to take the port.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     wait_for(lambda: server.started)
     service = app.state.service
     wait_for(service.consumer.subscribed.is_set)
-    yield f"http://127.0.0.1:{server.config.port}", ids, service
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}", ids, service
     server.should_exit = True
     thread.join(15)
+    sock.close()
     assert not thread.is_alive()
     assert not service.started  # lifespan stopped the consumer
 
