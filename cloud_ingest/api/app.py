@@ -1,4 +1,8 @@
-"""FastAPI app; its lifespan starts and stops the ingest service (consumer and live state)."""
+"""FastAPI app; its lifespan starts and stops the ingest service (consumer and live state).
+
+Endpoints: GET /api/v1/occupancy[?site=ID], GET /api/v1/stream[?site=ID] (SSE, event
+`occupancy`, same document), GET /healthz (200 ok / 503 degraded), GET / (live page).
+"""
 
 from __future__ import annotations
 
