@@ -1,9 +1,105 @@
-"""Commands of this package, added to `warmcard` by warmcard.cli."""
+"""Commands of this package, added to `warmcard` by warmcard.cli: `ingest` and `import`."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from warmcard.settings import SettingsError
+
+
+def _clean_exit_server() -> type:
+    import uvicorn
+
+    class CleanExitServer(uvicorn.Server):
+        """Exit 0 after a graceful shutdown (uvicorn re-raises the signal, exiting -15)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            signals = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return CleanExitServer
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the `warmcard` app."""
+
+    @app.command("ingest")
+    def ingest(
+        config: Annotated[Path | None, typer.Option("--config", "-c", help="ingest.toml")] = None,
+    ) -> None:
+        """Run the cloud ingest service: MQTT consumer, live state, API and live page."""
+        import uvicorn
+
+        from cloud_ingest.api.app import create_app
+        from cloud_ingest.settings import IngestSettings
+
+        try:
+            settings = IngestSettings.load(config)
+        except SettingsError as exc:
+            typer.echo(f"配置错误 Config error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        # SIGTERM/Ctrl-C: uvicorn stops accepting, then the lifespan stops the consumer (the
+        # session and any unacked messages stay on the broker). Open SSE streams would hold
+        # shutdown forever, hence the graceful timeout.
+        config_ = uvicorn.Config(
+            create_app(settings),
+            host=settings.api.host,
+            port=settings.api.port,
+            timeout_graceful_shutdown=3,
+            log_level="info",
+        )
+        _clean_exit_server()(config_).run()
+
+    @app.command("import")
+    def import_(
+        registry: Annotated[Path, typer.Option("--registry", help="registry SQLite file")],
+        sites: Annotated[Path | None, typer.Option("--sites", help="sites.csv")] = None,
+        devices: Annotated[Path | None, typer.Option("--devices", help="devices.csv")] = None,
+        people: Annotated[Path | None, typer.Option("--people", help="people.csv")] = None,
+        cards: Annotated[Path | None, typer.Option("--cards", help="cards.csv")] = None,
+    ) -> None:
+        """Import registry CSV files in one transaction, reporting every bad row."""
+        from cloud_ingest.errors import ImportFailed, RegistryError
+        from cloud_ingest.importer import import_csv
+        from cloud_ingest.registry import Registry
+
+        if not any((sites, devices, people, cards)):
+            typer.echo(
+                "没有文件 Nothing to import: give --sites/--devices/--people/--cards", err=True
+            )
+            raise typer.Exit(2)
+        try:
+            reg = Registry(registry)
+        except RegistryError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        try:
+            summary = import_csv(reg, sites=sites, devices=devices, people=people, cards=cards)
+        except ImportFailed as exc:
+            for file, line, problem in exc.problems:
+                typer.echo(f"{file}:{line}: {problem}", err=True)
+            typer.echo(
+                f"导入失败，未写入任何数据 Import failed, nothing imported "
+                f"({len(exc.problems)} problem(s))",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+        finally:
+            reg.close()
+        counts = ", ".join(f"{k} {v}" for k, v in summary.counts.items())
+        typer.echo(f"已导入 Imported: {counts} (registry version {summary.version})")
+        typer.echo(
+            "运行中的 ingest 会在几秒内下发配置 Running ingest republishes config within seconds."
+        )

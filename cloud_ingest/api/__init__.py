@@ -1,1 +1,1 @@
-"""HTTP API of the cloud side."""
+"""The HTTP side of ingest: JSON API, SSE stream and the live page."""

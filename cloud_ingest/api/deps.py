@@ -1,0 +1,17 @@
+"""Dependencies shared by the routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from cloud_ingest.service import IngestService
+
+
+def get_service(request: Request) -> IngestService:
+    service: IngestService = request.app.state.service
+    return service
+
+
+Service = Annotated[IngestService, Depends(get_service)]

@@ -1,0 +1,206 @@
+"""SQLite registry of sites, devices, people and cards; the source of a device's site.
+
+The site stamped on every tap comes from here, never from the payload. Lookups are served from
+an in-memory cache that is reloaded when the registry's version (bumped by every import, from
+any process) changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloud_ingest.errors import RegistryError
+from warmcard.contract import DeviceConfig, MealPeriod, MealWindow, Mode, Roster, RosterEntry
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sites (
+    site_id TEXT PRIMARY KEY,
+    name_zh TEXT NOT NULL,
+    name_en TEXT NOT NULL DEFAULT '',
+    tz TEXT NOT NULL DEFAULT 'Asia/Shanghai',
+    capacity INTEGER,
+    opening TEXT NOT NULL DEFAULT '07:00',
+    closing TEXT NOT NULL DEFAULT '18:00',
+    breakfast TEXT,
+    lunch TEXT,
+    dinner TEXT
+);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY,
+    site_id TEXT NOT NULL REFERENCES sites (site_id),
+    mode TEXT NOT NULL CHECK (mode IN ('entrance', 'canteen')),
+    debounce_s REAL NOT NULL DEFAULT 10
+);
+CREATE TABLE IF NOT EXISTS people (
+    person_id TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    -- The person's home courtyard: their name and cards go only into this site's roster.
+    site_id TEXT NOT NULL REFERENCES sites (site_id)
+);
+CREATE INDEX IF NOT EXISTS people_site ON people (site_id);
+CREATE TABLE IF NOT EXISTS cards (
+    card_uid TEXT PRIMARY KEY,
+    person_id TEXT NOT NULL REFERENCES people (person_id),
+    active INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS cards_person ON cards (person_id);
+CREATE INDEX IF NOT EXISTS devices_site ON devices (site_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('version', 0);
+"""
+
+MEAL_COLUMNS = tuple(p.value for p in MealPeriod)
+
+
+@dataclass(frozen=True)
+class Site:
+    site_id: str
+    name_zh: str
+    name_en: str
+    tz: str
+    capacity: int | None
+    opening: str
+    closing: str
+    meals: tuple[MealWindow, ...]
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    site_id: str
+    mode: Mode
+    debounce_s: float
+
+
+def parse_window(period: str, text: str) -> MealWindow:
+    """`11:00-13:00` as a MealWindow; raises ValueError."""
+    start, sep, end = text.partition("-")
+    if not sep:
+        raise ValueError(f"{period} window {text!r} must be HH:MM-HH:MM, e.g. 11:00-13:00")
+    return MealWindow(period=MealPeriod(period), start=start.strip(), end=end.strip())
+
+
+class Registry:
+    """One SQLite file; safe to share between threads."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot open registry {path}: {exc}") from None
+        self.lock = threading.RLock()
+        self._version = -1
+        self._devices: dict[str, Device] = {}
+        self._sites: dict[str, Site] = {}
+        self.refresh()
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    # ------------------------------------------------------------------ cache
+
+    def stored_version(self) -> int:
+        with self.lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        return int(row[0])
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def refresh(self) -> bool:
+        """Reload the cache if an import changed the registry; True when it did."""
+        with self.lock:
+            version = self.stored_version()
+            if version == self._version:
+                return False
+            sites = {}
+            for row in self.db.execute(
+                "SELECT site_id, name_zh, name_en, tz, capacity, opening, closing, "
+                "breakfast, lunch, dinner FROM sites"
+            ):
+                meals = tuple(
+                    parse_window(period, text)
+                    for period, text in zip(MEAL_COLUMNS, row[7:10], strict=True)
+                    if text
+                )
+                sites[row[0]] = Site(
+                    site_id=row[0],
+                    name_zh=row[1],
+                    name_en=row[2],
+                    tz=row[3],
+                    capacity=row[4],
+                    opening=row[5],
+                    closing=row[6],
+                    meals=meals,
+                )
+            devices = {
+                row[0]: Device(row[0], row[1], Mode(row[2]), float(row[3]))
+                for row in self.db.execute(
+                    "SELECT device_id, site_id, mode, debounce_s FROM devices"
+                )
+            }
+            self._sites, self._devices, self._version = sites, devices, version
+            return True
+
+    def site_of(self, device_id: str) -> str | None:
+        device = self._devices.get(device_id)
+        return device.site_id if device else None
+
+    def device(self, device_id: str) -> Device | None:
+        return self._devices.get(device_id)
+
+    def site(self, site_id: str) -> Site | None:
+        return self._sites.get(site_id)
+
+    def sites(self) -> list[Site]:
+        return sorted(self._sites.values(), key=lambda s: s.site_id)
+
+    def devices(self, site_id: str | None = None) -> list[Device]:
+        devices = sorted(self._devices.values(), key=lambda d: d.device_id)
+        return [d for d in devices if site_id is None or d.site_id == site_id]
+
+    # ------------------------------------------------------------------ downlink payloads
+
+    def device_config(self, device_id: str) -> DeviceConfig:
+        device = self._devices.get(device_id)
+        if device is None:
+            raise RegistryError(f"device {device_id} is not in the registry; import it first")
+        site = self._sites[device.site_id]
+        return DeviceConfig(
+            device_id=device.device_id,
+            site_id=site.site_id,
+            mode=device.mode,
+            tz=site.tz,
+            opening=site.opening,
+            closing=site.closing,
+            debounce_s=device.debounce_s,
+            meals=list(site.meals),
+        )
+
+    def roster(self, site_id: str) -> Roster:
+        """Active cards of this site's people, with names; version is a content hash."""
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT c.card_uid, c.person_id, p.display_name FROM cards c "
+                "JOIN people p USING (person_id) WHERE c.active = 1 AND p.site_id = ? "
+                "ORDER BY c.card_uid",
+                (site_id,),
+            ).fetchall()
+        entries = [RosterEntry(card_uid=u, person_id=p, display_name=n) for u, p, n in rows]
+        digest = hashlib.sha256()
+        for uid, person, name in rows:
+            digest.update(f"{uid}\t{person}\t{name}\n".encode())
+        return Roster(site_id=site_id, version=digest.hexdigest()[:16], entries=entries)

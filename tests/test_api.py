@@ -1,0 +1,198 @@
+# mypy: allow-untyped-defs
+"""The HTTP API on a real uvicorn server: occupancy matches what was published, SSE pushes it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from ingest_support import (
+    EventMaker,
+    Publisher,
+    check_live,
+    influx_counts,
+    make_settings,
+    scenario,
+    wait_for,
+    write_registry,
+)
+
+from cloud_ingest.api.app import create_app
+from warmcard.contract import DeviceStatus, Kind, ReaderState, status_topic
+from warmcard.servers import free_port
+
+
+@pytest.fixture
+def api(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[tuple[str, dict, Any]]:
+    ids = write_registry(tmp_path, topic_prefix)
+    settings = make_settings(tmp_path, mosquitto, influxd, influx_db, topic_prefix)
+    app = create_app(settings)
+    # Bind first and hand uvicorn the socket: no window for another process to take the port.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started)
+    service = app.state.service
+    wait_for(service.consumer.subscribed.is_set)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}", ids, service
+    server.should_exit = True
+    thread.join(15)
+    sock.close()
+    assert not thread.is_alive()
+    assert not service.started  # lifespan stopped the consumer
+
+
+@pytest.fixture
+def publisher(mosquitto) -> Iterator[Publisher]:
+    pub = Publisher(mosquitto.port)
+    yield pub
+    pub.close()
+
+
+def test_occupancy_matches_published_events(api, publisher):
+    url, ids, service = api
+    events, expected = scenario(ids)
+    publisher.publish(events)
+    wait_for(lambda: influx_counts(service.settings) == expected)
+    wait_for(lambda: service.metrics.acked == len(events))
+    doc = httpx.get(f"{url}/api/v1/occupancy").json()
+    sites = {s["site_id"]: s for s in doc["sites"]}
+    a = sites[ids["site_a"]]
+    assert a["name_zh"] == "喜洲幸福小院" and a["capacity"] == 40
+    assert (a["present"], a["arrivals"], a["meal_repeats"], a["unknown_cards"]) == (2, 3, 1, 1)
+    assert a["meals"] == {"breakfast": 1, "lunch": 2, "dinner": 0} and a["meals_total"] == 3
+    assert [d["device_id"] for d in a["devices"]] == sorted([ids["gate_a"], ids["canteen_a"]])
+    b = httpx.get(f"{url}/api/v1/occupancy", params={"site": ids["site_b"]}).json()["sites"]
+    assert [(s["present"], s["arrivals"]) for s in b] == [(1, 2)]
+    assert httpx.get(f"{url}/api/v1/occupancy", params={"site": "nowhere"}).status_code == 404
+    check_live(service, ids)
+
+
+def test_device_status_from_heartbeat_and_last_will(api, publisher):
+    url, ids, _ = api
+    gate = ids["gate_a"]
+    online = DeviceStatus(device_id=gate, state="online", outbox_depth=3, reader=ReaderState.OK)
+    publisher.publish_raw(status_topic(gate), online.to_bytes(), retain=True)
+
+    def device():
+        site = httpx.get(f"{url}/api/v1/occupancy", params={"site": ids["site_a"]}).json()["sites"][
+            0
+        ]
+        return next(d for d in site["devices"] if d["device_id"] == gate)
+
+    wait_for(lambda: device()["state"] == "online")
+    assert device()["outbox_depth"] == 3
+    offline = DeviceStatus(device_id=gate, state="offline")
+    publisher.publish_raw(status_topic(gate), offline.to_bytes(), retain=True)
+    wait_for(lambda: device()["state"] == "offline")
+    publisher.publish_raw(status_topic(gate), b"", retain=True)  # clear the retained status
+
+
+def test_sse_pushes_a_change_within_a_second(api, publisher):
+    url, ids, _ = api
+    gate = EventMaker(ids["gate_b"])
+    docs: list[dict] = []
+    opened = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream(
+            "GET", f"{url}/api/v1/stream", params={"site": ids["site_b"]}, timeout=10
+        ) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    docs.append(json.loads(line[6:]))
+                    opened.set()
+                    if docs[-1]["sites"][0]["present"] == 1:
+                        return
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    assert opened.wait(5)
+    assert docs[0]["sites"][0]["present"] == 0
+    sent = time.monotonic()
+    publisher.publish([gate.make(Kind.CHECK_IN, "P0008")])
+    thread.join(5)
+    assert not thread.is_alive()
+    # 50 ms batch window + 100 ms SSE coalescing + the write: well under a second.
+    assert time.monotonic() - sent < 1.0
+    assert docs[-1]["sites"][0]["arrivals"] == 1
+
+
+def test_page_and_health(api):
+    url, _, _ = api
+    page = httpx.get(url + "/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "在院人数" in page.text and "Present" in page.text
+    assert "EventSource" in page.text and "http" not in page.text.split("<script>")[1]  # no CDN
+    health = httpx.get(url + "/healthz")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "ok" and body["mqtt_connected"] and body["storage_ok"]
+
+
+def test_warmcard_ingest_command_serves_and_stops_on_sigterm(
+    tmp_path, mosquitto, influxd, influx_db, topic_prefix
+):
+    write_registry(tmp_path, topic_prefix)
+    port = free_port()
+    config = tmp_path / "ingest.toml"
+    config.write_text(
+        f"""
+client_id = "ingest-{topic_prefix}"
+share_group = "g{topic_prefix}"
+session_expiry_s = 60
+registry_path = "{tmp_path / "registry.sqlite3"}"
+deadletter_path = "{tmp_path / "deadletter.sqlite3"}"
+
+[mqtt]
+port = {mosquitto.port}
+
+[influx]
+url = "{influxd.url}"
+database = "{influx_db}"
+
+[api]
+port = {port}
+""",
+        encoding="utf-8",
+    )
+    warmcard = Path(sys.executable).with_name("warmcard")
+    proc = subprocess.Popen(
+        [str(warmcard), "ingest", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(healthy, timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        output = proc.stdout.read().decode()
+        proc.stdout.close()
+    assert "Application startup complete" in output and "Application shutdown complete" in output
+    assert "Traceback" not in output
