@@ -187,7 +187,7 @@ def scenario(ids: dict[str, str]) -> tuple[list[TapEvent], Counter[tuple[str, st
         gate_a.make(Kind.CHECK_IN, "P0002"),
         gate_a.make(Kind.CHECK_IN, "P0003"),
         gate_a.make(Kind.CHECK_OUT, "P0002"),
-        gate_a.make(Kind.UNKNOWN_CARD, None, card_uid="0499887766"),
+        gate_a.make(Kind.UNKNOWN_CARD, None, card_uid="04998877"),
         canteen_a.make(Kind.MEAL, "P0001", MealPeriod.LUNCH),
         canteen_a.make(Kind.MEAL, "P0003", MealPeriod.LUNCH),
         canteen_a.make(Kind.MEAL_REPEAT, "P0001", MealPeriod.LUNCH),
