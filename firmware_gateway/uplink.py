@@ -1,6 +1,10 @@
 """The MQTT uplink: sends the outbox to the broker (MQTT 5, QoS 1), heartbeats, receives downlink.
 
-An event leaves the outbox only on a PUBACK with a success reason code. Each connection uses a
+An event leaves the outbox only on a PUBACK with a success reason code, and not on 0x10 "no
+matching subscribers": that success code means the broker delivered the event to nobody. It
+happens when ingest's subscription is missing, e.g. after a broker restart, because Mosquitto
+2.0 does not restore shared subscriptions from its persistence file; such events stay pending
+and are offered again a little later. Each connection uses a
 fresh paho client with a clean start, and after a reconnect everything not acknowledged is sent
 again from the outbox: paho's own re-sending of in-flight messages is thereby never relied on,
 and a duplicate is harmless downstream (points are idempotent) while a loss is not.
@@ -46,6 +50,10 @@ log = logging.getLogger("warmcard.gateway.uplink")
 SOFTWARE = f"warmcard/{warmcard.__version__}"
 
 
+# A success code that means "delivered to nobody" (MQTT 5, 3.4.2.1): not an acknowledgement.
+NO_MATCHING_SUBSCRIBERS = 0x10
+
+
 @dataclass(frozen=True)
 class UplinkTiming:
     """Knobs of the uplink; tests shorten them."""
@@ -57,6 +65,7 @@ class UplinkTiming:
     connack_timeout_s: float = 10.0
     idle_wait_s: float = 1.0  # longest sleep between checks when nothing wakes the loop
     drain_s: float = 2.0  # on stop, wait this long for outstanding PUBACKs
+    no_subscriber_retry_s: float = 5.0  # after a 0x10 PUBACK, wait this long before resending
 
 
 @dataclass
@@ -65,6 +74,7 @@ class UplinkStats:
     published: int = 0
     acked: int = 0
     rejected: int = 0
+    no_subscribers: int = 0  # PUBACKs with 0x10: delivered to nobody, so kept and resent
     heartbeats: int = 0
     bad_downlink: int = 0
     last_reject: str | None = None
@@ -100,6 +110,7 @@ class Uplink:
         self.reader_state = reader_state
         self.software = software
         self.stats = UplinkStats()
+        self._hold_until = 0.0  # time.monotonic() before which no event is (re)published
         self.last_iteration = clock.monotonic()
         self._started = clock.monotonic()
         self._wake = threading.Event()
@@ -297,7 +308,7 @@ class Uplink:
                 if self.outbox.retry_rejected():
                     log.info("offering refused events again")
             room = self.timing.window - len(inflight)
-            if room > 0:
+            if room > 0 and time.monotonic() >= self._hold_until:
                 sending = set(inflight.values())
                 for event in self.outbox.pending(self.timing.window + len(inflight)):
                     if room <= 0:
@@ -329,6 +340,11 @@ class Uplink:
             seq = inflight.pop(mid, None)
             if seq is None:
                 continue  # a heartbeat or offline status
+            if rc.value == NO_MATCHING_SUBSCRIBERS:
+                self.stats.no_subscribers += 1
+                self._hold_until = time.monotonic() + self.timing.no_subscriber_retry_s
+                log.warning("seq %d reached no subscriber (ingest away?); kept, resent later", seq)
+                continue
             if rc.value < 0x80:
                 done.append(seq)
                 continue

@@ -144,6 +144,7 @@ def test_heartbeat_then_offline_on_clean_stop(
 ) -> None:
     device = f"{topic_prefix}-hb"
     watcher = Watcher(mosquitto.port, status_topic(device))
+    ingest = Watcher(mosquitto.port, events_topic(device))  # someone must take the events
     uplink = make_uplink(tmp_path, device, mosquitto.port, heartbeat_s=0.2)
     tap(uplink, 3)
     uplink.start()
@@ -169,6 +170,30 @@ def test_heartbeat_then_offline_on_clean_stop(
     assert late.messages()[0].retain
     late.close()
     watcher.close()
+    ingest.close()
+
+
+def test_event_that_reaches_no_subscriber_is_kept_and_sent_again(
+    tmp_path: Path, mosquitto: Mosquitto, topic_prefix: str
+) -> None:
+    """PUBACK 0x10 is a success code, but the event went nowhere: it must not leave the outbox."""
+    device = f"{topic_prefix}-nosub"
+    uplink = make_uplink(tmp_path, device, mosquitto.port)
+    seqs = tap(uplink, 2)
+    uplink.start()
+    try:
+        assert wait_until(lambda: uplink.stats.no_subscribers >= 2)
+        assert uplink.outbox.depth() == 2
+        assert uplink.stats.acked == 0
+        watcher = Watcher(mosquitto.port, events_topic(device))
+        try:
+            assert wait_until(lambda: uplink.outbox.depth() == 0, timeout=10)
+            got = [parse_event(m.payload, m.topic).seq for m in watcher.messages()]
+            assert got == seqs
+        finally:
+            watcher.close()
+    finally:
+        uplink.stop()
 
 
 def _run_uplink(path: str, device: str, port: int) -> None:
