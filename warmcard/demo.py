@@ -228,7 +228,7 @@ def register(app: typer.Typer) -> None:
         run_dir: Annotated[Path, typer.Option(help="Folder for servers, data and logs.")] = Path(
             "run/demo"
         ),
-        sites: Annotated[int, typer.Option(min=1, max=6, help="Simulated sites.")] = 4,
+        sites: Annotated[int, typer.Option(min=1, max=6, help="Simulated sites.")] = 6,
         seed: Annotated[int, typer.Option(help="Seed of the simulated day.")] = 7,
         duration: Annotated[
             float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
