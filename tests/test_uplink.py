@@ -174,9 +174,12 @@ def test_heartbeat_then_offline_on_clean_stop(
 
 
 def test_event_that_reaches_no_subscriber_is_kept_and_sent_again(
-    tmp_path: Path, mosquitto: Mosquitto, topic_prefix: str
+    tmp_path: Path, private_broker: Mosquitto, topic_prefix: str
 ) -> None:
     """PUBACK 0x10 is a success code, but the event went nowhere: it must not leave the outbox."""
+    # A private broker: on the shared one, other tests' persistent sessions subscribe to
+    # every device's events.
+    mosquitto = private_broker
     device = f"{topic_prefix}-nosub"
     uplink = make_uplink(tmp_path, device, mosquitto.port)
     seqs = tap(uplink, 2)
