@@ -71,6 +71,23 @@ class _Server:
     def _ready(self, deadline: float) -> bool:
         return _wait_tcp(self.port, deadline)
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait_http(self, path: str, status: int, deadline: float) -> bool:
+        """Poll an HTTP health path until it answers `status`, the process dies, or time's up."""
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                return False
+            try:
+                if httpx.get(f"{self.url}{path}", timeout=1).status_code == status:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        return False
+
     def start(self, timeout: float = 30.0) -> None:
         """Start (or restart, on the same port and data) and wait until it answers."""
         if self.running:
@@ -226,20 +243,7 @@ class InfluxD(_Server):
         return [binary, "-config", str(conf)]
 
     def _ready(self, deadline: float) -> bool:
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                return False
-            try:
-                if httpx.get(f"{self.url}/ping", timeout=0.5).status_code == 204:
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        return False
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._wait_http("/ping", 204, deadline)
 
 
 @dataclass
@@ -291,17 +295,4 @@ port = {self.port}
         return [sys.executable, "-m", "warmcard", "ingest", "--config", str(self.write_config())]
 
     def _ready(self, deadline: float) -> bool:
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                return False
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        return False
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._wait_http("/healthz", 200, deadline)
