@@ -431,10 +431,15 @@ def _check_device(
     for (a, a_day), (b, b_day) in pairwise(ordered):
         if b <= a + 1:
             continue
-        state = MISSING
-        if pending_from is not None and b - 1 >= pending_from:
-            state = IN_FLIGHT
-        out.gaps.append(Gap(device_id, a + 1, b - 1, a_day, b_day, state))
+        lo, hi = a + 1, b - 1
+        # The outbox sends in seq order, so its unacknowledged events are the top ones.
+        if pending_from is not None and hi >= pending_from:
+            if lo < pending_from:
+                out.gaps.append(Gap(device_id, lo, pending_from - 1, a_day, b_day, MISSING))
+                lo = pending_from
+            out.gaps.append(Gap(device_id, lo, hi, a_day, b_day, IN_FLIGHT))
+        else:
+            out.gaps.append(Gap(device_id, lo, hi, a_day, b_day, MISSING))
     return out
 
 
