@@ -31,7 +31,7 @@ def stored_rows(settings, device: str) -> list[dict]:
     storage = InfluxV1(settings.influx)
     try:
         series = storage.query(
-            f"SELECT \"seq\", \"event_id\", \"card_uid\" FROM \"taps\" WHERE \"device\" = '{device}'"
+            f'SELECT "seq", "event_id", "card_uid" FROM "taps" WHERE "device" = \'{device}\''
         )
     finally:
         storage.close()
@@ -83,9 +83,7 @@ def test_conflicting_redelivery_is_dead_lettered_identical_is_not(
 
         # Reconcile reports the refused conflicts; the seq line itself is whole.
         day = service.live.snapshot()["sites"][0]["date"]
-        report = check(
-            service.query_storage, service.registry, [gate], day, seen=service.seen
-        )
+        report = check(service.query_storage, service.registry, [gate], day, seen=service.seen)
         assert report.gaps == []
         assert sorted((c.seq, c.source) for c in report.conflicts) == [
             (2, "ingest"),
@@ -124,7 +122,9 @@ def test_seen_index_batches_persistence_and_pruning(tmp_path):
     # Within one batch: an identical copy passes, a different one conflicts.
     twin = variant(a[3], card_uid="04BBBBBB", event_id=new_event_id(a[3].ts_us))
     found = index.admit([a[3], a[3], twin, a[0]], now)
-    assert list(found) == [2] and found[2].rule == "seq" and found[2].first_event_id == a[3].event_id
+    assert (
+        list(found) == [2] and found[2].rule == "seq" and found[2].first_event_id == a[3].event_id
+    )
     index.close()
 
     # The index survives a restart: a redelivery after it still passes, a forgery still conflicts.

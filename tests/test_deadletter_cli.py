@@ -26,12 +26,27 @@ def seed(path) -> list[int]:
     try:
         store.add_many(
             [
-                DeadLetter(1_790_000_000_000_000, "warmcard/v1/devices/k-1/events", TEXT,
-                           Reason.CONFLICT, "seq 7 of k-1 seen before with other content"),
-                DeadLetter(1_790_000_001_000_000, "warmcard/v1/devices/k-1/events", HOSTILE,
-                           Reason.NOT_UTF8, "bad byte"),
-                DeadLetter(1_790_000_002_000_000, "warmcard/v1/devices/k-2/events", b"[]",
-                           Reason.NOT_AN_OBJECT, "top level is list"),
+                DeadLetter(
+                    1_790_000_000_000_000,
+                    "warmcard/v1/devices/k-1/events",
+                    TEXT,
+                    Reason.CONFLICT,
+                    "seq 7 of k-1 seen before with other content",
+                ),
+                DeadLetter(
+                    1_790_000_001_000_000,
+                    "warmcard/v1/devices/k-1/events",
+                    HOSTILE,
+                    Reason.NOT_UTF8,
+                    "bad byte",
+                ),
+                DeadLetter(
+                    1_790_000_002_000_000,
+                    "warmcard/v1/devices/k-2/events",
+                    b"[]",
+                    Reason.NOT_AN_OBJECT,
+                    "top level is list",
+                ),
             ]
         )
         return [d.id for d in store.list()]  # type: ignore[misc]
@@ -59,8 +74,9 @@ def test_list_show_stats(tmp_path):
     assert [int(line.split("\t")[0]) for line in lines] == newest_first
     assert [line.split("\t")[2] for line in lines] == ["not_an_object", "not_utf8", "conflict"]
 
-    only = runner.invoke(app, ["deadletter", "list", "--config", config, "--reason", "conflict",
-                               "--json"])
+    only = runner.invoke(
+        app, ["deadletter", "list", "--config", config, "--reason", "conflict", "--json"]
+    )
     docs = json.loads(only.stdout)
     assert [d["reason"] for d in docs] == ["conflict"]
     assert docs[0]["payload"] == {"size": len(TEXT), "text": TEXT.decode()}
@@ -76,8 +92,9 @@ def test_list_show_stats(tmp_path):
     assert hex_dump(HOSTILE) in hostile.stdout
     assert "1b 5b 32 4a" in hostile.stdout
     as_json = json.loads(
-        runner.invoke(app, ["deadletter", "show", str(hostile_id), "--config", config, "--json"])
-        .stdout
+        runner.invoke(
+            app, ["deadletter", "show", str(hostile_id), "--config", config, "--json"]
+        ).stdout
     )
     assert bytes.fromhex(as_json["payload"]["hex"]) == HOSTILE and "text" not in as_json["payload"]
 
@@ -100,7 +117,12 @@ def test_missing_store_is_a_clear_error(tmp_path):
 
 def test_api_deadletters(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
     settings = make_settings(
-        tmp_path, mosquitto, influxd, influx_db, topic_prefix, deadletter_path=tmp_path / "dl.sqlite3"
+        tmp_path,
+        mosquitto,
+        influxd,
+        influx_db,
+        topic_prefix,
+        deadletter_path=tmp_path / "dl.sqlite3",
     )
     ids = seed(tmp_path / "dl.sqlite3")
     service = IngestService(settings)

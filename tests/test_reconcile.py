@@ -222,7 +222,8 @@ def test_api_reconcile(env):
         assert gaps == [(2, 2, MISSING), (4, 4, MISSING), (5, 5, IN_FLIGHT)]
         assert body["devices"][0]["heartbeat"]["last_seq"] == 5
         ranged = client.get(
-            "/api/v1/reconcile", params={"site": ids["site_a"], "from": "2026-11-28", "to": "2026-11-29"}
+            "/api/v1/reconcile",
+            params={"site": ids["site_a"], "from": "2026-11-28", "to": "2026-11-29"},
         ).json()
         assert {d["device_id"] for d in ranged["devices"]} == {gate, ids["canteen_a"]}
         assert len(ranged["devices"][0]["days"]) == 2

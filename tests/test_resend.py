@@ -96,7 +96,7 @@ def write_config(tmp_path: Path, settings) -> str:
 def stored_seqs(settings, device: str) -> list[int]:
     storage = InfluxV1(settings.influx)
     try:
-        series = storage.query(f"SELECT \"seq\" FROM \"taps\" WHERE \"device\" = '{device}'")
+        series = storage.query(f'SELECT "seq" FROM "taps" WHERE "device" = \'{device}\'')
     finally:
         storage.close()
     return sorted(int(row[1]) for s in series for row in s.values)
@@ -115,15 +115,17 @@ def test_resend_command_fills_the_gap_reconcile_found(rig, tmp_path):
     # from InfluxDB, while the kiosk holds them as delivered.
     storage = InfluxV1(settings.influx)
     storage.query(
-        f"DELETE FROM \"taps\" WHERE \"device\" = '{gate}' "
+        f'DELETE FROM "taps" WHERE "device" = \'{gate}\' '
         f"AND time >= '{events[2].ts}' AND time <= '{events[3].ts}'"
     )
     storage.close()
     assert stored_seqs(settings, gate) == [1, 2, 5, 6]
     wait_for(
-        lambda: (s := service.live.device_status(gate)) is not None
-        and s.last_seq == 6
-        and s.outbox_depth == 0
+        lambda: (
+            (s := service.live.device_status(gate)) is not None
+            and s.last_seq == 6
+            and s.outbox_depth == 0
+        )
     )
     day, _, _ = day_window(ZoneInfo(TZ), events[0].ts_us)
 
@@ -145,9 +147,12 @@ def test_resend_command_fills_the_gap_reconcile_found(rig, tmp_path):
     # The re-sent events are the same events: they pass conflict detection.
     assert service.metrics.dead_letters == {}
     report = check(
-        service.query_storage, service.registry, [gate], day, statuses={
-            gate: service.live.device_status(gate)
-        }, seen=service.seen
+        service.query_storage,
+        service.registry,
+        [gate],
+        day,
+        statuses={gate: service.live.device_status(gate)},
+        seen=service.seen,
     )
     assert report.clean and report.stored == {(gate, day): 6}
     again = runner.invoke(app, args)
@@ -156,7 +161,7 @@ def test_resend_command_fills_the_gap_reconcile_found(rig, tmp_path):
 
 
 def test_kiosk_ignores_bad_and_repeated_commands(rig, mosquitto):
-    ids, settings, service, gateway = rig
+    ids, settings, _, gateway = rig
     gate = ids["gate_a"]
     for i in range(1, 4):
         gateway.outbox.record(f"04A1B2{i:02X}", Kind.CHECK_IN, person_id=f"P000{i}")
