@@ -140,6 +140,7 @@ class BatchProcessor:
         letters: list[DeadLetter] = []
         bad: list[Incoming] = []
         events: list[TapEvent] = []
+        stamps: list[int] = []
         for msg in batch:
             try:
                 if msg.retain:
@@ -171,8 +172,9 @@ class BatchProcessor:
             live.append((site, LiveEvent.from_tap(event, ts_us)))
             good.append(msg)
             events.append(event)
+            stamps.append(ts_us)
         if self.seen is not None and events:
-            conflicts = self.seen.admit(events, self.clock())
+            conflicts = self.seen.admit(events, self.clock(), stamps)
             if conflicts:
                 for i, conflict in conflicts.items():
                     msg = good[i]
