@@ -34,6 +34,10 @@ def _clean_exit_server() -> type:
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the `warmcard` app."""
+    from cloud_ingest import deadletter_cli, reconcile_cli
+
+    reconcile_cli.register(app)
+    deadletter_cli.register(app)
 
     @app.command("ingest")
     def ingest(

@@ -27,6 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from cloud_ingest.conflicts import SeenIndex
 from cloud_ingest.deadletter import DeadLetter, DeadLetterStore
 from cloud_ingest.errors import InvalidPoint, StorageRejected, StorageUnavailable
 from cloud_ingest.influx import Storage
@@ -39,6 +40,7 @@ from warmcard.contract import (
     EVENTS_FILTER,
     InvalidPayload,
     Reason,
+    TapEvent,
     now_us,
     parse_event,
     shared_subscription,
@@ -103,6 +105,7 @@ class BatchProcessor:
         *,
         clock: Clock = now_us,
         registry_refresh_s: float = 1.0,
+        seen: SeenIndex | None = None,
     ) -> None:
         self.storage = storage
         self.deadletters = deadletters
@@ -112,6 +115,7 @@ class BatchProcessor:
         self.clock = clock
         self.registry_refresh_us = int(registry_refresh_s * 1_000_000)
         self._last_refresh_us = 0
+        self.seen = seen  # conflict detection (cloud_ingest.conflicts); None: off
 
     def _site_of(self, device_id: str) -> str | None:
         site = self.registry.site_of(device_id)
@@ -135,6 +139,8 @@ class BatchProcessor:
         good: list[Incoming] = []
         letters: list[DeadLetter] = []
         bad: list[Incoming] = []
+        events: list[TapEvent] = []
+        stamps: list[int] = []
         for msg in batch:
             try:
                 if msg.retain:
@@ -165,6 +171,28 @@ class BatchProcessor:
             lines.append(line)
             live.append((site, LiveEvent.from_tap(event, ts_us)))
             good.append(msg)
+            events.append(event)
+            stamps.append(ts_us)
+        if self.seen is not None and events:
+            conflicts = self.seen.admit(events, self.clock(), stamps)
+            if conflicts:
+                for i, conflict in conflicts.items():
+                    msg = good[i]
+                    log.error("conflict, dead-lettered: %s", conflict.detail)
+                    letters.append(
+                        DeadLetter(
+                            msg.received_us,
+                            msg.topic,
+                            msg.payload,
+                            Reason.CONFLICT,
+                            conflict.detail,
+                        )
+                    )
+                    bad.append(msg)
+                keep = [i for i in range(len(good)) if i not in conflicts]
+                lines = [lines[i] for i in keep]
+                live = [live[i] for i in keep]
+                good = [good[i] for i in keep]
         return lines, live, good, letters, bad
 
     def keep_letters(self, letters: list[DeadLetter]) -> None:

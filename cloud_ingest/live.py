@@ -254,6 +254,11 @@ class LiveState:
 
     # ------------------------------------------------------------------ reading
 
+    def device_status(self, device_id: str) -> DeviceStatus | None:
+        """The device's latest heartbeat (or last will), if any was received."""
+        seen = self._devices.get(device_id)
+        return seen.status if seen is not None else None
+
     def snapshot(self) -> dict[str, Any]:
         """The /api/v1/occupancy document."""
         now = self.clock()

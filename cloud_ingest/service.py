@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from cloud_ingest.conflicts import SeenIndex
 from cloud_ingest.consumer import BatchProcessor, Consumer, Metrics
 from cloud_ingest.deadletter import DeadLetterStore
 from cloud_ingest.devicelink import DeviceLink
@@ -46,6 +47,7 @@ class IngestService:
         self.storage = storage or InfluxV1(settings.influx)
         self.query_storage = query_storage or InfluxV1(settings.influx)
         self.metrics = Metrics()
+        self.seen = SeenIndex(settings.seen_index_file, retention_days=settings.seen_retention_days)
         self.live = LiveState(
             self.registry,
             self.query_storage,
@@ -54,7 +56,13 @@ class IngestService:
             stale_s=settings.status_stale_s,
         )
         self.processor = BatchProcessor(
-            self.storage, self.deadletters, self.registry, self.live, self.metrics, clock=clock
+            self.storage,
+            self.deadletters,
+            self.registry,
+            self.live,
+            self.metrics,
+            clock=clock,
+            seen=self.seen,
         )
         self.consumer = Consumer(settings, self.processor, clock=clock)
         self.devicelink = DeviceLink(settings, self.live, on_connect=self._publish_downlink)
@@ -116,6 +124,7 @@ class IngestService:
         self.query_storage.close()
         self.registry.close()
         self.deadletters.close()
+        self.seen.close()
         self.started = False
 
     def health(self) -> dict[str, object]:

@@ -40,6 +40,10 @@ class IngestSettings(TomlSettings):
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     registry_path: Path = Path("run/registry.sqlite3")
     deadletter_path: Path = Path("run/deadletter.sqlite3")
+    # Conflict detection index (cloud_ingest.conflicts); default: seen-<client_id>.sqlite3 beside
+    # the dead letters. Workers on one host should share one file.
+    seen_index_path: Path | None = None
+    seen_retention_days: float = Field(default=60.0, gt=0)
     batch_max: int = Field(default=5000, ge=1)
     batch_ms: int = Field(default=200, ge=1)
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -47,6 +51,12 @@ class IngestSettings(TomlSettings):
     live_resync_s: float = Field(default=30.0, gt=0)
     # A device whose heartbeat is older than this shows as "stale" on the live page.
     status_stale_s: float = Field(default=300.0, gt=0)
+
+    @property
+    def seen_index_file(self) -> Path:
+        if self.seen_index_path is not None:
+            return self.seen_index_path
+        return self.deadletter_path.with_name(f"seen-{self.client_id}.sqlite3")
 
     @field_validator("tz")
     @classmethod

@@ -35,7 +35,9 @@ from warmcard.contract import (
     InvalidPayload,
     ReaderState,
     Reason,
+    ResendCommand,
     Roster,
+    command_topic,
     config_topic,
     events_topic,
     format_ts,
@@ -78,6 +80,8 @@ class UplinkStats:
     heartbeats: int = 0
     bad_downlink: int = 0
     last_reject: str | None = None
+    resend_requests: int = 0
+    resend_events: int = 0  # acknowledged events put back in line by resend commands
 
 
 class Uplink:
@@ -117,6 +121,7 @@ class Uplink:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
+        self._recent_requests: list[str] = []  # a QoS 1 command may arrive twice
         outbox.add_listener(self.wake)
 
     # ------------------------------------------------------------------ lifecycle
@@ -288,7 +293,13 @@ class Uplink:
         acks: queue.SimpleQueue[tuple[int, ReasonCode]],
         lost: threading.Event,
     ) -> None:
-        client.subscribe([(config_topic(self.device_id), 1), (roster_topic(self.device_id), 1)])
+        client.subscribe(
+            [
+                (config_topic(self.device_id), 1),
+                (roster_topic(self.device_id), 1),
+                (command_topic(self.device_id), 1),
+            ]
+        )
         # A reconnect is a good moment to offer refused events again (the ACL may be fixed).
         self.outbox.retry_rejected()
         inflight: dict[int, int] = {}  # mid -> seq
@@ -387,8 +398,30 @@ class Uplink:
 
     # ------------------------------------------------------------------ downlink
 
+    def _on_resend(self, command: ResendCommand) -> None:
+        """Put an acknowledged range back in line (reconciliation found it missing upstream)."""
+        if command.device_id != self.device_id:
+            raise InvalidPayload(Reason.DEVICE_MISMATCH, f"command is for {command.device_id}")
+        if command.request_id in self._recent_requests:
+            log.info("resend %s already done; ignored", command.request_id)
+            return
+        self._recent_requests = [*self._recent_requests[-99:], command.request_id]
+        # The contract bounds the range (MAX_RESEND_RANGE); only retained events can be re-sent:
+        # events pruned after the outbox retention are gone from this kiosk.
+        n = self.outbox.resend(command.from_seq, command.to_seq)
+        self.stats.resend_requests += 1
+        self.stats.resend_events += n
+        log.warning(
+            "resend %s: seq %d-%d requested, %d acknowledged event(s) queued again",
+            command.request_id,
+            command.from_seq,
+            command.to_seq,
+            n,
+        )
+        self.wake()
+
     def _on_downlink(self, topic: str, payload: bytes) -> None:
-        """Validate config and roster; a bad message is logged and ignored, never fatal."""
+        """Validate config, roster and commands; a bad message is logged and ignored."""
         if not payload:
             return  # a retained message being cleared
         try:
@@ -404,6 +437,8 @@ class Uplink:
                 roster = parse_model(Roster, payload)
                 if self.on_roster is not None:
                     self.on_roster(roster)
+            elif topic == command_topic(self.device_id):
+                self._on_resend(parse_model(ResendCommand, payload))
         except InvalidPayload as exc:
             self.stats.bad_downlink += 1
             log.error("ignoring invalid message on %s: %s", topic, exc)

@@ -25,7 +25,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 from typer.testing import CliRunner
 
 from warmcard.cli import app
-from warmcard.contract import config_topic, events_topic, roster_topic, status_topic
+from warmcard.contract import (
+    command_topic,
+    config_topic,
+    events_topic,
+    roster_topic,
+    status_topic,
+)
 from warmcard.pki import CaFiles, init_ca, issue_device_cert, issue_server_cert
 from warmcard.provision import (
     BrokerFiles,
@@ -325,6 +331,42 @@ def test_downlink_publishes_config_and_roster_only(
     kiosk = connect(clients, secure, a)
     kiosk.subscribe(config_topic(a))
     assert kiosk.received(config_topic(a)) == [b"cfg"]
+
+
+def test_resend_commands_reach_only_their_device(
+    secure: Secure, dev: tuple[str, str], clients: list[Client]
+) -> None:
+    """downlink and operator may write a device's command topic; only that device reads it."""
+    a, b = dev
+    if "operator" not in secure.passwords:
+        secure.passwords["operator"] = provision_service(secure.files, "operator").password
+        secure.broker.reload()
+        time.sleep(0.2)
+    owner = connect(clients, secure, a)
+    spy = connect(clients, secure, b)
+    owner.subscribe(command_topic(a))
+    spy.subscribe(command_topic(a))
+    down = connect(clients, secure, "downlink")
+    operator = connect(clients, secure, "operator")
+    assert accepted(down.publish(command_topic(a), b"cmd-from-downlink"))
+    assert accepted(operator.publish(command_topic(a), b"cmd-from-operator"))
+    assert owner.received(command_topic(a), count=2) == [b"cmd-from-downlink", b"cmd-from-operator"]
+    # A device cannot command itself or another; ingest cannot command at all.
+    assert code(owner.publish(command_topic(a), b"x")) == NOT_AUTHORISED
+    assert code(spy.publish(command_topic(a), b"x")) == NOT_AUTHORISED
+    ingest = connect(clients, secure, "ingest-1", client_id="ingest-1")
+    assert code(ingest.publish(command_topic(a), b"x")) == NOT_AUTHORISED
+    time.sleep(0.3)
+    assert spy.received(command_topic(a), timeout=0.2) == []
+    # The operator reads heartbeats (for last_seq), writes nothing else.
+    owner.publish(status_topic(a), b'{"hb":1}', retain=True)
+    operator.subscribe(status_topic(a))
+    assert operator.received(status_topic(a)) == [b'{"hb":1}']
+    for topic in (events_topic(a), config_topic(a), roster_topic(a)):
+        assert code(operator.publish(topic, b"x")) == NOT_AUTHORISED, topic
+    operator.subscribe(events_topic(a))
+    owner.publish(events_topic(a), b"tap")
+    assert operator.received(events_topic(a), timeout=0.5) == []
 
 
 # ---------------------------------------------------------------------------- subscribe / read ACL

@@ -31,6 +31,8 @@ SCHEMA_VERSION = 1
 TOPIC_ROOT = "warmcard/v1/devices"
 EVENTS_FILTER = f"{TOPIC_ROOT}/+/events"
 STATUS_FILTER = f"{TOPIC_ROOT}/+/status"
+# A resend command asks for at most this many seqs; a larger gap is split into several commands.
+MAX_RESEND_RANGE = 10_000
 MAX_PAYLOAD_BYTES = 4096
 MAX_NESTING = 4  # containers ({} or []) nested inside each other, the top level included
 MAX_SEQ = 2**53 - 1  # exact in JSON numbers and in InfluxDB int64 fields
@@ -55,6 +57,7 @@ TS_RE = re.compile(
 )
 EVENT_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 HHMM_RE = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 def _anchored(regex: re.Pattern[str]) -> str:
@@ -160,6 +163,10 @@ def config_topic(device_id: str) -> str:
 
 def roster_topic(device_id: str) -> str:
     return f"{TOPIC_ROOT}/{device_id}/roster"
+
+
+def command_topic(device_id: str) -> str:
+    return f"{TOPIC_ROOT}/{device_id}/command"
 
 
 def shared_subscription(group: str, topic_filter: str) -> str:
@@ -335,6 +342,32 @@ class Roster(_Wire):
     site_id: str = Field(pattern=_anchored(SITE_ID_RE))
     version: str
     entries: list[RosterEntry]
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class ResendCommand(_Wire):
+    """Downlink, QoS 1, not retained: re-send the outbox's events from_seq..to_seq (inclusive).
+
+    Not retained: a retained command would run again at every reconnect, and a second command
+    would replace the first. Reconciliation finds a gap that is still open and asks again.
+    """
+
+    v: Literal[1] = 1
+    command: Literal["resend"] = "resend"
+    request_id: str = Field(pattern=_anchored(REQUEST_ID_RE))
+    device_id: str = Field(pattern=_anchored(DEVICE_ID_RE))
+    from_seq: StrictInt = Field(ge=1, le=MAX_SEQ)
+    to_seq: StrictInt = Field(ge=1, le=MAX_SEQ)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ResendCommand:
+        if self.to_seq < self.from_seq:
+            raise ValueError("to_seq must not be below from_seq")
+        if self.to_seq - self.from_seq + 1 > MAX_RESEND_RANGE:
+            raise ValueError(f"at most {MAX_RESEND_RANGE} seqs per command")
+        return self
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

@@ -1,7 +1,9 @@
 """FastAPI app; its lifespan starts and stops the ingest service (consumer and live state).
 
 Endpoints: GET /api/v1/occupancy[?site=ID], GET /api/v1/stream[?site=ID] (SSE, event
-`occupancy`, same document), GET /healthz (200 ok / 503 degraded), GET / (live page).
+`occupancy`, same document), GET /api/v1/reconcile?device=&site=&day=|from=&to=,
+GET /api/v1/deadletters[?reason=&limit=], GET /api/v1/deadletters/{id}, GET /healthz
+(200 ok / 503 degraded), GET / (live page).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
-from cloud_ingest.api.routes import health, occupancy, page, stream
+from cloud_ingest.api.routes import deadletters, health, occupancy, page, reconcile, stream
 from cloud_ingest.service import IngestService
 from cloud_ingest.settings import IngestSettings
 
@@ -39,4 +41,6 @@ def create_app(
     app.include_router(stream.router)
     app.include_router(health.router)
     app.include_router(page.router)
+    app.include_router(reconcile.router)
+    app.include_router(deadletters.router)
     return app
