@@ -46,7 +46,7 @@ class DeviceLink:
             client_id=f"{settings.client_id}-status",
             protocol=mqtt.MQTTv5,
         )
-        configure_client(self.client, settings.mqtt)
+        configure_client(self.client, settings.link)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.connected = threading.Event()
@@ -92,9 +92,9 @@ class DeviceLink:
 
     def start(self) -> None:
         self.client.connect_async(
-            self.settings.mqtt.host,
-            self.settings.mqtt.port,
-            keepalive=self.settings.mqtt.keepalive_s,
+            self.settings.link.host,
+            self.settings.link.port,
+            keepalive=self.settings.link.keepalive_s,
             clean_start=True,
         )
         self.client.loop_start()

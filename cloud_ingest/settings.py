@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from warmcard.settings import MqttSettings, TomlSettings, reject_placeholder
 
@@ -31,6 +31,10 @@ class IngestSettings(TomlSettings):
     """`warmcard ingest --config ingest.toml`; every key may be overridden as WARMCARD_<KEY>."""
 
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    # The second connection (device status in, config/roster out). Under another username:
+    # with `use_username_as_clientid` (deploy/mosquitto) a second connection under the
+    # consumer's username would take over, and wipe, the consumer's persistent session.
+    link_mqtt: MqttSettings | None = None
     # Fixed per worker: the broker keys the persistent session (queued messages) by it.
     client_id: str = "ingest-1"
     share_group: str = "ingest"
@@ -57,6 +61,22 @@ class IngestSettings(TomlSettings):
         if self.seen_index_path is not None:
             return self.seen_index_path
         return self.deadletter_path.with_name(f"seen-{self.client_id}.sqlite3")
+
+    @model_validator(mode="after")
+    def _separate_link_user(self) -> IngestSettings:
+        if self.mqtt.username and (
+            self.link_mqtt is None or self.link_mqtt.username == self.mqtt.username
+        ):
+            raise ValueError(
+                "link_mqtt needs its own username (e.g. 'downlink') when mqtt.username is set: "
+                "a second connection under the consumer's username takes over its session"
+            )
+        return self
+
+    @property
+    def link(self) -> MqttSettings:
+        """Where the status and downlink connection goes."""
+        return self.link_mqtt or self.mqtt
 
     @field_validator("tz")
     @classmethod

@@ -331,6 +331,13 @@ def test_downlink_publishes_config_and_roster_only(
     kiosk = connect(clients, secure, a)
     kiosk.subscribe(config_topic(a))
     assert kiosk.received(config_topic(a)) == [b"cfg"]
+    # It also carries ingest's device-health link: it reads heartbeats, never events.
+    down.subscribe(status_topic(a))
+    down.subscribe(events_topic(a))
+    assert accepted(kiosk.publish(status_topic(a), b"hb"))
+    assert accepted(kiosk.publish(events_topic(a), b"tap"))
+    assert down.received(status_topic(a)) == [b"hb"]
+    assert down.received(events_topic(a), count=1, timeout=1.0) == []
 
 
 def test_resend_commands_reach_only_their_device(

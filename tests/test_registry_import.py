@@ -216,3 +216,25 @@ def test_documented_example_imports(tmp_path):
         assert reg.roster("dali-zhoucheng-01").entries == []  # its one card is inactive
     finally:
         reg.close()
+
+
+def test_ingest_refuses_a_status_link_under_the_consumers_username(tmp_path: Path) -> None:
+    """Under use_username_as_clientid a second connection as the same user takes the session."""
+    from cloud_ingest.settings import IngestSettings
+    from warmcard.settings import SettingsError
+
+    config = tmp_path / "ingest.toml"
+    config.write_text('[mqtt]\nusername = "ingest-1"\npassword = "s3cret-ingest-pw"\n')
+    with pytest.raises(SettingsError, match="link_mqtt"):
+        IngestSettings.load(config)
+    config.write_text(
+        config.read_text() + '[link_mqtt]\nusername = "ingest-1"\npassword = "s3cret-ingest-pw"\n'
+    )
+    with pytest.raises(SettingsError, match="link_mqtt"):
+        IngestSettings.load(config)
+    config.write_text(
+        '[mqtt]\nusername = "ingest-1"\npassword = "s3cret-ingest-pw"\n'
+        '[link_mqtt]\nusername = "downlink"\npassword = "s3cret-downlink-pw"\n'
+    )
+    settings = IngestSettings.load(config)
+    assert settings.link.username == "downlink"
