@@ -97,7 +97,7 @@ def _parse_filters(kind: str | None, state: str | None) -> tuple[list[Kind], lis
         states = [State(state)] if state else []
     except ValueError:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             f"未知筛选 unknown filter: kind is one of {[k.value for k in Kind]}, "
             f"state one of {[s.value for s in State]}",
         ) from None
@@ -291,10 +291,10 @@ async def record_visit(
     person_id = data.get("person_id", "").strip()
     note = data.get("note", "").strip()
     if not person_id:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "缺少 person_id missing")
+        raise HTTPException(422, "缺少 person_id missing")
     if len(note) > MAX_NOTE:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             f"备注过长 note longer than {MAX_NOTE} characters",
         )
     body = await run_in_threadpool(_record_visit, store, engine, user, person_id, note)
