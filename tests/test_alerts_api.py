@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alerts_support import DAY, UsClock, local_us, write_areas
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from ingest_support import write_registry
 
 from cloud_ingest import console_db
 from cloud_ingest.accounts import AccountStore, Role
@@ -18,8 +20,6 @@ from cloud_ingest.api.routes import alerts
 from cloud_ingest.api.security import AuthConfig, auth_router, configure_auth
 from cloud_ingest.service import IngestService
 from cloud_ingest.settings import IngestSettings
-from tests.alerts_support import DAY, UsClock, local_us, write_areas
-from tests.ingest_support import write_registry
 
 PW = "courtyard-alerts-77"
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
@@ -130,7 +130,7 @@ def test_ack_and_close_need_manager_csrf_and_area(world) -> None:
 
 
 def test_visits_due_and_record_visit(world) -> None:
-    app, service, _, clock = world
+    app, service, _, _ = world
     viewer, csrf = login(app, "eryuan-view")  # a watcher: may record visits, not ack alerts
     due = viewer.get("/api/v1/visits/due").json()["due"]
     assert [d["person_id"] for d in due] == ["P0001"] and due[0]["flags"] == ["lives_alone"]

@@ -6,14 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alerts_support import DAY, UsClock, ev, local_us, make_engine
+from ingest_support import write_registry
 from typer.testing import CliRunner
 
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.errors import AlertError, FlagImportError
 from cloud_ingest.alerts.store import Alert, Kind, State
 from cloud_ingest.alerts.wellbeing import read_flags_csv
-from tests.alerts_support import DAY, UsClock, ev, local_us, make_engine
-from tests.ingest_support import write_registry
 from warmcard.cli import app as warmcard_app
 from warmcard.contract import Kind as Tap
 
@@ -105,7 +105,7 @@ def test_seen_again_clears_by_itself(setup) -> None:
 
 
 def test_recorded_visit_closes_restarts_the_count_and_is_counted(setup) -> None:
-    engine, clock, ids = setup
+    engine, clock, _ = setup
     engine.store.set_flags([("P0009", "child_in_difficulty", True)], T0)
     clock.t = T0 + 5 * DAY + 1
     engine.tick()
