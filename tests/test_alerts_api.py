@@ -26,6 +26,9 @@ FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 T0 = local_us(2024, 5, 6, 10)
 
 
+World = tuple[FastAPI, IngestService, dict[str, int], UsClock]
+
+
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[FastAPI, IngestService, dict[str, int], UsClock]]:
     ids = write_registry(tmp_path, "ap")
@@ -85,7 +88,7 @@ def login(app: FastAPI, username: str) -> tuple[TestClient, str]:
     return client, client.get("/api/v1/me").json()["csrf_token"]
 
 
-def test_user_sees_only_their_areas(world) -> None:
+def test_user_sees_only_their_areas(world: World) -> None:
     app, _, made, _ = world
     a, _ = login(app, "eryuan-mgr")
     listed = a.get("/api/v1/alerts").json()["alerts"]
@@ -108,7 +111,7 @@ def test_user_sees_only_their_areas(world) -> None:
     assert TestClient(app).get("/api/v1/alerts").status_code == 401
 
 
-def test_ack_and_close_need_manager_csrf_and_area(world) -> None:
+def test_ack_and_close_need_manager_csrf_and_area(world: World) -> None:
     app, _, made, _ = world
     a, csrf = login(app, "eryuan-mgr")
     other = f"/api/v1/alerts/{made['b_fraud']}/ack"
@@ -129,7 +132,7 @@ def test_ack_and_close_need_manager_csrf_and_area(world) -> None:
     assert b.post(mine, headers={"X-CSRF-Token": bcsrf}).status_code == 404
 
 
-def test_visits_due_and_record_visit(world) -> None:
+def test_visits_due_and_record_visit(world: World) -> None:
     app, service, _, _ = world
     viewer, csrf = login(app, "eryuan-view")  # a watcher: may record visits, not ack alerts
     due = viewer.get("/api/v1/visits/due").json()["due"]
@@ -153,7 +156,7 @@ def test_visits_due_and_record_visit(world) -> None:
     assert store.visits_in("dali/er", "2024-05") == []
 
 
-def test_pages_are_bilingual_escaped_and_carry_csrf_forms(world) -> None:
+def test_pages_are_bilingual_escaped_and_carry_csrf_forms(world: World) -> None:
     app, _, made, _ = world
     b, csrf = login(app, "er-mgr")
     page = b.get("/alerts")

@@ -14,6 +14,8 @@ from cloud_ingest.alerts.store import Alert, Kind, State
 from cloud_ingest.live import LiveState
 from warmcard.contract import DeviceStatus, ReaderState, format_ts
 
+Setup = tuple[AlertEngine, LiveState, UsClock, dict[str, str]]
+
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[AlertEngine, LiveState, UsClock, dict[str, str]]]:
@@ -43,7 +45,7 @@ def alerts(engine: AlertEngine, kind: Kind, device: str) -> list[Alert]:
     return [a for a in engine.store.find([""], kinds=[kind]) if a.subject == device]
 
 
-def test_heartbeat_stops_alarms_and_clears_itself_when_it_returns(setup) -> None:
+def test_heartbeat_stops_alarms_and_clears_itself_when_it_returns(setup: Setup) -> None:
     engine, live, clock, ids = setup
     gate = ids["gate_a"]
     beat(live, clock, gate, reader=ReaderState.OK, outbox_depth=0)
@@ -68,7 +70,7 @@ def test_heartbeat_stops_alarms_and_clears_itself_when_it_returns(setup) -> None
     assert alert.cleared_at == clock.t
 
 
-def test_last_will_offline_alarms_after_grace_and_clears_on_reconnect(setup) -> None:
+def test_last_will_offline_alarms_after_grace_and_clears_on_reconnect(setup: Setup) -> None:
     engine, live, clock, ids = setup
     gate = ids["gate_b"]
     beat(live, clock, gate, state="offline")
@@ -85,7 +87,7 @@ def test_last_will_offline_alarms_after_grace_and_clears_on_reconnect(setup) -> 
     assert alerts(engine, Kind.DEVICE_OFFLINE, gate)[0].cleared_by == "auto"
 
 
-def test_retained_heartbeat_of_a_dead_kiosk_is_not_fresh_after_restart(setup) -> None:
+def test_retained_heartbeat_of_a_dead_kiosk_is_not_fresh_after_restart(setup: Setup) -> None:
     engine, live, clock, ids = setup
     gate = ids["gate_a"]
     # The broker hands us a retained heartbeat the kiosk sent an hour ago.
@@ -101,7 +103,7 @@ def test_retained_heartbeat_of_a_dead_kiosk_is_not_fresh_after_restart(setup) ->
 
 
 def test_outbox_growing_over_heartbeats_alarms_holds_while_flat_and_clears_when_draining(
-    setup,
+    setup: Setup,
 ) -> None:
     engine, live, clock, ids = setup
     gate = ids["canteen_a"]
@@ -125,7 +127,7 @@ def test_outbox_growing_over_heartbeats_alarms_holds_while_flat_and_clears_when_
     assert alerts(engine, Kind.OUTBOX_GROWING, gate)[0].cleared_by == "auto"
 
 
-def test_outbox_above_threshold_for_longer_than_the_limit(setup) -> None:
+def test_outbox_above_threshold_for_longer_than_the_limit(setup: Setup) -> None:
     engine, live, clock, ids = setup
     gate = ids["gate_a"]
     for depth in (150, 120, 150, 120, 150, 120, 150, 120, 150, 120, 150):
@@ -141,7 +143,7 @@ def test_outbox_above_threshold_for_longer_than_the_limit(setup) -> None:
     assert alerts(engine, Kind.OUTBOX_GROWING, gate)[0].state is State.CLOSED
 
 
-def test_reader_fault_and_absent_alarm_and_clear(setup) -> None:
+def test_reader_fault_and_absent_alarm_and_clear(setup: Setup) -> None:
     engine, live, clock, ids = setup
     gate = ids["gate_a"]
     beat(live, clock, gate, reader=ReaderState.FAULT)
@@ -157,7 +159,7 @@ def test_reader_fault_and_absent_alarm_and_clear(setup) -> None:
     assert alerts(engine, Kind.READER_FAULT, gate)[0].cleared_by == "auto"
 
 
-def test_devices_without_status_yet_keep_their_alerts(setup) -> None:
+def test_devices_without_status_yet_keep_their_alerts(setup: Setup) -> None:
     """After a restart, before the retained statuses arrive, nothing is cleared."""
     engine, live, clock, ids = setup
     gate = ids["gate_a"]

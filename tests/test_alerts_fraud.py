@@ -19,6 +19,9 @@ from warmcard.contract import MealPeriod
 NOON = local_us(2024, 5, 6, 12)
 
 
+Setup = tuple[AlertEngine, dict[str, str]]
+
+
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[AlertEngine, dict[str, str]]]:
     ids = write_registry(tmp_path, "fx")
@@ -39,7 +42,7 @@ def found(engine: AlertEngine, kind: Kind | None = None) -> list[Alert]:
     return engine.store.find([""], kinds=[kind] if kind else [])
 
 
-def test_same_card_at_two_sites_within_the_window(setup) -> None:
+def test_same_card_at_two_sites_within_the_window(setup: Setup) -> None:
     engine, ids = setup
     feed(engine, ids["site_a"], [ev(ids["gate_a"], 1, NOON, Tap.CHECK_IN, "P0001")])
     feed(engine, ids["site_b"], [ev(ids["gate_b"], 1, NOON + 31 * MIN, Tap.CHECK_IN, "P0001")])
@@ -57,7 +60,7 @@ def test_same_card_at_two_sites_within_the_window(setup) -> None:
     assert [a.subject for a in found(engine)] == ["P0002"]
 
 
-def test_late_backlog_is_judged_by_event_time(setup) -> None:
+def test_late_backlog_is_judged_by_event_time(setup: Setup) -> None:
     engine, ids = setup
     feed(engine, ids["site_b"], [ev(ids["gate_b"], 5, NOON + 10 * MIN, Tap.CHECK_IN, "P0004")])
     # A kiosk that was offline delivers a tap from earlier, 10 minutes apart in event time.
@@ -65,7 +68,7 @@ def test_late_backlog_is_judged_by_event_time(setup) -> None:
     assert [a.subject for a in found(engine, Kind.TWO_SITES)] == ["P0004"]
 
 
-def test_meal_repeat_events_raise_one_alert_per_person(setup) -> None:
+def test_meal_repeat_events_raise_one_alert_per_person(setup: Setup) -> None:
     engine, ids = setup
     c = ids["canteen_a"]
     feed(engine, ids["site_a"], [ev(c, 1, NOON, Tap.MEAL, "P0001", MealPeriod.LUNCH)])
@@ -78,7 +81,7 @@ def test_meal_repeat_events_raise_one_alert_per_person(setup) -> None:
     assert alert.last_seen_at == NOON + 2 * MIN and alert.opened_at == NOON + MIN
 
 
-def test_meals_at_two_canteens_in_one_period(setup) -> None:
+def test_meals_at_two_canteens_in_one_period(setup: Setup) -> None:
     engine, ids = setup
     a, b = ids["site_a"], ids["site_b"]
     other = f"{ids['site_b']}-canteen"  # a second canteen kiosk
@@ -93,7 +96,7 @@ def test_meals_at_two_canteens_in_one_period(setup) -> None:
     assert alert.subject == "P0005" and "2024-05-06" in alert.detail_zh
 
 
-def test_taps_outside_opening_hours(setup) -> None:
+def test_taps_outside_opening_hours(setup: Setup) -> None:
     engine, ids = setup
     a, gate, canteen = ids["site_a"], ids["gate_a"], ids["canteen_a"]  # opens 07:00-18:00
     ok = [
@@ -111,7 +114,7 @@ def test_taps_outside_opening_hours(setup) -> None:
     assert alert.count == 2 and "unknown_card" in alert.detail_en
 
 
-def test_burst_of_taps_at_one_kiosk(setup) -> None:
+def test_burst_of_taps_at_one_kiosk(setup: Setup) -> None:
     engine, ids = setup
     a, gate, canteen = ids["site_a"], ids["gate_a"], ids["canteen_a"]
     for device in (gate, canteen):  # 20 taps in 20 s: a busy door, not a burst
@@ -128,7 +131,7 @@ def test_burst_of_taps_at_one_kiosk(setup) -> None:
     assert "21" in alert.detail_zh
 
 
-def test_redelivered_batch_is_not_judged_twice(setup) -> None:
+def test_redelivered_batch_is_not_judged_twice(setup: Setup) -> None:
     engine, ids = setup
     batch = [ev(ids["canteen_a"], 7, NOON, Tap.MEAL_REPEAT, "P0009", MealPeriod.LUNCH)]
     feed(engine, ids["site_a"], batch)
@@ -137,7 +140,7 @@ def test_redelivered_batch_is_not_judged_twice(setup) -> None:
     assert alert.count == 1
 
 
-def test_hook_never_raises_into_ingest(setup) -> None:
+def test_hook_never_raises_into_ingest(setup: Setup) -> None:
     engine, ids = setup
     engine.store.close()  # the alerts database is gone
     engine.on_stored([(ids["site_a"], ev(ids["gate_a"], 1, NOON, Tap.CHECK_IN, "P0001"))])

@@ -19,6 +19,8 @@ from cloud_ingest.service import IngestService
 from warmcard.contract import DeviceStatus, MealPeriod, ReaderState, now_us, status_topic
 from warmcard.contract import Kind as Tap
 
+Running = tuple[IngestService, dict[str, str], Publisher]
+
 
 @pytest.fixture
 def running(
@@ -48,7 +50,7 @@ def visit_due(store: AlertStore) -> list[Any]:
     return store.find([""], kinds=[Kind.VISIT_DUE])
 
 
-def test_published_tap_updates_last_seen_and_clears_visit_due(running) -> None:
+def test_published_tap_updates_last_seen_and_clears_visit_due(running: Running) -> None:
     service, ids, publisher = running
     engine = service.alerts
     engine.tick()
@@ -66,7 +68,7 @@ def test_published_tap_updates_last_seen_and_clears_visit_due(running) -> None:
     assert alert.state is State.CLOSED and alert.cleared_by == "auto"
 
 
-def test_retained_reader_fault_raises_and_recovery_clears(running) -> None:
+def test_retained_reader_fault_raises_and_recovery_clears(running: Running) -> None:
     service, ids, publisher = running
     gate = ids["gate_b"]
     engine = service.alerts
@@ -81,7 +83,12 @@ def test_retained_reader_fault_raises_and_recovery_clears(running) -> None:
         [alert] = engine.store.find([""], kinds=[Kind.READER_FAULT])
         assert alert.subject == gate and alert.area_path.startswith("dali/er/haidong/")
         publisher.publish_raw(status_topic(gate), status(ReaderState.OK), retain=True)
-        wait_for(lambda: service.live.device_seen()[gate].status.reader is ReaderState.OK)
+
+        def recovered() -> bool:
+            status = service.live.device_seen()[gate].status
+            return status is not None and status.reader is ReaderState.OK
+
+        wait_for(recovered)
         engine.tick()
         [alert] = engine.store.find([""], kinds=[Kind.READER_FAULT])
         assert alert.state is State.CLOSED and alert.cleared_by == "auto"
@@ -89,7 +96,7 @@ def test_retained_reader_fault_raises_and_recovery_clears(running) -> None:
         publisher.publish_raw(status_topic(gate), b"", retain=True)
 
 
-def test_last_seen_rebuilds_from_influxdb(running, tmp_path: Path) -> None:
+def test_last_seen_rebuilds_from_influxdb(running: Running, tmp_path: Path) -> None:
     service, ids, publisher = running
     gate, canteen = EventMaker(ids["gate_b"]), EventMaker(ids["canteen_a"])
     events = [

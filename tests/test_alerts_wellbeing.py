@@ -20,6 +20,9 @@ from warmcard.contract import Kind as Tap
 T0 = local_us(2024, 5, 6, 10)
 
 
+Setup = tuple[AlertEngine, UsClock, dict[str, str]]
+
+
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[AlertEngine, UsClock, dict[str, str]]]:
     ids = write_registry(tmp_path, "wb")
@@ -43,7 +46,7 @@ def due(engine: AlertEngine) -> dict[str, Alert]:
     }
 
 
-def test_visit_due_after_n_days_with_area_override(setup) -> None:
+def test_visit_due_after_n_days_with_area_override(setup: Setup) -> None:
     engine, clock, ids = setup
     # P0001 lives in site A (Eryuan: 1 day); P0007 in site B (default: 2 days).
     engine.store.set_flags([("P0001", "lives_alone", True), ("P0007", "lives_alone", True)], T0)
@@ -87,7 +90,7 @@ def test_most_specific_area_wins(tmp_path: Path) -> None:
         registry.close()
 
 
-def test_seen_again_clears_by_itself(setup) -> None:
+def test_seen_again_clears_by_itself(setup: Setup) -> None:
     engine, clock, ids = setup
     engine.store.set_flags([("P0008", "lives_alone", True)], T0)
     clock.t = T0 + 3 * DAY
@@ -104,7 +107,7 @@ def test_seen_again_clears_by_itself(setup) -> None:
     assert "P0008" in due(engine)
 
 
-def test_recorded_visit_closes_restarts_the_count_and_is_counted(setup) -> None:
+def test_recorded_visit_closes_restarts_the_count_and_is_counted(setup: Setup) -> None:
     engine, clock, _ = setup
     engine.store.set_flags([("P0009", "child_in_difficulty", True)], T0)
     clock.t = T0 + 5 * DAY + 1
@@ -127,7 +130,7 @@ def test_recorded_visit_closes_restarts_the_count_and_is_counted(setup) -> None:
         engine.store.visits_in("dali", "May")
 
 
-def test_unflagging_clears_the_alert(setup) -> None:
+def test_unflagging_clears_the_alert(setup: Setup) -> None:
     engine, clock, _ = setup
     engine.store.set_flags([("P0003", "lives_alone", True)], T0)
     clock.t = T0 + 2 * DAY
@@ -138,7 +141,7 @@ def test_unflagging_clears_the_alert(setup) -> None:
     assert due(engine) == {}
 
 
-def test_flags_csv_all_or_nothing(setup, tmp_path: Path) -> None:
+def test_flags_csv_all_or_nothing(setup: Setup, tmp_path: Path) -> None:
     engine, _, _ = setup
     bad = tmp_path / "flags.csv"
     bad.write_text(
