@@ -143,6 +143,7 @@ def test_redelivered_batch_is_not_judged_twice(setup: Setup) -> None:
 def test_hook_never_raises_into_ingest(setup: Setup) -> None:
     engine, ids = setup
     engine.store.close()  # the alerts database is gone
-    engine.on_stored([(ids["site_a"], ev(ids["gate_a"], 1, NOON, Tap.CHECK_IN, "P0001"))])
+    engine.on_stored([(ids["site_a"], ev(ids["canteen_a"], 1, NOON, Tap.MEAL_REPEAT, "P0001",
+                                         MealPeriod.LUNCH))])  # fmt: skip
     assert engine.hook_errors == 1
     engine.store = type(engine.store).open(engine.db_path)

@@ -123,6 +123,7 @@ def test_last_seen_rebuilds_from_influxdb(running: Running, tmp_path: Path) -> N
             "P0002": (events[1].ts_us, ids["site_a"], "meal"),
             "P0008": (events[2].ts_us, ids["site_b"], "check_in"),
         }
+        service.alerts.flush_sightings()
         assert seen == service.alerts.store.last_seen()  # the hook kept the same
     finally:
         fresh.store.close()

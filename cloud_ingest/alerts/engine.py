@@ -1,8 +1,11 @@
 """The alert engine: one per ingest service, fed by the consumer and by its own timer.
 
 - `on_stored(batch)` is the ingest hook, called by the consumer after InfluxDB accepted a
-  batch (before it is acked): it moves `last_seen` forward and runs the anti-fraud windows.
-  It never raises: an alerts problem must not hold up taps.
+  batch (before it is acked): it notes each person's latest sighting in memory and runs the
+  anti-fraud windows. It never raises: an alerts problem must not hold up taps.
+- Sightings are written to `last_seen` every second by the engine's thread, off the hot path
+  (an SQLite upsert costs ~8 µs a row). A crash loses at most that second, and the rebuild
+  at start reads it back from InfluxDB.
 - `tick()` runs every `evaluate_s` on the engine's thread: device health and visit-due.
 - At start, `rebuild_last_seen()` fills `last_seen` from InfluxDB (see its docstring).
 """
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], int]
 DAY_US = 86_400 * 1_000_000
 PRUNE_EVERY_US = 60 * 1_000_000
+FLUSH_S = 1.0  # how often sightings reach the last_seen table
 ALIVE_KEY = "last_seen_current_us"  # last_seen was being kept by the hook up to this time
 
 
@@ -71,6 +75,8 @@ class AlertEngine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.hook_errors = 0
+        self._sightings: dict[str, tuple[int, str, str, str]] = {}  # person -> ts, site, ...
+        self._sightings_lock = threading.Lock()
         self.rebuilt = False  # last_seen caught up with InfluxDB during this run
         self.refresh_site_paths()
 
@@ -96,8 +102,7 @@ class AlertEngine:
         return self._site_paths.get(site_id, areas.ROOT) if site_id else areas.ROOT
 
     def _raise(self, findings: Iterable[Finding]) -> None:
-        for f in findings:
-            self.store.raise_alert(f, self.area_of(f.site_id))
+        self.store.raise_many([(f, self.area_of(f.site_id)) for f in findings])
 
     def _tz_of(self) -> dict[str, str]:
         return {s.site_id: s.tz for s in self.registry.sites()}
@@ -107,16 +112,15 @@ class AlertEngine:
     def on_stored(self, batch: list[tuple[str, LiveEvent]]) -> None:
         """After InfluxDB accepted `batch`: last_seen and anti-fraud. Never raises."""
         try:
-            latest: dict[str, LastSeen] = {}
-            for site_id, ev in batch:
-                person = ev.person_id
-                if person is None or ev.kind not in PRESENCE:
-                    continue
-                prev = latest.get(person)
-                if prev is None or ev.ts_us > prev.ts_us:
-                    latest[person] = LastSeen(person, ev.ts_us, site_id, ev.device_id, ev.kind)
-            if latest:
-                self.store.upsert_last_seen(latest.values())
+            with self._sightings_lock:
+                latest = self._sightings
+                for site_id, ev in batch:
+                    person = ev.person_id
+                    if person is None or ev.kind not in PRESENCE:
+                        continue
+                    prev = latest.get(person)
+                    if prev is None or ev.ts_us > prev[0]:
+                        latest[person] = (ev.ts_us, site_id, ev.device_id, ev.kind)
             findings = self.fraud.observe(batch)
             if findings:
                 self._raise(findings)
@@ -128,11 +132,28 @@ class AlertEngine:
             self.hook_errors += 1
             log.exception("alerts hook failed on a batch of %d (taps are stored)", len(batch))
 
+    def flush_sightings(self) -> int:
+        """Write the sightings noted since the last flush to `last_seen`; returns how many."""
+        with self._sightings_lock:
+            pending, self._sightings = self._sightings, {}
+        if pending:
+            try:
+                self.store.upsert_last_seen(LastSeen(p, *row) for p, row in pending.items())
+            except Exception:
+                with self._sightings_lock:  # keep them for the next try, newest wins
+                    for person, row in pending.items():
+                        now = self._sightings.get(person)
+                        if now is None or row[0] > now[0]:
+                            self._sightings[person] = row
+                raise
+        return len(pending)
+
     # ------------------------------------------------------------------ periodic
 
     def tick(self) -> None:
         """Device health and visit-due, once."""
         now = self.clock()
+        self.flush_sightings()
         self.refresh_site_paths()
         self.evaluate_devices(now)
         self.evaluate_wellbeing(now)
@@ -229,13 +250,21 @@ class AlertEngine:
             log.info("last_seen rebuilt from %d taps", n)
         except IngestError as exc:
             log.warning("last_seen not rebuilt from InfluxDB (%s); the hook keeps it", exc)
+        next_tick = 0.0
+        elapsed = 0.0
         while True:
             try:
-                self.tick()
+                if elapsed >= next_tick:
+                    self.tick()
+                    next_tick = elapsed + self.settings.evaluate_s
+                else:
+                    self.flush_sightings()
             except Exception:
                 log.exception("alert evaluation failed")
-            if self._stop.wait(self.settings.evaluate_s):
+            if self._stop.wait(FLUSH_S):
+                self.flush_sightings()
                 return
+            elapsed += FLUSH_S
 
     def stop(self) -> None:
         self._stop.set()

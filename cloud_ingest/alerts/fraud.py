@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from cloud_ingest.alerts.settings import AlertSettings
@@ -36,6 +37,7 @@ MINUTE_US = 60 * US
 SEEN_MAX = 200_000  # (device, seq) pairs remembered for redelivery
 # Taps that show the person was there; a check_out may be the kiosk's own at closing time.
 PRESENCE = frozenset({TapKind.CHECK_IN, TapKind.MEAL, TapKind.MEAL_REPEAT})
+MEALS = frozenset({TapKind.MEAL, TapKind.MEAL_REPEAT})
 
 
 def _minutes(hhmm: str) -> int:
@@ -101,7 +103,9 @@ class FraudDetector:
         burst_us = int(s.burst_seconds * US)
         burst_n = s.burst_taps
         seen = self._seen
-        out: dict[tuple[Kind, str], Finding] = {}
+        # The hot loop only notes hits, (kind, subject) -> (site, event, extra); the wording
+        # is made once per batch below, not once per event of a long burst.
+        hits: dict[tuple[Kind, str], tuple[str, LiveEvent, object]] = {}
         for site_id, ev in batch:
             key = (ev.device_id, ev.seq)
             if key in seen:
@@ -114,92 +118,77 @@ class FraudDetector:
             person = ev.person_id
             device = ev.device_id
 
-            # Burst at one kiosk.
             taps = self._taps.get(device)
             if taps is None:
                 taps = self._taps[device] = deque()
             taps.append(ts)
-            while taps and taps[0] <= ts - burst_us:
+            while taps[0] <= ts - burst_us:
                 taps.popleft()
             if len(taps) > burst_n:
-                out[(Kind.TAP_BURST, device)] = Finding(
-                    Kind.TAP_BURST,
-                    device,
-                    ts,
-                    f"设备 {device} 在 {s.burst_seconds:g} 秒内刷卡 {len(taps)} 次",
-                    f"{len(taps)} taps within {s.burst_seconds:g} s at kiosk {device}",
-                    site_id=site_id,
-                    device_id=device,
-                )
+                hits[(Kind.TAP_BURST, device)] = (site_id, ev, len(taps))
 
             day = self._site_day(site_id, ts)
-            if day is not None and (ts < day.open_us - grace_us or ts > day.close_us + grace_us):
-                in_meal = kind in (TapKind.MEAL, TapKind.MEAL_REPEAT) and any(
-                    a - grace_us <= ts <= b + grace_us for a, b in day.meals
+            if (
+                day is not None
+                and (ts < day.open_us - grace_us or ts > day.close_us + grace_us)
+                and not (
+                    kind in MEALS and any(a - grace_us <= ts <= b + grace_us for a, b in day.meals)
                 )
-                if not in_meal:
-                    out[(Kind.OUTSIDE_HOURS, site_id)] = Finding(
-                        Kind.OUTSIDE_HOURS,
-                        site_id,
-                        ts,
-                        f"站点 {site_id} 在开放时间外有刷卡（设备 {device}，{kind.value}）",
-                        f"tap outside opening hours at site {site_id} "
-                        f"(kiosk {device}, {kind.value})",
-                        site_id=site_id,
-                        device_id=device,
-                    )
+            ):
+                hits[(Kind.OUTSIDE_HOURS, site_id)] = (site_id, ev, None)
 
             if person is None:
                 continue
             if kind is TapKind.MEAL_REPEAT:
-                period = ev.meal_period.value if ev.meal_period else "?"
-                out[(Kind.MEAL_REPEAT, person)] = Finding(
-                    Kind.MEAL_REPEAT,
-                    person,
-                    ts,
-                    f"人员 {person} 同一餐次再次刷卡（{period}，设备 {device}）",
-                    f"person {person} tapped again for {period} at kiosk {device}",
-                    site_id=site_id,
-                    device_id=device,
-                    person_id=person,
-                )
+                hits[(Kind.MEAL_REPEAT, person)] = (site_id, ev, None)
             elif kind is TapKind.MEAL and ev.meal_period is not None and day is not None:
-                meal_key = (person, day.date, ev.meal_period)
-                first = self._meals.setdefault(meal_key, device)
+                first = self._meals.setdefault((person, day.date, ev.meal_period), device)
                 if first != device:
-                    out[(Kind.MEAL_TWO_CANTEENS, person)] = Finding(
-                        Kind.MEAL_TWO_CANTEENS,
-                        person,
-                        ts,
-                        f"人员 {person} {day.date} {ev.meal_period.value} 在两处用餐"
-                        f"（{first}、{device}）",
-                        f"person {person} had {ev.meal_period.value} on {day.date} at two "
-                        f"canteens ({first}, {device})",
-                        site_id=site_id,
-                        device_id=device,
-                        person_id=person,
-                    )
+                    hits[(Kind.MEAL_TWO_CANTEENS, person)] = (site_id, ev, (first, day.date))
             if kind in PRESENCE:
                 sites = self._sites_at.get(person)
                 if sites is None:
-                    sites = self._sites_at[person] = {}
+                    sites = self._sites_at[person] = {site_id: ts}
+                    continue
                 for other, other_ts in sites.items():
                     if other != site_id and abs(ts - other_ts) <= two_sites_us:
-                        out[(Kind.TWO_SITES, person)] = Finding(
-                            Kind.TWO_SITES,
-                            person,
-                            ts,
-                            f"人员 {person} 的卡在 {s.two_sites_minutes:g} 分钟内于两处使用"
-                            f"（{other}、{site_id}）",
-                            f"card of person {person} used at two sites within "
-                            f"{s.two_sites_minutes:g} min ({other}, {site_id})",
-                            site_id=site_id,
-                            device_id=device,
-                            person_id=person,
-                        )
+                        hits[(Kind.TWO_SITES, person)] = (site_id, ev, other)
                 if sites.get(site_id, 0) < ts:
                     sites[site_id] = ts
-        return list(out.values())
+        return [self._finding(k, subj, *hit) for (k, subj), hit in hits.items()]
+
+    def _finding(
+        self, kind: Kind, subject: str, site_id: str, ev: LiveEvent, extra: object
+    ) -> Finding:
+        """The bilingual wording of one hit."""
+        s = self.settings
+        device, person = ev.device_id, ev.person_id
+        period = ev.meal_period.value if ev.meal_period else "?"
+        if kind is Kind.TAP_BURST:
+            zh = f"设备 {device} 在 {s.burst_seconds:g} 秒内刷卡 {extra} 次"
+            en = f"{extra} taps within {s.burst_seconds:g} s at kiosk {device}"
+        elif kind is Kind.OUTSIDE_HOURS:
+            zh = f"站点 {site_id} 在开放时间外有刷卡（设备 {device}，{ev.kind.value}）"
+            en = f"tap outside opening hours at site {site_id} (kiosk {device}, {ev.kind.value})"
+        elif kind is Kind.MEAL_REPEAT:
+            zh = f"人员 {person} 同一餐次再次刷卡（{period}，设备 {device}）"
+            en = f"person {person} tapped again for {period} at kiosk {device}"
+        elif kind is Kind.MEAL_TWO_CANTEENS:
+            first, date = cast(tuple[str, str], extra)
+            zh = f"人员 {person} {date} {period} 在两处用餐（{first}、{device}）"
+            en = f"person {person} had {period} on {date} at two canteens ({first}, {device})"
+        else:
+            zh = (
+                f"人员 {person} 的卡在 {s.two_sites_minutes:g} 分钟内于两处使用"
+                f"（{extra}、{site_id}）"
+            )
+            en = (
+                f"card of person {person} used at two sites within "
+                f"{s.two_sites_minutes:g} min ({extra}, {site_id})"
+            )
+        return Finding(
+            kind, subject, ev.ts_us, zh, en, site_id=site_id, device_id=device, person_id=person
+        )
 
     def prune(self, now_us: int) -> None:
         """Forget windows no rule can still use (call now and then, not per batch)."""

@@ -255,30 +255,37 @@ class AlertStore:
 
     def raise_alert(self, finding: Finding, area_path: str) -> int:
         """Open the alert, or update the one already not closed for (kind, subject)."""
-        f = finding
+        return self.raise_many([(finding, area_path)])[0]
+
+    def raise_many(self, findings: Sequence[tuple[Finding, str]]) -> list[int]:
+        """`raise_alert` for each (finding, area_path), in one transaction."""
+        ids: list[int] = []
         with self.lock, self.conn:
-            row = self.conn.execute(
-                "SELECT id FROM alerts WHERE kind = ? AND subject = ? AND state != 'closed'",
-                (f.kind.value, f.subject),
-            ).fetchone()
-            if row is not None:
-                self.conn.execute(
-                    "UPDATE alerts SET last_seen_at = max(last_seen_at, ?), count = count + 1,"
-                    " detail_zh = ?, detail_en = ? WHERE id = ?",
-                    (f.at_us, f.detail_zh, f.detail_en, row[0]),
-                )
-                return int(row[0])
-            cur = self.conn.execute(
-                "INSERT INTO alerts (kind, subject, site_id, device_id, person_id, area_path,"
-                " opened_at, last_seen_at, detail_zh, detail_en)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    f.kind.value, f.subject, f.site_id, f.device_id, f.person_id, area_path,
-                    f.at_us, f.at_us, f.detail_zh, f.detail_en,
-                ),
-            )  # fmt: skip
-            assert cur.lastrowid is not None
-            return cur.lastrowid
+            for f, area_path in findings:
+                row = self.conn.execute(
+                    "SELECT id FROM alerts WHERE kind = ? AND subject = ? AND state != 'closed'",
+                    (f.kind.value, f.subject),
+                ).fetchone()
+                if row is not None:
+                    self.conn.execute(
+                        "UPDATE alerts SET last_seen_at = max(last_seen_at, ?),"
+                        " count = count + 1, detail_zh = ?, detail_en = ? WHERE id = ?",
+                        (f.at_us, f.detail_zh, f.detail_en, row[0]),
+                    )
+                    ids.append(int(row[0]))
+                    continue
+                cur = self.conn.execute(
+                    "INSERT INTO alerts (kind, subject, site_id, device_id, person_id, area_path,"
+                    " opened_at, last_seen_at, detail_zh, detail_en)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        f.kind.value, f.subject, f.site_id, f.device_id, f.person_id, area_path,
+                        f.at_us, f.at_us, f.detail_zh, f.detail_en,
+                    ),
+                )  # fmt: skip
+                assert cur.lastrowid is not None
+                ids.append(cur.lastrowid)
+        return ids
 
     def clear_auto(self, kind: Kind, subjects: Iterable[str], now_us: int) -> int:
         """Close these subjects' alerts of `kind` because the cause went away."""
