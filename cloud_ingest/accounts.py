@@ -103,6 +103,7 @@ class Action(StrEnum):
     VIEW = "view"  # pages, live figures, alerts
     EXPORT = "export"  # monthly reports, CSV/XLSX
     ACK_ALERT = "ack_alert"  # mark a well-being or anti-fraud alert handled
+    RECORD_VISIT = "record_visit"  # a watcher records a well-being visit (closes visit-due)
     EDIT_REGISTRY = "edit_registry"  # people, cards, devices, sites
     MANAGE_USERS = "manage_users"  # accounts and grants inside the area
     MANAGE_AREAS = "manage_areas"  # the hierarchy itself
@@ -112,6 +113,7 @@ ACTION_ROLE: dict[Action, Role] = {
     Action.VIEW: Role.VIEWER,
     Action.EXPORT: Role.VIEWER,
     Action.ACK_ALERT: Role.MANAGER,
+    Action.RECORD_VISIT: Role.VIEWER,
     Action.EDIT_REGISTRY: Role.MANAGER,
     Action.MANAGE_USERS: Role.ADMIN,
     Action.MANAGE_AREAS: Role.ADMIN,

@@ -116,6 +116,8 @@ class BatchProcessor:
         self.registry_refresh_us = int(registry_refresh_s * 1_000_000)
         self._last_refresh_us = 0
         self.seen = seen  # conflict detection (cloud_ingest.conflicts); None: off
+        # Called with what InfluxDB accepted, before the ack (the alert engine's hook).
+        self.after_store: Callable[[list[tuple[str, LiveEvent]]], None] | None = None
 
     def _site_of(self, device_id: str) -> str | None:
         site = self.registry.site_of(device_id)
@@ -421,6 +423,8 @@ class Consumer:
             live_ok, _ = stored
             if p.live is not None and live_ok:
                 p.live.apply(live_ok)
+            if p.after_store is not None and live_ok:
+                p.after_store(live_ok)
             self._ack(good)  # refused points were dead-lettered inside write()
         self.metrics.batches += 1
         self.metrics.last_batch_us = self.clock()

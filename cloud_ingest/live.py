@@ -192,6 +192,11 @@ class LiveState:
             self._devices[device_id] = DeviceSeen(status, self.clock())
         self._changed()
 
+    def device_seen(self) -> dict[str, DeviceSeen]:
+        """The latest status (or clear) received from each device, for health alerts."""
+        with self._lock:
+            return dict(self._devices)
+
     def rebuild(self) -> int:
         """Recount today from InfluxDB; returns the number of today's points read."""
         if self.storage is None:

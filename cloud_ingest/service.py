@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.conflicts import SeenIndex
 from cloud_ingest.consumer import BatchProcessor, Consumer, Metrics
 from cloud_ingest.deadletter import DeadLetterStore
@@ -64,6 +65,17 @@ class IngestService:
             clock=clock,
             seen=self.seen,
         )
+        self.alerts = AlertEngine(
+            settings.alerts,
+            self.registry,
+            self.live,
+            self.query_storage,
+            console_db_path=settings.console_db_path,
+            db_path=settings.registry_path.with_name("alerts.sqlite3"),
+            default_tz=settings.tz,
+            clock=clock,
+        )
+        self.processor.after_store = self.alerts.on_stored
         self.consumer = Consumer(settings, self.processor, clock=clock)
         self.devicelink = DeviceLink(settings, self.live, on_connect=self._publish_downlink)
         self.downlink = Downlink(self.registry, self.devicelink)
@@ -84,6 +96,7 @@ class IngestService:
         self._stop.clear()
         self.consumer.start()
         self.devicelink.start()
+        self.alerts.start()
         self._sync_thread = threading.Thread(
             target=self._sync_loop, name="ingest-sync", daemon=True
         )
@@ -118,6 +131,7 @@ class IngestService:
         self._stop.set()
         self.consumer.stop()
         self.devicelink.stop()
+        self.alerts.stop()
         if self._sync_thread is not None:
             self._sync_thread.join(5)
         self.storage.close()

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
+from cloud_ingest.alerts.settings import AlertSettings
 from warmcard.settings import MqttSettings, TomlSettings, reject_placeholder
 
 
@@ -55,6 +56,9 @@ class IngestSettings(TomlSettings):
     live_resync_s: float = Field(default=30.0, gt=0)
     # A device whose heartbeat is older than this shows as "stale" on the live page.
     status_stale_s: float = Field(default=300.0, gt=0)
+    # The console database: the area each site sits in, users and their grants.
+    console_db_path: Path = Path("run/console.sqlite3")
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @property
     def seen_index_file(self) -> Path:

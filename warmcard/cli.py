@@ -25,12 +25,14 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logg
 def _register() -> None:
     from cloud_ingest import cli as ingest_cli
     from cloud_ingest import console_cli
+    from cloud_ingest.alerts import cli as alerts_cli
     from firmware_gateway import cli as gateway_cli
     from warmcard import demo, provision
 
     gateway_cli.register(app)
     ingest_cli.register(app)
     console_cli.register(app)
+    alerts_cli.register(app)
     demo.register(app)
     provision.register(app)
 

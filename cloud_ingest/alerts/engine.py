@@ -1,0 +1,273 @@
+"""The alert engine: one per ingest service, fed by the consumer and by its own timer.
+
+- `on_stored(batch)` is the ingest hook, called by the consumer after InfluxDB accepted a
+  batch (before it is acked): it notes each person's latest sighting in memory and runs the
+  anti-fraud windows. It never raises: an alerts problem must not hold up taps.
+- Sightings are written to `last_seen` every second by the engine's thread, off the hot path
+  (an SQLite upsert costs ~8 µs a row). A crash loses at most that second, and the rebuild
+  at start reads it back from InfluxDB.
+- `tick()` runs every `evaluate_s` on the engine's thread: device health and visit-due.
+- At start, `rebuild_last_seen()` fills `last_seen` from InfluxDB (see its docstring).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from cloud_ingest import areas, console_db
+from cloud_ingest.alerts import wellbeing
+from cloud_ingest.alerts.device_health import DeviceHealth
+from cloud_ingest.alerts.fraud import PRESENCE, FraudDetector
+from cloud_ingest.alerts.settings import AlertSettings
+from cloud_ingest.alerts.store import DEVICE_KINDS, AlertStore, Finding, Kind, LastSeen
+from cloud_ingest.errors import IngestError
+from cloud_ingest.influx import Storage, quote_ident
+from cloud_ingest.lineprotocol import MEASUREMENT
+from cloud_ingest.live import LiveEvent, LiveState
+from cloud_ingest.registry import Registry
+from warmcard.contract import format_ts, now_us
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+DAY_US = 86_400 * 1_000_000
+PRUNE_EVERY_US = 60 * 1_000_000
+FLUSH_S = 1.0  # how often sightings reach the last_seen table
+ALIVE_KEY = "last_seen_current_us"  # last_seen was being kept by the hook up to this time
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        settings: AlertSettings,
+        registry: Registry,
+        live: LiveState | None,
+        storage: Storage | None,
+        *,
+        console_db_path: Path | None,
+        default_tz: str = "Asia/Shanghai",
+        clock: Clock = now_us,
+        store: AlertStore | None = None,
+        db_path: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.live = live
+        self.storage = storage
+        self.console_db_path = console_db_path
+        self.default_tz = default_tz
+        self.clock = clock
+        if store is None:
+            path = settings.db_path or db_path
+            if path is None:
+                raise ValueError("give the alerts database: settings.db_path, db_path or store")
+            store = AlertStore.open(path)
+        self.store = store
+        self.db_path = Path(store.conn.execute("PRAGMA database_list").fetchone()[2] or ":memory:")
+        self.health = DeviceHealth(settings)
+        self.fraud = FraudDetector(settings, registry, default_tz)
+        self._site_paths: dict[str, str] = {}
+        self._last_prune_us = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.hook_errors = 0
+        self._sightings: dict[str, tuple[int, str, str, str]] = {}  # person -> ts, site, ...
+        self._sightings_lock = threading.Lock()
+        self.rebuilt = False  # last_seen caught up with InfluxDB during this run
+        self.refresh_site_paths()
+
+    # ------------------------------------------------------------------ areas
+
+    def refresh_site_paths(self) -> dict[str, str]:
+        """Re-read where each site sits from the console database (empty if there is none)."""
+        path = self.console_db_path
+        if path is None or not Path(path).exists():
+            return self._site_paths
+        try:
+            conn = console_db.connect(path)
+            try:
+                self._site_paths = areas.site_paths(conn)
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            log.warning("cannot read areas from %s: %s", path, exc)
+        return self._site_paths
+
+    def area_of(self, site_id: str | None) -> str:
+        """The site's area path; '' (root: only whole-prefecture users see it) if unplaced."""
+        return self._site_paths.get(site_id, areas.ROOT) if site_id else areas.ROOT
+
+    def _raise(self, findings: Iterable[Finding]) -> None:
+        self.store.raise_many([(f, self.area_of(f.site_id)) for f in findings])
+
+    def _tz_of(self) -> dict[str, str]:
+        return {s.site_id: s.tz for s in self.registry.sites()}
+
+    # ------------------------------------------------------------------ ingest hook
+
+    def on_stored(self, batch: list[tuple[str, LiveEvent]]) -> None:
+        """After InfluxDB accepted `batch`: last_seen and anti-fraud. Never raises."""
+        try:
+            with self._sightings_lock:
+                latest = self._sightings
+                for site_id, ev in batch:
+                    person = ev.person_id
+                    if person is None or ev.kind not in PRESENCE:
+                        continue
+                    prev = latest.get(person)
+                    if prev is None or ev.ts_us > prev[0]:
+                        latest[person] = (ev.ts_us, site_id, ev.device_id, ev.kind)
+            findings = self.fraud.observe(batch)
+            if findings:
+                self._raise(findings)
+            now = self.clock()
+            if now - self._last_prune_us >= PRUNE_EVERY_US:
+                self._last_prune_us = now
+                self.fraud.prune(now)
+        except Exception:
+            self.hook_errors += 1
+            log.exception("alerts hook failed on a batch of %d (taps are stored)", len(batch))
+
+    def flush_sightings(self) -> int:
+        """Write the sightings noted since the last flush to `last_seen`; returns how many."""
+        with self._sightings_lock:
+            pending, self._sightings = self._sightings, {}
+        if pending:
+            try:
+                self.store.upsert_last_seen(LastSeen(p, *row) for p, row in pending.items())
+            except Exception:
+                with self._sightings_lock:  # keep them for the next try, newest wins
+                    for person, row in pending.items():
+                        now = self._sightings.get(person)
+                        if now is None or row[0] > now[0]:
+                            self._sightings[person] = row
+                raise
+        return len(pending)
+
+    # ------------------------------------------------------------------ periodic
+
+    def tick(self) -> None:
+        """Device health and visit-due, once."""
+        now = self.clock()
+        self.flush_sightings()
+        self.refresh_site_paths()
+        self.evaluate_devices(now)
+        self.evaluate_wellbeing(now)
+        if self.rebuilt:
+            self.store.set_meta(ALIVE_KEY, now)
+
+    def evaluate_devices(self, now: int) -> None:
+        if self.live is None:
+            return
+        devices = self.live.device_seen()
+        site_of = {d.device_id: d.site_id for d in self.registry.devices()}
+        found = self.health.evaluate(now, devices, site_of)
+        self._raise(found)
+        problems = {(f.kind, f.subject) for f in found}
+        for kind in DEVICE_KINDS:
+            # Clear only what we know is healthy now (or retired), not devices whose status
+            # has not arrived yet after a restart.
+            healthy = [
+                d
+                for d in self.store.open_subjects(kind)
+                if (kind, d) not in problems and (d not in site_of or d in devices)
+            ]
+            self.store.clear_auto(kind, healthy, now)
+
+    def evaluate_wellbeing(self, now: int) -> list[wellbeing.Due]:
+        dues = wellbeing.assess(self.settings, self.store, self.registry, self._site_paths)
+        found = wellbeing.evaluate(dues, now, self._tz_of())
+        self._raise(found)
+        due_now = {f.subject for f in found}
+        self.store.clear_auto(
+            Kind.VISIT_DUE, self.store.open_subjects(Kind.VISIT_DUE) - due_now, now
+        )
+        return dues
+
+    # ------------------------------------------------------------------ last seen
+
+    def rebuild_last_seen(self) -> int:
+        """Fill `last_seen` from InfluxDB; returns the number of taps read.
+
+        `person_id` is a field, so InfluxQL cannot GROUP BY it. Instead the taps that show a
+        person present (kind is a tag, so this filter is indexed) are read in one-day windows,
+        newest first, and each person's newest kept. The table persists and the ingest hook
+        keeps it current, so after the first start only the time since it was last current
+        (minus a day of overlap) is read, not the whole `last_seen_rebuild_days`.
+        """
+        if self.storage is None:
+            return 0
+        now = self.clock()
+        start = now - int(self.settings.last_seen_rebuild_days * DAY_US)
+        alive = self.store.meta(ALIVE_KEY)
+        if alive is not None:
+            start = max(start, alive - DAY_US)
+        kinds = " OR ".join(f"\"kind\" = '{k.value}'" for k in sorted(PRESENCE))
+        found: set[str] = set()
+        read = 0
+        end = now + DAY_US  # device clocks may run a little ahead
+        while end > start:
+            lo = max(start, end - DAY_US)
+            series = self.storage.query(
+                f'SELECT "person_id", "site", "device", "kind" FROM {quote_ident(MEASUREMENT)} '
+                f"WHERE ({kinds}) AND time >= '{format_ts(lo)}' AND time < '{format_ts(end)}'"
+            )
+            latest: dict[str, LastSeen] = {}
+            for s in series:
+                idx = {c: i for i, c in enumerate(s.columns)}
+                for row in s.values:
+                    read += 1
+                    person = row[idx["person_id"]]
+                    if not person or person in found:
+                        continue
+                    ts = int(row[idx["time"]])
+                    prev = latest.get(person)
+                    if prev is None or ts > prev.ts_us:
+                        latest[person] = LastSeen(
+                            person, ts, row[idx["site"]], row[idx["device"]], row[idx["kind"]]
+                        )
+            if latest:
+                self.store.upsert_last_seen(latest.values())
+                found.update(latest)
+            end = lo
+        self.rebuilt = True
+        return read
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            n = self.rebuild_last_seen()
+            log.info("last_seen rebuilt from %d taps", n)
+        except IngestError as exc:
+            log.warning("last_seen not rebuilt from InfluxDB (%s); the hook keeps it", exc)
+        next_tick = 0.0
+        elapsed = 0.0
+        while True:
+            try:
+                if elapsed >= next_tick:
+                    self.tick()
+                    next_tick = elapsed + self.settings.evaluate_s
+                else:
+                    self.flush_sightings()
+            except Exception:
+                log.exception("alert evaluation failed")
+            if self._stop.wait(FLUSH_S):
+                self.flush_sightings()
+                return
+            elapsed += FLUSH_S
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.store.close()

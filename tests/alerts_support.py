@@ -1,0 +1,90 @@
+"""Helpers for the alerts tests: a controlled microsecond clock, areas placing the sites, events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from cloud_ingest import areas, console_db
+from cloud_ingest.alerts.engine import AlertEngine
+from cloud_ingest.alerts.settings import AlertSettings
+from cloud_ingest.live import LiveEvent, LiveState
+from cloud_ingest.registry import Registry
+from warmcard.contract import Kind, MealPeriod
+
+TZ = ZoneInfo("Asia/Shanghai")
+US = 1_000_000
+MIN = 60 * US
+DAY = 86_400 * US
+
+
+def local_us(y: int, m: int, d: int, hh: int, mm: int = 0, ss: int = 0) -> int:
+    """Microseconds for a wall-clock time in Dali."""
+    return int(datetime(y, m, d, hh, mm, ss, tzinfo=TZ).timestamp()) * US
+
+
+class UsClock:
+    """A wire clock (microseconds) the test moves by hand."""
+
+    def __init__(self, t: int) -> None:
+        self.t = t
+
+    def __call__(self) -> int:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += int(seconds * US)
+
+
+def write_areas(console_path: Path, ids: dict[str, str]) -> dict[str, str]:
+    """Site A in dali/eryuan/xishan, site B in dali/er/haidong; returns site -> path."""
+    csv = console_path.parent / "areas.csv"
+    csv.write_text(
+        "path,name_zh,name_en\n"
+        "dali,大理州,Dali\n"
+        "dali/eryuan,洱源县,Eryuan\n"
+        "dali/eryuan/xishan,西山乡,Xishan\n"
+        f"dali/eryuan/xishan/{ids['site_a']},西山小院,Xishan Courtyard\n"
+        "dali/er,洱海片区,Erhai\n"
+        "dali/er/haidong,海东镇,Haidong\n"
+        f"dali/er/haidong/{ids['site_b']},海东小院,Haidong Courtyard\n",
+        encoding="utf-8",
+    )
+    conn = console_db.connect(console_path)
+    try:
+        areas.import_areas_csv(conn, csv)
+        return areas.site_paths(conn)
+    finally:
+        conn.close()
+
+
+def make_engine(
+    tmp: Path, ids: dict[str, str], clock: UsClock, **settings: object
+) -> tuple[AlertEngine, LiveState, Registry]:
+    """An engine on the test registry with live state (no InfluxDB) and the areas placed."""
+    registry = Registry(tmp / "registry.sqlite3")
+    live = LiveState(registry, None, clock=clock)
+    console = tmp / "console.sqlite3"
+    if not console.exists():
+        write_areas(console, ids)
+    engine = AlertEngine(
+        AlertSettings(db_path=tmp / "alerts.sqlite3", **settings),  # type: ignore[arg-type]
+        registry,
+        live,
+        None,
+        console_db_path=console,
+        clock=clock,
+    )
+    return engine, live, registry
+
+
+def ev(
+    device: str,
+    seq: int,
+    ts: int,
+    kind: Kind,
+    person: str | None,
+    meal: MealPeriod | None = None,
+) -> LiveEvent:
+    return LiveEvent(device, seq, ts, kind, meal, person)
