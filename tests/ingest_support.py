@@ -57,6 +57,8 @@ def make_settings(
         deadletter_path=tmp / "deadletter.sqlite3",
         batch_ms=50,
         live_resync_s=3600,
+        console_db=tmp / "console.sqlite3",
+        cookie_secure=False,
     )
     values.update(kw)
     return IngestSettings(**values)
