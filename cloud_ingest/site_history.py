@@ -32,9 +32,7 @@ def _where_site(site_id: str, start_us: int, end_us: int) -> str:
     )
 
 
-def timeline(
-    storage: Storage, site_id: str, tz: str, day: date, now_us: int
-) -> dict[str, Any]:
+def timeline(storage: Storage, site_id: str, tz: str, day: date, now_us: int) -> dict[str, Any]:
     """Check-ins, meals and people present per 10-minute bucket of one local day.
 
     `present` is the number inside at the end of each bucket, counted like live state (each
@@ -110,7 +108,7 @@ def history(storage: Storage, site_id: str, tz: str, days: int, today: date) -> 
     start_us, _ = i18n.day_bounds_us(first, tz)
     _, end_us = i18n.day_bounds_us(today, tz)
     where = _where_site(site_id, start_us, end_us)
-    group = f"GROUP BY time(1d) tz({quote_string(tz)})"
+    tz_clause = f"tz({quote_string(tz)})"  # days start at local midnight
     labels = [(first + timedelta(days=k)).isoformat() for k in range(days)]
     index = {d: k for k, d in enumerate(labels)}
     arrivals = [0] * days
@@ -122,7 +120,8 @@ def history(storage: Storage, site_id: str, tz: str, days: int, today: date) -> 
 
     for s in storage.query(
         f'SELECT count(distinct("person_id")) FROM {quote_ident(MEASUREMENT)} {where} '
-        f"AND {quote_ident('kind')} = {quote_string(Kind.CHECK_IN.value)} {group}"
+        f"AND {quote_ident('kind')} = {quote_string(Kind.CHECK_IN.value)} "
+        f"GROUP BY time(1d) {tz_clause}"
     ):
         for ts, value in s.values:
             k = day_of(int(ts))
@@ -132,7 +131,7 @@ def history(storage: Storage, site_id: str, tz: str, days: int, today: date) -> 
         f'SELECT count("seq") FROM {quote_ident(MEASUREMENT)} {where} '
         f"AND ({quote_ident('kind')} = {quote_string(Kind.MEAL.value)} "
         f"OR {quote_ident('kind')} = {quote_string(Kind.MEAL_REPEAT.value)}) "
-        f'{group}, "kind"'
+        f'GROUP BY time(1d), "kind" {tz_clause}'
     ):
         target = meals if s.tags.get("kind") == Kind.MEAL.value else repeats
         for ts, value in s.values:
@@ -144,8 +143,7 @@ def history(storage: Storage, site_id: str, tz: str, days: int, today: date) -> 
         "tz": tz,
         "days": labels,
         "t": [
-            int(datetime.fromisoformat(d).replace(tzinfo=i18n.zone(tz)).timestamp())
-            for d in labels
+            int(datetime.fromisoformat(d).replace(tzinfo=i18n.zone(tz)).timestamp()) for d in labels
         ],
         "arrivals": arrivals,
         "meals": meals,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 from argon2 import PasswordHasher
 
 from cloud_ingest import areas, console_db
@@ -47,9 +53,7 @@ def add_user(db_path: Path, username: str, role: Role, area: str) -> str:
     """Create a user with one grant; returns the password."""
     conn = console_db.connect(db_path)
     try:
-        AccountStore(conn, time.time, FAST_HASHER).add_user(
-            username, PASSWORD, role, area
-        )
+        AccountStore(conn, time.time, FAST_HASHER).add_user(username, PASSWORD, role, area)
     finally:
         conn.close()
     return PASSWORD
@@ -76,3 +80,27 @@ def logged_in(base_url: str, username: str, password: str = PASSWORD) -> httpx.C
     client = httpx.Client(base_url=base_url, follow_redirects=False, timeout=10)
     login(client, username, password)
     return client
+
+
+@contextlib.contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run the app on a real uvicorn (lifespan on) in a thread; yields its base URL."""
+    # Bind first and hand uvicorn the socket: no window for another process to take the port.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+        assert not thread.is_alive()

@@ -110,13 +110,14 @@ def test_occupancy_matches_published_events(api, publisher, login_as):
         ids["site_a"]
     ]
     hidden = viewer.get("/api/v1/occupancy", params={"site": ids["site_b"]})
-    assert hidden.status_code == 404 and hidden.json() == client.get(
-        "/api/v1/occupancy", params={"site": "nowhere"}
-    ).json()
+    assert (
+        hidden.status_code == 404
+        and hidden.json() == client.get("/api/v1/occupancy", params={"site": "nowhere"}).json()
+    )
 
 
 def test_device_status_from_heartbeat_and_last_will(api, publisher, login_as):
-    url, ids, _ = api
+    _, ids, _ = api
     client = login_as("xizhou.view")
     gate = ids["gate_a"]
     online = DeviceStatus(device_id=gate, state="online", outbox_depth=3, reader=ReaderState.OK)

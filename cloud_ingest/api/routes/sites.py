@@ -116,9 +116,7 @@ async def _query(fn: Any, *args: Any) -> dict[str, Any]:
 
 
 @router.get("/api/v1/sites/{site_id}/timeline")
-async def get_timeline(
-    ref: SiteAccess, service: Service, day: str | None = None
-) -> dict[str, Any]:
+async def get_timeline(ref: SiteAccess, service: Service, day: str | None = None) -> dict[str, Any]:
     """Arrivals, meals and people present per 10 minutes of a local day (default today)."""
     site = service.registry.site(ref.site_id)
     if site is None:
