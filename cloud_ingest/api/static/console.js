@@ -63,17 +63,21 @@ const WC = (() => {
   function chart(box, x, series, opts) {
     box.replaceChildren();
     const width = Math.max(280, box.clientWidth || 480);
-    const bars = uPlot.paths.bars({ size: [0.7, 40] });
+    // Bar series side by side (left, right) rather than drawn over each other.
+    const nBars = series.filter((s) => s.bars).length;
+    const barPaths = (k) => uPlot.paths.bars({ size: [nBars > 1 ? 0.4 : 0.7, 40], align: nBars > 1 ? (k % 2 ? 1 : -1) : 0 });
+    let barIndex = 0;
     const tz = (opts && opts.tz) || "Asia/Shanghai";
+    const pad = (opts && opts.pad) || 0;
     const plot = new uPlot({
       width, height: (opts && opts.height) || 240,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), tz),
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(4, max * 1.1)] } },
+      scales: { x: { time: true, range: (u, min, max) => [min - pad, max + pad] }, y: { range: (u, min, max) => [0, Math.max(4, max * 1.1)] } },
       legend: { show: true },
       series: [{}].concat(series.map((s) => ({
         label: s.label, stroke: s.color, width: 2,
         fill: s.bars ? s.color + "99" : undefined,
-        paths: s.bars ? bars : undefined, points: { show: false },
+        paths: s.bars ? barPaths(barIndex++) : undefined, points: { show: false },
       }))),
       axes: [{}, { size: 40 }],
     }, [x].concat(series.map((s) => s.values)), box);

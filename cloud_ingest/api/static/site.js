@@ -86,7 +86,7 @@
       WC.chart($(id), last(h.t, n), [
         { label: t("daily_arrivals"), values: last(h.arrivals, n), color: "#2f855a", bars: true },
         { label: t("daily_meals"), values: last(h.meals, n), color: "#b5512a", bars: true },
-      ], { tz: h.tz, height: 220 });
+      ], { tz: h.tz, height: 220, pad: 43200 });
     }
   }
 
