@@ -161,7 +161,7 @@ def naive_overview(storage: InfluxV1, now: int) -> list[dict[str, Any]]:
         {"site_id": k, "present": v.get("check_in", 0) - v.get("check_out", 0), **v}
         for k, v in per.items()
     ]
-    rows.sort(key=lambda r: r["site_id"])
+    rows.sort(key=lambda r: str(r["site_id"]))
     return rows[:50]
 
 

@@ -105,9 +105,11 @@ def demo_console(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Itera
         wait_for(lambda: service.metrics.acked == len(events))
         for site in seed:
             for device in (site.entrance_device, site.canteen_device):
-                state = "offline" if site.site_id == "haidong-nanhu" else "online"
                 status = DeviceStatus(
-                    device_id=device, state=state, outbox_depth=0, reader=ReaderState.OK
+                    device_id=device,
+                    state="offline" if site.site_id == "haidong-nanhu" else "online",
+                    outbox_depth=0,
+                    reader=ReaderState.OK,
                 )
                 publisher.publish_raw(status_topic(device), status.to_bytes(), retain=True)
         yield {
@@ -177,7 +179,9 @@ def test_overview_follows_taps_live_and_site_page_draws_charts(
             f" === '{expected}'",
             timeout=3000,
         )
-        shown_ms = float(page.get_attribute(f'#sites tr[data-site="{SITE}"]', "data-updated-at"))
+        shown_ms = float(
+            page.get_attribute(f'#sites tr[data-site="{SITE}"]', "data-updated-at") or "nan"
+        )
         latencies.append(shown_ms - sent_ms)
     assert page.evaluate("window.loadedOnce") is True
     assert present(page, SITE) == before  # in, out, in, out, in, out

@@ -262,7 +262,7 @@ def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> in
         counts = f"{len(seed_sites)} 个院 sites, {len(devices)} 台终端 kiosks"
         print(f"Warmcard 演示已启动 demo running: {counts}")
         print(f"控制台 Console: {url}/login")
-        for (username, area), what in (
+        for (username, _area), what in (
             (DEMO_ADMIN, "管理员（全州）admin, whole prefecture"),
             (DEMO_VIEWER, "查看员（喜洲镇）viewer, Xizhou township only"),
         ):

@@ -82,7 +82,5 @@ def create_app(
     static = resources.files("cloud_ingest.api").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     # Browsers ask for it on every page, the login page included; no icon, no 404 in the logs.
-    app.add_api_route(
-        "/favicon.ico", lambda: Response(status_code=204), include_in_schema=False
-    )
+    app.add_api_route("/favicon.ico", lambda: Response(status_code=204), include_in_schema=False)
     return app
