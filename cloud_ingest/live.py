@@ -134,6 +134,9 @@ class LiveState:
         self._pending: list[tuple[str, LiveEvent]] | None = None  # applied during a rebuild
         self._listeners: list[Listener] = []
         self.version = 0
+        # Per-site change marks, so a stream can send only the sites that changed.
+        self._site_versions: dict[str, int] = {}
+        self._all_changed_at = 0  # a rebuild changes every site at once
         self.last_sync_us: int | None = None
 
     # ------------------------------------------------------------------ plumbing
@@ -145,8 +148,15 @@ class LiveState:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def _changed(self) -> None:
-        self.version += 1
+    def _changed(self, sites: Iterable[str] | None = None) -> None:
+        """Bump the version; `sites` None means every site may have changed."""
+        with self._lock:
+            self.version += 1
+            if sites is None:
+                self._all_changed_at = self.version
+            else:
+                for site_id in sites:
+                    self._site_versions[site_id] = self.version
         for listener in list(self._listeners):
             try:
                 listener()
@@ -175,6 +185,7 @@ class LiveState:
         """Count events InfluxDB accepted; returns how many were new today."""
         now = self.clock()
         added = 0
+        touched: set[str] = set()
         with self._lock:
             pending = self._pending
             for site_id, ev in events:
@@ -182,15 +193,17 @@ class LiveState:
                     pending.append((site_id, ev))
                 if self._today(site_id, now).add(ev):
                     added += 1
+                    touched.add(site_id)
         if added:
-            self._changed()
+            self._changed(touched)
         return added
 
     def update_status(self, device_id: str, status: DeviceStatus | None) -> None:
         """A heartbeat or last-will; None when the retained status was cleared."""
         with self._lock:
             self._devices[device_id] = DeviceSeen(status, self.clock())
-        self._changed()
+        site_id = self.registry.site_of(device_id)
+        self._changed([site_id] if site_id else [])
 
     def device_seen(self) -> dict[str, DeviceSeen]:
         """The latest status (or clear) received from each device, for health alerts."""
@@ -264,15 +277,31 @@ class LiveState:
         seen = self._devices.get(device_id)
         return seen.status if seen is not None else None
 
-    def snapshot(self) -> dict[str, Any]:
-        """The /api/v1/occupancy document."""
-        now = self.clock()
-        sites = []
+    def changes_since(self, version: int) -> tuple[int, set[str] | None]:
+        """(current version, sites changed after `version`); None when every site may have."""
         with self._lock:
-            for site in self.registry.sites():
+            current = self.version
+            if version < self._all_changed_at:
+                return current, None
+            return current, {s for s, v in self._site_versions.items() if v > version}
+
+    def site_rows(self, site_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Today's numbers per registry site (all, or those named), in site id order."""
+        now = self.clock()
+        if site_ids is None:
+            sites = self.registry.sites()
+        else:
+            found = (self.registry.site(s) for s in sorted(set(site_ids)))
+            sites = [s for s in found if s is not None]
+        devices: dict[str, list[Any]] = {}
+        for device in self.registry.devices():
+            devices.setdefault(device.site_id, []).append(device)
+        rows = []
+        with self._lock:
+            for site in sites:
                 day = self._today(site.site_id, now)
                 meals = {p.value: day.meals.get(p.value, 0) for p in MealPeriod}
-                sites.append(
+                rows.append(
                     {
                         "site_id": site.site_id,
                         "name_zh": site.name_zh,
@@ -291,14 +320,27 @@ class LiveState:
                         else None,
                         "devices": [
                             self._device_json(d.device_id, d.mode.value, now)
-                            for d in self.registry.devices(site.site_id)
+                            for d in devices.get(site.site_id, [])
                         ],
                     }
                 )
+        return rows
+
+    def present_people(self, site_id: str) -> list[tuple[str, int]]:
+        """(person_id, since µs) of everyone checked in now at the site, earliest first."""
+        now = self.clock()
+        with self._lock:
+            day = self._today(site_id, now)
+            inside = [(p, ts) for p, (ts, is_in) in day.latest.items() if is_in and p]
+        return sorted(inside, key=lambda item: (item[1], item[0]))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The /api/v1/occupancy document."""
+        now = self.clock()
         return {
             "generated_at": format_ts(now),
             "synced_at": format_ts(self.last_sync_us) if self.last_sync_us else None,
-            "sites": sites,
+            "sites": self.site_rows(),
         }
 
     def _device_json(self, device_id: str, mode: str, now: int) -> dict[str, Any]:

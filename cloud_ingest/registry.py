@@ -172,6 +172,23 @@ class Registry:
         devices = sorted(self._devices.values(), key=lambda d: d.device_id)
         return [d for d in devices if site_id is None or d.site_id == site_id]
 
+    def people_homes(self, person_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """person_id -> (display_name, home site_id) for the ids that are registered."""
+        if not person_ids:
+            return {}
+        out: dict[str, tuple[str, str]] = {}
+        with self.lock:
+            for start in range(0, len(person_ids), 500):  # SQLite's bound-parameter limit
+                chunk = person_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for person, name, site in self.db.execute(
+                    f"SELECT person_id, display_name, site_id FROM people "
+                    f"WHERE person_id IN ({marks})",
+                    chunk,
+                ):
+                    out[person] = (name, site)
+        return out
+
     # ------------------------------------------------------------------ downlink payloads
 
     def device_config(self, device_id: str) -> DeviceConfig:

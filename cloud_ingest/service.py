@@ -70,7 +70,7 @@ class IngestService:
             self.registry,
             self.live,
             self.query_storage,
-            console_db_path=settings.console_db_path,
+            console_db_path=settings.console_db,
             db_path=settings.registry_path.with_name("alerts.sqlite3"),
             default_tz=settings.tz,
             clock=clock,

@@ -56,8 +56,11 @@ class IngestSettings(TomlSettings):
     live_resync_s: float = Field(default=30.0, gt=0)
     # A device whose heartbeat is older than this shows as "stale" on the live page.
     status_stale_s: float = Field(default=300.0, gt=0)
-    # The console database: the area each site sits in, users and their grants.
-    console_db_path: Path = Path("run/console.sqlite3")
+    # The console's users, sessions and area hierarchy (where each site sits); see
+    # docs/console-access.md. `warmcard user add --db` must name the same file.
+    console_db: Path = Path("run/console.sqlite3")
+    # Session cookies only over HTTPS; false only for plain-http development on localhost.
+    cookie_secure: bool = True
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @property

@@ -57,6 +57,8 @@ def make_settings(
         deadletter_path=tmp / "deadletter.sqlite3",
         batch_ms=50,
         live_resync_s=3600,
+        console_db=tmp / "console.sqlite3",
+        cookie_secure=False,
     )
     values.update(kw)
     return IngestSettings(**values)
@@ -127,12 +129,13 @@ class EventMaker:
     ) -> TapEvent:
         self.seq += 1
         ts = self.base_us + self.seq * 1000
+        card_uid = kw.pop("card_uid", None) or f"04A1B2{int(person[1:]) if person else 0xEE:02X}"
         return TapEvent(
             event_id=new_event_id(ts),
             device_id=self.device_id,
             seq=self.seq,
             ts=format_ts(ts),
-            card_uid=kw.pop("card_uid", f"04A1B2{int(person[1:]) if person else 0xEE:02X}"),
+            card_uid=card_uid,
             kind=kind,
             meal_period=meal,
             person_id=person,

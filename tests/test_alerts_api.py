@@ -44,7 +44,7 @@ def world(tmp_path: Path) -> Iterator[tuple[FastAPI, IngestService, dict[str, in
     settings = IngestSettings(
         registry_path=tmp_path / "registry.sqlite3",
         deadletter_path=tmp_path / "deadletter.sqlite3",
-        console_db_path=console,
+        console_db=console,
     )
     service = IngestService(settings, clock=clock)  # not started: no broker needed here
     app = FastAPI()

@@ -30,7 +30,7 @@ def running(
     write_areas(tmp_path / "console.sqlite3", ids)
     settings = make_settings(
         tmp_path, mosquitto, influxd, influx_db, topic_prefix,
-        console_db_path=tmp_path / "console.sqlite3",
+        console_db=tmp_path / "console.sqlite3",
         alerts=AlertSettings(evaluate_s=3600),  # the test ticks by hand
     )  # fmt: skip
     service = IngestService(settings)

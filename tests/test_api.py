@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from console_support import add_user, auth_config, logged_in, place_sites
 from ingest_support import (
     EventMaker,
     Publisher,
@@ -28,6 +30,7 @@ from ingest_support import (
     write_registry,
 )
 
+from cloud_ingest.accounts import Role
 from cloud_ingest.api.app import create_app
 from warmcard.contract import DeviceStatus, Kind, ReaderState, status_topic
 from warmcard.servers import free_port
@@ -37,7 +40,13 @@ from warmcard.servers import free_port
 def api(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[tuple[str, dict, Any]]:
     ids = write_registry(tmp_path, topic_prefix)
     settings = make_settings(tmp_path, mosquitto, influxd, influx_db, topic_prefix)
-    app = create_app(settings)
+    place_sites(
+        settings.console_db,
+        {ids["site_a"]: "dali/dali-city/xizhou", ids["site_b"]: "dali/eryuan/niujie"},
+    )
+    add_user(settings.console_db, "admin.dali", Role.ADMIN, "dali")
+    add_user(settings.console_db, "xizhou.view", Role.VIEWER, "dali/dali-city/xizhou")
+    app = create_app(settings, auth=auth_config(settings.console_db))
     # Bind first and hand uvicorn the socket: no window for another process to take the port.
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -56,41 +65,66 @@ def api(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[tuple
 
 
 @pytest.fixture
+def login_as(api) -> Iterator[Any]:
+    """Log in as a user of the `api` app; the clients are closed after the test."""
+    clients: list[httpx.Client] = []
+
+    def make(username: str) -> httpx.Client:
+        clients.append(logged_in(api[0], username))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
 def publisher(mosquitto) -> Iterator[Publisher]:
     pub = Publisher(mosquitto.port)
     yield pub
     pub.close()
 
 
-def test_occupancy_matches_published_events(api, publisher):
+def test_occupancy_matches_published_events(api, publisher, login_as):
     url, ids, service = api
     events, expected = scenario(ids)
     publisher.publish(events)
     wait_for(lambda: influx_counts(service.settings) == expected)
     wait_for(lambda: service.metrics.acked == len(events))
-    doc = httpx.get(f"{url}/api/v1/occupancy").json()
+    assert httpx.get(f"{url}/api/v1/occupancy").status_code == 401  # no session, no data
+    client = login_as("admin.dali")
+    doc = client.get("/api/v1/occupancy").json()
     sites = {s["site_id"]: s for s in doc["sites"]}
     a = sites[ids["site_a"]]
     assert a["name_zh"] == "喜洲幸福小院" and a["capacity"] == 40
     assert (a["present"], a["arrivals"], a["meal_repeats"], a["unknown_cards"]) == (2, 3, 1, 1)
     assert a["meals"] == {"breakfast": 1, "lunch": 2, "dinner": 0} and a["meals_total"] == 3
     assert [d["device_id"] for d in a["devices"]] == sorted([ids["gate_a"], ids["canteen_a"]])
-    b = httpx.get(f"{url}/api/v1/occupancy", params={"site": ids["site_b"]}).json()["sites"]
+    b = client.get("/api/v1/occupancy", params={"site": ids["site_b"]}).json()["sites"]
     assert [(s["present"], s["arrivals"]) for s in b] == [(1, 2)]
-    assert httpx.get(f"{url}/api/v1/occupancy", params={"site": "nowhere"}).status_code == 404
+    assert client.get("/api/v1/occupancy", params={"site": "nowhere"}).status_code == 404
     check_live(service, ids)
+    # A Xizhou viewer sees site A only; site B answers exactly like an unknown site.
+    viewer = login_as("xizhou.view")
+    assert [s["site_id"] for s in viewer.get("/api/v1/occupancy").json()["sites"]] == [
+        ids["site_a"]
+    ]
+    hidden = viewer.get("/api/v1/occupancy", params={"site": ids["site_b"]})
+    assert (
+        hidden.status_code == 404
+        and hidden.json() == client.get("/api/v1/occupancy", params={"site": "nowhere"}).json()
+    )
 
 
-def test_device_status_from_heartbeat_and_last_will(api, publisher):
-    url, ids, _ = api
+def test_device_status_from_heartbeat_and_last_will(api, publisher, login_as):
+    _, ids, _ = api
+    client = login_as("xizhou.view")
     gate = ids["gate_a"]
     online = DeviceStatus(device_id=gate, state="online", outbox_depth=3, reader=ReaderState.OK)
     publisher.publish_raw(status_topic(gate), online.to_bytes(), retain=True)
 
     def device():
-        site = httpx.get(f"{url}/api/v1/occupancy", params={"site": ids["site_a"]}).json()["sites"][
-            0
-        ]
+        site = client.get("/api/v1/occupancy", params={"site": ids["site_a"]}).json()["sites"][0]
         return next(d for d in site["devices"] if d["device_id"] == gate)
 
     wait_for(lambda: device()["state"] == "online")
@@ -101,16 +135,19 @@ def test_device_status_from_heartbeat_and_last_will(api, publisher):
     publisher.publish_raw(status_topic(gate), b"", retain=True)  # clear the retained status
 
 
-def test_sse_pushes_a_change_within_a_second(api, publisher):
+def test_sse_pushes_a_change_within_a_second(api, publisher, login_as):
     url, ids, _ = api
     gate = EventMaker(ids["gate_b"])
     docs: list[dict] = []
     opened = threading.Event()
 
+    client = login_as("admin.dali")
+    assert httpx.get(f"{url}/api/v1/stream").status_code == 401
+    viewer = login_as("xizhou.view")
+    assert viewer.get("/api/v1/stream", params={"site": ids["site_b"]}).status_code == 404
+
     def listen() -> None:
-        with httpx.stream(
-            "GET", f"{url}/api/v1/stream", params={"site": ids["site_b"]}, timeout=10
-        ) as r:
+        with client.stream("GET", "/api/v1/stream", params={"site": ids["site_b"]}) as r:
             assert r.headers["content-type"].startswith("text/event-stream")
             for line in r.iter_lines():
                 if line.startswith("data: "):
@@ -132,12 +169,21 @@ def test_sse_pushes_a_change_within_a_second(api, publisher):
     assert docs[-1]["sites"][0]["arrivals"] == 1
 
 
-def test_page_and_health(api):
+def test_page_and_health(api, login_as):
     url, _, _ = api
-    page = httpx.get(url + "/")
+    # A browser without a session is sent to the login page, and back afterwards.
+    anon = httpx.get(url + "/", headers={"Accept": "text/html"})
+    assert anon.status_code == 303 and anon.headers["location"] == "/login?next=/"
+    client = login_as("admin.dali")
+    page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "在院人数" in page.text and "Present" in page.text
-    assert "EventSource" in page.text and "http" not in page.text.split("<script>")[1]  # no CDN
+    assert "在院" in page.text and "总览" in page.text
+    assert "Present" in client.get("/", params={"lang": "en"}).text
+    scripts = re.findall(r'<script[^>]*src="([^"]+)"', page.text)
+    assert scripts and all(s.startswith("/static/") for s in scripts)  # no CDN
+    for src in scripts:
+        assert client.get(src).status_code == 200
+    assert "EventSource" in client.get("/static/console.js").text
     health = httpx.get(url + "/healthz")
     assert health.status_code == 200
     body = health.json()
@@ -157,6 +203,7 @@ share_group = "g{topic_prefix}"
 session_expiry_s = 60
 registry_path = "{tmp_path / "registry.sqlite3"}"
 deadletter_path = "{tmp_path / "deadletter.sqlite3"}"
+console_db = "{tmp_path / "console.sqlite3"}"
 
 [mqtt]
 port = {mosquitto.port}

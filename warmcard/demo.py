@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -28,6 +29,30 @@ from warmcard.demo_seed import SeedSite, make_seed
 from warmcard.servers import InfluxD, Ingest, Mosquitto, free_port
 
 DEMO_TZ = "Asia/Shanghai"
+
+# The console's area hierarchy for the seeded courtyards (path, 中文, English).
+DEMO_AREAS = [
+    ("dali", "大理州", "Dali Prefecture"),
+    ("dali/dali-city", "大理市", "Dali City"),
+    ("dali/eryuan", "洱源县", "Eryuan County"),
+    ("dali/eryuan/cibihu", "茈碧湖镇", "Cibihu"),
+    ("dali/dali-city/xizhou", "喜洲镇", "Xizhou"),
+    ("dali/dali-city/wanqiao", "湾桥镇", "Wanqiao"),
+    ("dali/dali-city/yinqiao", "银桥镇", "Yinqiao"),
+    ("dali/dali-city/dali-town", "大理镇", "Dali Town"),
+    ("dali/dali-city/shuanglang", "双廊镇", "Shuanglang"),
+    ("dali/dali-city/haidong", "海东镇", "Haidong"),
+]
+SITE_TOWNSHIP = {
+    "xizhou-zhoucheng": "dali/dali-city/xizhou",
+    "wanqiao-zhonghe": "dali/dali-city/wanqiao",
+    "yinqiao-shuanglang": "dali/dali-city/yinqiao",
+    "dali-gucheng": "dali/dali-city/dali-town",
+    "shuanglang-dajian": "dali/dali-city/shuanglang",
+    "haidong-nanhu": "dali/dali-city/haidong",
+}
+DEMO_ADMIN = ("demo-admin", "dali")  # administrator of the whole prefecture
+DEMO_VIEWER = ("xizhou-viewer", "dali/dali-city/xizhou")  # sees one township only
 
 
 def _port(preferred: int) -> int:
@@ -134,6 +159,34 @@ def import_seed(registry_path: Path, csvs: dict[str, Path]) -> None:
         registry.close()
 
 
+def setup_console(db: Path, folder: Path, sites: list[SeedSite]) -> dict[str, str]:
+    """Areas placing the seeded sites, plus a demo admin and a township viewer with random
+    passwords (returned, never stored in clear). There is no default password."""
+    from cloud_ingest import areas, console_db
+    from cloud_ingest.accounts import AccountStore, Role
+
+    rows = list(DEMO_AREAS) + [
+        (f"{SITE_TOWNSHIP[s.site_id]}/{s.site_id}", s.name_zh, s.name_en) for s in sites
+    ]
+    csv_path = folder / "areas.csv"
+    with csv_path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(areas.CSV_HEADER)
+        writer.writerows(rows)
+    conn = console_db.connect(db)
+    try:
+        areas.import_areas_csv(conn, csv_path)
+        store = AccountStore(conn, time.time)
+        passwords = {}
+        for (username, area), role in ((DEMO_ADMIN, Role.ADMIN), (DEMO_VIEWER, Role.VIEWER)):
+            password = secrets.token_urlsafe(15)  # 120 bits, new every run
+            store.add_user(username, password, role, area)
+            passwords[username] = password
+    finally:
+        conn.close()
+    return passwords
+
+
 def _warmcard(*args: str) -> list[str]:
     return [sys.executable, "-m", "warmcard", *args]
 
@@ -179,6 +232,8 @@ def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> in
         broker = stack.enter_context(Mosquitto(run_dir / "mosquitto", port=_port(1883)))
         influx = stack.enter_context(InfluxD(run_dir / "influxd", port=_port(8086)))
         import_seed(run_dir / "registry.sqlite3", csvs)
+        console_db = run_dir / "console.sqlite3"
+        passwords = setup_console(console_db, run_dir / "seed", seed_sites)
 
         ingest = Ingest(
             run_dir / "ingest",
@@ -187,7 +242,11 @@ def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> in
             influx=influx,
             client_id="demo-ingest-1",
             registry_path=run_dir / "registry.sqlite3",
-            extra_toml="live_resync_s = 10\nstatus_stale_s = 60",
+            # Plain http on 127.0.0.1 only, hence cookies without the Secure flag.
+            extra_toml=(
+                "live_resync_s = 10\nstatus_stale_s = 60\n"
+                f'console_db = "{console_db}"\ncookie_secure = false'
+            ),
         )
         stack.enter_context(ingest)
         url = ingest.url
@@ -202,7 +261,12 @@ def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> in
 
         counts = f"{len(seed_sites)} 个院 sites, {len(devices)} 台终端 kiosks"
         print(f"Warmcard 演示已启动 demo running: {counts}")
-        print(f"实时页面 Live page: {url}/")
+        print(f"控制台 Console: {url}/login")
+        for (username, _area), what in (
+            (DEMO_ADMIN, "管理员（全州）admin, whole prefecture"),
+            (DEMO_VIEWER, "查看员（喜洲镇）viewer, Xizhou township only"),
+        ):
+            print(f"  {what}: 用户名 username {username}  密码 password {passwords[username]}")
         print(f"日志 Logs: {logs}    按 Ctrl-C 停止 Press Ctrl-C to stop", flush=True)
 
         deadline = None if duration is None else time.monotonic() + duration

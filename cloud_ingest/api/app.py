@@ -1,31 +1,75 @@
 """FastAPI app; its lifespan starts and stops the ingest service (consumer and live state).
 
-Endpoints: GET /api/v1/occupancy[?site=ID], GET /api/v1/stream[?site=ID] (SSE, event
-`occupancy`, same document), GET /api/v1/reconcile?device=&site=&day=|from=&to=,
-GET /api/v1/deadletters[?reason=&limit=], GET /api/v1/deadletters/{id}, GET /healthz
-(200 ok / 503 degraded), GET / (live page).
+Every route except /login, /healthz and /static needs a console login (docs/console-access.md)
+and answers only for the sites in the user's areas:
+
+- GET /                          live overview page (browsers without a session go to /login)
+- GET /sites/{site_id}           site page
+- GET /api/v1/overview           ?area=&q=&offline=&has_meals=&sort=&page=&page_size=
+- GET /api/v1/overview/stream    SSE: `sites` (changed sites only) and `rollup` events
+- GET /api/v1/sites/{site_id}    today, kiosks, who is present
+- GET /api/v1/sites/{site_id}/timeline?day=   10-minute buckets of a local day
+- GET /api/v1/sites/{site_id}/history?days=   daily arrivals and meals
+- GET /api/v1/occupancy[?site=ID], GET /api/v1/stream[?site=ID] (SSE `occupancy`)
+- GET/POST /login, POST /logout, GET /api/v1/me
+- GET /api/v1/reconcile?device=&site=&day=|from=&to=
+- GET /api/v1/deadletters[?reason=&limit=], GET /api/v1/deadletters/{id}
+- GET /api/v1/alerts..., /alerts, /alerts/visits (cloud_ingest/api/routes/alerts.py)
+- GET /healthz (200 ok / 503 degraded)
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
 
 import anyio
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from fastapi.staticfiles import StaticFiles
 
-from cloud_ingest.api.routes import deadletters, health, occupancy, page, reconcile, stream
+from cloud_ingest.api.routes import (
+    alerts,
+    deadletters,
+    health,
+    occupancy,
+    overview,
+    reconcile,
+    sites,
+    stream,
+)
+from cloud_ingest.api.security import (
+    AuthConfig,
+    auth_router,
+    configure_auth,
+    install_login_redirect,
+)
+from cloud_ingest.overview import Overview
+from cloud_ingest.placement import SitePlacement
 from cloud_ingest.service import IngestService
 from cloud_ingest.settings import IngestSettings
 
 
 def create_app(
-    settings: IngestSettings | None = None, *, service: IngestService | None = None
+    settings: IngestSettings | None = None,
+    *,
+    service: IngestService | None = None,
+    auth: AuthConfig | None = None,
 ) -> FastAPI:
-    """An app owning `service` (built from `settings` if not given)."""
+    """An app owning `service` (built from `settings` if not given).
+
+    `auth` replaces the login configuration built from the settings (tests pass a cheaper
+    password hasher or a clock).
+    """
     if service is None:
         service = IngestService(settings or IngestSettings())
     svc = service
+    placement = SitePlacement(Path(svc.settings.console_db), svc.registry)
+    if auth is None:
+        auth = AuthConfig(db_path=svc.settings.console_db, cookie_secure=svc.settings.cookie_secure)
+    # The hierarchy, not the request's connection, says where a site is (see placement.py).
+    auth.site_locator = placement.site_locator
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,10 +81,21 @@ def create_app(
 
     app = FastAPI(title="Warmcard ingest", version="1", lifespan=lifespan)
     app.state.service = svc
+    app.state.placement = placement
+    app.state.overview = Overview(svc.live, placement)
+    configure_auth(app, auth)
+    install_login_redirect(app)
+    app.include_router(auth_router)
+    app.include_router(overview.router)
+    app.include_router(sites.router)
     app.include_router(occupancy.router)
     app.include_router(stream.router)
     app.include_router(health.router)
-    app.include_router(page.router)
     app.include_router(reconcile.router)
     app.include_router(deadletters.router)
+    app.include_router(alerts.router)
+    static = resources.files("cloud_ingest.api").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    # Browsers ask for it on every page, the login page included; no icon, no 404 in the logs.
+    app.add_api_route("/favicon.ico", lambda: Response(status_code=204), include_in_schema=False)
     return app

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from cloud_ingest.overview import Overview
+from cloud_ingest.placement import SitePlacement
 from cloud_ingest.service import IngestService
 
 
@@ -14,4 +16,16 @@ def get_service(request: Request) -> IngestService:
     return service
 
 
+def get_overview(request: Request) -> Overview:
+    overview: Overview = request.app.state.overview
+    return overview
+
+
+def get_placement(request: Request) -> SitePlacement:
+    placement: SitePlacement = request.app.state.placement
+    return placement
+
+
 Service = Annotated[IngestService, Depends(get_service)]
+OverviewDep = Annotated[Overview, Depends(get_overview)]
+PlacementDep = Annotated[SitePlacement, Depends(get_placement)]

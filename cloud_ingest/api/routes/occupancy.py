@@ -1,4 +1,4 @@
-"""GET /api/v1/occupancy: per site, today's present, arrivals, meals, repeats and devices."""
+"""GET /api/v1/occupancy: per site the user may view, today's present, arrivals, meals, devices."""
 
 from __future__ import annotations
 
@@ -6,22 +6,32 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from cloud_ingest.api.deps import Service
+from cloud_ingest.accounts import User
+from cloud_ingest.api.deps import OverviewDep, Service
+from cloud_ingest.api.security import NOT_FOUND, CurrentUser
+from cloud_ingest.overview import Overview
 from cloud_ingest.service import IngestService
 
 router = APIRouter()
 
 
-def occupancy_document(service: IngestService, site: str | None = None) -> dict[str, Any]:
+def occupancy_document(
+    service: IngestService, overview: Overview, user: User, site: str | None = None
+) -> dict[str, Any]:
+    """The live snapshot cut to the user's sites (and to `site` when given)."""
+    visible = overview.visible(user)
+    wanted = {site} & visible if site is not None else visible
     doc = service.live.snapshot()
-    if site is not None:
-        doc["sites"] = [s for s in doc["sites"] if s["site_id"] == site]
+    doc["sites"] = [s for s in doc["sites"] if s["site_id"] in wanted]
     return doc
 
 
 @router.get("/api/v1/occupancy")
-def get_occupancy(service: Service, site: str | None = None) -> dict[str, Any]:
-    doc = occupancy_document(service, site)
+def get_occupancy(
+    service: Service, overview: OverviewDep, user: CurrentUser, site: str | None = None
+) -> dict[str, Any]:
+    doc = occupancy_document(service, overview, user, site)
     if site is not None and not doc["sites"]:
-        raise HTTPException(404, f"未知站点 Unknown site: {site}")
+        # Unknown and not-yours look the same, so site ids elsewhere cannot be probed.
+        raise HTTPException(404, NOT_FOUND)
     return doc

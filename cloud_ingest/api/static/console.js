@@ -1,0 +1,88 @@
+// Shared by every console page: page data, messages, DOM helpers, JSON fetch, live stream, charts.
+// Pages add their own module (overview.js, site.js, ...) after this file. No framework, no CDN.
+"use strict";
+const WC = (() => {
+  const data = JSON.parse(document.getElementById("page-data").textContent);
+  const messages = data.messages || {};
+
+  function t(key, params) {
+    let text = messages[key] !== undefined ? messages[key] : key;
+    for (const [k, v] of Object.entries(params || {})) text = text.split("{" + k + "}").join(String(v));
+    return text;
+  }
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function name(obj) {
+    // zh-CN first; English names when the page is English and the object has one.
+    return data.lang === "en" && obj.name_en ? obj.name_en : obj.name_zh;
+  }
+  function toLogin() {
+    location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+  }
+  async function getJSON(url) {
+    const r = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (r.status === 401) { toLogin(); throw new Error("login needed"); }
+    if (!r.ok) throw new Error(url + ": " + r.status);
+    return r.json();
+  }
+  function setConn(state, text) {
+    const c = document.getElementById("conn");
+    if (!c) return;
+    c.dataset.state = state;
+    c.textContent = text;
+  }
+  function clock() {
+    return new Date().toLocaleTimeString(data.lang === "en" ? "en-GB" : "zh-CN", { hour12: false });
+  }
+  // An EventSource with the connection badge; `handlers` maps event names to functions.
+  function stream(url, handlers) {
+    const source = new EventSource(url);
+    for (const [name, fn] of Object.entries(handlers)) {
+      source.addEventListener(name, (e) => {
+        fn(JSON.parse(e.data));
+        setConn("live", t("updated_at", { time: clock() }));
+      });
+    }
+    source.onopen = () => setConn("live", t("live"));
+    source.onerror = async () => {
+      setConn("lost", t("reconnecting"));
+      if (source.readyState === EventSource.CLOSED) {
+        // A refused stream (e.g. the session ended) is not retried by the browser.
+        try { await getJSON("/api/v1/me"); setTimeout(() => stream(url, handlers), 3000); } catch (_) { /* redirected */ }
+      }
+    };
+    return source;
+  }
+  function stateLabel(state) { return t("state_" + (state || "unknown")); }
+  function deviceDot(state) { return el("span", "dot " + (state || "unknown")); }
+  // uPlot chart in `box`: x = unix seconds, series = [{label, values, color, bars}]; site tz on the axis.
+  function chart(box, x, series, opts) {
+    box.replaceChildren();
+    const width = Math.max(280, box.clientWidth || 480);
+    // Bar series side by side (left, right) rather than drawn over each other.
+    const nBars = series.filter((s) => s.bars).length;
+    const barPaths = (k) => uPlot.paths.bars({ size: [nBars > 1 ? 0.4 : 0.7, 40], align: nBars > 1 ? (k % 2 ? 1 : -1) : 0 });
+    let barIndex = 0;
+    const tz = (opts && opts.tz) || "Asia/Shanghai";
+    const pad = (opts && opts.pad) || 0;
+    const plot = new uPlot({
+      width, height: (opts && opts.height) || 240,
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), tz),
+      scales: { x: { time: true, range: (u, min, max) => [min - pad, max + pad] }, y: { range: (u, min, max) => [0, Math.max(4, max * 1.1)] } },
+      legend: { show: true },
+      series: [{}].concat(series.map((s) => ({
+        label: s.label, stroke: s.color, width: 2,
+        fill: s.bars ? s.color + "99" : undefined,
+        paths: s.bars ? barPaths(barIndex++) : undefined, points: { show: false },
+      }))),
+      axes: [{}, { size: 40 }],
+    }, [x].concat(series.map((s) => s.values)), box);
+    box.dataset.rendered = String(x.length);
+    return plot;
+  }
+  return { data, t, el, name, getJSON, stream, setConn, stateLabel, deviceDot, chart, clock };
+})();

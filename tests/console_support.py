@@ -1,0 +1,106 @@
+"""Helpers for console tests: areas placing the test sites, users, and logged-in HTTP clients."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from argon2 import PasswordHasher
+
+from cloud_ingest import areas, console_db
+from cloud_ingest.accounts import AccountStore, Role
+from cloud_ingest.api.security import LOGIN_CSRF_COOKIE, AuthConfig
+
+PASSWORD = "erhai-sunrise-2718"
+# Cheap argon2 for tests only; production uses the library's RFC 9106 defaults.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def auth_config(db_path: Path) -> AuthConfig:
+    """Plain-http cookies (the tests talk to 127.0.0.1) and the cheap hasher."""
+    return AuthConfig(db_path=db_path, cookie_secure=False, hasher=FAST_HASHER)
+
+
+def place_sites(db_path: Path, placements: dict[str, str]) -> None:
+    """Create the areas of each `site_id -> township path` (with parents) and place the sites."""
+    rows = {}
+    for site_id, township in placements.items():
+        for path in areas.ancestors(township, include_self=True)[1:]:
+            slug = areas.segments(path)[-1]
+            rows[path] = (path, f"{slug}区", slug.title())
+        rows[f"{township}/{site_id}"] = (f"{township}/{site_id}", f"{site_id}院", site_id)
+    csv = db_path.parent / f"{db_path.stem}-areas.csv"
+    csv.write_text(
+        "path,name_zh,name_en\n" + "".join(",".join(r) + "\n" for r in rows.values()),
+        encoding="utf-8",
+    )
+    conn = console_db.connect(db_path)
+    try:
+        areas.import_areas_csv(conn, csv)
+    finally:
+        conn.close()
+
+
+def add_user(db_path: Path, username: str, role: Role, area: str) -> str:
+    """Create a user with one grant; returns the password."""
+    conn = console_db.connect(db_path)
+    try:
+        AccountStore(conn, time.time, FAST_HASHER).add_user(username, PASSWORD, role, area)
+    finally:
+        conn.close()
+    return PASSWORD
+
+
+def login(client: httpx.Client, username: str, password: str = PASSWORD) -> str:
+    """Log in through the form as a browser does; returns the session's CSRF token."""
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None and client.cookies.get(LOGIN_CSRF_COOKIE)
+    r = client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token.group(1)},
+    )
+    assert r.status_code == 303, r.text
+    me = client.get("/api/v1/me")
+    assert me.status_code == 200, me.text
+    csrf: str = me.json()["csrf_token"]
+    return csrf
+
+
+def logged_in(base_url: str, username: str, password: str = PASSWORD) -> httpx.Client:
+    """An httpx client holding a session cookie of `username`."""
+    client = httpx.Client(base_url=base_url, follow_redirects=False, timeout=10)
+    login(client, username, password)
+    return client
+
+
+@contextlib.contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run the app on a real uvicorn (lifespan on) in a thread; yields its base URL."""
+    # Bind first and hand uvicorn the socket: no window for another process to take the port.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+        assert not thread.is_alive()
