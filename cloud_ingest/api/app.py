@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 import anyio
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 
 from cloud_ingest.api.routes import (
@@ -44,6 +44,7 @@ from cloud_ingest.api.security import (
     auth_router,
     configure_auth,
     install_login_redirect,
+    require_whole_hierarchy_admin,
 )
 from cloud_ingest.overview import Overview
 from cloud_ingest.placement import SitePlacement
@@ -91,8 +92,10 @@ def create_app(
     app.include_router(occupancy.router)
     app.include_router(stream.router)
     app.include_router(health.router)
-    app.include_router(reconcile.router)
-    app.include_router(deadletters.router)
+    # Fleet-wide operator views: they name every device, so only an admin of the whole hierarchy.
+    operator_only = [Depends(require_whole_hierarchy_admin)]
+    app.include_router(reconcile.router, dependencies=operator_only)
+    app.include_router(deadletters.router, dependencies=operator_only)
     app.include_router(alerts.router)
     static = resources.files("cloud_ingest.api").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

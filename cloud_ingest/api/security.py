@@ -161,6 +161,13 @@ def require_role(role: Role) -> Callable[..., User]:
     return dependency
 
 
+def require_whole_hierarchy_admin(user: CurrentUser) -> User:
+    """Dependency for fleet-wide operator views (reconcile, dead letters): admin at the root."""
+    if not can(user, Action.MANAGE_AREAS, areas.ROOT):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, FORBIDDEN)
+    return user
+
+
 async def csrf_protect(request: Request, session: SessionDep) -> None:
     """Dependency: unsafe methods must carry the session's token in X-CSRF-Token or csrf_token."""
     if request.method in SAFE_METHODS:
