@@ -85,8 +85,27 @@ def register(app: typer.Typer) -> None:
         except RegistryError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        bar = Progress(
+            TextColumn("检查并写入 Checking and writing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        task = bar.add_task("import", total=None)
         try:
-            summary = import_csv(reg, sites=sites, devices=devices, people=people, cards=cards)
+            with bar:
+                summary = import_csv(
+                    reg,
+                    sites=sites,
+                    devices=devices,
+                    people=people,
+                    cards=cards,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
         except ImportFailed as exc:
             for file, line, problem in exc.problems:
                 typer.echo(f"{file}:{line}: {problem}", err=True)

@@ -19,6 +19,7 @@ from cloud_ingest.consumer import BatchProcessor, Consumer, Metrics
 from cloud_ingest.deadletter import DeadLetterStore
 from cloud_ingest.devicelink import DeviceLink
 from cloud_ingest.downlink import Downlink
+from cloud_ingest.enrolment import EnrolMode
 from cloud_ingest.errors import IngestError
 from cloud_ingest.influx import InfluxV1, Storage
 from cloud_ingest.live import Clock, LiveState
@@ -40,7 +41,7 @@ class IngestService:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.registry = Registry(settings.registry_path)
+        self.registry = Registry(settings.registry_path, clock=clock)
         self.deadletters = DeadLetterStore(settings.deadletter_path)
         # Separate HTTP clients: the writer never waits behind a slow resync query.
         self.storage = storage or InfluxV1(settings.influx)
@@ -56,6 +57,8 @@ class IngestService:
         self.processor = BatchProcessor(
             self.storage, self.deadletters, self.registry, self.live, self.metrics, clock=clock
         )
+        self.enrol = EnrolMode(self.registry)
+        self.processor.on_stored.append(self.enrol.observe)
         self.consumer = Consumer(settings, self.processor, clock=clock)
         self.devicelink = DeviceLink(settings, self.live, on_connect=self._publish_downlink)
         self.downlink = Downlink(self.registry, self.devicelink)

@@ -47,6 +47,17 @@ class IngestSettings(TomlSettings):
     live_resync_s: float = Field(default=30.0, gt=0)
     # A device whose heartbeat is older than this shows as "stale" on the live page.
     status_stale_s: float = Field(default=300.0, gt=0)
+    # Bearer token for /metrics and for /healthz details; None turns /metrics off.
+    metrics_token: SecretStr | None = None
+
+    _no_placeholder_token = field_validator("metrics_token")(reject_placeholder)
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 24`)")
+        return value
 
     @field_validator("tz")
     @classmethod
