@@ -155,6 +155,7 @@ def bump_version(db: sqlite3.Connection) -> int:
     db.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
     return int(db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
 
+
 MEAL_COLUMNS = tuple(p.value for p in MealPeriod)
 
 

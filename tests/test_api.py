@@ -32,11 +32,15 @@ from cloud_ingest.api.app import create_app
 from warmcard.contract import DeviceStatus, Kind, ReaderState, status_topic
 from warmcard.servers import free_port
 
+METRICS_TOKEN = "test-metrics-token-0123456789"
+
 
 @pytest.fixture
 def api(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[tuple[str, dict, Any]]:
     ids = write_registry(tmp_path, topic_prefix)
-    settings = make_settings(tmp_path, mosquitto, influxd, influx_db, topic_prefix)
+    settings = make_settings(
+        tmp_path, mosquitto, influxd, influx_db, topic_prefix, metrics_token=METRICS_TOKEN
+    )
     app = create_app(settings)
     # Bind first and hand uvicorn the socket: no window for another process to take the port.
     sock = socket.socket()
@@ -140,7 +144,9 @@ def test_page_and_health(api):
     assert "EventSource" in page.text and "http" not in page.text.split("<script>")[1]  # no CDN
     health = httpx.get(url + "/healthz")
     assert health.status_code == 200
-    body = health.json()
+    assert health.json() == {"status": "ok"}  # anonymous: no details
+    auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    body = httpx.get(url + "/healthz", headers=auth).json()
     assert body["status"] == "ok" and body["mqtt_connected"] and body["storage_ok"]
 
 

@@ -1,7 +1,8 @@
 """FastAPI app; its lifespan starts and stops the ingest service (consumer and live state).
 
 Endpoints: GET /api/v1/occupancy[?site=ID], GET /api/v1/stream[?site=ID] (SSE, event
-`occupancy`, same document), GET /healthz (200 ok / 503 degraded), GET / (live page).
+`occupancy`, same document), GET /healthz (200 ok / 503 degraded; details with the metrics
+token), GET /metrics (Prometheus, bearer metrics_token), GET / (live page).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
-from cloud_ingest.api.routes import health, occupancy, page, stream
+from cloud_ingest.api.routes import health, metrics, occupancy, page, stream
 from cloud_ingest.service import IngestService
 from cloud_ingest.settings import IngestSettings
 
@@ -38,5 +39,6 @@ def create_app(
     app.include_router(occupancy.router)
     app.include_router(stream.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(page.router)
     return app
