@@ -87,3 +87,11 @@ def client_as(app: FastAPI, username: str) -> TestClient:
     client = TestClient(app, follow_redirects=False)
     login(client, username)
     return client
+
+
+def close_unstarted(service: IngestService) -> None:
+    """Release what an IngestService that was never started holds (stop() expects a start)."""
+    service.storage.close()
+    service.query_storage.close()
+    service.registry.close()
+    service.deadletters.close()

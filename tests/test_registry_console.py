@@ -8,7 +8,7 @@ import io
 import sqlite3
 
 import pytest
-from console_support import METRICS_TOKEN, client_as, console_app, console_db_for
+from console_support import METRICS_TOKEN, client_as, close_unstarted, console_app, console_db_for
 from fastapi.testclient import TestClient
 from ingest_support import make_settings, write_registry
 
@@ -35,7 +35,7 @@ def env(tmp_path, topic_prefix):
     service = IngestService(settings, clock=lambda: next(clock))  # not started: no broker
     app = console_app(service, console_db_for(tmp_path, ids))
     yield app, ids, service
-    service.registry.close()
+    close_unstarted(service)
 
 
 def test_lists_show_only_own_area_and_other_ids_are_404(env):
@@ -312,12 +312,14 @@ def test_metrics_need_the_token_and_healthz_hides_details(env):
 
 
 def test_metrics_off_without_token_and_placeholder_refused(tmp_path, topic_prefix):
+    from pydantic import SecretStr
+
     from cloud_ingest.settings import IngestSettings
 
     with pytest.raises(ValueError, match="placeholder"):
-        IngestSettings(metrics_token="changeme")
+        IngestSettings(metrics_token=SecretStr("changeme"))
     with pytest.raises(ValueError, match="16 characters"):
-        IngestSettings(metrics_token="short")
+        IngestSettings(metrics_token=SecretStr("short"))
     ids = write_registry(tmp_path, topic_prefix)
     settings = make_settings(tmp_path, FakeServer(), FakeServer(), "unused", topic_prefix)
     service = IngestService(settings)
@@ -325,7 +327,7 @@ def test_metrics_off_without_token_and_placeholder_refused(tmp_path, topic_prefi
         app = console_app(service, console_db_for(tmp_path, ids))
         assert TestClient(app).get("/metrics").status_code == 404
     finally:
-        service.registry.close()
+        close_unstarted(service)
 
 
 def test_openapi_describes_registry_and_report_routes(env):
