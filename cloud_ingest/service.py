@@ -62,6 +62,7 @@ class IngestService:
         self.consumer = Consumer(settings, self.processor, clock=clock)
         self.devicelink = DeviceLink(settings, self.live, on_connect=self._publish_downlink)
         self.downlink = Downlink(self.registry, self.devicelink)
+        self._downlink_version = self.registry.version  # on connect everything is published
         self._stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
         self.started = False
@@ -92,7 +93,11 @@ class IngestService:
         while not self._stop.wait(1.0):
             elapsed += 1.0
             try:
-                if self.registry.refresh():
+                # Compare with the version last published, not refresh()'s answer: a console
+                # edit in this process has already refreshed the shared registry cache.
+                self.registry.refresh()
+                if self.registry.version != self._downlink_version:
+                    self._downlink_version = self.registry.version
                     log.info("registry changed (version %d)", self.registry.version)
                     if self.devicelink.connected.is_set():
                         self.downlink.publish_all(changed_only=True)
