@@ -207,7 +207,7 @@ def test_enrol_by_typed_uid_through_page_form(env):
     }
     assert holder["04A1B2C3"] == "P0003"
     bad = mgr.post("/registry/people/P0003/cards", data={"card": "zz", "csrf_token": csrf})
-    assert bad.status_code == 422 and "卡号无效" in bad.text
+    assert bad.status_code == 400 and "卡号无效" in bad.text
     parsed = mgr.get("/api/v1/registry/uid", params={"text": "04-a1-b2-c3"}).json()
     assert parsed == {"card_uid": "04A1B2C3"}
 

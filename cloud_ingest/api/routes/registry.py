@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -31,7 +31,22 @@ from cloud_ingest.exports import CSV_MEDIA_TYPE, iter_csv
 from cloud_ingest.service import IngestService
 from warmcard.contract import format_ts
 
-router = APIRouter(tags=["registry"], dependencies=[Depends(csrf_protect)])
+
+class ErrorOut(BaseModel):
+    """What every refusal carries: zh-CN first, English beside it."""
+
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorOut, "description": "bad value (e.g. an unreadable card number)"},
+    401: {"model": ErrorOut, "description": "not logged in"},
+    403: {"model": ErrorOut, "description": "role too low, or CSRF token missing"},
+    404: {"model": ErrorOut, "description": "no such id in your areas"},
+    409: {"model": ErrorOut, "description": "card held in another area"},
+}
+
+router = APIRouter(tags=["registry"], dependencies=[Depends(csrf_protect)], responses=ERRORS)
 PAGE_SIZE = 50
 
 # ---------------------------------------------------------------------------------- models
@@ -234,7 +249,7 @@ def _visible_device(service: IngestService, scope: Scope, device_id: str) -> rc.
 
 
 def _edit_error(exc: RegistryEditError) -> HTTPException:
-    code = status.HTTP_409_CONFLICT if isinstance(exc, CardInUse) else 422
+    code = status.HTTP_409_CONFLICT if isinstance(exc, CardInUse) else 400
     return HTTPException(code, str(exc))
 
 
@@ -264,6 +279,7 @@ def _visible_capture(service: IngestService, scope: Scope, capture_id: int) -> C
 # ------------------------------------------------------------------------------ JSON API
 
 PageQ = Annotated[int, Query(ge=1, le=100_000)]
+CaptureId = Annotated[int, Path(ge=1, le=2**63 - 1)]  # SQLite INTEGER range
 PerPageQ = Annotated[int, Query(ge=1, le=rc.MAX_PER_PAGE)]
 TextQ = Annotated[str, Query(max_length=100)]
 
@@ -446,7 +462,7 @@ def enrol_stop(device_id: str, scope: ScopeDep, service: Service) -> EnrolOut:
 
 @router.post("/api/v1/registry/enrol/captures/{capture_id}/assign", response_model=AssignResult)
 def assign_capture(
-    capture_id: int, body: CaptureAssign, scope: ScopeDep, service: Service
+    capture_id: CaptureId, body: CaptureAssign, scope: ScopeDep, service: Service
 ) -> AssignResult:
     """Give the card captured in enrol mode to a person."""
     capture = _visible_capture(service, scope, capture_id)
@@ -813,7 +829,7 @@ def enrol_stop_form(
     "/registry/enrol/{capture_id}/assign", response_class=HTMLResponse, include_in_schema=False
 )
 def capture_assign_form(
-    capture_id: int,
+    capture_id: CaptureId,
     session: SessionDep,
     scope: ScopeDep,
     service: Service,

@@ -19,6 +19,7 @@ from cloud_ingest import areas
 from cloud_ingest.accounts import Action, can
 from cloud_ingest.api.console_page import esc, render_page
 from cloud_ingest.api.deps import Service
+from cloud_ingest.api.routes.registry import ERRORS, ErrorOut
 from cloud_ingest.api.security import NOT_FOUND, AccountStoreDep, SessionDep, csrf_protect
 from cloud_ingest.api.visibility import Scope, ScopeDep, sites_in_area
 from cloud_ingest.errors import IngestError, ReportError
@@ -36,7 +37,12 @@ from cloud_ingest.reports import (
 )
 from cloud_ingest.service import IngestService
 
-router = APIRouter(tags=["reports"], dependencies=[Depends(csrf_protect)])
+UNAVAILABLE: dict[int | str, dict[str, object]] = {
+    503: {"model": ErrorOut, "description": "InfluxDB unreachable; try again"}
+}
+router = APIRouter(
+    tags=["reports"], dependencies=[Depends(csrf_protect)], responses={**ERRORS, **UNAVAILABLE}
+)
 
 MonthQ = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
 AreaQ = Annotated[str, Query(max_length=300, examples=["dali/eryuan/xishan"])]
@@ -87,7 +93,7 @@ def _make(
     try:
         return monthly_report(service.query_storage, sites, area, month, visits)
     except ReportError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(400, str(exc)) from None
     except IngestError as exc:
         raise HTTPException(503, f"报表暂不可用 report unavailable: {exc}") from None
 
@@ -205,7 +211,7 @@ def reports_page(
             parse_month(month)
         except ReportError as exc:
             body += f'<p class="error">{esc(exc)}</p>'
-            return _page(session, body, 422)
+            return _page(session, body, 400)
         report = _make(request, service, scope, _area(scope, store, area), month)
         names = {s.site_id: s.name_zh for s in report.sites}
         rows = "".join(
