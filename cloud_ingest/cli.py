@@ -89,8 +89,27 @@ def register(app: typer.Typer) -> None:
         except RegistryError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        bar = Progress(
+            TextColumn("检查并写入 Checking and writing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        task = bar.add_task("import", total=None)
         try:
-            summary = import_csv(reg, sites=sites, devices=devices, people=people, cards=cards)
+            with bar:
+                summary = import_csv(
+                    reg,
+                    sites=sites,
+                    devices=devices,
+                    people=people,
+                    cards=cards,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
         except ImportFailed as exc:
             for file, line, problem in exc.problems:
                 typer.echo(f"{file}:{line}: {problem}", err=True)
@@ -106,4 +125,73 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"已导入 Imported: {counts} (registry version {summary.version})")
         typer.echo(
             "运行中的 ingest 会在几秒内下发配置 Running ingest republishes config within seconds."
+        )
+
+    @app.command("report")
+    def report(
+        month: Annotated[str, typer.Option("--month", help="YYYY-MM, e.g. 2026-11")],
+        area: Annotated[str, typer.Option("--area", help="area path, e.g. dali/xizhou; / = all")],
+        out: Annotated[Path, typer.Option("--out", help="file to write")],
+        fmt: Annotated[str, typer.Option("--format", help="xlsx or csv")] = "xlsx",
+        config: Annotated[Path | None, typer.Option("--config", "-c", help="ingest.toml")] = None,
+        db: Annotated[
+            Path,
+            typer.Option("--db", envvar="WARMCARD_CONSOLE_DB", help="console SQLite (areas)"),
+        ] = Path("run/console.sqlite3"),
+    ) -> None:
+        """Write the monthly report of an area: meals, attendance, distinct elders, visits."""
+        from cloud_ingest import areas, console_db
+        from cloud_ingest.console_errors import ConsoleError
+        from cloud_ingest.errors import IngestError
+        from cloud_ingest.exports import write_csv, write_xlsx
+        from cloud_ingest.influx import InfluxV1
+        from cloud_ingest.registry import Registry
+        from cloud_ingest.reports import (
+            DAILY_HEADER,
+            csv_rows,
+            monthly_report,
+            xlsx_sheets,
+        )
+        from cloud_ingest.settings import IngestSettings
+
+        if fmt not in ("xlsx", "csv"):
+            typer.echo("格式 --format must be xlsx or csv", err=True)
+            raise typer.Exit(2)
+        try:
+            settings = IngestSettings.load(config)
+            path = areas.parse_path(area)
+            conn = console_db.connect(db)
+            try:
+                if path != areas.ROOT and areas.get_area(conn, path) is None:
+                    typer.echo(f"未知区域 unknown area {path!r} (warmcard area list)", err=True)
+                    raise typer.Exit(1)
+                placed = areas.site_paths(conn)
+            finally:
+                conn.close()
+        except (SettingsError, ConsoleError) as exc:
+            typer.echo(f"错误 error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        registry = Registry(settings.registry_path)
+        storage = InfluxV1(settings.influx)
+        try:
+            sites = [
+                s
+                for s in registry.sites()
+                if areas.is_under(placed.get(s.site_id, areas.ROOT), path)
+                and (s.site_id in placed or path == areas.ROOT)
+            ]
+            result = monthly_report(storage, sites, path, month)
+        except IngestError as exc:
+            typer.echo(f"错误 error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            storage.close()
+            registry.close()
+        if fmt == "csv":
+            write_csv(out, DAILY_HEADER, csv_rows(result))
+        else:
+            write_xlsx(out, xlsx_sheets(result))
+        typer.echo(
+            f"已生成 Written {out}: {len(result.sites)} site(s), meals {result.meals_total}, "
+            f"distinct elders {result.elders_served} ({result.generated_s:.2f} s)"
         )

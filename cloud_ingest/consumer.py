@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]
 Sleep = Callable[[float], bool]  # waits up to n seconds; True when asked to stop
+# Called after a batch is stored and acked, with the stored events and their messages aligned.
+StoredHook = Callable[[list[tuple[str, LiveEvent]], list["Incoming"]], object]
 
 
 @dataclass(slots=True)
@@ -116,8 +118,15 @@ class BatchProcessor:
         self.registry_refresh_us = int(registry_refresh_s * 1_000_000)
         self._last_refresh_us = 0
         self.seen = seen  # conflict detection (cloud_ingest.conflicts); None: off
-        # Called with what InfluxDB accepted, before the ack (the alert engine's hook).
-        self.after_store: Callable[[list[tuple[str, LiveEvent]]], None] | None = None
+        self.on_stored: list[StoredHook] = []
+
+    def after_store(self, live: list[tuple[str, LiveEvent]], good: list[Incoming]) -> None:
+        """Run the stored-batch hooks (e.g. enrol mode); a failing hook never stalls ingest."""
+        for hook in self.on_stored:
+            try:
+                hook(live, good)
+            except Exception:
+                log.exception("stored-batch hook %r failed", hook)
 
     def _site_of(self, device_id: str) -> str | None:
         site = self.registry.site_of(device_id)
@@ -420,12 +429,11 @@ class Consumer:
             stored = p.write(lines, live, good, self._sleep)
             if stored is None:
                 return  # stopping while the store is down: leave unacked
-            live_ok, _ = stored
+            live_ok, good_ok = stored
             if p.live is not None and live_ok:
                 p.live.apply(live_ok)
-            if p.after_store is not None and live_ok:
-                p.after_store(live_ok)
             self._ack(good)  # refused points were dead-lettered inside write()
+            p.after_store(live_ok, good_ok)
         self.metrics.batches += 1
         self.metrics.last_batch_us = self.clock()
 

@@ -39,3 +39,15 @@ class ImportFailed(IngestError):
 
 class InvalidPoint(IngestError, ValueError):
     """A value cannot be written as InfluxDB line protocol (e.g. a newline in a tag)."""
+
+
+class RegistryEditError(IngestError):
+    """A console edit of the registry refused (bad value or conflict); nothing was changed."""
+
+
+class CardInUse(RegistryEditError):
+    """The card is held by someone the editor may not change; its manager must release it."""
+
+
+class ReportError(IngestError):
+    """A report cannot be made for the month or area asked for."""

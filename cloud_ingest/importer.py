@@ -9,12 +9,19 @@ import csv
 import io
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cloud_ingest.errors import ImportFailed
-from cloud_ingest.registry import MEAL_COLUMNS, Registry, parse_window
+from cloud_ingest.registry import (
+    MEAL_COLUMNS,
+    Registry,
+    bump_version,
+    parse_window,
+    record_history,
+)
 from warmcard.contract import CARD_UID_RE, DEVICE_ID_RE, PERSON_ID_RE, SITE_ID_RE, Mode
 
 HHMM_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
@@ -33,6 +40,9 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 Problem = tuple[str, int, str]
 Row = tuple[object, ...]
+Progress = Callable[[int, int], None]
+"""Called as rows are checked and then written: (rows done, rows in all); done counts to 2×."""
+WRITE_CHUNK = 1000
 
 
 def canonical_uid(text: str) -> str:
@@ -281,26 +291,40 @@ def import_csv(
     devices: Path | None = None,
     people: Path | None = None,
     cards: Path | None = None,
+    progress: Progress | None = None,
 ) -> ImportSummary:
     """Validate every row of every file, then upsert all of them in one transaction.
 
-    Raises ImportFailed listing every problem; in that case nothing is written.
+    Raises ImportFailed listing every problem; in that case nothing is written. `progress`
+    hears (done, total) where total is twice the row count: each row is checked, then written.
     """
     v = _Validator(registry)
     empty = _Rows("", [])
     files = {"sites": sites, "devices": devices, "people": people, "cards": cards}
     read = {k: _read(Path(p), k, v.problems) if p else empty for k, p in files.items()}
+    total = 2 * sum(len(r.rows) for r in read.values())
+    done = 0
+
+    def checked(kind: str) -> None:
+        nonlocal done
+        done += len(read[kind].rows)
+        if progress is not None:
+            progress(done, total)
 
     site_rows = _validate_sites(v, read["sites"])
+    checked("sites")
     site_ids = v.existing("SELECT site_id FROM sites") | {
         r["site_id"] for _, r in read["sites"].rows
     }
     device_rows = _validate_devices(v, read["devices"], site_ids)
+    checked("devices")
     people_rows = _validate_people(v, read["people"], site_ids)
+    checked("people")
     person_ids = v.existing("SELECT person_id FROM people") | {
         r["person_id"] for _, r in read["people"].rows
     }
     card_rows = _validate_cards(v, read["cards"], person_ids)
+    checked("cards")
     if v.problems:
         raise ImportFailed(sorted(v.problems, key=lambda p: (p[0], p[1])))
 
@@ -337,9 +361,14 @@ def import_csv(
         try:
             db.execute("BEGIN IMMEDIATE")
             for sql, rows in statements:
-                db.executemany(sql, rows)
-            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
-            version = int(db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
+                for start in range(0, len(rows), WRITE_CHUNK):
+                    chunk = rows[start : start + WRITE_CHUNK]
+                    db.executemany(sql, chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+            record_history(db, registry.clock())
+            version = bump_version(db)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:

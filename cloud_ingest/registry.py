@@ -1,8 +1,13 @@
 """SQLite registry of sites, devices, people and cards; the source of a device's site.
 
 The site stamped on every tap comes from here, never from the payload. Lookups are served from
-an in-memory cache that is reloaded when the registry's version (bumped by every import, from
-any process) changes.
+an in-memory cache that is reloaded when the registry's version (bumped by every import and
+console edit, from any process) changes.
+
+`cards` holds each card's current holder (what rosters are built from); `card_assignments`
+keeps who held which card when, reconciled from `cards` in the same transaction as every
+change (see `record_history`). Databases made before the history existed are migrated on open
+(`PRAGMA user_version`), their active cards getting an open assignment with an unknown start.
 """
 
 from __future__ import annotations
@@ -10,11 +15,20 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cloud_ingest.errors import RegistryError
-from warmcard.contract import DeviceConfig, MealPeriod, MealWindow, Mode, Roster, RosterEntry
+from warmcard.contract import (
+    DeviceConfig,
+    MealPeriod,
+    MealWindow,
+    Mode,
+    Roster,
+    RosterEntry,
+    now_us,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (
@@ -53,6 +67,95 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('version', 0);
 """
 
+# Schema changes after the first release, applied in order; user_version counts those applied.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: card history and enrol mode.
+    """
+    CREATE TABLE IF NOT EXISTS card_assignments (
+        id INTEGER PRIMARY KEY,
+        card_uid TEXT NOT NULL,
+        person_id TEXT NOT NULL REFERENCES people (person_id),
+        valid_from INTEGER,             -- UTC µs; NULL = held since before history was kept
+        valid_to INTEGER                -- UTC µs, exclusive; NULL = holds it now
+    );
+    CREATE INDEX IF NOT EXISTS card_assignments_card ON card_assignments (card_uid, valid_from);
+    CREATE INDEX IF NOT EXISTS card_assignments_person ON card_assignments (person_id);
+    CREATE UNIQUE INDEX IF NOT EXISTS card_assignments_open
+        ON card_assignments (card_uid) WHERE valid_to IS NULL;
+    INSERT INTO card_assignments (card_uid, person_id, valid_from, valid_to)
+        SELECT card_uid, person_id, NULL, NULL FROM cards WHERE active = 1;
+    CREATE TABLE IF NOT EXISTS enrol_windows (
+        device_id TEXT PRIMARY KEY REFERENCES devices (device_id),
+        started_us INTEGER NOT NULL,
+        until_us INTEGER NOT NULL,
+        started_by TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS enrol_captures (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,  -- a redelivered tap is captured once
+        device_id TEXT NOT NULL,
+        card_uid TEXT NOT NULL,
+        ts_us INTEGER NOT NULL,
+        captured_us INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS enrol_captures_device ON enrol_captures (device_id, ts_us);
+    """,
+)
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Apply the migrations this file lacks, each in its own transaction; returns the version."""
+    for number, script in enumerate(MIGRATIONS, start=1):
+        db.execute("BEGIN IMMEDIATE")  # two processes opening an old file: one migrates
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] < number:
+                for statement in _statements(script):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would commit our transaction; split on complete statements instead.
+    out, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            out.append(buffer.strip())
+            buffer = ""
+    return [s for s in out if s]
+
+
+def record_history(db: sqlite3.Connection, now: int) -> None:
+    """Bring card_assignments in line with cards; call inside the transaction that changed cards.
+
+    An open assignment whose card no longer belongs to that person (moved or deactivated) is
+    closed at `now`; an active card without an open assignment gets one from `now`.
+    """
+    db.execute(
+        "UPDATE card_assignments SET valid_to = ? WHERE valid_to IS NULL AND NOT EXISTS ("
+        "SELECT 1 FROM cards c WHERE c.card_uid = card_assignments.card_uid "
+        "AND c.person_id = card_assignments.person_id AND c.active = 1)",
+        (now,),
+    )
+    db.execute(
+        "INSERT INTO card_assignments (card_uid, person_id, valid_from, valid_to) "
+        "SELECT c.card_uid, c.person_id, ?, NULL FROM cards c WHERE c.active = 1 AND NOT EXISTS "
+        "(SELECT 1 FROM card_assignments a WHERE a.card_uid = c.card_uid AND a.valid_to IS NULL)",
+        (now,),
+    )
+
+
+def bump_version(db: sqlite3.Connection) -> int:
+    """Mark a change, so every process reloads and the service republishes; inside the txn."""
+    db.execute("UPDATE meta SET value = value + 1 WHERE key = 'version'")
+    return int(db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
+
+
 MEAL_COLUMNS = tuple(p.value for p in MealPeriod)
 
 
@@ -87,8 +190,9 @@ def parse_window(period: str, text: str) -> MealWindow:
 class Registry:
     """One SQLite file; safe to share between threads."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, clock: Callable[[], int] = now_us) -> None:
         self.path = Path(path)
+        self.clock = clock
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -97,6 +201,7 @@ class Registry:
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA busy_timeout=5000")
             self.db.executescript(SCHEMA)
+            migrate(self.db)
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot open registry {path}: {exc}") from None
         self.lock = threading.RLock()

@@ -21,6 +21,7 @@ from cloud_ingest.consumer import BatchProcessor, Consumer, Metrics
 from cloud_ingest.deadletter import DeadLetterStore
 from cloud_ingest.devicelink import DeviceLink
 from cloud_ingest.downlink import Downlink
+from cloud_ingest.enrolment import EnrolMode
 from cloud_ingest.errors import IngestError
 from cloud_ingest.influx import InfluxV1, Storage
 from cloud_ingest.live import Clock, LiveState
@@ -42,7 +43,7 @@ class IngestService:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.registry = Registry(settings.registry_path)
+        self.registry = Registry(settings.registry_path, clock=clock)
         self.deadletters = DeadLetterStore(settings.deadletter_path)
         # Separate HTTP clients: the writer never waits behind a slow resync query.
         self.storage = storage or InfluxV1(settings.influx)
@@ -75,10 +76,13 @@ class IngestService:
             default_tz=settings.tz,
             clock=clock,
         )
-        self.processor.after_store = self.alerts.on_stored
+        self.processor.on_stored.append(lambda live, _good: self.alerts.on_stored(live))
+        self.enrol = EnrolMode(self.registry)
+        self.processor.on_stored.append(self.enrol.observe)
         self.consumer = Consumer(settings, self.processor, clock=clock)
         self.devicelink = DeviceLink(settings, self.live, on_connect=self._publish_downlink)
         self.downlink = Downlink(self.registry, self.devicelink)
+        self._downlink_version = self.registry.version  # on connect everything is published
         self._stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
         self.started = False
@@ -110,7 +114,11 @@ class IngestService:
         while not self._stop.wait(1.0):
             elapsed += 1.0
             try:
-                if self.registry.refresh():
+                # Compare with the version last published, not refresh()'s answer: a console
+                # edit in this process has already refreshed the shared registry cache.
+                self.registry.refresh()
+                if self.registry.version != self._downlink_version:
+                    self._downlink_version = self.registry.version
                     log.info("registry changed (version %d)", self.registry.version)
                     if self.devicelink.connected.is_set():
                         self.downlink.publish_all(changed_only=True)

@@ -85,6 +85,18 @@ class IngestSettings(TomlSettings):
         """Where the status and downlink connection goes."""
         return self.link_mqtt or self.mqtt
 
+    # Bearer token for /metrics and for /healthz details; None turns /metrics off.
+    metrics_token: SecretStr | None = None
+
+    _no_placeholder_token = field_validator("metrics_token")(reject_placeholder)
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 24`)")
+        return value
+
     @field_validator("tz")
     @classmethod
     def _known_tz(cls, value: str) -> str:

@@ -35,11 +35,15 @@ from cloud_ingest.api.app import create_app
 from warmcard.contract import DeviceStatus, Kind, ReaderState, status_topic
 from warmcard.servers import free_port
 
+METRICS_TOKEN = "test-metrics-token-0123456789"
+
 
 @pytest.fixture
 def api(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[tuple[str, dict, Any]]:
     ids = write_registry(tmp_path, topic_prefix)
-    settings = make_settings(tmp_path, mosquitto, influxd, influx_db, topic_prefix)
+    settings = make_settings(
+        tmp_path, mosquitto, influxd, influx_db, topic_prefix, metrics_token=METRICS_TOKEN
+    )
     place_sites(
         settings.console_db,
         {ids["site_a"]: "dali/dali-city/xizhou", ids["site_b"]: "dali/eryuan/niujie"},
@@ -186,7 +190,9 @@ def test_page_and_health(api, login_as):
     assert "EventSource" in client.get("/static/console.js").text
     health = httpx.get(url + "/healthz")
     assert health.status_code == 200
-    body = health.json()
+    assert health.json() == {"status": "ok"}  # anonymous: no details
+    auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    body = httpx.get(url + "/healthz", headers=auth).json()
     assert body["status"] == "ok" and body["mqtt_connected"] and body["storage_ok"]
 
 

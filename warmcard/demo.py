@@ -154,7 +154,13 @@ def import_seed(registry_path: Path, csvs: dict[str, Path]) -> None:
 
     registry = Registry(registry_path)
     try:
-        import_csv(registry, **csvs)
+        import_csv(
+            registry,
+            sites=csvs.get("sites"),
+            devices=csvs.get("devices"),
+            people=csvs.get("people"),
+            cards=csvs.get("cards"),
+        )
     finally:
         registry.close()
 

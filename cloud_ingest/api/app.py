@@ -15,7 +15,10 @@ and answers only for the sites in the user's areas:
 - GET /api/v1/reconcile?device=&site=&day=|from=&to=
 - GET /api/v1/deadletters[?reason=&limit=], GET /api/v1/deadletters/{id}
 - GET /api/v1/alerts..., /alerts, /alerts/visits (cloud_ingest/api/routes/alerts.py)
-- GET /healthz (200 ok / 503 degraded)
+- /registry/..., /api/v1/registry/... (people, cards, devices, enrol mode)
+- /reports, /api/v1/reports/monthly[.csv|.xlsx]
+- GET /healthz (200 ok / 503 degraded; details with the metrics token)
+- GET /metrics (Prometheus, bearer metrics_token)
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ from cloud_ingest.api.routes import (
     alerts,
     deadletters,
     health,
+    metrics,
     occupancy,
     overview,
     reconcile,
+    registry,
+    reports,
     sites,
     stream,
 )
@@ -97,6 +103,9 @@ def create_app(
     app.include_router(reconcile.router, dependencies=operator_only)
     app.include_router(deadletters.router, dependencies=operator_only)
     app.include_router(alerts.router)
+    app.include_router(registry.router)
+    app.include_router(reports.router)
+    app.include_router(metrics.router)
     static = resources.files("cloud_ingest.api").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     # Browsers ask for it on every page, the login page included; no icon, no 404 in the logs.
