@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from cloud_ingest import areas, console_db
 from cloud_ingest.accounts import AccountStore, Role
+from cloud_ingest.api.app import create_app
 from cloud_ingest.api.routes import health, metrics, registry, reports
 from cloud_ingest.api.security import (
     LOGIN_CSRF_COOKIE,
@@ -177,3 +178,22 @@ def close_unstarted(service: IngestService) -> None:
     service.query_storage.close()
     service.registry.close()
     service.deadletters.close()
+
+
+def operator_client(service: IngestService) -> TestClient:
+    """The real app over `service`, logged in as an admin of the whole hierarchy, and a check
+    that nobody less gets in: returns the admin's client."""
+    db = service.settings.console_db
+    place_sites(db, {"ops-site": "dali/xizhou"})
+    add_user(db, "ops-root", Role.ADMIN, "/")
+    add_user(db, "ops-township", Role.ADMIN, "dali/xizhou")
+    app = create_app(service=service, auth=auth_config(db))
+    township = TestClient(app, follow_redirects=False)
+    login(township, "ops-township")
+    anonymous = TestClient(app, follow_redirects=False)
+    for path in ("/api/v1/reconcile", "/api/v1/deadletters"):
+        assert anonymous.get(path).status_code == 401
+        assert township.get(path).status_code == 403  # an admin, but not of every area
+    client = TestClient(app, follow_redirects=False)
+    login(client, "ops-root")
+    return client

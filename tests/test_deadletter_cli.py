@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 
-from fastapi.testclient import TestClient
+from console_support import operator_client
 from ingest_support import make_settings
 from typer.testing import CliRunner
 
-from cloud_ingest.api.app import create_app
 from cloud_ingest.deadletter import DeadLetter, DeadLetterStore
 from cloud_ingest.payload_view import hex_dump
 from cloud_ingest.service import IngestService
@@ -127,7 +126,7 @@ def test_api_deadletters(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
     ids = seed(tmp_path / "dl.sqlite3")
     service = IngestService(settings)
     try:
-        client = TestClient(create_app(service=service))
+        client = operator_client(service)  # no lifespan: nothing to consume
         body = client.get("/api/v1/deadletters").json()
         assert body["counts"] == {"conflict": 1, "not_utf8": 1, "not_an_object": 1}
         assert [d["id"] for d in body["letters"]] == ids

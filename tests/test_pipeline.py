@@ -12,12 +12,15 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from console_support import add_user, logged_in, place_sites
 from ingest_support import TZ, Publisher, wait_for, write_registry
 
+from cloud_ingest.accounts import Role
 from cloud_ingest.influx import InfluxV1
 from cloud_ingest.live import day_window
 from cloud_ingest.settings import InfluxSettings
@@ -31,6 +34,7 @@ from warmcard.contract import Kind, events_topic, now_us
 from warmcard.servers import InfluxD, Ingest, Mosquitto
 from warmcard.settings import MqttSettings
 
+METRICS_TOKEN = "pipeline-metrics-token-0123456789"
 FAST = UplinkTiming(backoff_min_s=0.05, backoff_max_s=0.5, idle_wait_s=0.1, drain_s=1.0)
 
 
@@ -95,8 +99,19 @@ class Pipeline:
         )
 
     def occupancy(self) -> dict[str, dict[str, object]]:
-        body = httpx.get(f"{self.ingest.url}/api/v1/occupancy", timeout=5).json()
+        """The occupancy API as the prefecture's administrator sees it."""
+        client = logged_in(self.ingest.url, "admin.dali")
+        try:
+            body = client.get("/api/v1/occupancy").json()
+        finally:
+            client.close()
         return {site["site_id"]: site for site in body["sites"]}
+
+    def health(self) -> dict[str, Any]:
+        """/healthz with its details (metrics token)."""
+        auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        body: dict[str, Any] = httpx.get(f"{self.ingest.url}/healthz", headers=auth).json()
+        return body
 
     def add_kiosk(self, key: str) -> Kiosk:
         device = self.ids[key]
@@ -130,6 +145,11 @@ def pipeline(
     now = now_us()
     _, midnight, _ = day_window(ZoneInfo(TZ), now)
     clock = ManualClock(max(midnight + 1_000_000, now - 240_000_000))
+    console = tmp_path / "console.sqlite3"
+    place_sites(
+        console, {ids["site_a"]: "dali/dali-city/xizhou", ids["site_b"]: "dali/eryuan/niujie"}
+    )
+    add_user(console, "admin.dali", Role.ADMIN, "dali")
     broker = Mosquitto(tmp_path / "mosquitto")
     broker.start()
     ingest = Ingest(
@@ -139,6 +159,8 @@ def pipeline(
         database=influx_db,
         client_id=f"ingest-{topic_prefix}",
         registry_path=tmp_path / "registry.sqlite3",
+        console_db=console,
+        metrics_token=METRICS_TOKEN,
         extra_toml="batch_ms = 50\nlive_resync_s = 3600\nsession_expiry_s = 600",
     )
     ingest.start(timeout=60)
@@ -207,7 +229,7 @@ def test_events_delivered_three_times_leave_every_count_unchanged(pipeline: Pipe
         assert outbox.resend(1, outbox.last_seq()) == 6
         wait_for(lambda: outbox.depth() == 0, timeout=30)
     # The resent events went through the broker and ingest again; wait for the last batch.
-    wait_for(lambda: httpx.get(f"{pipeline.ingest.url}/healthz").json()["pending"] == 0)
+    wait_for(lambda: pipeline.health()["pending"] == 0)
     assert pipeline.counts() == before
     assert sorted(pipeline.stored_seqs(gate_a.gateway.settings.device_id)) == list(range(1, 7))
     assert pipeline.occupancy()[pipeline.ids["site_a"]]["present"] == occupancy_before == 6
@@ -264,7 +286,7 @@ def test_malformed_payload_is_dead_lettered_and_later_taps_still_arrive(
     gate_a.tap(card(2))
     a = pipeline.ids["site_a"]
     wait_for(lambda: pipeline.counts() == Counter({(a, "check_in"): 2}), timeout=30)
-    health = httpx.get(f"{pipeline.ingest.url}/healthz").json()
+    health = pipeline.health()
     assert health["status"] == "ok"
     dead = health["metrics"]["dead_letters"]
     assert sum(dead.values()) == 4

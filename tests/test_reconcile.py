@@ -9,11 +9,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from fastapi.testclient import TestClient
+from console_support import operator_client
 from ingest_support import TZ, make_settings, write_registry
 from typer.testing import CliRunner
 
-from cloud_ingest.api.app import create_app
 from cloud_ingest.influx import InfluxV1
 from cloud_ingest.lineprotocol import encode_tap
 from cloud_ingest.reconcile import IN_FLIGHT, MISSING, Gap, check, day_bounds
@@ -213,7 +212,7 @@ def test_api_reconcile(env):
     store(storage, ids["site_a"], [tap(gate, s, at(DAY, 9, s)) for s in (1, 3)])
     service = IngestService(settings)
     try:
-        client = TestClient(create_app(service=service))  # no lifespan: nothing to consume
+        client = operator_client(service)  # no lifespan: nothing to consume
         service.live.update_status(
             gate, DeviceStatus(device_id=gate, state="online", last_seq=5, outbox_depth=1)
         )

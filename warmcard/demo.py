@@ -248,11 +248,8 @@ def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> in
             influx=influx,
             client_id="demo-ingest-1",
             registry_path=run_dir / "registry.sqlite3",
-            # Plain http on 127.0.0.1 only, hence cookies without the Secure flag.
-            extra_toml=(
-                "live_resync_s = 10\nstatus_stale_s = 60\n"
-                f'console_db = "{console_db}"\ncookie_secure = false'
-            ),
+            console_db=console_db,
+            extra_toml="live_resync_s = 10\nstatus_stale_s = 60",
         )
         stack.enter_context(ingest)
         url = ingest.url

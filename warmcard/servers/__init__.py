@@ -258,6 +258,8 @@ class Ingest(_Server):
     database: str = "warmcard"
     client_id: str = "ingest-1"
     registry_path: Path | None = None
+    console_db: Path | None = None
+    metrics_token: str | None = None
     extra_toml: str = ""
     name = "ingest"
 
@@ -269,11 +271,17 @@ class Ingest(_Server):
         if self.broker is None or self.influx is None:
             raise ServerError("ingest needs a broker and an InfluxDB")
         registry = self.registry_path or self.run_dir / "registry.sqlite3"
+        console = self.console_db or self.run_dir / "console.sqlite3"
+        token = f'metrics_token = "{self.metrics_token}"' if self.metrics_token else ""
         self.config_path.write_text(
             f"""# Written by warmcard.servers.Ingest.
 client_id = "{self.client_id}"
 registry_path = "{registry}"
 deadletter_path = "{self.run_dir / "deadletter.sqlite3"}"
+console_db = "{console}"
+# Plain http on 127.0.0.1 only, hence session cookies without the Secure flag.
+cookie_secure = false
+{token}
 {self.extra_toml}
 
 [mqtt]
