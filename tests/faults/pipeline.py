@@ -453,41 +453,46 @@ class Pipeline:
         return result
 
     def check(self, timeout: float = 30.0, *, extra: Counter[tuple[str, str]] | None = None) -> int:
-        """Wait until InfluxDB matches every outbox, then assert it exactly; returns total taps."""
-        last: list[str] = []
+        """Wait until InfluxDB matches every outbox, then assert it exactly; returns total taps.
+
+        `extra`: points expected beyond the outboxes (e.g. events of a device with no kiosk here).
+        """
+        problems: list[str] = []
+        snapshot: dict[str, list[TapEvent]] = {}
 
         def matches() -> bool:
-            last.clear()
-            for device, events in self.committed().items():
-                rows = self.stored(device)
-                seqs = [int(r["seq"]) for r in rows]
+            problems.clear()
+            snapshot.clear()
+            snapshot.update(self.committed())
+            for device, events in snapshot.items():
+                seqs = [int(r["seq"]) for r in self.stored(device)]
                 want = {e.seq for e in events}
                 if len(seqs) != len(set(seqs)) or set(seqs) != want:
                     missing = sorted(want - set(seqs))
-                    last.append(
+                    problems.append(
                         f"{device}: {len(want)} committed, {len(seqs)} stored, "
                         f"missing {missing[:10]}{'...' if len(missing) > 10 else ''}"
                     )
-            return not last
+            # The outboxes must not have moved while InfluxDB was read.
+            return not problems and self.committed() == snapshot
 
         deadline = time.monotonic() + timeout
         while not matches():
             if time.monotonic() > deadline:
-                raise AssertionError("InfluxDB does not match the outboxes: " + "; ".join(last))
+                raise AssertionError("InfluxDB does not match the outboxes: " + "; ".join(problems))
             time.sleep(0.2)
-        committed = self.committed()
         expected: Counter[tuple[str, str]] = Counter()
-        for device, events in committed.items():
+        for device, events in snapshot.items():
             for event in events:
                 expected[(self.site_of(device), event.kind.value)] += 1
             # Each stored point is the committed event itself (same event id for the same seq).
             ids = {int(r["seq"]): r["event_id"] for r in self.stored(device)}
-            assert ids == {e.seq: e.event_id for e in events}
-            # No seq reused: seqs are exactly 1..n with no hole.
-            assert [e.seq for e in events] == list(range(1, len(events) + 1))
+            assert ids == {e.seq: e.event_id for e in events}, device
+            # No seq reused or skipped: the outbox holds exactly 1..n.
+            assert [e.seq for e in events] == list(range(1, len(events) + 1)), device
         expected.update(extra or Counter())
         assert self.counts() == expected
-        return sum(len(v) for v in committed.values())
+        return sum(len(v) for v in snapshot.values())
 
     # ------------------------------------------------------------------ teardown
 
