@@ -29,8 +29,13 @@ def test_ingest_killed_before_writing_and_after_writing_before_acking(pipeline: 
     gate.tap(40)
     gate.wait_sent()  # the broker has them
     # Ingest has received them and is retrying the write.
-    wait_until(lambda: httpx.get(f"{ingest.url}/healthz").json()["metrics"]["received"] >= 50)
-    assert httpx.get(f"{ingest.url}/healthz").json()["metrics"]["write_retries"] > 0
+    def held() -> int:
+        health = httpx.get(f"{ingest.url}/healthz").json()
+        return int(health["metrics"]["received"]) + int(health["pending"])
+
+    wait_until(lambda: held() >= 50)
+    health = httpx.get(f"{ingest.url}/healthz").json()
+    assert health["metrics"]["write_retries"] > 0 and health["metrics"]["acked"] == 10
     assert len(pipeline.stored(gate.device_id)) == 10
     ingest.kill()
     influx_link.restore()
