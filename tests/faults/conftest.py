@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline import Pipeline
 
+from faults.pipeline import Pipeline
 from warmcard.servers import InfluxD
 
 

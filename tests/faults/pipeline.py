@@ -11,6 +11,7 @@ seq is stored twice, and every count per site and kind equals the number of comm
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -26,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tcpproxy import TcpProxy
 from ingest_support import wait_for
 
 from cloud_ingest.consumer import BatchProcessor, Consumer, Metrics
@@ -36,6 +36,7 @@ from cloud_ingest.influx import InfluxV1
 from cloud_ingest.registry import Registry
 from cloud_ingest.service import IngestService
 from cloud_ingest.settings import InfluxSettings, IngestSettings
+from faults.tcpproxy import TcpProxy
 from firmware_gateway.clock import SystemClock
 from firmware_gateway.gateway import Gateway
 from firmware_gateway.readers.sim import SimReader
@@ -43,7 +44,7 @@ from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import UplinkTiming
 from kiosk.feedback import Outcome
 from warmcard.contract import DeviceConfig, Mode, TapEvent
-from warmcard.servers import Ingest, InfluxD, Mosquitto
+from warmcard.servers import InfluxD, Ingest, Mosquitto
 from warmcard.settings import MqttSettings
 
 TZ = "Asia/Shanghai"
@@ -204,7 +205,9 @@ def outbox_last_seq(path: Path) -> int:
     return int(row[0]) if row else 0
 
 
-def reconcile_hook(pipeline: Pipeline, device_id: str, stored: set[int], committed: set[int]):
+def reconcile_hook(
+    pipeline: Pipeline, device_id: str, stored: set[int], committed: set[int]
+) -> list[int]:
     """THE place where cloud_ingest.reconcile will be called (gaps/conflicts per device and day).
 
     Until it exists the final check compares InfluxDB with the outbox directly (the caller's
@@ -284,7 +287,11 @@ class Pipeline:
     def config(self, key: str) -> DeviceConfig:
         site, mode = DEVICES[key]
         return DeviceConfig(
-            device_id=self.ids[key], site_id=self.ids[site], mode=mode, debounce_s=0, closing="23:59"
+            device_id=self.ids[key],
+            site_id=self.ids[site],
+            mode=mode,
+            debounce_s=0,
+            closing="23:59",
         )
 
     def ingest_settings(self, name: str = "ingest-1", **kw: Any) -> IngestSettings:
@@ -422,7 +429,7 @@ class Pipeline:
         """Every point of a device: time, seq, event_id, clock_synced."""
         rows: list[dict[str, Any]] = []
         for s in self.query(
-            f"SELECT \"seq\", \"event_id\", \"clock_synced\" FROM \"taps\" WHERE device='{device_id}'"
+            f'SELECT "seq", "event_id", "clock_synced" FROM "taps" WHERE device=\'{device_id}\''
         ):
             rows.extend(s.rows())
         return rows
@@ -498,15 +505,11 @@ class Pipeline:
 
     def close(self) -> None:
         for kiosk in self.kiosks:
-            try:
+            with contextlib.suppress(Exception):
                 kiosk.stop()
-            except Exception:
-                pass
         for service in self.services:
-            try:
+            with contextlib.suppress(Exception):
                 service.stop()
-            except Exception:
-                pass
         for proc in self.processes:
             proc.stop()
         for proxy in self.proxies:

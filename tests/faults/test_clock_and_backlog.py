@@ -6,8 +6,7 @@ from collections import Counter
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from pipeline import TZ, OffsetClock, Pipeline, read_outbox, wait_until
-
+from faults.pipeline import TZ, OffsetClock, Pipeline, read_outbox, wait_until
 from warmcard.contract import now_us
 
 DAY_S = 86400
@@ -42,7 +41,7 @@ def test_rtc_less_clock_days_wrong_then_ntp(pipeline: Pipeline) -> None:
         # Once synced, events are stamped with the real time again.
         assert abs(events[-1].ts_us - now_us()) < 60_000_000
     # The 1970 kiosk stamped at the contract's floor, not before it.
-    first = [e for _, _, e in read_outbox(canteen.outbox_path)][0]
+    first = next(e for _, _, e in read_outbox(canteen.outbox_path))
     assert first.ts.startswith("2024-01-01T00:00:00")
 
 
@@ -65,7 +64,7 @@ def test_three_day_backlog_arrives_at_once(pipeline: Pipeline) -> None:
     events = [e for _, _, e in read_outbox(gate.outbox_path)]
     by_day = Counter(datetime.fromtimestamp(e.ts_us / 1e6, tz).date().isoformat() for e in events)
     series = pipeline.query(
-        f"SELECT count(\"seq\") FROM \"taps\" WHERE device='{gate.device_id}' "
+        f'SELECT count("seq") FROM "taps" WHERE device=\'{gate.device_id}\' '
         f"AND time > now() - 5d GROUP BY time(1d) tz('{TZ}')"
     )
     stored = {
@@ -74,8 +73,11 @@ def test_three_day_backlog_arrives_at_once(pipeline: Pipeline) -> None:
         if row[1]
     }
     assert stored == dict(by_day) and len(stored) == 4
-    today = [e for e in events if datetime.fromtimestamp(e.ts_us / 1e6, tz).date()
-             == datetime.now(tz).date()]
+    today = [
+        e
+        for e in events
+        if datetime.fromtimestamp(e.ts_us / 1e6, tz).date() == datetime.now(tz).date()
+    ]
     inside: dict[str, bool] = {}
     for e in today:
         if e.person_id:

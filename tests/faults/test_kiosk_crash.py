@@ -7,8 +7,9 @@ import signal
 import sqlite3
 
 import pytest
-from pipeline import Pipeline, read_outbox, wait_until
-from tcpproxy import has_mqtt_packet
+
+from faults.pipeline import Pipeline, read_outbox, wait_until
+from faults.tcpproxy import has_mqtt_packet
 
 PUBLISH, PUBACK = 3, 4
 

@@ -8,8 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline import Pipeline, read_outbox
-
+from faults.pipeline import Pipeline, read_outbox
 from firmware_gateway.gateway import MSG_DISK_FULL
 from kiosk.feedback import Outcome
 

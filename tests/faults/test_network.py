@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from pipeline import Pipeline, wait_until
-from tcpproxy import has_mqtt_packet
 
+from faults.pipeline import Pipeline, wait_until
+from faults.tcpproxy import has_mqtt_packet
 from kiosk.feedback import Outcome
 
 PUBACK = 4
@@ -33,7 +33,6 @@ def test_broker_unreachable_during_500_taps_then_back(pipeline: Pipeline) -> Non
     assert pipeline.check() == 505
 
 
-
 def test_lost_pubacks_and_torn_publishes(pipeline: Pipeline) -> None:
     """2. The link is reset in the middle of a PUBLISH, or just before a PUBACK arrives."""
     service = pipeline.start_ingest()
@@ -47,10 +46,12 @@ def test_lost_pubacks_and_torn_publishes(pipeline: Pipeline) -> None:
             pipeline.proxy.cut_when(lambda chunk: has_mqtt_packet(chunk, PUBACK))
         else:
             # Half a PUBLISH reaches the broker, then the connection dies.
-            pipeline.proxy.cut_when(lambda chunk: has_mqtt_packet(chunk, 3), upstream=True, partial=True)
-        before = pipeline.proxy.cuts
+            pipeline.proxy.cut_when(
+                lambda chunk: has_mqtt_packet(chunk, 3), upstream=True, partial=True
+            )
+        target = pipeline.proxy.cuts + 1
         gate.tap(25)
-        wait_until(lambda: pipeline.proxy.cuts > before, timeout=10)
+        wait_until(lambda: pipeline.proxy.cuts >= target, timeout=10)  # noqa: B023
         cuts += 1
     pipeline.proxy.cut_when(None)
     gate.wait_sent()
@@ -106,7 +107,8 @@ def test_same_1000_events_replayed_three_times(pipeline: Pipeline) -> None:
             kiosk.gateway.uplink.wake()
         gate.wait_sent()
         canteen.wait_sent()
-        wait_until(lambda r=replay: service.metrics.acked >= 1000 * (r + 1))
+        want = 1000 * (replay + 1)
+        wait_until(lambda: service.metrics.acked >= want)  # noqa: B023
         assert pipeline.counts() == first
     assert service.metrics.received >= 4000
     assert pipeline.check() == 1000

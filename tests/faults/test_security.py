@@ -12,10 +12,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
-from pipeline import Pipeline, wait_until
+from pydantic import SecretStr
 
+from faults.pipeline import Pipeline, wait_until
 from kiosk.feedback import Outcome
-from warmcard.contract import TapEvent, events_topic, format_ts, new_event_id, now_us
+from warmcard.contract import Kind, TapEvent, events_topic, format_ts, new_event_id, now_us
 from warmcard.pki import init_ca, issue_server_cert
 from warmcard.provision import BrokerFiles, provision_device, provision_service, revoke
 from warmcard.servers import SECURE_CONF_DIR, InfluxD
@@ -32,7 +33,7 @@ def secure(tmp_path: Path, influxd: InfluxD, influx_db: str) -> Iterator[Pipelin
     ingest = provision_service(files, "ingest-1").password
     p = Pipeline(tmp_path, influxd, influx_db, secure_dir=files.broker_dir)
     p.files = files  # type: ignore[attr-defined]
-    p.service_mqtt = MqttSettings(username="ingest-1", password=ingest)
+    p.service_mqtt = MqttSettings(username="ingest-1", password=SecretStr(ingest))
     try:
         yield p
     finally:
@@ -44,7 +45,9 @@ def device_mqtt(p: Pipeline, key: str) -> MqttSettings:
     creds = provision_device(p.files, p.ids[key], host="127.0.0.1")  # type: ignore[attr-defined]
     p.broker.reload()
     time.sleep(0.3)  # SIGHUP is handled between Mosquitto's loop turns
-    return MqttSettings(port=p.proxy.port, username=creds.username, password=creds.password)
+    return MqttSettings(
+        port=p.proxy.port, username=creds.username, password=SecretStr(creds.password)
+    )
 
 
 def publish_as(p: Pipeline, settings: MqttSettings, topic: str, payload: bytes) -> ReasonCode:
@@ -79,7 +82,7 @@ def forged(device_id: str, seq: int) -> bytes:
         seq=seq,
         ts=format_ts(ts),
         card_uid="04FA0001",
-        kind="check_in",
+        kind=Kind.CHECK_IN,
         person_id="P0001",
     ).to_bytes()
 

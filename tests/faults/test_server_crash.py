@@ -8,9 +8,9 @@ import time
 
 import httpx
 import pytest
-from pipeline import Pipeline, wait_until
 
 from cloud_ingest.settings import InfluxSettings
+from faults.pipeline import Pipeline, wait_until
 from warmcard.contract import now_us
 
 
@@ -28,6 +28,7 @@ def test_ingest_killed_before_writing_and_after_writing_before_acking(pipeline: 
     influx_link.cut()
     gate.tap(40)
     gate.wait_sent()  # the broker has them
+
     # Ingest has received them and is retrying the write.
     def held() -> int:
         health = httpx.get(f"{ingest.url}/healthz").json()
@@ -85,8 +86,9 @@ def test_two_workers_one_killed_mid_stream(pipeline: Pipeline) -> None:
         kiosk.wait_sent()
     # The survivor kept storing while its partner was dead.
     wait_until(
-        lambda: sum(len(pipeline.stored(k.device_id)) for k in (gate, canteen, gate_b))
-        > during + 100
+        lambda: (
+            sum(len(pipeline.stored(k.device_id)) for k in (gate, canteen, gate_b)) > during + 100
+        )
     )
     one.start()
     assert pipeline.check(timeout=60) == 600
