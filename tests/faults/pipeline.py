@@ -191,6 +191,10 @@ def read_outbox(path: Path) -> list[tuple[int, str, TapEvent]]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
         rows = conn.execute("SELECT seq, status, payload FROM events ORDER BY seq").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        rows = []  # a kiosk that has just created the file and not yet its schema
     finally:
         conn.close()
     return [(int(s), str(st), TapEvent.model_validate_json(p)) for s, st, p in rows]
