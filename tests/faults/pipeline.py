@@ -234,6 +234,7 @@ class Pipeline:
     processes: list[Ingest] = field(default_factory=list)
     proxies: list[TcpProxy] = field(default_factory=list)
     service_mqtt: MqttSettings = field(default_factory=MqttSettings)
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         tag = uuid.uuid4().hex[:6]
@@ -336,6 +337,7 @@ class Pipeline:
         consumer = Consumer(settings, processor)
         consumer.start()
         self.services.append(consumer)
+        self.closers.extend([processor.storage.close, processor.deadletters.close, registry.close])
         wait_for(consumer.subscribed.is_set, timeout=15)
         return consumer
 
@@ -514,6 +516,8 @@ class Pipeline:
         for service in self.services:
             with contextlib.suppress(Exception):
                 service.stop()
+        for close in self.closers:
+            close()
         for proc in self.processes:
             proc.stop()
         for proxy in self.proxies:
