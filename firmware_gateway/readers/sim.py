@@ -1,7 +1,7 @@
 """The simulated reader: shipped code, driven by the demo and the tests.
 
 Specs:
-- `sim:` — driven by calls (`tap`, `present`, `remove`, `fail`) from the same process.
+- `sim:` (or `sim:<label>`) — driven by calls (`tap`, `present`, `remove`, `fail`) from the same process.
 - `sim:fifo=/run/warmcard/taps` — also fed from outside, one UID per line, through a named
   pipe (created if missing). A technician can test a kiosk's whole path without a card:
   `echo 04A1B2C3 > /run/warmcard/taps`. Each line is one tap; a bad line is logged and skipped.
@@ -35,13 +35,12 @@ class SimReader:
         self._fifo_fd: int | None = None
         self._fifo_buf = b""
         _, _, option = spec.partition(":")
-        if option:
-            key, _, value = option.partition("=")
-            if key != "fifo" or not value:
-                raise UnknownReaderSpec(
-                    f"reader {spec!r}: use `sim:` or `sim:fifo=/path/to/pipe` (one UID per line)"
-                )
-            self._fifo_fd = self._open_fifo(Path(value))
+        if option.startswith("fifo="):
+            path = option.removeprefix("fifo=")
+            if not path:
+                raise UnknownReaderSpec(f"reader {spec!r}: use `sim:fifo=/path/to/pipe`")
+            self._fifo_fd = self._open_fifo(Path(path))
+        # Any other text after `sim:` is only a label (the simulator names its kiosks).
 
     @staticmethod
     def _open_fifo(path: Path) -> int:
