@@ -1,7 +1,8 @@
 """The simulated reader: shipped code, driven by the demo and the tests.
 
 Specs:
-- `sim:` (or `sim:<label>`) — driven by calls (`tap`, `present`, `remove`, `fail`) from the same process.
+- `sim:` (or `sim:<label>`) — driven by calls (`tap`, `present`, `remove`, `fail`)
+  from the same process.
 - `sim:fifo=/run/warmcard/taps` — also fed from outside, one UID per line, through a named
   pipe (created if missing). A technician can test a kiosk's whole path without a card:
   `echo 04A1B2C3 > /run/warmcard/taps`. Each line is one tap; a bad line is logged and skipped.
