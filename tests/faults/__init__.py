@@ -1,0 +1,1 @@
+"""Fault-injection scenarios on the real pipeline."""
