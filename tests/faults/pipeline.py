@@ -24,11 +24,15 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import httpx
 from ingest_support import wait_for
 
+from cloud_ingest import reconcile
 from cloud_ingest.consumer import BatchProcessor, Consumer, Metrics
 from cloud_ingest.deadletter import DeadLetterStore
 from cloud_ingest.importer import import_csv
@@ -54,6 +58,8 @@ FAST = UplinkTiming(
 PEOPLE = 40
 DEVICES = {"gate_a": ("site_a", Mode.ENTRANCE), "canteen_a": ("site_a", Mode.CANTEEN)}
 DEVICES |= {"gate_b": ("site_b", Mode.ENTRANCE)}
+
+METRICS_TOKEN = "faults-metrics-token-0123456789"
 
 
 def card(i: int) -> str:
@@ -209,14 +215,8 @@ def outbox_last_seq(path: Path) -> int:
     return int(row[0]) if row else 0
 
 
-def reconcile_hook(
-    pipeline: Pipeline, device_id: str, stored: set[int], committed: set[int]
-) -> list[int]:
-    """THE place where cloud_ingest.reconcile will be called (gaps/conflicts per device and day).
-
-    Until it exists the final check compares InfluxDB with the outbox directly (the caller's
-    assertions); this returns the gap so scenarios that must re-send (broker crash) can do so.
-    """
+def missing_seqs(stored: set[int], committed: set[int]) -> list[int]:
+    """Committed seqs not in InfluxDB: what a scenario that must re-send (broker crash) sends."""
     return sorted(committed - stored)
 
 
@@ -234,6 +234,8 @@ class Pipeline:
     processes: list[Ingest] = field(default_factory=list)
     proxies: list[TcpProxy] = field(default_factory=list)
     service_mqtt: MqttSettings = field(default_factory=MqttSettings)
+    # Ingest's status/downlink connection; its own user on the secure broker.
+    link_mqtt: MqttSettings | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -302,6 +304,9 @@ class Pipeline:
     def ingest_settings(self, name: str = "ingest-1", **kw: Any) -> IngestSettings:
         values: dict[str, Any] = dict(
             mqtt=self.service_mqtt.model_copy(update={"port": self.broker.port}),
+            link_mqtt=self.link_mqtt.model_copy(update={"port": self.broker.port})
+            if self.link_mqtt
+            else None,
             client_id=name,
             share_group="ingest",
             session_expiry_s=600,
@@ -351,6 +356,7 @@ class Pipeline:
             client_id=name,
             registry_path=self.registry_path,
             extra_toml="batch_ms = 50\nbatch_max = 500\nsession_expiry_s = 600\n",
+            metrics_token=METRICS_TOKEN,
             **kw,
         )
         proc.start()
@@ -462,7 +468,7 @@ class Pipeline:
         result = {}
         for device, events in self.committed().items():
             stored = {int(r["seq"]) for r in self.stored(device)}
-            result[device] = reconcile_hook(self, device, stored, {e.seq for e in events})
+            result[device] = missing_seqs(stored, {e.seq for e in events})
         return result
 
     def check(self, timeout: float = 30.0, *, extra: Counter[tuple[str, str]] | None = None) -> int:
@@ -505,7 +511,23 @@ class Pipeline:
             assert [e.seq for e in events] == list(range(1, len(events) + 1)), device
         expected.update(extra or Counter())
         assert self.counts() == expected
+        self.assert_reconciled(snapshot)
         return sum(len(v) for v in snapshot.values())
+
+    def assert_reconciled(self, snapshot: dict[str, list[TapEvent]]) -> None:
+        """`warmcard reconcile`'s own verdict: zero gaps, zero conflicts on every day with taps."""
+        registry = Registry(self.registry_path)
+        storage = InfluxV1(InfluxSettings(url=self.influxd.url, database=self.db))
+        try:
+            for device, events in snapshot.items():
+                tz = ZoneInfo(registry.site(self.site_of(device)).tz)  # type: ignore[union-attr]
+                days = sorted({datetime.fromtimestamp(e.ts_us / 1e6, tz).date() for e in events})
+                for day in days:
+                    report = reconcile.check(storage, registry, [device], day)
+                    assert report.clean, report.as_json()
+        finally:
+            storage.close()
+            registry.close()
 
     # ------------------------------------------------------------------ teardown
 
@@ -523,6 +545,13 @@ class Pipeline:
         for proxy in self.proxies:
             proxy.close()
         self.broker.stop()
+
+
+def health(ingest: Ingest) -> dict[str, Any]:
+    """An ingest child's /healthz with its details (the metrics token unlocks them)."""
+    auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    body: dict[str, Any] = httpx.get(f"{ingest.url}/healthz", headers=auth).json()
+    return body
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:

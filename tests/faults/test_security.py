@@ -34,6 +34,10 @@ def secure(tmp_path: Path, influxd: InfluxD, influx_db: str) -> Iterator[Pipelin
     p = Pipeline(tmp_path, influxd, influx_db, secure_dir=files.broker_dir)
     p.files = files  # type: ignore[attr-defined]
     p.service_mqtt = MqttSettings(username="ingest-1", password=SecretStr(ingest))
+    downlink = provision_service(files, "downlink").password
+    p.link_mqtt = MqttSettings(username="downlink", password=SecretStr(downlink))
+    p.broker.reload()
+    time.sleep(0.3)  # SIGHUP is handled between Mosquitto's loop turns
     try:
         yield p
     finally:
@@ -92,7 +96,10 @@ def test_device_posing_as_another_is_refused_and_logged(secure: Pipeline) -> Non
     logs the denial. On its own topic with gate-a's id in the payload: dead-lettered as
     device_mismatch. gate-a's real taps are counted once, the forgeries never."""
     p = secure
-    consumer = p.start_consumer()
+    # The whole ingest service: consumer as ingest-1, status and downlink link as downlink.
+    service = p.start_ingest()
+    wait_until(service.devicelink.connected.is_set)
+    consumer = service.consumer
     gate = p.kiosk("gate_a", mqtt=device_mqtt(p, "gate_a"))
     rogue = device_mqtt(p, "gate_b")
     gate.tap(10)
@@ -126,7 +133,7 @@ def test_revoked_device_keeps_taps_until_reprovisioned(secure: Pipeline) -> None
     """15. A kiosk's credentials are revoked mid-day: it is disconnected, keeps answering and
     recording taps, and delivers them all once the technician installs new credentials."""
     p = secure
-    p.start_consumer()
+    p.start_ingest()
     data_dir = p.tmp / "kiosks" / "gate"
     gate = p.kiosk("gate_a", data_dir=data_dir, mqtt=device_mqtt(p, "gate_a"))
     gate.tap(20)

@@ -6,11 +6,10 @@ import os
 import signal
 import time
 
-import httpx
 import pytest
 
 from cloud_ingest.settings import InfluxSettings
-from faults.pipeline import Pipeline, wait_until
+from faults.pipeline import Pipeline, health, wait_until
 from warmcard.contract import now_us
 
 
@@ -31,12 +30,12 @@ def test_ingest_killed_before_writing_and_after_writing_before_acking(pipeline: 
 
     # Ingest has received them and is retrying the write.
     def held() -> int:
-        health = httpx.get(f"{ingest.url}/healthz").json()
-        return int(health["metrics"]["received"]) + int(health["pending"])
+        now = health(ingest)
+        return int(now["metrics"]["received"]) + int(now["pending"])
 
     wait_until(lambda: held() >= 50)
-    health = httpx.get(f"{ingest.url}/healthz").json()
-    assert health["metrics"]["write_retries"] > 0 and health["metrics"]["acked"] == 10
+    status = health(ingest)
+    assert status["metrics"]["write_retries"] > 0 and status["metrics"]["acked"] == 10
     assert len(pipeline.stored(gate.device_id)) == 10
     ingest.kill()
     influx_link.restore()
