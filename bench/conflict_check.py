@@ -1,7 +1,8 @@
 """Cost of conflict detection on the ingest hot path: BatchProcessor.classify with and without the
 seen index, interleaved batch by batch in one process (robust to a busy machine).
 
-Run from the repository root: .venv/bin/python -m bench.conflict_check [--events 100000] [--batch 5000]
+Run from the repository root:
+    .venv/bin/python -m bench.conflict_check [--events 100000] [--batch 5000]
 """
 
 from __future__ import annotations

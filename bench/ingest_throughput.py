@@ -5,7 +5,8 @@ Figures printed:
   naive   a consumer that writes each message to InfluxDB on its own, then acks it.
   ingest  Warmcard's ingest service: batched writes, acks after InfluxDB accepted the batch.
 
-Run from the repository root: .venv/bin/python -m bench.ingest_throughput [--events 100000] [--naive-events 2000]
+Run from the repository root:
+    .venv/bin/python -m bench.ingest_throughput [--events 100000] [--naive-events 2000]
 """
 
 from __future__ import annotations
