@@ -32,6 +32,7 @@ import anyio
 from fastapi import Depends, FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 
+from cloud_ingest.alerts.report_visits import AlertVisits
 from cloud_ingest.api.routes import (
     alerts,
     deadletters,
@@ -90,6 +91,8 @@ def create_app(
     app.state.service = svc
     app.state.placement = placement
     app.state.overview = Overview(svc.live, placement)
+    # The monthly report's "visits made": the visits recorded through the alerts pages.
+    app.state.visits = AlertVisits(svc.alerts.db_path)
     configure_auth(app, auth)
     install_login_redirect(app)
     app.include_router(auth_router)
