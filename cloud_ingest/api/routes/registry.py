@@ -8,7 +8,7 @@ Viewers read; managers edit the sites of their areas. Ids outside the user's are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request, status
@@ -507,8 +507,8 @@ def _page(
     section: str,
     title: str | None = None,
     script: str | None = None,
-    page_data: dict[str, object] | None = None,
-    **context: object,
+    page_data: dict[str, Any] | None = None,
+    **context: Any,
 ) -> HTMLResponse:
     return pages.render(
         request,
