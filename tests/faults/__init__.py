@@ -1,0 +1,1 @@
+"""Network fault injection for tests (TcpProxy)."""
