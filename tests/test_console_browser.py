@@ -278,7 +278,10 @@ def test_card_tapped_in_enrol_mode_is_assigned_from_the_browser(
         assert page.url == console.url + "/registry/people/P0002"
         assert uid in page.inner_text("#cards")
         # Ingest republishes the site's roster: the kiosk now knows the card offline too.
-        roster = lambda: gateway.roster  # noqa: E731
-        wait_for(lambda: roster() and any(e.card_uid == uid for e in roster().entries))
+        def knows_card() -> bool:
+            roster = gateway.roster
+            return roster is not None and any(e.card_uid == uid for e in roster.entries)
+
+        wait_for(knows_card)
         assert page.errors == []  # type: ignore[attr-defined]
         page.context.close()
