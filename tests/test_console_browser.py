@@ -277,6 +277,7 @@ def test_card_tapped_in_enrol_mode_is_assigned_from_the_browser(
             capture.locator("button").click()
         assert page.url == console.url + "/registry/people/P0002"
         assert uid in page.inner_text("#cards")
+
         # Ingest republishes the site's roster: the kiosk now knows the card offline too.
         def knows_card() -> bool:
             roster = gateway.roster

@@ -80,12 +80,15 @@ def render(
     title: str | None = None,
     live: bool = False,
     status_code: int = 200,
+    switch_to: str | None = None,
     **context: Any,
 ) -> HTMLResponse:
     """A full console page.
 
     `script` is the page's own module under /static (None: console.js alone); `title` replaces
-    the translated `title_key` (e.g. a person's name); `live` shows the stream badge.
+    the translated `title_key` (e.g. a person's name); `live` shows the stream badge; `switch_to` is
+    the page the language switch reloads (default: this path; an answer to a form post passes
+    the page to go back to).
     """
     lang = page_lang(request)
     data = page_data or {}
@@ -104,7 +107,7 @@ def render(
         title=title or t(title_key),
         user=session.user,
         csrf_token=session.csrf_token,
-        switch_href=f"{request.url.path}?lang={other}",
+        switch_href=f"{switch_to or request.url.path}?lang={other}",
         live=live,
         page_data={
             "lang": lang,

@@ -306,6 +306,11 @@ def _when(ts: int | None, tz: str | None) -> str:
     return i18n.format_ts(ts, tz) if ts else "—"
 
 
+def _shown_filter(user: User, engine: AlertEngine, site: str | None) -> set[str]:
+    """The site filter as asked, kept in the form only if the user may see that site."""
+    return {site} if site and can(user, Action.VIEW, engine.area_of(site)) else set()
+
+
 def _counts_by_kind(store: AlertStore, user: User) -> dict[str, int]:
     return store.counts(view_areas(user))
 
@@ -356,7 +361,7 @@ def alerts_page(
         rows=rows,
         kinds=[(k.value, pages.pick(KIND_NAMES[k], lang)) for k in Kind],
         states=[(s.value, i18n.t(f"alert_state_{s.value}", lang)) for s in State],
-        sites=sorted({a.site_id for a in found if a.site_id} | ({site} if site else set())),
+        sites=sorted({a.site_id for a in found if a.site_id} | _shown_filter(user, engine, site)),
         kind=kind,
         state=state,
         site=site,

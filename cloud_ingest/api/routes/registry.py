@@ -527,6 +527,9 @@ def _page(
 def _error_page(
     request: Request, session: SessionDep, exc: HTTPException, back: str
 ) -> HTMLResponse:
+    if exc.status_code == status.HTTP_404_NOT_FOUND:
+        # Back to the section's list: not a link that repeats an id the user may not see.
+        back = "/".join(back.split("/")[:3])
     return pages.render(
         request,
         "error.html",
@@ -534,6 +537,7 @@ def _error_page(
         active="registry",
         title_key="not_done",
         status_code=exc.status_code,
+        switch_to=back,
         message=exc.detail,
         back=back,
     )
