@@ -130,7 +130,7 @@ def test_offline_kiosk_alarm_appears_and_clears_by_itself(
         proxy.cut()  # the broker sees the connection die and publishes the kiosk's last will
         appeared = row(page, alarm)
         text = page.inner_text(alarm)
-        assert "设备离线" in text and "遗嘱" in text and console.ids["site_a"] in text
+        assert "设备离线" in text and "遗嘱" in text and "喜洲幸福小院" in text
         page.locator("#nav-alert-count", has_text="1").wait_for(timeout=5000)
         page.screenshot(path=str(shots / "console-alerts.png"), full_page=True)
 
@@ -156,12 +156,6 @@ def test_visit_due_closed_in_the_browser_and_counted_in_downloaded_reports(
 ) -> None:
     ids, service = console.ids, console.service
     site_a = ids["site_a"]
-    with service.registry.lock:  # a site name a spreadsheet would run as a formula
-        service.registry.db.execute(
-            "UPDATE sites SET name_zh = ? WHERE site_id = ?", (EVIL, site_a)
-        )
-        bump_version(service.registry.db)
-    service.registry.refresh()
     # P0003 last tapped in three days ago; today two elders came and ate lunch.
     earlier = EventMaker(ids["gate_a"], base_us=now_us() - 3 * DAY_US)
     gate, canteen = EventMaker(ids["gate_a"], seq=100), EventMaker(ids["canteen_a"])
@@ -199,6 +193,13 @@ def test_visit_due_closed_in_the_browser_and_counted_in_downloaded_reports(
     assert page.inner_text('[data-stat="meals"]') == "2"
     assert page.inner_text('[data-stat="elders"]') == "2"
     page.screenshot(path=str(shots / "console-reports.png"), full_page=True)
+    # Renamed to what a spreadsheet would run as a formula; the downloads read the registry now.
+    with service.registry.lock:
+        service.registry.db.execute(
+            "UPDATE sites SET name_zh = ? WHERE site_id = ?", (EVIL, site_a)
+        )
+        bump_version(service.registry.db)
+    service.registry.refresh()
     with page.expect_download() as csv_download:
         page.click("#export-csv")
     assert (

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse
 
 from cloud_ingest import i18n
 from cloud_ingest.accounts import Session
+from cloud_ingest.registry import Registry
 
 LANG_COOKIE = "lang"
 NAV: tuple[tuple[str, str, str], ...] = (
@@ -59,6 +60,14 @@ def messages(lang: str, keys: list[str] | tuple[str, ...]) -> dict[str, str]:
 def pick(pair: tuple[str, str], lang: str) -> str:
     """One side of a (zh-CN, English) pair kept beside its data (alert kinds, flags)."""
     return pair[1] if lang == i18n.EN else pair[0]
+
+
+def site_names(registry: Registry, lang: str) -> dict[str, str]:
+    """site_id -> the site's name in the page's language (zh-CN when there is no English)."""
+    return {
+        s.site_id: (s.name_en if lang == i18n.EN and s.name_en else s.name_zh)
+        for s in registry.sites()
+    }
 
 
 def alert_poll_s(request: Request) -> float:

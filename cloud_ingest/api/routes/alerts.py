@@ -333,6 +333,7 @@ def alerts_page(
         states = [State.OPEN, State.ACKNOWLEDGED]  # closed ones only when asked for
     found = store.find(view_areas(user), kinds=kinds, states=states, site_id=site or None)
     tz = {s.site_id: s.tz for s in engine.registry.sites()}
+    names = pages.site_names(engine.registry, lang)
     rows = [
         {
             "id": a.id,
@@ -340,7 +341,7 @@ def alerts_page(
             "subject": a.subject,
             "state": a.state.value,
             "kind_name": pages.pick(KIND_NAMES[a.kind], lang),
-            "site": a.site_id,
+            "site": names.get(a.site_id or "", a.site_id),
             "detail": a.detail_en if lang == i18n.EN else a.detail_zh,
             "opened": _when(a.opened_at, tz.get(a.site_id or "")),
             "latest": _when(a.last_seen_at, tz.get(a.site_id or "")),
@@ -376,9 +377,12 @@ def visits_page(
     """需探访 Visits due, longest unseen first, each with a 'record visit' form."""
     lang = pages.page_lang(request)
     due = _due_rows(store, engine, session.user)
-    names = engine.registry.people_homes([r["person_id"] for r in due])
+    people = engine.registry.people_homes([r["person_id"] for r in due])
+    sites = pages.site_names(engine.registry, lang)
     for r in due:
-        r["name"] = names.get(r["person_id"], ("", ""))[0]
+        r["name"] = people.get(r["person_id"], ("", ""))[0]
+        r["site_name"] = sites.get(r["site_id"] or "", r["site_id"])
+        r["last_seen_site_name"] = sites.get(r["last_seen_site"] or "", r["last_seen_site"])
         r["flags"] = "、".join(
             pages.pick(wellbeing.FLAG_NAMES.get(f, (f, f)), lang) for f in r["flags"]
         )

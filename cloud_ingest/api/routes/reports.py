@@ -175,15 +175,16 @@ async def monthly_xlsx(
     )
 
 
-def _area_options(scope: Scope, store: AccountStoreDep) -> list[str]:
-    paths: set[str] = set()
+def _area_options(scope: Scope, store: AccountStoreDep, lang: str) -> list[tuple[str, str]]:
+    """(path, shown name) of every area above site level the user may report on."""
+    found: dict[str, str] = {}
     for grant in scope.user.grants:
-        paths.update(
-            a.path for a in areas.areas_under(store.conn, grant.area) if a.level.value != "site"
-        )
+        for a in areas.areas_under(store.conn, grant.area):
+            if a.level.value != "site":
+                found[a.path] = a.name_en if lang == i18n.EN and a.name_en else a.name_zh
         if grant.area == areas.ROOT:
-            paths.add(areas.ROOT)
-    return sorted(paths)
+            found[areas.ROOT] = i18n.t("all", lang)
+    return sorted(found.items())
 
 
 @router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
@@ -227,7 +228,7 @@ def reports_page(
         active="reports",
         title_key="monthly_report",
         status_code=status_code,
-        area_options=_area_options(scope, store),
+        area_options=_area_options(scope, store, lang),
         area=area,
         month=month,
         **context,
