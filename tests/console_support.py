@@ -4,6 +4,7 @@ headless Chromium (the `browser` and `shots` fixtures of conftest.py use these).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import socket
 import threading
@@ -17,6 +18,7 @@ import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from ingest_support import Publisher, make_settings, wait_for, write_registry
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from cloud_ingest import areas, console_db
@@ -270,3 +272,39 @@ def browser_login(
     page.click("button[type=submit]")
     page.wait_for_url(url + path)
     return page
+
+
+# ---------------------------------------------------------------- the whole console, running
+
+
+@dataclasses.dataclass
+class LiveConsole:
+    """create_app on uvicorn over real Mosquitto and InfluxDB, with the registry of
+    ingest_support (site A in Xizhou, site B in Zhoucheng) and the USERS above."""
+
+    url: str
+    app: FastAPI
+    ids: dict[str, str]
+    service: IngestService
+    publisher: Publisher
+    tmp: Path
+
+
+@contextlib.contextmanager
+def live_console(
+    tmp: Path, mosquitto: Any, influxd: Any, database: str, prefix: str, **settings: Any
+) -> Iterator[LiveConsole]:
+    """`settings` go to IngestSettings (e.g. alerts=AlertSettings(...), metrics_token=...)."""
+    ids = write_registry(tmp, prefix)
+    console_db_for(tmp, ids)
+    ingest = make_settings(tmp, mosquitto, influxd, database, prefix, **settings)
+    app = create_app(ingest, auth=auth_config(ingest.console_db))
+    publisher = Publisher(mosquitto.port)
+    try:
+        with serve(app) as url:
+            service: IngestService = app.state.service
+            wait_for(service.consumer.subscribed.is_set)
+            wait_for(service.devicelink.connected.is_set)
+            yield LiveConsole(url, app, ids, service, publisher, tmp)
+    finally:
+        publisher.close()

@@ -9,7 +9,7 @@ enrol capture come through the real pipeline."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,12 +17,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from console_support import METRICS_TOKEN, PASSWORD, auth_config, console_db_for, login, serve
-from ingest_support import TZ, EventMaker, Publisher, make_settings, wait_for, write_registry
+from console_support import METRICS_TOKEN, PASSWORD, live_console, login
+from ingest_support import TZ, EventMaker, wait_for
 from starlette.routing import Mount
 
 from cloud_ingest.alerts.settings import AlertSettings
-from cloud_ingest.api.app import create_app
 from cloud_ingest.service import IngestService
 from warmcard.contract import DeviceStatus, Kind, ReaderState, now_us, status_topic
 
@@ -73,6 +72,23 @@ class World:
     month: str
     clients: dict[str, httpx.Client] = field(default_factory=dict)
 
+    def fill(self, call: Call) -> Call:
+        """The call with B's ids and this month put into its templates."""
+        ids = {
+            "site_b": self.ids["site_b"],
+            "gate_b": self.ids["gate_b"],
+            "alert_b": self.alert_b,
+            "capture_b": self.capture_b,
+            "month": self.month,
+        }
+
+        def each(values: dict[str, Any] | None) -> Any:
+            if values is None:
+                return None
+            return {k: v.format(**ids) if isinstance(v, str) else v for k, v in values.items()}
+
+        return Call(call.method, call.url.format(**ids), each(call.json), each(call.form))
+
     def markers_b(self) -> list[str]:
         """Strings only area B's objects carry."""
         ids = self.ids
@@ -88,154 +104,139 @@ class World:
         ]
 
 
-# Routes that take an object id in the path: what A sends for B's object.
-OBJECT: dict[tuple[str, str], Callable[[World], Call]] = {
-    ("GET", "/sites/{site_id}"): lambda w: Call("GET", f"/sites/{w.ids['site_b']}"),
-    ("GET", "/api/v1/sites/{site_id}"): lambda w: Call("GET", f"/api/v1/sites/{w.ids['site_b']}"),
-    ("GET", "/api/v1/sites/{site_id}/timeline"): lambda w: Call(
-        "GET", f"/api/v1/sites/{w.ids['site_b']}/timeline"
+# Routes that take an object id in the path: what A sends for B's object. URLs are templates
+# filled in by World.fill: {site_b}, {gate_b}, {alert_b}, {capture_b}, {month}.
+OBJECT: dict[tuple[str, str], Call] = {
+    ("GET", "/sites/{site_id}"): Call("GET", "/sites/{site_b}"),
+    ("GET", "/api/v1/sites/{site_id}"): Call("GET", "/api/v1/sites/{site_b}"),
+    ("GET", "/api/v1/sites/{site_id}/timeline"): Call("GET", "/api/v1/sites/{site_b}/timeline"),
+    ("GET", "/api/v1/sites/{site_id}/history"): Call("GET", "/api/v1/sites/{site_b}/history"),
+    ("GET", "/api/v1/alerts/{alert_id:int}"): Call("GET", "/api/v1/alerts/{alert_b}"),
+    ("POST", "/api/v1/alerts/{alert_id:int}/ack"): Call(
+        "POST", "/api/v1/alerts/{alert_b}/ack", json={}
     ),
-    ("GET", "/api/v1/sites/{site_id}/history"): lambda w: Call(
-        "GET", f"/api/v1/sites/{w.ids['site_b']}/history"
+    ("POST", "/api/v1/alerts/{alert_id:int}/close"): Call(
+        "POST", "/api/v1/alerts/{alert_b}/close", json={}
     ),
-    ("GET", "/api/v1/alerts/{alert_id:int}"): lambda w: Call("GET", f"/api/v1/alerts/{w.alert_b}"),
-    ("POST", "/api/v1/alerts/{alert_id:int}/ack"): lambda w: Call(
-        "POST", f"/api/v1/alerts/{w.alert_b}/ack", json={}
-    ),
-    ("POST", "/api/v1/alerts/{alert_id:int}/close"): lambda w: Call(
-        "POST", f"/api/v1/alerts/{w.alert_b}/close", json={}
-    ),
-    ("GET", "/api/v1/registry/people/{person_id}"): lambda w: Call(
-        "GET", "/api/v1/registry/people/P0007"
-    ),
-    ("PATCH", "/api/v1/registry/people/{person_id}"): lambda w: Call(
+    ("GET", "/api/v1/registry/people/{person_id}"): Call("GET", "/api/v1/registry/people/P0007"),
+    ("PATCH", "/api/v1/registry/people/{person_id}"): Call(
         "PATCH", "/api/v1/registry/people/P0007", json={"display_name": "改名"}
     ),
-    ("GET", "/api/v1/registry/cards/{card_uid}"): lambda w: Call(
-        "GET", "/api/v1/registry/cards/04A1B207"
-    ),
-    ("POST", "/api/v1/registry/cards/{card_uid}/deactivate"): lambda w: Call(
+    ("GET", "/api/v1/registry/cards/{card_uid}"): Call("GET", "/api/v1/registry/cards/04A1B207"),
+    ("POST", "/api/v1/registry/cards/{card_uid}/deactivate"): Call(
         "POST", "/api/v1/registry/cards/04A1B207/deactivate"
     ),
-    ("GET", "/api/v1/registry/devices/{device_id}"): lambda w: Call(
-        "GET", f"/api/v1/registry/devices/{w.ids['gate_b']}"
+    ("GET", "/api/v1/registry/devices/{device_id}"): Call(
+        "GET", "/api/v1/registry/devices/{gate_b}"
     ),
-    ("GET", "/api/v1/registry/devices/{device_id}/enrol"): lambda w: Call(
-        "GET", f"/api/v1/registry/devices/{w.ids['gate_b']}/enrol"
+    ("GET", "/api/v1/registry/devices/{device_id}/enrol"): Call(
+        "GET", "/api/v1/registry/devices/{gate_b}/enrol"
     ),
-    ("POST", "/api/v1/registry/devices/{device_id}/enrol"): lambda w: Call(
-        "POST", f"/api/v1/registry/devices/{w.ids['gate_b']}/enrol", json={"minutes": 5}
+    ("POST", "/api/v1/registry/devices/{device_id}/enrol"): Call(
+        "POST", "/api/v1/registry/devices/{gate_b}/enrol", json={"minutes": 5}
     ),
-    ("DELETE", "/api/v1/registry/devices/{device_id}/enrol"): lambda w: Call(
-        "DELETE", f"/api/v1/registry/devices/{w.ids['gate_b']}/enrol"
+    ("DELETE", "/api/v1/registry/devices/{device_id}/enrol"): Call(
+        "DELETE", "/api/v1/registry/devices/{gate_b}/enrol"
     ),
-    ("POST", "/api/v1/registry/enrol/captures/{capture_id}/assign"): lambda w: Call(
-        "POST", f"/api/v1/registry/enrol/captures/{w.capture_b}/assign", json={"person_id": "P0001"}
+    ("POST", "/api/v1/registry/enrol/captures/{capture_id}/assign"): Call(
+        "POST", "/api/v1/registry/enrol/captures/{capture_b}/assign", json={"person_id": "P0001"}
     ),
-    ("GET", "/registry/people/{person_id}"): lambda w: Call("GET", "/registry/people/P0007"),
-    ("POST", "/registry/people/{person_id}"): lambda w: Call(
+    ("GET", "/registry/people/{person_id}"): Call("GET", "/registry/people/P0007"),
+    ("POST", "/registry/people/{person_id}"): Call(
         "POST", "/registry/people/P0007", form={"display_name": "改名"}
     ),
-    ("POST", "/registry/people/{person_id}/cards"): lambda w: Call(
+    ("POST", "/registry/people/{person_id}/cards"): Call(
         "POST", "/registry/people/P0007/cards", form={"card": "04DDEEFF"}
     ),
-    ("POST", "/registry/cards/{card_uid}/deactivate"): lambda w: Call(
+    ("POST", "/registry/cards/{card_uid}/deactivate"): Call(
         "POST", "/registry/cards/04A1B207/deactivate", form={}
     ),
-    ("GET", "/registry/devices/{device_id}/enrol"): lambda w: Call(
-        "GET", f"/registry/devices/{w.ids['gate_b']}/enrol"
+    ("GET", "/registry/devices/{device_id}/enrol"): Call("GET", "/registry/devices/{gate_b}/enrol"),
+    ("POST", "/registry/devices/{device_id}/enrol"): Call(
+        "POST", "/registry/devices/{gate_b}/enrol", form={"minutes": "5"}
     ),
-    ("POST", "/registry/devices/{device_id}/enrol"): lambda w: Call(
-        "POST", f"/registry/devices/{w.ids['gate_b']}/enrol", form={"minutes": "5"}
+    ("POST", "/registry/devices/{device_id}/enrol/stop"): Call(
+        "POST", "/registry/devices/{gate_b}/enrol/stop", form={}
     ),
-    ("POST", "/registry/devices/{device_id}/enrol/stop"): lambda w: Call(
-        "POST", f"/registry/devices/{w.ids['gate_b']}/enrol/stop", form={}
-    ),
-    ("POST", "/registry/enrol/{capture_id}/assign"): lambda w: Call(
-        "POST", f"/registry/enrol/{w.capture_b}/assign", form={"person_id": "P0001"}
+    ("POST", "/registry/enrol/{capture_id}/assign"): Call(
+        "POST", "/registry/enrol/{capture_b}/assign", form={"person_id": "P0001"}
     ),
 }
 
 # Routes that name B's object in the query or body (same rule: 403/404, nothing of B shown).
-NAMED: dict[tuple[str, str], Callable[[World], Call]] = {
-    ("POST", "/api/v1/visits"): lambda w: Call(
+NAMED: dict[tuple[str, str], Call] = {
+    ("POST", "/api/v1/visits"): Call(
         "POST", "/api/v1/visits", json={"person_id": "P0007", "note": "x"}
     ),
-    ("POST", "/api/v1/registry/people"): lambda w: Call(
-        "POST", "/api/v1/registry/people", json={"display_name": "新人", "site_id": w.ids["site_b"]}
+    ("POST", "/api/v1/registry/people"): Call(
+        "POST", "/api/v1/registry/people", json={"display_name": "新人", "site_id": "{site_b}"}
     ),
-    ("POST", "/api/v1/registry/cards"): lambda w: Call(
+    ("POST", "/api/v1/registry/cards"): Call(
         "POST", "/api/v1/registry/cards", json={"card": "04DDEEFF", "person_id": "P0007"}
     ),
-    ("POST", "/registry/people"): lambda w: Call(
-        "POST", "/registry/people", form={"display_name": "新人", "site_id": w.ids["site_b"]}
+    ("POST", "/registry/people"): Call(
+        "POST", "/registry/people", form={"display_name": "新人", "site_id": "{site_b}"}
     ),
-    ("GET", "/api/v1/overview"): lambda w: Call("GET", f"/api/v1/overview?area={AREA_B}"),
-    ("GET", "/api/v1/overview/stream"): lambda w: Call(
-        "GET", f"/api/v1/overview/stream?area={AREA_B}"
+    ("GET", "/api/v1/overview"): Call("GET", f"/api/v1/overview?area={AREA_B}"),
+    ("GET", "/api/v1/overview/stream"): Call("GET", f"/api/v1/overview/stream?area={AREA_B}"),
+    ("GET", "/api/v1/occupancy"): Call("GET", "/api/v1/occupancy?site={site_b}"),
+    ("GET", "/api/v1/stream"): Call("GET", "/api/v1/stream?site={site_b}"),
+    ("GET", "/api/v1/reports/monthly"): Call(
+        "GET", f"/api/v1/reports/monthly?area={AREA_B}&month={{month}}"
     ),
-    ("GET", "/api/v1/occupancy"): lambda w: Call(
-        "GET", f"/api/v1/occupancy?site={w.ids['site_b']}"
+    ("GET", "/api/v1/reports/monthly.csv"): Call(
+        "GET", f"/api/v1/reports/monthly.csv?area={AREA_B}&month={{month}}"
     ),
-    ("GET", "/api/v1/stream"): lambda w: Call("GET", f"/api/v1/stream?site={w.ids['site_b']}"),
-    ("GET", "/api/v1/reports/monthly"): lambda w: Call(
-        "GET", f"/api/v1/reports/monthly?area={AREA_B}&month={w.month}"
+    ("GET", "/api/v1/reports/monthly.xlsx"): Call(
+        "GET", f"/api/v1/reports/monthly.xlsx?area={AREA_B}&month={{month}}"
     ),
-    ("GET", "/api/v1/reports/monthly.csv"): lambda w: Call(
-        "GET", f"/api/v1/reports/monthly.csv?area={AREA_B}&month={w.month}"
-    ),
-    ("GET", "/api/v1/reports/monthly.xlsx"): lambda w: Call(
-        "GET", f"/api/v1/reports/monthly.xlsx?area={AREA_B}&month={w.month}"
-    ),
-    ("GET", "/reports"): lambda w: Call("GET", f"/reports?area={AREA_B}&month={w.month}"),
+    ("GET", "/reports"): Call("GET", f"/reports?area={AREA_B}&month={{month}}"),
 }
 
 # Lists, searches, exports and pages: what A asks (aimed at B where a filter allows it).
-LISTS: dict[tuple[str, str], Callable[[World], list[str]]] = {
-    ("GET", "/"): lambda w: ["/"],
-    ("GET", "/api/v1/overview"): lambda w: ["/api/v1/overview", "/api/v1/overview?q=周城"],
-    ("GET", "/api/v1/occupancy"): lambda w: ["/api/v1/occupancy"],
-    ("GET", "/api/v1/alerts"): lambda w: [
+LISTS: dict[tuple[str, str], list[str]] = {
+    ("GET", "/"): ["/"],
+    ("GET", "/api/v1/overview"): ["/api/v1/overview", "/api/v1/overview?q=周城"],
+    ("GET", "/api/v1/occupancy"): ["/api/v1/occupancy"],
+    ("GET", "/api/v1/alerts"): [
         "/api/v1/alerts",
-        f"/api/v1/alerts?site={w.ids['site_b']}",
+        "/api/v1/alerts?site={site_b}",
         "/api/v1/alerts?state=closed",
     ],
-    ("GET", "/api/v1/alerts/counts"): lambda w: ["/api/v1/alerts/counts"],
-    ("GET", "/api/v1/visits/due"): lambda w: ["/api/v1/visits/due"],
-    ("GET", "/alerts"): lambda w: ["/alerts", f"/alerts?site={w.ids['site_b']}"],
-    ("GET", "/alerts/visits"): lambda w: ["/alerts/visits"],
-    ("GET", "/api/v1/registry/people"): lambda w: [
+    ("GET", "/api/v1/alerts/counts"): ["/api/v1/alerts/counts"],
+    ("GET", "/api/v1/visits/due"): ["/api/v1/visits/due"],
+    ("GET", "/alerts"): ["/alerts", "/alerts?site={site_b}"],
+    ("GET", "/alerts/visits"): ["/alerts/visits"],
+    ("GET", "/api/v1/registry/people"): [
         "/api/v1/registry/people?per_page=200",
         "/api/v1/registry/people?q=P0007",
         "/api/v1/registry/people?q=长者",
-        f"/api/v1/registry/people?site={w.ids['site_b']}",
+        "/api/v1/registry/people?site={site_b}",
     ],
-    ("GET", "/api/v1/registry/people.csv"): lambda w: [
+    ("GET", "/api/v1/registry/people.csv"): [
         "/api/v1/registry/people.csv",
         "/api/v1/registry/people.csv?q=P000",
     ],
-    ("GET", "/api/v1/registry/cards"): lambda w: [
+    ("GET", "/api/v1/registry/cards"): [
         "/api/v1/registry/cards?per_page=200",
         "/api/v1/registry/cards?q=04A1B2",
-        f"/api/v1/registry/cards?site={w.ids['site_b']}",
+        "/api/v1/registry/cards?site={site_b}",
     ],
-    ("GET", "/api/v1/registry/devices"): lambda w: [
+    ("GET", "/api/v1/registry/devices"): [
         "/api/v1/registry/devices?per_page=200",
-        f"/api/v1/registry/devices?q={w.ids['gate_b']}",
+        "/api/v1/registry/devices?q={gate_b}",
     ],
-    ("GET", "/registry"): lambda w: ["/registry"],
-    ("GET", "/registry/people"): lambda w: ["/registry/people", "/registry/people?q=长者"],
-    ("GET", "/registry/cards"): lambda w: ["/registry/cards", "/registry/cards?q=04A1B2"],
-    ("GET", "/registry/devices"): lambda w: ["/registry/devices"],
-    ("GET", "/reports"): lambda w: [f"/reports?area={AREA_A}&month={w.month}"],
-    ("GET", "/api/v1/reports/monthly"): lambda w: [
-        f"/api/v1/reports/monthly?area={AREA_A}&month={w.month}"
+    ("GET", "/registry"): ["/registry"],
+    ("GET", "/registry/people"): ["/registry/people", "/registry/people?q=长者"],
+    ("GET", "/registry/cards"): ["/registry/cards", "/registry/cards?q=04A1B2"],
+    ("GET", "/registry/devices"): ["/registry/devices"],
+    ("GET", "/reports"): [f"/reports?area={AREA_A}&month={{month}}"],
+    ("GET", "/api/v1/reports/monthly"): [f"/api/v1/reports/monthly?area={AREA_A}&month={{month}}"],
+    ("GET", "/api/v1/reports/monthly.csv"): [
+        f"/api/v1/reports/monthly.csv?area={AREA_A}&month={{month}}"
     ],
-    ("GET", "/api/v1/reports/monthly.csv"): lambda w: [
-        f"/api/v1/reports/monthly.csv?area={AREA_A}&month={w.month}"
-    ],
-    ("GET", "/api/v1/reports/monthly.xlsx"): lambda w: [
-        f"/api/v1/reports/monthly.xlsx?area={AREA_A}&month={w.month}"
+    ("GET", "/api/v1/reports/monthly.xlsx"): [
+        f"/api/v1/reports/monthly.xlsx?area={AREA_A}&month={{month}}"
     ],
 }
 STREAMS = {"/api/v1/stream", "/api/v1/overview/stream"}  # read the first events, then close
@@ -259,11 +260,11 @@ def sample(w: World, method: str, path: str) -> Call:
     """Any concrete request to a route (for the anonymous checks)."""
     key = (method, path)
     if key in OBJECT:
-        return OBJECT[key](w)
+        return w.fill(OBJECT[key])
     if key in NAMED:
-        return NAMED[key](w)
+        return w.fill(NAMED[key])
     if key in LISTS:
-        return Call(method, LISTS[key](w)[0])
+        return w.fill(Call(method, LISTS[key][0]))
     if path == "/api/v1/deadletters/{letter_id}":
         return Call(method, "/api/v1/deadletters/1")
     return Call(method, path, json={} if method != "GET" else None)
@@ -291,26 +292,19 @@ def send(client: httpx.Client, call: Call, **kw: Any) -> httpx.Response:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, mosquitto, influxd) -> Iterator[tuple[Any, World]]:
-    tmp = tmp_path_factory.mktemp("access")
-    prefix = "acm"
     database = "access_matrix"
     httpx.post(f"{influxd.url}/query", data={"q": f'CREATE DATABASE "{database}"'})
-    ids = write_registry(tmp, prefix)
-    console_db_for(tmp, ids)
-    settings = make_settings(
+    tmp = tmp_path_factory.mktemp("access")
+    with live_console(
         tmp,
         mosquitto,
         influxd,
         database,
-        prefix,
+        "acm",
         metrics_token=METRICS_TOKEN,
         alerts=AlertSettings(evaluate_s=0.3),
-    )
-    app = create_app(settings, auth=auth_config(settings.console_db))
-    publisher = Publisher(mosquitto.port)
-    with serve(app) as url:
-        service: IngestService = app.state.service
-        wait_for(service.consumer.subscribed.is_set)
+    ) as running:
+        service, ids, publisher = running.service, running.ids, running.publisher
         gate_b = ids["gate_b"]
         # B's objects through the real pipeline: taps at both sites, a reader fault at B's
         # kiosk, a visit-due elder of B, and an unknown card captured in enrol mode at B.
@@ -329,23 +323,16 @@ def world(tmp_path_factory, mosquitto, influxd) -> Iterator[tuple[Any, World]]:
         captures = wait_for(lambda: service.enrol.state(gate_b).captures)
         wait_for(lambda: {"reader_fault", "visit_due"} <= set(service.alerts.store.counts([""])))
         alert_b = service.alerts.store.find([""], kinds=[], states=[])[0].id
-        w = World(
-            url,
-            ids,
-            service,
-            alert_b,
-            captures[0].capture_id,
-            datetime.now(ZoneInfo(TZ)).strftime("%Y-%m"),
-        )
+        month = datetime.now(ZoneInfo(TZ)).strftime("%Y-%m")
+        w = World(running.url, ids, service, alert_b, captures[0].capture_id, month)
         for name in ("mgr-a", "mgr-b", "root-admin"):
-            client = httpx.Client(base_url=url, follow_redirects=False, timeout=10)
+            client = httpx.Client(base_url=running.url, follow_redirects=False, timeout=10)
             client.headers["X-CSRF-Token"] = login(client, name, PASSWORD)
             w.clients[name] = client
-        yield app, w
+        yield running.app, w
         for client in w.clients.values():
             client.close()
         publisher.publish_raw(status_topic(gate_b), b"", retain=True)
-    publisher.close()
     httpx.post(f"{influxd.url}/query", data={"q": f'DROP DATABASE "{database}"'})
 
 
@@ -393,8 +380,8 @@ def test_area_a_cannot_reach_area_b_objects(world) -> None:
     _, w = world
     a, b = w.clients["mgr-a"], w.clients["mgr-b"]
     before = b.get("/api/v1/registry/people/P0007").json()
-    for key, make in sorted({**OBJECT, **NAMED}.items()):
-        call = make(w)
+    for key, template in sorted({**OBJECT, **NAMED}.items()):
+        call = w.fill(template)
         r = send(a, call, headers={"Accept": "application/json"})
         assert r.status_code in (403, 404), (key, r.status_code, r.text[:300])
         leaked = [m for m in w.markers_b() if m in r.text]
@@ -417,8 +404,9 @@ def test_lists_searches_exports_and_streams_hold_only_your_area(world) -> None:
     a, root = w.clients["mgr-a"], w.clients["root-admin"]
     shown_to_root = 0
     for key, urls in sorted(LISTS.items()):
-        for url in urls(w):
-            call = Call(key[0], url)
+        for template in urls:
+            call = w.fill(Call(key[0], template))
+            url = call.url
             r = send(a, call)
             assert r.status_code in (200, 303), (url, r.status_code, r.text[:300])
             text = r.text if "xlsx" not in url else _xlsx_text(r.content)

@@ -11,23 +11,20 @@ import csv
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from console_support import auth_config, browser_login, console_db_for, serve
+from console_support import LiveConsole, browser_login, live_console
 from faults.tcpproxy import TcpProxy
-from ingest_support import TZ, EventMaker, Publisher, make_settings, wait_for, write_registry
+from ingest_support import TZ, EventMaker, wait_for
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page
 
 from cloud_ingest.alerts.settings import AlertSettings
-from cloud_ingest.api.app import create_app
 from cloud_ingest.registry import bump_version
-from cloud_ingest.service import IngestService
 from firmware_gateway.gateway import Gateway
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
@@ -42,42 +39,18 @@ FAST = UplinkTiming(backoff_min_s=0.05, backoff_max_s=0.3, idle_wait_s=0.1, drai
 XIZHOU = "dali/dalishi/xizhou"
 
 
-@dataclass
-class Console:
-    url: str
-    ids: dict[str, str]
-    service: IngestService
-    publisher: Publisher
-    mosquitto: Any
-    tmp: Path
-
-
 @pytest.fixture
-def console(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[Console]:
-    """Two courtyards (A in Xizhou, B in Zhoucheng), the console users of console_support, and
-    alert timings short enough to watch: evaluated every 0.5 s, offline alarm after 1 s."""
-    ids = write_registry(tmp_path, topic_prefix)
-    console_db_for(tmp_path, ids)
-    settings = make_settings(
-        tmp_path,
-        mosquitto,
-        influxd,
-        influx_db,
-        topic_prefix,
-        alerts=AlertSettings(evaluate_s=0.5, offline_alarm_s=1.0, heartbeat_alarm_s=60.0),
-    )
-    app = create_app(settings, auth=auth_config(settings.console_db))
-    publisher = Publisher(mosquitto.port)
-    with serve(app) as url:
-        service: IngestService = app.state.service
-        wait_for(service.consumer.subscribed.is_set)
-        wait_for(service.devicelink.connected.is_set)
-        yield Console(url, ids, service, publisher, mosquitto, tmp_path)
-    publisher.close()
+def console(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[LiveConsole]:
+    """Alert timings short enough to watch: evaluated every 0.5 s, offline alarm after 1 s."""
+    alerts = AlertSettings(evaluate_s=0.5, offline_alarm_s=1.0, heartbeat_alarm_s=60.0)
+    with live_console(
+        tmp_path, mosquitto, influxd, influx_db, topic_prefix, alerts=alerts
+    ) as running:
+        yield running
 
 
 @contextlib.contextmanager
-def kiosk(c: Console, device: str, port: int) -> Iterator[tuple[Gateway, SimReader]]:
+def kiosk(c: LiveConsole, device: str, port: int) -> Iterator[tuple[Gateway, SimReader]]:
     """A real kiosk Gateway (simulated reader) on `port`, configured by ingest's downlink."""
     settings = GatewaySettings(
         device_id=device,
@@ -116,10 +89,10 @@ def gone(page: Page, selector: str, timeout_s: float = 20.0) -> float:
 
 
 def test_offline_kiosk_alarm_appears_and_clears_by_itself(
-    browser: Browser, console: Console, shots: Path
+    browser: Browser, console: LiveConsole, mosquitto: Any, shots: Path
 ) -> None:
     gate = console.ids["gate_a"]
-    proxy = TcpProxy(console.mosquitto.port)  # the kiosk's network: cut like a pulled cable
+    proxy = TcpProxy(mosquitto.port)  # the kiosk's network: cut like a pulled cable
     with kiosk(console, gate, proxy.port):
         live = console.service.live
         wait_for(lambda: gate in live.device_seen() and live.device_seen()[gate].status)
@@ -152,7 +125,7 @@ def test_offline_kiosk_alarm_appears_and_clears_by_itself(
 
 
 def test_visit_due_closed_in_the_browser_and_counted_in_downloaded_reports(
-    browser: Browser, console: Console, shots: Path
+    browser: Browser, console: LiveConsole, shots: Path
 ) -> None:
     ids, service = console.ids, console.service
     site_a = ids["site_a"]
@@ -230,7 +203,7 @@ def test_visit_due_closed_in_the_browser_and_counted_in_downloaded_reports(
 
 
 def test_people_page_adds_a_person_and_exports_csv(
-    browser: Browser, console: Console, shots: Path
+    browser: Browser, console: LiveConsole, shots: Path
 ) -> None:
     page = browser_login(browser, console.url, "mgr-a", path="/registry/people")
     assert page.locator("#people tr[data-person]").count() == 6  # area A's six, none of B
@@ -258,11 +231,11 @@ def test_people_page_adds_a_person_and_exports_csv(
 
 
 def test_card_tapped_in_enrol_mode_is_assigned_from_the_browser(
-    browser: Browser, console: Console
+    browser: Browser, console: LiveConsole, mosquitto: Any
 ) -> None:
     gate = console.ids["gate_a"]
     uid = "04C0FFEE5A1B2C"
-    with kiosk(console, gate, console.mosquitto.port) as (gateway, reader):
+    with kiosk(console, gate, mosquitto.port) as (gateway, reader):
         page = browser_login(browser, console.url, "mgr-a", path="/registry/devices")
         with page.expect_navigation():
             page.click(f'#devices tr[data-device="{gate}"] a')

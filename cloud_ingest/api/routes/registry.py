@@ -524,6 +524,33 @@ def _page(
     )
 
 
+def _list_page(
+    request: Request,
+    session: SessionDep,
+    service: IngestService,
+    section: str,
+    rows: list[Any],
+    total: int,
+    page: int,
+    q: str,
+    **context: Any,
+) -> HTMLResponse:
+    """People, cards or kiosks: a searched, paged table named after its section."""
+    name = section.rsplit("/", 1)[-1]
+    return _page(
+        request,
+        session,
+        f"registry_{name}.html",
+        name,
+        section=section,
+        sites=pages.site_names(service.registry, pages.page_lang(request)),
+        rows=rows,
+        paging=_paging(section, page, total, {"q": q}),
+        q=q,
+        **context,
+    )
+
+
 def _error_page(
     request: Request, session: SessionDep, exc: HTTPException, back: str
 ) -> HTMLResponse:
@@ -558,16 +585,15 @@ def people_page(
     page: PageQ = 1,
 ) -> HTMLResponse:
     result = rc.search_people(service.registry, scope.view, q, None, page, PAGE_SIZE)
-    return _page(
+    return _list_page(
         request,
         session,
-        "registry_people.html",
-        "people",
-        sites=pages.site_names(service.registry, pages.page_lang(request)),
-        section="/registry/people",
-        rows=[p for p in result.rows if isinstance(p, rc.PersonRow)],
-        paging=_paging("/registry/people", page, result.total, {"q": q}),
-        q=q,
+        service,
+        "/registry/people",
+        [p for p in result.rows if isinstance(p, rc.PersonRow)],
+        result.total,
+        page,
+        q,
         export_href=f"/api/v1/registry/people.csv?{urlencode({'q': q})}",
         edit_sites=sorted(scope.edit),
     )
@@ -698,17 +724,8 @@ def cards_page(
     page: PageQ = 1,
 ) -> HTMLResponse:
     result = rc.search_cards(service.registry, scope.view, q, None, None, page, PAGE_SIZE)
-    return _page(
-        request,
-        session,
-        "registry_cards.html",
-        "cards",
-        sites=pages.site_names(service.registry, pages.page_lang(request)),
-        section="/registry/cards",
-        rows=[c for c in result.rows if isinstance(c, rc.CardRow)],
-        paging=_paging("/registry/cards", page, result.total, {"q": q}),
-        q=q,
-    )
+    rows = [c for c in result.rows if isinstance(c, rc.CardRow)]
+    return _list_page(request, session, service, "/registry/cards", rows, result.total, page, q)
 
 
 @router.get("/registry/devices", response_class=HTMLResponse, include_in_schema=False)
@@ -722,17 +739,8 @@ def devices_page(
 ) -> HTMLResponse:
     now = service.registry.clock()
     result = rc.search_devices(service.registry, scope.view, q, None, page, PAGE_SIZE, now)
-    return _page(
-        request,
-        session,
-        "registry_devices.html",
-        "devices",
-        sites=pages.site_names(service.registry, pages.page_lang(request)),
-        section="/registry/devices",
-        rows=[d for d in result.rows if isinstance(d, rc.DeviceRow)],
-        paging=_paging("/registry/devices", page, result.total, {"q": q}),
-        q=q,
-    )
+    rows = [d for d in result.rows if isinstance(d, rc.DeviceRow)]
+    return _list_page(request, session, service, "/registry/devices", rows, result.total, page, q)
 
 
 ENROL_MESSAGES = ("enrol_on_until", "enrol_off", "already_assigned", "assign", "person_id")
