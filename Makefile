@@ -23,7 +23,7 @@ fmt: setup
 	$(VENV)/bin/ruff check --fix .
 
 bench: setup
-	$(PY) bench/ingest_throughput.py
+	$(PY) -m bench.ingest_throughput
 
 # Bad input must give a TapEvent or a named reason, never a crash or a stall (docs/protocol.md).
 fuzz: setup

@@ -1,7 +1,8 @@
 """Cost of conflict detection on the ingest hot path: BatchProcessor.classify with and without the
 seen index, interleaved batch by batch in one process (robust to a busy machine).
 
-Run: .venv/bin/python bench/conflict_check.py [--events 100000] [--batch 5000]
+Run from the repository root:
+    .venv/bin/python -m bench.conflict_check [--events 100000] [--batch 5000]
 """
 
 from __future__ import annotations
@@ -12,33 +13,25 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.events import bench_event, bench_start_us
 from cloud_ingest.conflicts import SeenIndex
 from cloud_ingest.consumer import BatchProcessor, Incoming, Metrics
 from cloud_ingest.deadletter import DeadLetterStore
 from cloud_ingest.influx import InfluxV1
 from cloud_ingest.registry import Registry
 from cloud_ingest.settings import InfluxSettings
-from warmcard.contract import Kind, TapEvent, events_topic, format_ts, new_event_id, now_us
+from warmcard.contract import events_topic, now_us
 from warmcard.demo import import_seed
 
 DEVICES = 4
 
 
 def batches(total: int, size: int, prefix: str) -> list[list[Incoming]]:
-    start = now_us() - 6 * 3600 * 1_000_000
+    start = bench_start_us()
     msgs = []
     for i in range(total):
         device, seq = f"{prefix}-{i % DEVICES}", i // DEVICES + 1
-        ts = start + i * 10
-        event = TapEvent(
-            event_id=new_event_id(ts),
-            device_id=device,
-            seq=seq,
-            ts=format_ts(ts),
-            card_uid=f"04{seq % 0xFFFFFF:06X}A1B2C3",
-            kind=Kind.CHECK_IN,
-            person_id=f"p-{seq % 5000}",
-        )
+        event = bench_event(device, seq, start + i * 10)
         msgs.append(Incoming(events_topic(device), event.to_bytes(), 1, False, i, 1, now_us()))
     return [msgs[i : i + size] for i in range(0, len(msgs), size)]
 

@@ -5,7 +5,8 @@ Figures printed:
   naive   a consumer that writes each message to InfluxDB on its own, then acks it.
   ingest  Warmcard's ingest service: batched writes, acks after InfluxDB accepted the batch.
 
-Run: .venv/bin/python bench/ingest_throughput.py [--events 100000] [--naive-events 2000]
+Run from the repository root:
+    .venv/bin/python -m bench.ingest_throughput [--events 100000] [--naive-events 2000]
 """
 
 from __future__ import annotations
@@ -23,14 +24,10 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.events import bench_event, bench_start_us
 from warmcard.contract import (
     EVENTS_FILTER,
-    Kind,
-    TapEvent,
     events_topic,
-    format_ts,
-    new_event_id,
-    now_us,
     parse_event,
 )
 from warmcard.demo import import_seed
@@ -42,23 +39,14 @@ PUBLISHERS = 4
 def write_event_files(workdir: Path, total: int, prefix: str) -> list[tuple[str, Path]]:
     """One file of JSON lines per simulated device, for mosquitto_pub -l."""
     per_device = total // PUBLISHERS
-    start = now_us() - 6 * 3600 * 1_000_000
+    start = bench_start_us()
     files = []
     for d in range(PUBLISHERS):
         device = f"{prefix}-{d}"
         path = workdir / f"{device}.jsonl"
         with path.open("w") as out:
             for seq in range(1, per_device + 1):
-                ts = start + seq * 10
-                event = TapEvent(
-                    event_id=new_event_id(ts),
-                    device_id=device,
-                    seq=seq,
-                    ts=format_ts(ts),
-                    card_uid=f"04{seq % 0xFFFFFF:06X}A1B2C3",
-                    kind=Kind.CHECK_IN,
-                    person_id=f"p-{seq % 5000}",
-                )
+                event = bench_event(device, seq, start + seq * 10)
                 out.write(event.to_bytes().decode() + "\n")
         files.append((device, path))
     return files

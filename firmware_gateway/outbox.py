@@ -19,7 +19,14 @@ from typing import Any
 
 from firmware_gateway.clock import Clock
 from firmware_gateway.errors import OutboxError, OutboxFull
-from warmcard.contract import Kind, MealPeriod, TapEvent, format_ts, new_event_id
+from warmcard.contract import (
+    EARLIEST_EVENT,
+    Kind,
+    MealPeriod,
+    TapEvent,
+    format_ts,
+    new_event_id,
+)
 
 log = logging.getLogger("warmcard.gateway.outbox")
 
@@ -49,6 +56,11 @@ CREATE INDEX IF NOT EXISTS events_by_status ON events (status, seq);
 CREATE INDEX IF NOT EXISTS events_by_ts ON events (ts_us);
 INSERT OR IGNORE INTO state (key, value) VALUES ('last_seq', 0), ('last_ts_us', 0);
 """
+
+# No event is stamped before the contract's earliest time: a Pi without an RTC boots in 1970
+# (or at its last fake-hwclock save) and its taps would otherwise be dead-lettered as
+# clock_past by ingest, i.e. lost from every count. Such events carry clock_synced=false.
+EARLIEST_TS_US = int(EARLIEST_EVENT.timestamp()) * 1_000_000
 
 # SQLITE_FULL: "database or disk is full" (also raised when max_page_count is reached).
 _SQLITE_FULL = 13
@@ -119,8 +131,9 @@ class Outbox:
                     last_seq, last_ts = self._state()
                     seq = last_seq + 1
                     # Strictly increasing per device: a clock that stands still or steps back
-                    # (NTP correction, RTC-less boot) still orders events correctly.
-                    ts = max(self.clock.now_us(), last_ts + 1)
+                    # (NTP correction, RTC-less boot) still orders events correctly; and never
+                    # before the contract's earliest time (see EARLIEST_TS_US).
+                    ts = max(self.clock.now_us(), last_ts + 1, EARLIEST_TS_US)
                     event = TapEvent(
                         event_id=new_event_id(ts),
                         device_id=self.device_id,

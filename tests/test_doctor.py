@@ -290,3 +290,27 @@ def test_feedback_check_reports_gpio_that_cannot_open(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, extra="gpio = true")
     result = check_feedback(settings, quiet_deps(feedback=no_gpio)[0])
     assert result.status is Status.FAIL and "gpio group" in result.fix
+
+
+def test_doctor_passes_against_the_pn532_emulator(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """The technician's bench check without hardware: the real driver over the emulator's pty."""
+    from firmware_gateway.pn532.emulator import PN532Emulator
+
+    uid = "04A1B2C3D4E5F6"
+    with PN532Emulator() as emulator:
+        config = write_config(tmp_path, reader=f"pn532:{emulator.path}", port=mosquitto.port)
+        said: list[str] = []
+
+        def say(text: str) -> None:
+            said.append(text)
+            if "Tap a card now" in text:
+                emulator.present(uid)  # the technician taps when asked
+
+        deps = DoctorDeps(say=say, ntp_synchronized=lambda: True, broker_timeout_s=5.0)
+        results = run_doctor(config, deps, tap=True, tap_timeout_s=10)
+    reader = by_name(results, "读卡器 Reader")
+    assert reader.status is Status.PASS
+    assert "firmware" in reader.detail and "1.6" in reader.detail  # GetFirmwareVersion 32 01 06
+    assert by_name(results, "刷卡 Live read").status is Status.PASS
+    assert any(uid in line for line in said)
+    assert all(r.status is not Status.FAIL for r in results), [r.lines() for r in results]

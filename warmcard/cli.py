@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import typer
 
@@ -20,24 +21,37 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logg
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # One line per HTTP request to InfluxDB would drown everything else at INFO.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
-def _register() -> None:
+# Commands that run on the kiosk's Raspberry Pi. Started as one of these, `warmcard` loads only
+# the gateway's commands: the cloud side's imports (FastAPI, cryptography, argon2, ...) would
+# otherwise cost the kiosk process ~20 MB of its 60 MB memory budget.
+KIOSK_COMMANDS = frozenset({"kiosk", "doctor", "simulate", "voice", "emulate-pn532", "read-cards"})
+
+
+def _register(argv: list[str]) -> None:
+    from firmware_gateway import cli as gateway_cli
+
+    gateway_cli.register(app)
+    command = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
+    if command in KIOSK_COMMANDS:
+        return
+
     from cloud_ingest import cli as ingest_cli
     from cloud_ingest import console_cli
     from cloud_ingest.alerts import cli as alerts_cli
-    from firmware_gateway import cli as gateway_cli
     from warmcard import demo, provision
 
-    gateway_cli.register(app)
     ingest_cli.register(app)
-    console_cli.register(app)
     alerts_cli.register(app)
+    console_cli.register(app)
     demo.register(app)
     provision.register(app)
 
 
-_register()
+_register(sys.argv)
 
 if __name__ == "__main__":
     app()

@@ -12,6 +12,7 @@ import time
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Literal, TypeVar
 
 from pydantic import (
@@ -277,8 +278,9 @@ class TapEvent(_Wire):
             raise ValueError("auto is only for check_out")
         return self
 
-    @property
+    @cached_property
     def ts_us(self) -> int:
+        """The event time in µs; parsed once (ingest reads it several times per event)."""
         return parse_ts(self.ts)
 
     def to_bytes(self) -> bytes:

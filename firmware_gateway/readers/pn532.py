@@ -82,7 +82,7 @@ class PN532Reader:
         self._next_attempt = 0.0
         self._next_presence_check = 0.0
         self._closed = threading.Event()
-        self.firmware: str | None = None
+        self.firmware_version: str | None = None  # what the chip reported; `warmcard doctor`
 
     @property
     def state(self) -> ReaderState:
@@ -164,7 +164,7 @@ class PN532Reader:
                 ReaderState.ABSENT if isinstance(exc, PortError) else ReaderState.FAULT, exc
             )
             return
-        self.firmware = str(fw)
+        self.firmware_version = str(fw)
         self._device = device
         self._failures = 0
         # `_held` survives a reconnect: a card left on the reader through a glitch is not a new

@@ -1,1 +1,1 @@
-"""Network fault injection for tests (TcpProxy)."""
+"""Fault-injection scenarios on the real pipeline."""

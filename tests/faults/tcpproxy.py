@@ -17,6 +17,8 @@ class TcpProxy:
     - `latency_s`: delay added to every chunk, both ways (a slow link or a slow server).
     - `cut_when(predicate)`: reset the connection carrying the first server→client chunk
       for which predicate(chunk) is true, before that chunk is delivered (a lost PUBACK).
+      `upstream=True` watches client→server chunks instead; `partial=True` first delivers
+      the first half of the chunk (a packet torn in the middle, e.g. half a PUBLISH).
     """
 
     def __init__(self, target_port: int, port: int = 0) -> None:
@@ -31,6 +33,8 @@ class TcpProxy:
         self.cuts = 0
         self._refusing = False
         self._trigger: Callable[[bytes], bool] | None = None
+        self._upstream = False
+        self._partial = False
         self._lock = threading.Lock()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._closed = False
@@ -49,8 +53,21 @@ class TcpProxy:
         """Reset all connections once, accepting new ones straight away."""
         self._reset_all()
 
-    def cut_when(self, predicate: Callable[[bytes], bool] | None) -> None:
+    def cut_when(
+        self,
+        predicate: Callable[[bytes], bool] | None,
+        *,
+        upstream: bool = False,
+        partial: bool = False,
+    ) -> None:
+        self._upstream = upstream
+        self._partial = partial
         self._trigger = predicate
+
+    @property
+    def armed(self) -> bool:
+        """A cut_when trigger is waiting for its chunk."""
+        return self._trigger is not None
 
     def close(self) -> None:
         self._closed = True
@@ -81,6 +98,9 @@ class TcpProxy:
                 sock.setsockopt(
                     socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
                 )
+            # Closed even when setsockopt failed (a socket the peer already reset), else the
+            # socket leaks and its ResourceWarning fails an unrelated test.
+            with contextlib.suppress(OSError):
                 sock.close()
 
     def _accept_loop(self) -> None:
@@ -115,8 +135,11 @@ class TcpProxy:
                     if self.latency_s:
                         time.sleep(self.latency_s)
                     trigger = self._trigger
-                    if sock is server and trigger is not None and trigger(chunk):
+                    watched = client if self._upstream else server
+                    if sock is watched and trigger is not None and trigger(chunk):
                         self._trigger = None
+                        if self._partial and len(chunk) > 1:
+                            peers[sock].sendall(chunk[: len(chunk) // 2])
                         raise ConnectionError
                     peers[sock].sendall(chunk)
         except (OSError, ConnectionError, ValueError):

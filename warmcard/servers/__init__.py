@@ -251,10 +251,13 @@ class Ingest(_Server):
     """Warmcard's own ingest service as a child process (`warmcard ingest`), as systemd runs it.
 
     `port` is its HTTP API; `extra_toml` lines are appended to the generated ingest.toml.
+    `broker_port` / `influx_url` override where it connects (e.g. through a fault proxy).
     """
 
     broker: Mosquitto | None = None
     influx: InfluxD | None = None
+    broker_port: int = 0
+    influx_url: str = ""
     database: str = "warmcard"
     client_id: str = "ingest-1"
     registry_path: Path | None = None
@@ -286,10 +289,10 @@ cookie_secure = false
 
 [mqtt]
 host = "127.0.0.1"
-port = {self.broker.port}
+port = {self.broker_port or self.broker.port}
 
 [influx]
-url = "{self.influx.url}"
+url = "{self.influx_url or self.influx.url}"
 database = "{self.database}"
 
 [api]
