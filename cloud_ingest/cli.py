@@ -141,6 +141,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the monthly report of an area: meals, attendance, distinct elders, visits."""
         from cloud_ingest import areas, console_db
+        from cloud_ingest.alerts.report_visits import AlertVisits
         from cloud_ingest.console_errors import ConsoleError
         from cloud_ingest.errors import IngestError
         from cloud_ingest.exports import write_csv, write_xlsx
@@ -180,7 +181,16 @@ def register(app: typer.Typer) -> None:
                 if areas.is_under(placed.get(s.site_id, areas.ROOT), path)
                 and (s.site_id in placed or path == areas.ROOT)
             ]
-            result = monthly_report(storage, sites, path, month)
+            visits = None
+            if settings.alerts_db_file.exists():
+                visits = AlertVisits(settings.alerts_db_file)
+            else:
+                typer.echo(
+                    f"无探访记录库 no alerts database at {settings.alerts_db_file}: "
+                    "visits made left out",
+                    err=True,
+                )
+            result = monthly_report(storage, sites, path, month, visits)
         except IngestError as exc:
             typer.echo(f"错误 error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -193,5 +203,6 @@ def register(app: typer.Typer) -> None:
             write_xlsx(out, xlsx_sheets(result))
         typer.echo(
             f"已生成 Written {out}: {len(result.sites)} site(s), meals {result.meals_total}, "
-            f"distinct elders {result.elders_served} ({result.generated_s:.2f} s)"
+            f"distinct elders {result.elders_served}, visits "
+            f"{'—' if result.visits is None else result.visits} ({result.generated_s:.2f} s)"
         )

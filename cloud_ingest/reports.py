@@ -38,10 +38,11 @@ PERIODS = tuple(p.value for p in MealPeriod)
 class VisitsSource(Protocol):
     """The watchers' visit records (the alerts package's `visits` table) as the report needs them.
 
-    `month` is ``YYYY-MM``; the count covers visits to people of sites inside `area`.
+    `month` is ``YYYY-MM``, a calendar month in zone `tz`; the count covers visits to people of
+    sites inside `area`. `cloud_ingest.alerts.report_visits.AlertVisits` is the implementation.
     """
 
-    def visits_in(self, area: str, month: str) -> int: ...
+    def visits_in(self, area: str, month: str, tz: str) -> int: ...
 
 
 def parse_month(text: str) -> tuple[int, int]:
@@ -149,7 +150,11 @@ def monthly_report(
             served.update(str(row[1]) for row in s.values)
     report.elders_served = len(served)
     if visits is not None:
-        report.visits = visits.visits_in(area, report.month)
+        # One zone per report for the visits: the sites' own when they share one (all of China
+        # does), else the default; visits are few and seldom at midnight on the 1st.
+        zones = {site.tz for site in report.sites}
+        tz = zones.pop() if len(zones) == 1 else i18n.DEFAULT_TZ
+        report.visits = visits.visits_in(area, report.month, tz)
     report.generated_s = time.perf_counter() - started
     return report
 

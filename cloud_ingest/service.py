@@ -72,7 +72,7 @@ class IngestService:
             self.live,
             self.query_storage,
             console_db_path=settings.console_db,
-            db_path=settings.registry_path.with_name("alerts.sqlite3"),
+            db_path=settings.alerts_db_file,
             default_tz=settings.tz,
             clock=clock,
         )

@@ -64,6 +64,11 @@ class IngestSettings(TomlSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @property
+    def alerts_db_file(self) -> Path:
+        """The alerts database: `[alerts] db_path`, else alerts.sqlite3 beside the registry."""
+        return self.alerts.db_path or self.registry_path.with_name("alerts.sqlite3")
+
+    @property
     def seen_index_file(self) -> Path:
         if self.seen_index_path is not None:
             return self.seen_index_path

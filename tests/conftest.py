@@ -1,4 +1,5 @@
-"""Fixtures: real Mosquitto and InfluxDB servers on free ports, one per test session."""
+"""Fixtures: real Mosquitto and InfluxDB servers on free ports, one per test session; headless
+Chromium for the page tests and where their screenshots go."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from console_support import chromium, screenshot_folder
+from playwright.sync_api import Browser
 
 from warmcard.servers import InfluxD, Mosquitto
 
@@ -42,3 +45,16 @@ def influx_db(influxd: InfluxD) -> Iterator[str]:
 def topic_prefix() -> str:
     """A unique device-id prefix, so tests sharing one broker never see each other's topics."""
     return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the session; each test opens its own context."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: WARMCARD_SCREENSHOT_DIR (docs/screenshots for the README) or tmp."""
+    return screenshot_folder(tmp_path)

@@ -1,8 +1,10 @@
-"""Helpers for console tests: areas placing the test sites, users, and logged-in HTTP clients."""
+"""Helpers for console tests: areas placing the test sites, users, logged-in HTTP clients, and
+headless Chromium (the `browser` and `shots` fixtures of conftest.py use these)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import socket
 import threading
@@ -16,6 +18,8 @@ import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from ingest_support import Publisher, make_settings, wait_for, write_registry
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from cloud_ingest import areas, console_db
 from cloud_ingest.accounts import AccountStore, Role
@@ -197,3 +201,110 @@ def operator_client(service: IngestService) -> TestClient:
     client = TestClient(app, follow_redirects=False)
     login(client, "ops-root")
     return client
+
+
+# ---------------------------------------------------------------- headless Chromium
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (no downloaded browser)."""
+    if not Path(CHROMIUM).exists():
+        raise AssertionError(f"{CHROMIUM} missing: run `make setup` (Debian package chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def screenshot_folder(default: Path) -> Path:
+    """WARMCARD_SCREENSHOT_DIR (docs/screenshots for the README) or `default`."""
+    import os
+
+    folder = Path(os.environ.get("WARMCARD_SCREENSHOT_DIR") or default)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def browser_page(browser: Browser, *, bypass_csp: bool = False, **context: Any) -> Page:
+    """A page in a new context that records script errors, CSP refusals and 4xx/5xx answers in
+    `page.errors` (a test asserts it stays empty)."""
+    ctx = browser.new_context(
+        viewport={"width": 1280, "height": 860}, locale="zh-CN", bypass_csp=bypass_csp, **context
+    )
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+def browser_login(
+    browser: Browser,
+    url: str,
+    username: str,
+    password: str = PASSWORD,
+    *,
+    path: str = "/",
+    bypass_csp: bool = False,
+) -> Page:
+    """Open `path` without a session, get sent to the login form, log in, land on `path`."""
+    page = browser_page(browser, bypass_csp=bypass_csp)
+    page.goto(url + path)
+    assert "/login" in page.url  # no session: the login page, with ?next=
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(url + path)
+    return page
+
+
+# ---------------------------------------------------------------- the whole console, running
+
+
+@dataclasses.dataclass
+class LiveConsole:
+    """create_app on uvicorn over real Mosquitto and InfluxDB, with the registry of
+    ingest_support (site A in Xizhou, site B in Zhoucheng) and the USERS above."""
+
+    url: str
+    app: FastAPI
+    ids: dict[str, str]
+    service: IngestService
+    publisher: Publisher
+    tmp: Path
+
+
+@contextlib.contextmanager
+def live_console(
+    tmp: Path, mosquitto: Any, influxd: Any, database: str, prefix: str, **settings: Any
+) -> Iterator[LiveConsole]:
+    """`settings` go to IngestSettings (e.g. alerts=AlertSettings(...), metrics_token=...)."""
+    ids = write_registry(tmp, prefix)
+    console_db_for(tmp, ids)
+    ingest = make_settings(tmp, mosquitto, influxd, database, prefix, **settings)
+    app = create_app(ingest, auth=auth_config(ingest.console_db))
+    publisher = Publisher(mosquitto.port)
+    try:
+        with serve(app) as url:
+            service: IngestService = app.state.service
+            wait_for(service.consumer.subscribed.is_set)
+            wait_for(service.devicelink.connected.is_set)
+            yield LiveConsole(url, app, ids, service, publisher, tmp)
+    finally:
+        publisher.close()

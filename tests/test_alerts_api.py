@@ -161,19 +161,24 @@ def test_pages_are_bilingual_escaped_and_carry_csrf_forms(world: World) -> None:
     b, csrf = login(app, "er-mgr")
     page = b.get("/alerts")
     assert page.status_code == 200
-    assert "告警 Alerts" in page.text and "同卡两地" in page.text
-    assert "Same card at two sites" in page.text
+    assert "<title>告警 · 温馨卡</title>" in page.text and "同卡两地" in page.text
     assert "&lt;b&gt;x&lt;/b&gt;" in page.text and "<b>x</b>" not in page.text
     assert f'action="/api/v1/alerts/{made["b_fraud"]}/ack"' in page.text
     assert f'value="{csrf}"' in page.text
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
-    assert b.get("/alerts/alerts.css").headers["content-type"].startswith("text/css")
-    visits = b.get("/alerts/visits")
-    assert "需探访 Visits due" in visits.text and "P0008" in visits.text
-    assert "记录探访 Record visit" in visits.text and "P0001" not in visits.text
+    assert 'href="/static/console.css"' in page.text  # the console's one stylesheet
+    assert 'aria-current="page">告警' in page.text  # the nav marks the section
+    english = b.get("/alerts?lang=en")
+    assert "Same card at two sites" in english.text and "同卡两地" not in english.text
+    assert "two sites" in english.text  # the alert's own English detail
+    assert english.cookies.get("lang") == "en"
+    visits = b.get("/alerts/visits?lang=zh-CN")  # back to Chinese (the cookie follows)
+    assert "<h1>需探访</h1>" in visits.text and "P0008" in visits.text and "长者8" in visits.text
+    assert "记录探访" in visits.text and "P0001" not in visits.text
     r = b.post("/api/v1/visits", data={"person_id": "P0008", "note": "ok", "csrf_token": csrf,
                "next": "/alerts/visits"})  # fmt: skip
     assert r.status_code == 303
     assert "暂无需探访人员" in b.get("/alerts/visits").text
+    assert "Nobody is due a visit" in b.get("/alerts/visits?lang=en").text
     anon = TestClient(app, follow_redirects=False).get("/alerts")
     assert anon.status_code == 401

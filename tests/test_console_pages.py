@@ -4,7 +4,6 @@ tap reach the open overview without reload (latency measured), open a site page 
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -12,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_support import serve
+from console_support import browser_login, serve
 from ingest_support import EventMaker, Publisher, make_settings, wait_for
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from cloud_ingest.api.app import create_app
 from cloud_ingest.api.security import AuthConfig
@@ -29,16 +28,6 @@ from warmcard.demo import (
 )
 from warmcard.demo_seed import make_seed
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 SITE = "xizhou-zhoucheng"
 DAY_US = 86_400_000_000
 
@@ -46,24 +35,6 @@ DAY_US = 86_400_000_000
 def tap(maker: EventMaker, kind: Kind, person: Any, meal: MealPeriod | None = None) -> Any:
     """An event of a seeded person with their own card."""
     return maker.make(kind, person.person_id, meal, card_uid=person.card_uid)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} missing: run `make setup` (Debian package chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: WARMCARD_SCREENSHOT_DIR (docs/screenshots for the README) or tmp."""
-    folder = Path(os.environ.get("WARMCARD_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -131,21 +102,7 @@ def log_in(
 ) -> Page:
     # Playwright's wait_for_function evaluates strings, which the console's CSP (rightly)
     # forbids; tests that poll with it bypass the CSP, the other test runs under it.
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 860}, locale="zh-CN", bypass_csp=bypass_csp
-    )
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    page.errors = errors  # type: ignore[attr-defined]
-    page.goto(url + "/")
-    assert "/login" in page.url  # no session: the login page, with ?next=/
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(url + "/")
+    page = browser_login(browser, url, username, password, bypass_csp=bypass_csp)
     page.wait_for_selector("#sites tr[data-site]")
     return page
 

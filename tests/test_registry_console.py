@@ -12,6 +12,8 @@ from console_support import METRICS_TOKEN, client_as, close_unstarted, console_a
 from fastapi.testclient import TestClient
 from ingest_support import make_settings, write_registry
 
+from cloud_ingest.alerts.store import Finding
+from cloud_ingest.alerts.store import Kind as AlertKind
 from cloud_ingest.enrolment import card_uid_from_text
 from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.importer import import_csv
@@ -228,7 +230,7 @@ def test_people_csv_neutralises_formula_names(env):
     assert len(rows) == 1 + 7  # six imported people of area A and the new one, none of B
     # HTML pages escape it too.
     page = mgr.get("/registry/people")
-    assert "=cmd|&#x27; /C calc&#x27;!A0" in page.text
+    assert "=cmd|&#39; /C calc&#39;!A0" in page.text
 
 
 def test_old_registry_is_migrated_with_history(tmp_path):
@@ -299,12 +301,20 @@ def test_metrics_need_the_token_and_healthz_hides_details(env):
     auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
     service.metrics.received = 12
     service.metrics.dead_letters["schema"] += 2
+    gate = service.registry.devices()[0]
+    service.alerts.store.raise_alert(
+        Finding(AlertKind.READER_FAULT, gate.device_id, 1, "读卡器故障", "reader fault",
+                site_id=gate.site_id, device_id=gate.device_id),
+        "dali",
+    )  # fmt: skip
     r = client.get("/metrics", headers=auth)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     assert "warmcard_ingest_received_total 12.0" in r.text
     assert 'warmcard_ingest_dead_letters_total{reason="schema"} 2.0' in r.text
     assert "warmcard_live_sites 2.0" in r.text
     assert "warmcard_ingest_consumer_pending 0.0" in r.text
+    assert 'warmcard_alerts_open{kind="reader_fault"} 1.0' in r.text
+    assert 'warmcard_alerts_open{kind="visit_due"} 0.0' in r.text
     health = client.get("/healthz")
     assert health.status_code == 503 and health.json() == {"status": "degraded"}
     detail = client.get("/healthz", headers=auth).json()

@@ -14,6 +14,8 @@ from ingest_support import make_settings, write_registry
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
+from cloud_ingest.alerts.report_visits import AlertVisits
+from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.influx import InfluxV1
 from cloud_ingest.lineprotocol import encode_tap
 from cloud_ingest.registry import bump_version
@@ -51,14 +53,20 @@ class Taps:
         self.lines.append(encode_tap(event, site, ts))
 
 
-class Visits:
-    """The alerts package's visit records are not merged yet: a fixed count per area."""
-
-    def __init__(self, counts: dict[tuple[str, str], int]) -> None:
-        self.counts = counts
-
-    def visits_in(self, area: str, month: str) -> int:
-        return self.counts.get((area, month), 0)
+def record_visits(db, site_paths: dict[str, str]) -> AlertVisits:
+    """Visits recorded as the alerts pages record them, around November's local bounds."""
+    store = AlertStore.open(db)
+    a, b = site_paths.values()
+    for person, path, ts in (
+        ("P0001", a, utc(2026, 10, 31, 15, 30)),  # Oct 31 23:30 local: October
+        ("P0001", a, utc(2026, 10, 31, 16, 30)),  # Nov 1 00:30 local
+        ("P0002", a, utc(2026, 11, 12, 2, 0)),
+        ("P0007", b, utc(2026, 11, 30, 15, 0)),  # Nov 30 23:00 local
+        ("P0008", b, utc(2026, 11, 30, 16, 30)),  # Dec 1 00:30 local: December
+    ):
+        store.record_visit(person, path, ts, "watcher", "在家", None)
+    store.close()
+    return AlertVisits(db)
 
 
 @pytest.fixture
@@ -99,11 +107,13 @@ def month(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
     close_unstarted(service)
 
 
-def test_numbers_exact_with_site_tz_day_boundaries(month):
+def test_numbers_exact_with_site_tz_day_boundaries(month, tmp_path):
     ids, _, service, storage = month
     a, b = ids["site_a"], ids["site_b"]
     sites = [service.registry.site(a), service.registry.site(b)]
-    report = monthly_report(storage, sites, "dali", "2026-11", Visits({("dali", "2026-11"): 4}))
+    paths = {a: f"dali/x/{a}", b: f"dali/y/{b}"}
+    visits = record_visits(tmp_path / "alerts.sqlite3", paths)
+    report = monthly_report(storage, sites, "dali", "2026-11", visits)
     nov = lambda d: date(2026, 11, d)  # noqa: E731
     assert report.meals == {
         (a, nov(1)): {"breakfast": 0, "lunch": 2, "dinner": 2},
@@ -112,7 +122,8 @@ def test_numbers_exact_with_site_tz_day_boundaries(month):
     assert report.attendance == {(a, nov(1)): 2, (a, nov(2)): 1, (b, nov(3)): 2, (b, nov(30)): 1}
     assert report.elders_served == 4  # P0001, P0002, P0003, P0005 (P0006 ate in October)
     assert report.meals_total == 5
-    assert report.visits == 4
+    assert report.visits == 3  # local November only
+    assert monthly_report(storage, sites[1:], "dali/y", "2026-11", visits).visits == 1
     assert len(report.days) == 30 and len(list(report.daily())) == 60
     only_b = monthly_report(storage, [service.registry.site(b)], "x", "2026-11")
     assert only_b.meals == {} and only_b.elders_served == 0 and only_b.visits is None
@@ -126,12 +137,15 @@ def test_report_api_downloads_and_area_access(month, tmp_path):
         bump_version(service.registry.db)
     service.registry.refresh()
     app = console_app(service, console_db_for(tmp_path, ids))
-    app.state.visits = Visits({("dali/dalishi/xizhou", "2026-11"): 3})
+    app.state.visits = record_visits(
+        tmp_path / "alerts.sqlite3",
+        {a: f"dali/dalishi/xizhou/{a}", ids["site_b"]: f"dali/dalishi/zhoucheng/{ids['site_b']}"},
+    )
     viewer = client_as(app, "view-a")
     params = {"area": "dali/dalishi/xizhou", "month": "2026-11"}
     doc = viewer.get("/api/v1/reports/monthly", params=params).json()
     assert [s["site_id"] for s in doc["sites"]] == [a]  # site B is in another township
-    assert (doc["meals_total"], doc["elders_served"], doc["visits"]) == (5, 4, 3)
+    assert (doc["meals_total"], doc["elders_served"], doc["visits"]) == (5, 4, 2)
     day1 = next(d for d in doc["days"] if d["date"] == "2026-11-01")
     assert day1 == {
         "date": "2026-11-01",
@@ -161,7 +175,7 @@ def test_report_api_downloads_and_area_access(month, tmp_path):
     assert not any(cell.startswith("=") for row in rows for cell in row)
     summary = {row[0]: row[-1] for row in rows if row[0] and not row[0][0].isdigit()}
     assert summary["用餐长者(去重) Distinct elders served"] == "4"
-    assert summary["探访次数 Visits made"] == "3"
+    assert summary["探访次数 Visits made"] == "2"
 
     r = viewer.get("/api/v1/reports/monthly.xlsx", params=params)
     assert r.status_code == 200
@@ -173,7 +187,7 @@ def test_report_api_downloads_and_area_access(month, tmp_path):
     assert summary_sheet["用餐合计 Meals served"] == 5
 
     page = viewer.get("/reports", params=params)
-    assert page.status_code == 200 and "monthly.xlsx" in page.text and "=cmd|&#x27;" in page.text
+    assert page.status_code == 200 and "monthly.xlsx" in page.text and "=cmd|&#39;" in page.text
 
 
 def test_warmcard_report_command(month, tmp_path):
@@ -186,13 +200,33 @@ def test_warmcard_report_command(month, tmp_path):
     )
     out = tmp_path / "report.xlsx"
     args = ["report", "--month", "2026-11", "--area", "dali/dalishi/xizhou"]
+    elsewhere = tmp_path / "elsewhere.toml"
+    elsewhere.write_text(
+        config.read_text().replace(
+            "\n\n[influx]", f'\n\n[alerts]\ndb_path = "{tmp_path}/none"\n\n[influx]'
+        )
+    )
+    result = CliRunner().invoke(
+        warmcard_app,
+        [*args, "--out", str(out), "--config", str(elsewhere), "--db", str(db)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "meals 5, distinct elders 4, visits —" in result.output
+    assert "no alerts database" in result.output
+    # With the alerts database beside the registry (where ingest keeps it): visits counted.
+    placed = {ids["site_a"]: f"dali/dalishi/xizhou/{ids['site_a']}",
+              ids["site_b"]: f"dali/dalishi/zhoucheng/{ids['site_b']}"}  # fmt: skip
+    record_visits(settings.alerts_db_file, placed)
     result = CliRunner().invoke(
         warmcard_app,
         [*args, "--format", "xlsx", "--out", str(out), "--config", str(config), "--db", str(db)],
     )
     assert result.exit_code == 0, result.output
-    assert "meals 5, distinct elders 4" in result.output
-    rows = list(load_workbook(out)["每日 Daily"].iter_rows(values_only=True))
+    assert "meals 5, distinct elders 4, visits 2" in result.output  # Xizhou's two in November
+    book = load_workbook(out)
+    summary = dict(book["汇总 Summary"].iter_rows(min_row=2, values_only=True))
+    assert summary["探访次数 Visits made"] == 2
+    rows = list(book["每日 Daily"].iter_rows(values_only=True))
     assert len(rows) == 1 + 30 and rows[1][3:] == (2, 0, 2, 2, 4)
     out_csv = tmp_path / "report.csv"
     result = CliRunner().invoke(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -16,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from kiosk.errors import ScreenError
 from kiosk.feedback import Outcome
@@ -26,16 +25,6 @@ from kiosk.voice import render_clips
 from warmcard.contract import Kind, Mode
 from warmcard.servers import Mosquitto
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 FAST_HOLD = dict.fromkeys(Outcome, 0.4)
 
 
@@ -170,16 +159,6 @@ def test_port_in_use_is_a_clear_error(screen: ScreenFeedback) -> None:
 # ---------------------------------------------------------------------------- the page
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} missing: run `make setup` (Debian package chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser: Browser, screen: ScreenFeedback) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 800, "height": 480})  # the 7" DSI panel
@@ -188,14 +167,6 @@ def page(browser: Browser, screen: ScreenFeedback) -> Iterator[Page]:
     page.wait_for_function("document.getElementById('site').textContent.length > 0")
     yield page
     context.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: WARMCARD_SCREENSHOT_DIR (docs/screenshots for the README) or tmp."""
-    folder = Path(os.environ.get("WARMCARD_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def wait_connected(screen: ScreenFeedback) -> None:

@@ -19,6 +19,9 @@ and answers only for the sites in the user's areas:
 - /reports, /api/v1/reports/monthly[.csv|.xlsx]
 - GET /healthz (200 ok / 503 degraded; details with the metrics token)
 - GET /metrics (Prometheus, bearer metrics_token)
+- GET /openapi.json (the API document; logged in)
+
+tests/test_access_matrix.py enumerates these routes and checks each one's access rules.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from pathlib import Path
 
 import anyio
 from fastapi import Depends, FastAPI, Response
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from cloud_ingest.alerts.report_visits import AlertVisits
 from cloud_ingest.api.routes import (
     alerts,
     deadletters,
@@ -49,6 +54,7 @@ from cloud_ingest.api.security import (
     AuthConfig,
     auth_router,
     configure_auth,
+    current_user,
     install_login_redirect,
     require_whole_hierarchy_admin,
 )
@@ -86,10 +92,21 @@ def create_app(
         finally:
             await anyio.to_thread.run_sync(svc.stop)
 
-    app = FastAPI(title="Warmcard ingest", version="1", lifespan=lifespan)
+    # The API document describes every route: behind the login like the rest (no /docs, /redoc:
+    # they would load scripts from a CDN, which the console's CSP and intranets refuse).
+    app = FastAPI(
+        title="Warmcard ingest",
+        version="1",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.service = svc
     app.state.placement = placement
     app.state.overview = Overview(svc.live, placement)
+    # The monthly report's "visits made": the visits recorded through the alerts pages.
+    app.state.visits = AlertVisits(svc.alerts.db_path)
     configure_auth(app, auth)
     install_login_redirect(app)
     app.include_router(auth_router)
@@ -106,6 +123,12 @@ def create_app(
     app.include_router(registry.router)
     app.include_router(reports.router)
     app.include_router(metrics.router)
+    app.add_api_route(
+        "/openapi.json",
+        lambda _: JSONResponse(app.openapi()),
+        dependencies=[Depends(current_user)],
+        include_in_schema=False,
+    )
     static = resources.files("cloud_ingest.api").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     # Browsers ask for it on every page, the login page included; no icon, no 404 in the logs.

@@ -17,9 +17,7 @@ Forms posted from the pages get a 303 back to the page; JSON callers get JSON.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator
-from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -40,10 +38,10 @@ from cloud_ingest.alerts.store import (
     State,
     connect,
 )
+from cloud_ingest.api import pages
 from cloud_ingest.api.security import (
     FORBIDDEN,
     NOT_FOUND,
-    PAGE_HEADERS,
     CurrentUser,
     SessionDep,
     csrf_protect,
@@ -52,11 +50,7 @@ from cloud_ingest.api.security import (
 router = APIRouter(tags=["alerts"])
 
 MAX_NOTE = 1000
-STATE_NAMES = {
-    State.OPEN: "未处理 Open",
-    State.ACKNOWLEDGED: "已确认 Acknowledged",
-    State.CLOSED: "已关闭 Closed",
-}
+STATE_BADGES = {State.OPEN: "bad", State.ACKNOWLEDGED: "warn", State.CLOSED: "ok"}
 
 
 def get_engine(request: Request) -> AlertEngine:
@@ -249,6 +243,8 @@ def _due_rows(store: AlertStore, engine: AlertEngine, user: User) -> list[dict[s
                 "last_seen_device": last.device_id if last else None,
                 "last_seen_kind": last.kind if last else None,
                 "detail": f"{a.detail_zh} {a.detail_en}",
+                "detail_zh": a.detail_zh,
+                "detail_en": a.detail_en,
                 "can_record": can(user, Action.RECORD_VISIT, a.area_path),
             }
         )
@@ -305,40 +301,18 @@ async def record_visit(
 
 # --- pages --------------------------------------------------------------------------------
 
-_CSS = resources.files("cloud_ingest.api").joinpath("static/alerts.css").read_text("utf-8")
-_e = html.escape
-
-
-def _page(title: str, body: str) -> HTMLResponse:
-    doc = f"""<!doctype html>
-<html lang="zh-CN">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)} · 温馨卡 Warmcard</title>
-<link rel="stylesheet" href="/alerts/alerts.css"></head>
-<body>
-<nav><a href="/">总览 Overview</a> <a href="/alerts">告警 Alerts</a>
-<a href="/alerts/visits">需探访 Visits due</a></nav>
-<main><h1>{_e(title)}</h1>
-{body}
-</main></body></html>"""
-    return HTMLResponse(doc, headers=PAGE_HEADERS)
-
 
 def _when(ts: int | None, tz: str | None) -> str:
     return i18n.format_ts(ts, tz) if ts else "—"
 
 
-def _options(values: list[tuple[str, str]], selected: str | None) -> str:
-    out = ['<option value="">全部 All</option>']
-    for value, label in values:
-        sel = " selected" if value == selected else ""
-        out.append(f'<option value="{_e(value)}"{sel}>{_e(label)}</option>')
-    return "".join(out)
+def _shown_filter(user: User, engine: AlertEngine, site: str | None) -> set[str]:
+    """The site filter as asked, kept in the form only if the user may see that site."""
+    return {site} if site and can(user, Action.VIEW, engine.area_of(site)) else set()
 
 
-@router.get("/alerts/alerts.css", include_in_schema=False)
-def alerts_css() -> Response:
-    return Response(_CSS, media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+def _counts_by_kind(store: AlertStore, user: User) -> dict[str, int]:
+    return store.counts(view_areas(user))
 
 
 @router.get("/alerts", response_class=HTMLResponse)
@@ -353,94 +327,73 @@ def alerts_page(
 ) -> HTMLResponse:
     """告警 Alerts: filters, and acknowledge/close for managers."""
     user = session.user
+    lang = pages.page_lang(request)
     kinds, states = _parse_filters(kind, state)
     if not states and state is None:
         states = [State.OPEN, State.ACKNOWLEDGED]  # closed ones only when asked for
     found = store.find(view_areas(user), kinds=kinds, states=states, site_id=site or None)
     tz = {s.site_id: s.tz for s in engine.registry.sites()}
-    here = "/alerts" + (f"?{request.url.query}" if request.url.query else "")
-    csrf = _e(session.csrf_token)
-    rows = []
-    for a in found:
-        zh, en = KIND_NAMES[a.kind]
-        actions = ""
-        if a.state is not State.CLOSED and can(user, Action.ACK_ALERT, a.area_path):
-            hidden = (
-                f'<input type="hidden" name="csrf_token" value="{csrf}">'
-                f'<input type="hidden" name="next" value="{_e(here)}">'
-            )
-            if a.state is State.OPEN:
-                actions += (
-                    f'<form method="post" action="/api/v1/alerts/{a.id}/ack">{hidden}'
-                    "<button>确认 Acknowledge</button></form>"
-                )
-            actions += (
-                f'<form method="post" action="/api/v1/alerts/{a.id}/close">{hidden}'
-                "<button>关闭 Close</button></form>"
-            )
-        rows.append(
-            f'<tr class="{a.state.value}" data-id="{a.id}"><td>{_e(zh)}<br>'
-            f"<small>{_e(en)}</small></td>"
-            f"<td>{_e(a.site_id or '—')}</td><td>{_e(a.detail_zh)}<br>"
-            f"<small>{_e(a.detail_en)}</small></td>"
-            f"<td>{_when(a.opened_at, tz.get(a.site_id or ''))}</td>"
-            f"<td>{_when(a.last_seen_at, tz.get(a.site_id or ''))} ×{a.count}</td>"
-            f"<td>{_e(STATE_NAMES[a.state])}</td><td>{actions}</td></tr>"
-        )
-    sites = sorted({a.site_id for a in found if a.site_id} | ({site} if site else set()))
-    filters = (
-        '<form method="get" action="/alerts" class="filters">'
-        f'<label>类型 Kind <select name="kind">'
-        f"{_options([(k.value, ' '.join(KIND_NAMES[k])) for k in Kind], kind)}</select></label>"
-        f'<label>状态 State <select name="state">'
-        f"{_options([(s.value, STATE_NAMES[s]) for s in State], state)}</select></label>"
-        f'<label>站点 Site <select name="site">'
-        f"{_options([(s, s) for s in sites], site)}</select></label>"
-        "<button>筛选 Filter</button></form>"
+    names = pages.site_names(engine.registry, lang)
+    rows = [
+        {
+            "id": a.id,
+            "kind": a.kind.value,
+            "subject": a.subject,
+            "state": a.state.value,
+            "kind_name": pages.pick(KIND_NAMES[a.kind], lang),
+            "site": names.get(a.site_id or "", a.site_id),
+            "detail": a.detail_en if lang == i18n.EN else a.detail_zh,
+            "opened": _when(a.opened_at, tz.get(a.site_id or "")),
+            "latest": _when(a.last_seen_at, tz.get(a.site_id or "")),
+            "count": a.count,
+            "state_name": i18n.t(f"alert_state_{a.state.value}", lang),
+            "badge": STATE_BADGES[a.state],
+            "can_act": a.state is not State.CLOSED and can(user, Action.ACK_ALERT, a.area_path),
+        }
+        for a in found
+    ]
+    return pages.render(
+        request,
+        "alerts.html",
+        session,
+        active="alerts",
+        title_key="nav_alerts",
+        page_data={"alert_counts": _counts_by_kind(store, user), "reload_on_alerts": True},
+        rows=rows,
+        kinds=[(k.value, pages.pick(KIND_NAMES[k], lang)) for k in Kind],
+        states=[(s.value, i18n.t(f"alert_state_{s.value}", lang)) for s in State],
+        sites=sorted({a.site_id for a in found if a.site_id} | _shown_filter(user, engine, site)),
+        kind=kind,
+        state=state,
+        site=site,
+        here="/alerts" + (f"?{request.url.query}" if request.url.query else ""),
     )
-    table = (
-        "<table><thead><tr><th>类型 Kind</th><th>站点 Site</th><th>详情 Detail</th>"
-        "<th>发生 Opened</th><th>最近 Last seen</th><th>状态 State</th><th></th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-        if rows
-        else '<p class="empty">没有告警 No alerts</p>'
-    )
-    return _page("告警 Alerts", filters + table)
 
 
 @router.get("/alerts/visits", response_class=HTMLResponse)
-def visits_page(session: SessionDep, store: StoreDep, engine: EngineDep) -> HTMLResponse:
+def visits_page(
+    request: Request, session: SessionDep, store: StoreDep, engine: EngineDep
+) -> HTMLResponse:
     """需探访 Visits due, longest unseen first, each with a 'record visit' form."""
-    rows = []
-    csrf = _e(session.csrf_token)
-    for r in _due_rows(store, engine, session.user):
-        flags = "、".join(wellbeing.flag_name(f) for f in r["flags"])
-        where = (
-            f"{_e(r['last_seen_local'])} @ {_e(r['last_seen_site'])}"
-            if r["last_seen_at"]
-            else "无记录 never"
+    lang = pages.page_lang(request)
+    due = _due_rows(store, engine, session.user)
+    people = engine.registry.people_homes([r["person_id"] for r in due])
+    sites = pages.site_names(engine.registry, lang)
+    for r in due:
+        r["name"] = people.get(r["person_id"], ("", ""))[0]
+        r["site_name"] = sites.get(r["site_id"] or "", r["site_id"])
+        r["last_seen_site_name"] = sites.get(r["last_seen_site"] or "", r["last_seen_site"])
+        r["flags"] = "、".join(
+            pages.pick(wellbeing.FLAG_NAMES.get(f, (f, f)), lang) for f in r["flags"]
         )
-        form = ""
-        if r["can_record"]:
-            form = (
-                '<form method="post" action="/api/v1/visits" class="visit">'
-                f'<input type="hidden" name="csrf_token" value="{csrf}">'
-                f'<input type="hidden" name="person_id" value="{_e(r["person_id"])}">'
-                '<input type="hidden" name="next" value="/alerts/visits">'
-                f'<input name="note" maxlength="{MAX_NOTE}" '
-                'placeholder="探访情况 Visit note" aria-label="探访情况 Visit note">'
-                "<button>记录探访 Record visit</button></form>"
-            )
-        rows.append(
-            f'<tr data-person="{_e(r["person_id"])}"><td>{_e(r["person_id"])}</td>'
-            f"<td>{_e(flags)}</td><td>{_e(r['site_id'] or '—')}</td><td>{where}</td>"
-            f"<td>{_e(r['detail'])}</td><td>{form}</td></tr>"
-        )
-    table = (
-        "<table><thead><tr><th>人员 Person</th><th>类别 Flag</th><th>所属站点 Home site</th>"
-        "<th>最后到院 Last seen</th><th>详情 Detail</th><th></th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-        if rows
-        else '<p class="empty">暂无需探访人员 Nobody is due a visit</p>'
+        r["detail"] = r["detail_en"] if lang == i18n.EN else r["detail_zh"]
+    return pages.render(
+        request,
+        "visits.html",
+        session,
+        active="alerts",
+        title_key="visits_due",
+        page_data={"alert_counts": _counts_by_kind(store, session.user), "reload_on_alerts": True},
+        rows=due,
+        max_note=MAX_NOTE,
     )
-    return _page("需探访 Visits due", table)

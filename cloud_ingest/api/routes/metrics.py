@@ -2,7 +2,7 @@
 
 Mount with ``app.include_router(metrics.router)``. The token is `metrics_token` in the ingest
 settings; without one /metrics is off (404). Figures are read at scrape time from the service:
-ingest counters (`service.metrics`), consumer queue, live-state sizes, enrol windows.
+ingest counters (`service.metrics`), consumer queue, live-state sizes, alerts not closed by kind.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from cloud_ingest import areas
+from cloud_ingest.alerts.store import AlertStore, Kind, connect
 from cloud_ingest.api.deps import Service
 from cloud_ingest.service import IngestService
 
@@ -84,6 +86,29 @@ class IngestCollector(Collector):
         for state, n in sorted(counts.items()):
             states.add_metric([state], n)
         yield states
+        yield from self._alerts()
+
+    def _alerts(self) -> Iterator[Metric]:
+        engine = self.service.alerts
+        # Its own connection: a scrape runs in a request thread, not the engine's.
+        store = AlertStore(connect(engine.db_path))
+        try:
+            by_kind = store.counts([areas.ROOT])
+        finally:
+            store.close()
+        open_alerts = GaugeMetricFamily(
+            "warmcard_alerts_open",
+            "Alerts not closed (open or acknowledged), by kind",
+            labels=["kind"],
+        )
+        for kind in Kind:  # every kind, zeros included: a series that vanishes cannot alarm
+            open_alerts.add_metric([kind.value], by_kind.get(kind.value, 0))
+        yield open_alerts
+        yield CounterMetricFamily(
+            "warmcard_alerts_hook_errors",
+            "Batches the alerts hook failed on (taps still stored)",
+            value=engine.hook_errors,
+        )
 
 
 def _registry(request: Request, service: IngestService) -> CollectorRegistry:

@@ -28,6 +28,14 @@ PAGE_MESSAGES = (
 )  # fmt: skip
 
 
+# Alert tiles: (group of /api/v1/alerts/counts, where the tile leads, message key).
+ALERT_GROUPS = (
+    ("device", "/alerts", "device_alerts"),
+    ("wellbeing", "/alerts/visits", "visits_due"),
+    ("fraud", "/alerts", "fraud_alerts"),
+)
+
+
 def _scope(overview: Overview, user: User, area: str | None) -> str:
     try:
         return overview.scope(user, area)
@@ -46,12 +54,14 @@ def overview_page(request: Request, session: SessionDep, overview: OverviewDep) 
         active="overview",
         title_key="overview",
         script="overview.js",
+        live=True,
         page_data={
             "scope": overview.default_scope(session.user),
             "messages": pages.messages(lang, PAGE_MESSAGES),
             "page_size": 50,
         },
         sorts=("area", "name", "-present", "-arrivals", "-meals", "-offline"),
+        alert_groups=ALERT_GROUPS,
     )
 
 

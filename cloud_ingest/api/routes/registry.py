@@ -7,16 +7,17 @@ Viewers read; managers edit the sites of their areas. Ids outside the user's are
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from cloud_ingest import i18n
 from cloud_ingest import registry_console as rc
-from cloud_ingest.api.console_page import asset, esc, render_page
+from cloud_ingest.api import pages
 from cloud_ingest.api.deps import Service
 from cloud_ingest.api.security import (
     FORBIDDEN,
@@ -473,67 +474,100 @@ def assign_capture(
 # --------------------------------------------------------------------------------- pages
 
 
-def _pager(path: str, page: int, total: int, params: dict[str, str]) -> str:
+@dataclass(frozen=True)
+class Paging:
+    page: int
+    pages: int
+    total: int
+    prev: str | None
+    next: str | None
+
+
+def _paging(path: str, page: int, total: int, params: dict[str, str]) -> Paging:
     last = max(1, -(-total // PAGE_SIZE))
-    links = []
-    if page > 1:
-        links.append(
-            f'<a href="{path}?{esc(urlencode({**params, "page": page - 1}))}">上一页 Prev</a>'
-        )
-    links.append(f"<span>{page} / {last}（共 {total} 条 total）</span>")
-    if page < last:
-        links.append(
-            f'<a href="{path}?{esc(urlencode({**params, "page": page + 1}))}">下一页 Next</a>'
-        )
-    return f'<p class="pager">{" ".join(links)}</p>'
 
+    def href(n: int) -> str:
+        return f"{path}?{urlencode({**params, 'page': n})}"
 
-def _search_form(path: str, q: str, extra: str = "") -> str:
-    return (
-        f'<form method="get" action="{path}"><input name="q" value="{esc(q)}" maxlength="100" '
-        f'placeholder="搜索 Search">{extra}'
-        '<button>搜索 <span lang="en">Search</span></button></form>'
+    return Paging(
+        page,
+        last,
+        total,
+        href(page - 1) if page > 1 else None,
+        href(page + 1) if page < last else None,
     )
-
-
-def _csrf_field(session_csrf: str) -> str:
-    return f'<input type="hidden" name="csrf_token" value="{esc(session_csrf)}">'
 
 
 def _page(
+    request: Request,
     session: SessionDep,
-    title: str,
-    body: str,
+    template: str,
+    title_key: str,
     *,
-    scripts: tuple[str, ...] = (),
-    status_code: int = 200,
+    section: str,
+    title: str | None = None,
+    script: str | None = None,
+    page_data: dict[str, Any] | None = None,
+    **context: Any,
 ) -> HTMLResponse:
-    return render_page(
-        title,
-        body,
-        username=session.user.username,
-        csrf_token=session.csrf_token,
-        active="/registry/people",
-        scripts=scripts,
-        status_code=status_code,
+    return pages.render(
+        request,
+        template,
+        session,
+        active="registry",
+        title_key=title_key,
+        title=title,
+        script=script,
+        page_data=page_data,
+        section=section,
+        **context,
     )
 
 
-def _site_options(scope: Scope) -> str:
-    return "".join(f'<option value="{esc(s)}">{esc(s)}</option>' for s in sorted(scope.edit))
-
-
-def _error_page(session: SessionDep, exc: HTTPException, back: str) -> HTMLResponse:
-    body = (
-        f'<p class="error" role="alert">{esc(exc.detail)}</p>'
-        f'<p><a href="{esc(back)}">返回 Back</a></p>'
+def _list_page(
+    request: Request,
+    session: SessionDep,
+    service: IngestService,
+    section: str,
+    rows: list[Any],
+    total: int,
+    page: int,
+    q: str,
+    **context: Any,
+) -> HTMLResponse:
+    """People, cards or kiosks: a searched, paged table named after its section."""
+    name = section.rsplit("/", 1)[-1]
+    return _page(
+        request,
+        session,
+        f"registry_{name}.html",
+        name,
+        section=section,
+        sites=pages.site_names(service.registry, pages.page_lang(request)),
+        rows=rows,
+        paging=_paging(section, page, total, {"q": q}),
+        q=q,
+        **context,
     )
-    return _page(session, "未完成 Not done", body, status_code=exc.status_code)
 
 
-@router.get("/console-assets/{name}", include_in_schema=False)
-def console_asset(name: str) -> Response:
-    return asset(name)
+def _error_page(
+    request: Request, session: SessionDep, exc: HTTPException, back: str
+) -> HTMLResponse:
+    if exc.status_code == status.HTTP_404_NOT_FOUND:
+        # Back to the section's list: not a link that repeats an id the user may not see.
+        back = "/".join(back.split("/")[:3])
+    return pages.render(
+        request,
+        "error.html",
+        session,
+        active="registry",
+        title_key="not_done",
+        status_code=exc.status_code,
+        switch_to=back,
+        message=exc.detail,
+        back=back,
+    )
 
 
 @router.get("/registry", include_in_schema=False)
@@ -543,43 +577,31 @@ def registry_home() -> RedirectResponse:
 
 @router.get("/registry/people", response_class=HTMLResponse, include_in_schema=False)
 def people_page(
-    session: SessionDep, scope: ScopeDep, service: Service, q: TextQ = "", page: PageQ = 1
+    request: Request,
+    session: SessionDep,
+    scope: ScopeDep,
+    service: Service,
+    q: TextQ = "",
+    page: PageQ = 1,
 ) -> HTMLResponse:
     result = rc.search_people(service.registry, scope.view, q, None, page, PAGE_SIZE)
-    rows = "".join(
-        f'<tr><td><a href="/registry/people/{esc(p.person_id)}">{esc(p.person_id)}</a></td>'
-        f"<td>{esc(p.display_name)}</td><td>{esc(p.site_id)}</td>"
-        f'<td class="num">{p.active_cards}</td></tr>'
-        for p in result.rows
-        if isinstance(p, rc.PersonRow)
+    return _list_page(
+        request,
+        session,
+        service,
+        "/registry/people",
+        [p for p in result.rows if isinstance(p, rc.PersonRow)],
+        result.total,
+        page,
+        q,
+        export_href=f"/api/v1/registry/people.csv?{urlencode({'q': q})}",
+        edit_sites=sorted(scope.edit),
     )
-    add = ""
-    if scope.edit:
-        add = (
-            '<fieldset><legend>新增人员 <span lang="en">Add a person</span></legend>'
-            f'<form method="post" action="/registry/people">{_csrf_field(session.csrf_token)}'
-            '<label>显示名 <span lang="en">Display name</span> '
-            '<input name="display_name" required maxlength="64"></label> '
-            f'<label>站点 <span lang="en">Site</span> <select name="site_id">{_site_options(scope)}'
-            '</select></label> <button>新增 <span lang="en">Add</span></button></form></fieldset>'
-        )
-    body = (
-        '<p><a href="/registry/people">人员 People</a> · <a href="/registry/cards">卡片 Cards</a>'
-        ' · <a href="/registry/devices">设备 Devices</a> · '
-        f'<a href="/api/v1/registry/people.csv?{esc(urlencode({"q": q}))}">导出 CSV Export</a></p>'
-        + _search_form("/registry/people", q)
-        + "<table><thead><tr><th>人员编号 Person ID</th><th>显示名 Name</th><th>站点 Site</th>"
-        '<th class="num">在用卡片 Cards</th></tr></thead><tbody>'
-        + rows
-        + "</tbody></table>"
-        + _pager("/registry/people", page, result.total, {"q": q})
-        + add
-    )
-    return _page(session, "人员 People", body)
 
 
 @router.post("/registry/people", response_class=HTMLResponse, include_in_schema=False)
 def people_add_form(
+    request: Request,
     session: SessionDep,
     scope: ScopeDep,
     service: Service,
@@ -590,71 +612,49 @@ def people_add_form(
         _require_edit(scope, site_id)
         person_id = rc.add_person(service.registry, display_name, site_id)
     except HTTPException as exc:
-        return _error_page(session, exc, "/registry/people")
+        return _error_page(request, session, exc, "/registry/people")
     except RegistryEditError as exc:
-        return _error_page(session, _edit_error(exc), "/registry/people")
+        return _error_page(request, session, _edit_error(exc), "/registry/people")
     return RedirectResponse(f"/registry/people/{person_id}", status.HTTP_303_SEE_OTHER)
 
 
 @router.get("/registry/people/{person_id}", response_class=HTMLResponse, include_in_schema=False)
 def person_page(
-    person_id: str, session: SessionDep, scope: ScopeDep, service: Service
+    request: Request, person_id: str, session: SessionDep, scope: ScopeDep, service: Service
 ) -> HTMLResponse:
     person = _visible_person(service, scope, person_id)
     reg = service.registry
-    csrf = _csrf_field(session.csrf_token)
-    editable = person.site_id in scope.edit
-    cards = "".join(
-        f"<tr><td>{esc(c.card_uid)}</td><td>{'在用 active' if c.active else '停用 inactive'}</td>"
-        + (
-            f'<td><form class="inline" method="post" action="/registry/cards/{esc(c.card_uid)}'
-            f'/deactivate">{csrf}<button>停用 Deactivate</button></form></td>'
-            if editable and c.active
-            else "<td></td>"
-        )
-        + "</tr>"
-        for c in rc.person_cards(reg, person.person_id)
-    )
     site = reg.site(person.site_id)
     tz = site.tz if site else None
 
-    def when(us: int | None, empty: str) -> str:
-        return esc(i18n.format_ts(us, tz) if us is not None else empty)
+    def when(us: int | None) -> str | None:
+        return i18n.format_ts(us, tz) if us is not None else None
 
-    history = "".join(
-        f"<tr><td>{esc(a.card_uid)}</td><td>{when(a.valid_from_us, '早于记录 before records')}"
-        f"</td><td>{when(a.valid_to_us, '至今 now')}</td></tr>"
+    history = [
+        {
+            "card_uid": a.card_uid,
+            "valid_from": when(a.valid_from_us),
+            "valid_to": when(a.valid_to_us),
+        }
         for a in rc.person_history(reg, person.person_id)
+    ]
+    return _page(
+        request,
+        session,
+        "registry_person.html",
+        "people",
+        section="/registry/people",
+        title=person.display_name,
+        person=person,
+        cards=rc.person_cards(reg, person.person_id),
+        history=history,
+        editable=person.site_id in scope.edit,
     )
-    forms = ""
-    if editable:
-        forms = (
-            '<fieldset><legend>登记卡片 <span lang="en">Assign a card</span></legend>'
-            f'<form method="post" action="/registry/people/{esc(person.person_id)}/cards">{csrf}'
-            '<label>卡号 <span lang="en">Card number</span> <input name="card" required '
-            'maxlength="64" placeholder="04:A1:B2:C3 / 3283263748"></label> '
-            '<label>字节序 <span lang="en">Byte order</span> <select name="order">'
-            '<option value="le">le</option><option value="be">be</option></select></label> '
-            '<button>登记 <span lang="en">Assign</span></button></form></fieldset>'
-            '<fieldset><legend>修改显示名 <span lang="en">Rename</span></legend>'
-            f'<form method="post" action="/registry/people/{esc(person.person_id)}">{csrf}'
-            '<input name="display_name" required maxlength="64" '
-            f'value="{esc(person.display_name)}">'
-            ' <button>保存 <span lang="en">Save</span></button></form></fieldset>'
-        )
-    body = (
-        f'<p>人员编号 <span lang="en">Person ID</span>: {esc(person.person_id)} · '
-        f'站点 <span lang="en">Site</span>: {esc(person.site_id)}</p>'
-        '<h2>卡片 <span lang="en">Cards</span></h2><table><thead><tr><th>UID</th>'
-        "<th>状态 State</th><th></th></tr></thead><tbody>" + cards + "</tbody></table>"
-        '<h2>持卡记录 <span lang="en">Card history</span></h2><table><thead><tr><th>UID</th>'
-        "<th>起 From</th><th>止 To</th></tr></thead><tbody>" + history + "</tbody></table>" + forms
-    )
-    return _page(session, person.display_name, body)
 
 
 @router.post("/registry/people/{person_id}", response_class=HTMLResponse, include_in_schema=False)
 def person_rename_form(
+    request: Request,
     person_id: str,
     session: SessionDep,
     scope: ScopeDep,
@@ -667,9 +667,9 @@ def person_rename_form(
         _require_edit(scope, person.site_id)
         rc.update_person(service.registry, person.person_id, display_name, None)
     except HTTPException as exc:
-        return _error_page(session, exc, back)
+        return _error_page(request, session, exc, back)
     except RegistryEditError as exc:
-        return _error_page(session, _edit_error(exc), back)
+        return _error_page(request, session, _edit_error(exc), back)
     return RedirectResponse(back, status.HTTP_303_SEE_OTHER)
 
 
@@ -677,6 +677,7 @@ def person_rename_form(
     "/registry/people/{person_id}/cards", response_class=HTMLResponse, include_in_schema=False
 )
 def person_card_form(
+    request: Request,
     person_id: str,
     session: SessionDep,
     scope: ScopeDep,
@@ -689,9 +690,9 @@ def person_card_form(
         uid = card_uid_from_text(card, order)
         _do_assign(service, scope, uid, person_id)
     except HTTPException as exc:
-        return _error_page(session, exc, back)
+        return _error_page(request, session, exc, back)
     except RegistryEditError as exc:
-        return _error_page(session, _edit_error(exc), back)
+        return _error_page(request, session, _edit_error(exc), back)
     return RedirectResponse(back, status.HTTP_303_SEE_OTHER)
 
 
@@ -699,7 +700,7 @@ def person_card_form(
     "/registry/cards/{card_uid}/deactivate", response_class=HTMLResponse, include_in_schema=False
 )
 def card_deactivate_form(
-    card_uid: str, session: SessionDep, scope: ScopeDep, service: Service
+    request: Request, card_uid: str, session: SessionDep, scope: ScopeDep, service: Service
 ) -> Response:
     card = rc.get_card(service.registry, scope.view, card_uid)
     if card is None:
@@ -708,92 +709,75 @@ def card_deactivate_form(
     try:
         _require_edit(scope, card.site_id)
     except HTTPException as exc:
-        return _error_page(session, exc, back)
+        return _error_page(request, session, exc, back)
     rc.deactivate_card(service.registry, card.card_uid)
     return RedirectResponse(back, status.HTTP_303_SEE_OTHER)
 
 
 @router.get("/registry/cards", response_class=HTMLResponse, include_in_schema=False)
 def cards_page(
-    session: SessionDep, scope: ScopeDep, service: Service, q: TextQ = "", page: PageQ = 1
+    request: Request,
+    session: SessionDep,
+    scope: ScopeDep,
+    service: Service,
+    q: TextQ = "",
+    page: PageQ = 1,
 ) -> HTMLResponse:
     result = rc.search_cards(service.registry, scope.view, q, None, None, page, PAGE_SIZE)
-    rows = "".join(
-        f"<tr><td>{esc(c.card_uid)}</td>"
-        f'<td><a href="/registry/people/{esc(c.person_id)}">{esc(c.person_id)}</a></td>'
-        f"<td>{esc(c.site_id)}</td><td>{'在用 active' if c.active else '停用 inactive'}</td></tr>"
-        for c in result.rows
-        if isinstance(c, rc.CardRow)
-    )
-    body = (
-        _search_form("/registry/cards", q)
-        + "<table><thead><tr><th>UID</th><th>持卡人 Holder</th><th>站点 Site</th>"
-        "<th>状态 State</th></tr></thead><tbody>"
-        + rows
-        + "</tbody></table>"
-        + _pager("/registry/cards", page, result.total, {"q": q})
-    )
-    return _page(session, "卡片 Cards", body)
+    rows = [c for c in result.rows if isinstance(c, rc.CardRow)]
+    return _list_page(request, session, service, "/registry/cards", rows, result.total, page, q)
 
 
 @router.get("/registry/devices", response_class=HTMLResponse, include_in_schema=False)
 def devices_page(
-    session: SessionDep, scope: ScopeDep, service: Service, q: TextQ = "", page: PageQ = 1
+    request: Request,
+    session: SessionDep,
+    scope: ScopeDep,
+    service: Service,
+    q: TextQ = "",
+    page: PageQ = 1,
 ) -> HTMLResponse:
     now = service.registry.clock()
     result = rc.search_devices(service.registry, scope.view, q, None, page, PAGE_SIZE, now)
-    rows = "".join(
-        f"<tr><td>{esc(d.device_id)}</td><td>{esc(d.site_id)}</td><td>{esc(d.mode)}</td>"
-        f"<td>{'录入中 enrolling' if d.enrol_until_us else ''}</td>"
-        f'<td><a href="/registry/devices/{esc(d.device_id)}/enrol">刷卡录入 Enrol</a></td></tr>'
-        for d in result.rows
-        if isinstance(d, rc.DeviceRow)
-    )
-    body = (
-        _search_form("/registry/devices", q)
-        + "<table><thead><tr><th>设备 Device</th><th>站点 Site</th><th>模式 Mode</th>"
-        "<th></th><th></th></tr></thead><tbody>"
-        + rows
-        + "</tbody></table>"
-        + _pager("/registry/devices", page, result.total, {"q": q})
-    )
-    return _page(session, "设备 Devices", body)
+    rows = [d for d in result.rows if isinstance(d, rc.DeviceRow)]
+    return _list_page(request, session, service, "/registry/devices", rows, result.total, page, q)
+
+
+ENROL_MESSAGES = ("enrol_on_until", "enrol_off", "already_assigned", "assign", "person_id")
 
 
 @router.get(
     "/registry/devices/{device_id}/enrol", response_class=HTMLResponse, include_in_schema=False
 )
 def enrol_page(
-    device_id: str, session: SessionDep, scope: ScopeDep, service: Service
+    request: Request, device_id: str, session: SessionDep, scope: ScopeDep, service: Service
 ) -> HTMLResponse:
     device = _visible_device(service, scope, device_id)
-    csrf = _csrf_field(session.csrf_token)
-    controls = ""
-    if device.site_id in scope.edit:
-        action = f"/registry/devices/{esc(device.device_id)}/enrol"
-        controls = (
-            f'<form class="inline" method="post" action="{action}">{csrf}'
-            '<label>分钟 <span lang="en">Minutes</span> <input name="minutes" type="number" '
-            'min="1" max="120" value="10"></label> <button>开启录入 <span lang="en">'
-            "Start enrol mode</span></button></form> "
-            f'<form class="inline" method="post" action="{action}/stop">{csrf}'
-            '<button>停止 <span lang="en">Stop</span></button></form>'
-        )
-    body = (
-        f'<div id="enrol" data-device="{esc(device.device_id)}">'
-        f'<p>站点 <span lang="en">Site</span>: {esc(device.site_id)}</p>{controls}'
-        '<p id="enrol-state" aria-live="polite"></p>'
-        "<p>请在该设备上刷新卡；未登记的卡会出现在下面。 "
-        '<span lang="en">Tap the new card on this kiosk; unknown cards appear below.</span></p>'
-        '<div id="captures" aria-live="polite"></div></div>'
+    people = rc.search_people(
+        service.registry, scope.view, "", device.site_id, 1, rc.MAX_PER_PAGE
+    ).rows
+    return _page(
+        request,
+        session,
+        "registry_enrol.html",
+        "enrol",
+        section="/registry/devices",
+        script="enrol.js",
+        page_data={
+            "device_id": device.device_id,
+            "messages": pages.messages(pages.page_lang(request), ENROL_MESSAGES),
+        },
+        device=device,
+        editable=device.site_id in scope.edit,
+        people=[p for p in people if isinstance(p, rc.PersonRow)],
     )
-    return _page(session, f"刷卡录入 Enrol · {device.device_id}", body, scripts=("enrol.js",))
 
 
 @router.post(
     "/registry/devices/{device_id}/enrol", response_class=HTMLResponse, include_in_schema=False
 )
 def enrol_start_form(
+    request: Request,
     device_id: str,
     session: SessionDep,
     scope: ScopeDep,
@@ -805,7 +789,7 @@ def enrol_start_form(
         device = _visible_device(service, scope, device_id)
         _require_edit(scope, device.site_id)
     except HTTPException as exc:
-        return _error_page(session, exc, "/registry/devices")
+        return _error_page(request, session, exc, "/registry/devices")
     service.enrol.start(device.device_id, minutes, session.user.username)
     return RedirectResponse(back, status.HTTP_303_SEE_OTHER)
 
@@ -814,13 +798,13 @@ def enrol_start_form(
     "/registry/devices/{device_id}/enrol/stop", response_class=HTMLResponse, include_in_schema=False
 )
 def enrol_stop_form(
-    device_id: str, session: SessionDep, scope: ScopeDep, service: Service
+    request: Request, device_id: str, session: SessionDep, scope: ScopeDep, service: Service
 ) -> Response:
     try:
         device = _visible_device(service, scope, device_id)
         _require_edit(scope, device.site_id)
     except HTTPException as exc:
-        return _error_page(session, exc, "/registry/devices")
+        return _error_page(request, session, exc, "/registry/devices")
     service.enrol.stop(device.device_id)
     return RedirectResponse(f"/registry/devices/{device_id}/enrol", status.HTTP_303_SEE_OTHER)
 
@@ -829,6 +813,7 @@ def enrol_stop_form(
     "/registry/enrol/{capture_id}/assign", response_class=HTMLResponse, include_in_schema=False
 )
 def capture_assign_form(
+    request: Request,
     capture_id: CaptureId,
     session: SessionDep,
     scope: ScopeDep,
@@ -839,5 +824,5 @@ def capture_assign_form(
         capture = _visible_capture(service, scope, capture_id)
         _do_assign(service, scope, capture.card_uid, person_id.strip())
     except HTTPException as exc:
-        return _error_page(session, exc, "/registry/devices")
+        return _error_page(request, session, exc, "/registry/devices")
     return RedirectResponse(f"/registry/people/{person_id.strip()}", status.HTTP_303_SEE_OTHER)

@@ -8,16 +8,17 @@ Mount with ``app.include_router(reports.router)``. Any role may export the areas
 from __future__ import annotations
 
 import io
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from cloud_ingest import areas
+from cloud_ingest import areas, i18n
 from cloud_ingest.accounts import Action, can
-from cloud_ingest.api.console_page import esc, render_page
+from cloud_ingest.api import pages
 from cloud_ingest.api.deps import Service
 from cloud_ingest.api.routes.registry import ERRORS, ErrorOut
 from cloud_ingest.api.security import NOT_FOUND, AccountStoreDep, SessionDep, csrf_protect
@@ -174,18 +175,16 @@ async def monthly_xlsx(
     )
 
 
-def _area_options(scope: Scope, store: AccountStoreDep, selected: str) -> str:
-    paths: set[str] = set()
+def _area_options(scope: Scope, store: AccountStoreDep, lang: str) -> list[tuple[str, str]]:
+    """(path, shown name) of every area above site level the user may report on."""
+    found: dict[str, str] = {}
     for grant in scope.user.grants:
-        paths.update(
-            a.path for a in areas.areas_under(store.conn, grant.area) if a.level.value != "site"
-        )
+        for a in areas.areas_under(store.conn, grant.area):
+            if a.level.value != "site":
+                found[a.path] = a.name_en if lang == i18n.EN and a.name_en else a.name_zh
         if grant.area == areas.ROOT:
-            paths.add(areas.ROOT)
-    return "".join(
-        f'<option value="{esc(p)}"{" selected" if p == selected else ""}>{esc(p or "/")}</option>'
-        for p in sorted(paths)
-    )
+            found[areas.ROOT] = i18n.t("all", lang)
+    return sorted(found.items())
 
 
 @router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
@@ -198,54 +197,39 @@ def reports_page(
     month: Annotated[str, Query(max_length=7)] = "",
     area: AreaQ = "",
 ) -> HTMLResponse:
-    form = (
-        '<form method="get" action="/reports"><label>区域 <span lang="en">Area</span> '
-        f'<select name="area">{_area_options(scope, store, area)}</select></label> '
-        '<label>月份 <span lang="en">Month</span> <input type="month" name="month" '
-        f'value="{esc(month)}" required></label> '
-        '<button>查看 <span lang="en">Show</span></button></form>'
-    )
-    body = form
+    lang = pages.page_lang(request)
+    context: dict[str, Any] = {"report": None, "error": None, "days": [], "query": ""}
+    status_code = 200
     if month:
         try:
             parse_month(month)
         except ReportError as exc:
-            body += f'<p class="error">{esc(exc)}</p>'
-            return _page(session, body, 400)
-        report = _make(request, service, scope, _area(scope, store, area), month)
-        names = {s.site_id: s.name_zh for s in report.sites}
-        rows = "".join(
-            f"<tr><td>{day.isoformat()}</td><td>{esc(names.get(site.site_id))}</td>"
-            f'<td class="num">{people}</td>'
-            + "".join(f'<td class="num">{meals[p]}</td>' for p in PERIODS)
-            + f'<td class="num">{sum(meals.values())}</td></tr>'
-            for day, site, people, meals in report.daily()
-            if people or any(meals.values())
-        )
-        query = f"area={esc(area)}&amp;month={esc(report.month)}"
-        visits = report.visits if report.visits is not None else "未提供 not available"
-        body += (
-            f'<p>用餐合计 <span lang="en">Meals served</span>: {report.meals_total} · '
-            f'用餐长者(去重) <span lang="en">Distinct elders served</span>: '
-            f'{report.elders_served} · 探访次数 <span lang="en">Visits made</span>: '
-            f"{esc(visits)}</p>"
-            f'<p><a href="/api/v1/reports/monthly.csv?{query}">导出 CSV Export CSV</a> · '
-            f'<a href="/api/v1/reports/monthly.xlsx?{query}">导出 Excel Export Excel</a></p>'
-            "<table><thead><tr>"
-            + "".join(f"<th>{esc(h)}</th>" for h in (DAILY_HEADER[0], *DAILY_HEADER[2:]))
-            + "</tr></thead><tbody>"
-            + rows
-            + "</tbody></table>"
-        )
-    return _page(session, body)
-
-
-def _page(session: SessionDep, body: str, status_code: int = 200) -> HTMLResponse:
-    return render_page(
-        "月度报表 Monthly report",
-        body,
-        username=session.user.username,
-        csrf_token=session.csrf_token,
-        active="/reports",
+            context["error"] = str(exc)
+            status_code = 400
+        else:
+            report = _make(request, service, scope, _area(scope, store, area), month)
+            context["report"] = report
+            context["query"] = urlencode({"area": area, "month": report.month})
+            context["days"] = [
+                {
+                    "date": i18n.format_date(day, lang),
+                    "site": site.name_en if lang == i18n.EN and site.name_en else site.name_zh,
+                    "attendance": people,
+                    "meals": [meals[p] for p in PERIODS],
+                    "total": sum(meals.values()),
+                }
+                for day, site, people, meals in report.daily()
+                if people or any(meals.values())
+            ]
+    return pages.render(
+        request,
+        "reports.html",
+        session,
+        active="reports",
+        title_key="monthly_report",
         status_code=status_code,
+        area_options=_area_options(scope, store, lang),
+        area=area,
+        month=month,
+        **context,
     )

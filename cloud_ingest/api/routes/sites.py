@@ -79,6 +79,7 @@ def site_page(
         active="overview",
         title_key="site",
         script="site.js",
+        live=True,
         page_data={"site_id": ref.site_id, "messages": pages.messages(lang, PAGE_MESSAGES)},
         site=row,
         site_name=row["name_en"] if lang == i18n.EN and row["name_en"] else row["name_zh"],

@@ -84,5 +84,38 @@ const WC = (() => {
     box.dataset.rendered = String(x.length);
     return plot;
   }
-  return { data, t, el, name, getJSON, stream, setConn, stateLabel, deviceDot, chart, clock };
+  // Alert counts for the nav badge on every page (and for pages that listen): polled, since
+  // alerts change every few seconds at most. A page rendered with `reload_on_alerts` reloads
+  // when the counts differ from those it was rendered with, unless someone is typing in it.
+  const alertListeners = [];
+  function onAlertCounts(fn) { alertListeners.push(fn); }
+  function sameCounts(a, b) {
+    const keys = new Set(Object.keys(a || {}).concat(Object.keys(b || {})));
+    for (const k of keys) if ((a || {})[k] !== (b || {})[k]) return false;
+    return true;
+  }
+  function typing() {
+    const active = document.activeElement;
+    if (active && active.form && active.tagName === "INPUT" && active.type !== "hidden") return true;
+    return Array.from(document.querySelectorAll("main form input[name=note]")).some((i) => i.value);
+  }
+  async function pollAlerts() {
+    try {
+      const counts = await getJSON("/api/v1/alerts/counts");
+      const badge = document.getElementById("nav-alert-count");
+      if (badge) {
+        badge.hidden = counts.open === 0;
+        badge.textContent = String(counts.open);
+        badge.title = t("alerts_open", { n: counts.open });
+      }
+      for (const fn of alertListeners) fn(counts);
+      if (data.reload_on_alerts && !sameCounts(counts.by_kind, data.alert_counts) && !typing()) {
+        location.reload();
+        return;
+      }
+    } catch (_) { /* offline for a moment: the next poll tries again */ }
+    setTimeout(pollAlerts, (data.alert_poll_s || 15) * 1000);
+  }
+  document.addEventListener("DOMContentLoaded", pollAlerts);
+  return { data, t, el, name, getJSON, stream, setConn, stateLabel, deviceDot, chart, clock, onAlertCounts };
 })();

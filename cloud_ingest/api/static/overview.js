@@ -204,6 +204,15 @@
     e.preventDefault();
     goArea(a.dataset.area);
   });
+  // Alert tiles: the counts console.js polls for the nav, per group, in the user's areas.
+  WC.onAlertCounts((counts) => {
+    for (const [group, n] of Object.entries(counts.by_group)) {
+      const num = document.querySelector('[data-stat="alerts_' + group + '"]');
+      if (!num) continue;
+      num.textContent = String(n);
+      num.closest(".stat").classList.toggle("alarm", n > 0);
+    }
+  });
   // Midnight resets and clock-driven kiosk states: a full refresh now and then.
   setInterval(load, 60000);
   connect();
