@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from console_support import add_user, logged_in, place_sites
+from faults.tcpproxy import TcpProxy
 from ingest_support import TZ, Publisher, wait_for, write_registry
 
 from cloud_ingest.accounts import Role
@@ -254,19 +255,27 @@ def test_taps_made_while_the_broker_is_down_are_kept_then_arrive_once(pipeline: 
 
 
 def test_ingest_killed_mid_stream_loses_and_doubles_nothing(pipeline: Pipeline) -> None:
-    kiosks = [pipeline.add_kiosk(key) for key in ("gate_a", "gate_b")]
-    # Volume straight into the outboxes (the kiosk's durable log); the uplinks drain them.
-    for n in range(1500):
-        for k, kiosk in enumerate(kiosks):
-            i = 1 + (n % 6) if k == 0 else 7 + (n % 4)
-            kiosk.gateway.outbox.record(card(i), Kind.CHECK_IN, person_id=f"P{i:04d}")
-        pipeline.clock.advance(0.001)
-    wait_for(lambda: sum(pipeline.counts().values()) >= 300, timeout=60)
-    pipeline.ingest.kill()
-    stored_at_kill = sum(pipeline.counts().values())
-    assert stored_at_kill < 3000, "the kill should land mid-stream"
-    pipeline.ingest.start(timeout=60)
-    wait_for(pipeline.all_delivered, timeout=120)
+    # Small batches to an InfluxDB 50 ms away: the stream lasts seconds, so the kill lands in
+    # the middle of it however fast the machine is.
+    with TcpProxy(pipeline.influx.port) as slow_influx:
+        slow_influx.latency_s = 0.05
+        pipeline.ingest.stop()
+        pipeline.ingest.influx_url = f"http://127.0.0.1:{slow_influx.port}"
+        pipeline.ingest.extra_toml += "\nbatch_max = 100"
+        pipeline.ingest.start(timeout=60)
+        kiosks = [pipeline.add_kiosk(key) for key in ("gate_a", "gate_b")]
+        # Volume straight into the outboxes (the kiosk's durable log); the uplinks drain them.
+        for n in range(1500):
+            for k, kiosk in enumerate(kiosks):
+                i = 1 + (n % 6) if k == 0 else 7 + (n % 4)
+                kiosk.gateway.outbox.record(card(i), Kind.CHECK_IN, person_id=f"P{i:04d}")
+            pipeline.clock.advance(0.001)
+        wait_for(lambda: sum(pipeline.counts().values()) >= 300, timeout=60)
+        pipeline.ingest.kill()
+        stored_at_kill = sum(pipeline.counts().values())
+        assert stored_at_kill < 3000, "the kill should land mid-stream"
+        pipeline.ingest.start(timeout=60)
+        wait_for(pipeline.all_delivered, timeout=120)
     a, b = pipeline.ids["site_a"], pipeline.ids["site_b"]
     assert pipeline.counts() == Counter({(a, "check_in"): 1500, (b, "check_in"): 1500})
 
