@@ -405,7 +405,10 @@ def check_broker(settings: GatewaySettings, deps: DoctorDeps) -> CheckResult:
     def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         answer["reason"] = reason
 
-    # Its own client id: reusing the kiosk's would take over its session and kick it off.
+    # Its own client id, so on an open broker the running kiosk is not kicked off. The production
+    # broker (use_username_as_clientid) replaces it with the device's username: there the check
+    # briefly takes over the kiosk's connection, which reconnects by itself and resends from its
+    # outbox (clean start; nothing is lost).
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=f"{settings.device_id}-doctor",
