@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from warmcard.errors import WarmcardError
+from warmcard.errors import WarmcardError, problem_lines
 
 
 class ConsoleError(WarmcardError):
@@ -18,10 +18,9 @@ class AreaImportError(AreaError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        shown = "\n".join(problems[:50])
-        more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        listed = problem_lines(problems)
         super().__init__(
-            f"区域导入失败，未导入任何内容 Area import failed, nothing imported:\n{shown}{more}"
+            f"区域导入失败，未导入任何内容 Area import failed, nothing imported:\n{listed}"
         )
 
 

@@ -86,6 +86,48 @@ def _rows(registry: Registry, sql: str, params: tuple[object, ...]) -> list[tupl
         return registry.db.execute(sql, params).fetchall()
 
 
+# What a PersonRow, CardRow and DeviceRow are read from (lists and single lookups alike).
+_PERSON_SELECT = (
+    "SELECT p.person_id, p.display_name, p.site_id, "
+    "(SELECT count(*) FROM cards c WHERE c.person_id = p.person_id AND c.active = 1) "
+    "FROM people p"
+)
+_CARD_FROM = "FROM cards c JOIN people p USING (person_id)"
+_CARD_SELECT = f"SELECT c.card_uid, c.person_id, p.site_id, c.active {_CARD_FROM}"
+# The first parameter is now (µs): only an enrol window still running is joined.
+_DEVICE_SELECT = (
+    "SELECT d.device_id, d.site_id, d.mode, d.debounce_s, e.until_us FROM devices d "
+    "LEFT JOIN enrol_windows e ON e.device_id = d.device_id AND e.until_us > ?"
+)
+
+
+def _visible(
+    alias: str,
+    sites: Collection[str],
+    site: str | None,
+    q: str,
+    match: str,
+    match_params: tuple[str, ...],
+) -> tuple[str, tuple[object, ...]]:
+    """WHERE clause and parameters of a list: visible sites, then `match` if `q`, then one site.
+
+    `alias` names the table whose `site_id` decides visibility.
+    """
+    where = f"{alias}.site_id IN (SELECT value FROM json_each(?))"
+    params: tuple[object, ...] = (_sites_json(sites),)
+    if q:
+        where += f" AND ({match})"
+        params += match_params
+    if site:
+        where += f" AND {alias}.site_id = ?"
+        params += (site,)
+    return where, params
+
+
+def _count(registry: Registry, from_where: str, params: tuple[object, ...]) -> int:
+    return int(_rows(registry, f"SELECT count(*) {from_where}", params)[0][0])
+
+
 def search_people(
     registry: Registry,
     sites: Collection[str],
@@ -96,37 +138,34 @@ def search_people(
 ) -> Page:
     """People of the visible sites whose id or name contains `q`, by id."""
     limit, offset = _limits(page, per_page)
-    where = "p.site_id IN (SELECT value FROM json_each(?))"
-    params: tuple[object, ...] = (_sites_json(sites),)
-    if q:
-        where += " AND (p.person_id LIKE ? ESCAPE '\\' OR p.display_name LIKE ? ESCAPE '\\')"
-        params += (_like(q), _like(q))
-    if site:
-        where += " AND p.site_id = ?"
-        params += (site,)
-    total = int(_rows(registry, f"SELECT count(*) FROM people p WHERE {where}", params)[0][0])
+    where, params = _visible(
+        "p",
+        sites,
+        site,
+        q,
+        "p.person_id LIKE ? ESCAPE '\\' OR p.display_name LIKE ? ESCAPE '\\'",
+        (_like(q), _like(q)),
+    )
+    total = _count(registry, f"FROM people p WHERE {where}", params)
     rows = _rows(
         registry,
-        "SELECT p.person_id, p.display_name, p.site_id, "
-        "(SELECT count(*) FROM cards c WHERE c.person_id = p.person_id AND c.active = 1) "
-        f"FROM people p WHERE {where} ORDER BY p.person_id LIMIT ? OFFSET ?",
+        f"{_PERSON_SELECT} WHERE {where} ORDER BY p.person_id LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
-    return Page(total, [PersonRow(str(a), str(b), str(c), int(d)) for a, b, c, d in rows])
+    return Page(total, list(_person_rows(rows)))
 
 
 def get_person(registry: Registry, sites: Collection[str], person_id: str) -> PersonRow | None:
-    page = _rows(
+    rows = _rows(
         registry,
-        "SELECT p.person_id, p.display_name, p.site_id, "
-        "(SELECT count(*) FROM cards c WHERE c.person_id = p.person_id AND c.active = 1) "
-        "FROM people p WHERE p.person_id = ? AND p.site_id IN (SELECT value FROM json_each(?))",
+        f"{_PERSON_SELECT} WHERE p.person_id = ? AND p.site_id IN (SELECT value FROM json_each(?))",
         (person_id, _sites_json(sites)),
     )
-    if not page:
-        return None
-    a, b, c, d = page[0]
-    return PersonRow(str(a), str(b), str(c), int(d))
+    return _person_rows(rows)[0] if rows else None
+
+
+def _person_rows(rows: list[tuple[Any, ...]]) -> list[PersonRow]:
+    return [PersonRow(str(a), str(b), str(c), int(d)) for a, b, c, d in rows]
 
 
 def _card_rows(rows: list[tuple[Any, ...]]) -> list[CardRow]:
@@ -138,8 +177,7 @@ def person_cards(registry: Registry, person_id: str) -> list[CardRow]:
     return _card_rows(
         _rows(
             registry,
-            "SELECT c.card_uid, c.person_id, p.site_id, c.active FROM cards c "
-            "JOIN people p USING (person_id) WHERE c.person_id = ? ORDER BY c.card_uid",
+            f"{_CARD_SELECT} WHERE c.person_id = ? ORDER BY c.card_uid",
             (person_id,),
         )
     )
@@ -175,23 +213,21 @@ def search_cards(
 ) -> Page:
     """Cards whose holder (current, or last for inactive cards) is in a visible site."""
     limit, offset = _limits(page, per_page)
-    where = "p.site_id IN (SELECT value FROM json_each(?))"
-    params: tuple[object, ...] = (_sites_json(sites),)
-    if q:
-        where += " AND (c.card_uid LIKE ? ESCAPE '\\' OR c.person_id LIKE ? ESCAPE '\\')"
-        params += (_like(q.upper().replace(":", "").replace(" ", "")), _like(q))
-    if site:
-        where += " AND p.site_id = ?"
-        params += (site,)
+    where, params = _visible(
+        "p",
+        sites,
+        site,
+        q,
+        "c.card_uid LIKE ? ESCAPE '\\' OR c.person_id LIKE ? ESCAPE '\\'",
+        (_like(q.upper().replace(":", "").replace(" ", "")), _like(q)),
+    )
     if active is not None:
         where += " AND c.active = ?"
         params += (int(active),)
-    base = f"FROM cards c JOIN people p USING (person_id) WHERE {where}"
-    total = int(_rows(registry, f"SELECT count(*) {base}", params)[0][0])
+    total = _count(registry, f"{_CARD_FROM} WHERE {where}", params)
     rows = _rows(
         registry,
-        f"SELECT c.card_uid, c.person_id, p.site_id, c.active {base} "
-        "ORDER BY c.card_uid LIMIT ? OFFSET ?",
+        f"{_CARD_SELECT} WHERE {where} ORDER BY c.card_uid LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
     return Page(total, list(_card_rows(rows)))
@@ -200,9 +236,7 @@ def search_cards(
 def get_card(registry: Registry, sites: Collection[str], card_uid: str) -> CardRow | None:
     rows = _rows(
         registry,
-        "SELECT c.card_uid, c.person_id, p.site_id, c.active FROM cards c "
-        "JOIN people p USING (person_id) WHERE c.card_uid = ? "
-        "AND p.site_id IN (SELECT value FROM json_each(?))",
+        f"{_CARD_SELECT} WHERE c.card_uid = ? AND p.site_id IN (SELECT value FROM json_each(?))",
         (card_uid, _sites_json(sites)),
     )
     return _card_rows(rows)[0] if rows else None
@@ -233,26 +267,14 @@ def search_devices(
 ) -> Page:
     """Devices standing in visible sites, with the end of a running enrol window."""
     limit, offset = _limits(page, per_page)
-    where = "d.site_id IN (SELECT value FROM json_each(?))"
-    params: tuple[object, ...] = (_sites_json(sites),)
-    if q:
-        where += " AND d.device_id LIKE ? ESCAPE '\\'"
-        params += (_like(q),)
-    if site:
-        where += " AND d.site_id = ?"
-        params += (site,)
-    total = int(_rows(registry, f"SELECT count(*) FROM devices d WHERE {where}", params)[0][0])
+    where, params = _visible("d", sites, site, q, "d.device_id LIKE ? ESCAPE '\\'", (_like(q),))
+    total = _count(registry, f"FROM devices d WHERE {where}", params)
     rows = _rows(
         registry,
-        "SELECT d.device_id, d.site_id, d.mode, d.debounce_s, e.until_us FROM devices d "
-        "LEFT JOIN enrol_windows e ON e.device_id = d.device_id AND e.until_us > ? "
-        f"WHERE {where} ORDER BY d.device_id LIMIT ? OFFSET ?",
+        f"{_DEVICE_SELECT} WHERE {where} ORDER BY d.device_id LIMIT ? OFFSET ?",
         (now_us, *params, limit, offset),
     )
-    return Page(
-        total,
-        [DeviceRow(str(a), str(b), str(c), float(d), e) for a, b, c, d, e in rows],
-    )
+    return Page(total, list(_device_rows(rows)))
 
 
 def get_device(
@@ -260,15 +282,14 @@ def get_device(
 ) -> DeviceRow | None:
     rows = _rows(
         registry,
-        "SELECT d.device_id, d.site_id, d.mode, d.debounce_s, e.until_us FROM devices d "
-        "LEFT JOIN enrol_windows e ON e.device_id = d.device_id AND e.until_us > ? "
-        "WHERE d.device_id = ? AND d.site_id IN (SELECT value FROM json_each(?))",
+        f"{_DEVICE_SELECT} WHERE d.device_id = ? AND d.site_id IN (SELECT value FROM json_each(?))",
         (now_us, device_id, _sites_json(sites)),
     )
-    if not rows:
-        return None
-    a, b, c, d, e = rows[0]
-    return DeviceRow(str(a), str(b), str(c), float(d), e)
+    return _device_rows(rows)[0] if rows else None
+
+
+def _device_rows(rows: list[tuple[Any, ...]]) -> list[DeviceRow]:
+    return [DeviceRow(str(a), str(b), str(c), float(d), e) for a, b, c, d, e in rows]
 
 
 # ---------------------------------------------------------------------------------- edits
@@ -348,11 +369,7 @@ def assign_card(
     if not PERSON_ID_RE.fullmatch(person_id):
         raise RegistryEditError(f"person_id {person_id!r} is not valid")
     with _change(registry) as db:
-        row = db.execute(
-            "SELECT c.card_uid, c.person_id, p.site_id, c.active FROM cards c "
-            "JOIN people p USING (person_id) WHERE c.card_uid = ?",
-            (card_uid,),
-        ).fetchone()
+        row = db.execute(f"{_CARD_SELECT} WHERE c.card_uid = ?", (card_uid,)).fetchone()
         previous = _card_rows([row])[0] if row else None
         if previous and previous.active and previous.site_id not in editable_sites:
             raise CardInUse(

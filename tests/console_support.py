@@ -39,6 +39,45 @@ PASSWORD = "erhai-sunrise-2718"
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
+# Two counties (dali/eryuan, dali/er), each with a township and a courtyard: enough to test
+# that a grant on one county reaches its courtyard and not the other's.
+AREAS_CSV = """path,name_zh,name_en
+dali,大理州,Dali
+dali/eryuan,洱源县,Eryuan
+dali/eryuan/xishan,西山乡,Xishan
+dali/eryuan/xishan/xs-01,西山小院,Xishan Courtyard
+dali/er,洱海片区,Erhai
+dali/er/haidong,海东镇,Haidong
+dali/er/haidong/hd-01,海东小院,Haidong Courtyard
+"""
+
+
+class FakeClock:
+    """Seconds since the epoch that move only when a test advances them."""
+
+    def __init__(self, t: float = 1_700_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def console_db_with_areas(tmp_path: Path) -> Path:
+    """A new console database in `tmp_path` holding the AREAS_CSV areas; returns its path."""
+    path = tmp_path / "console.db"
+    conn = console_db.connect(path)
+    try:
+        f = tmp_path / "areas.csv"
+        f.write_text(AREAS_CSV)
+        areas.import_areas_csv(conn, f)
+    finally:
+        conn.close()
+    return path
+
+
 def auth_config(db_path: Path) -> AuthConfig:
     """Plain-http cookies (the tests talk to 127.0.0.1) and the cheap hasher."""
     return AuthConfig(db_path=db_path, cookie_secure=False, hasher=FAST_HASHER)

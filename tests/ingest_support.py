@@ -95,18 +95,41 @@ def write_registry(tmp: Path, prefix: str) -> dict[str, str]:
         cards.append(f"04:A1:B2:{i:02X},P{i:04d},1")
     (tmp / "people.csv").write_text("\n".join(people) + "\n", encoding="utf-8")
     (tmp / "cards.csv").write_text("\n".join(cards) + "\n", encoding="utf-8")
-    registry = Registry(tmp / "registry.sqlite3")
+    import_registry_csv(tmp / "registry.sqlite3", tmp, "sites", "devices", "people", "cards")
+    return ids
+
+
+def import_registry_csv(registry_path: Path, folder: Path, *names: str) -> None:
+    """Import folder/<name>.csv for each of `names` (sites, devices, people, cards) at once."""
+
+    def csv(name: str) -> Path | None:
+        return folder / f"{name}.csv" if name in names else None
+
+    registry = Registry(registry_path)
     try:
         import_csv(
             registry,
-            sites=tmp / "sites.csv",
-            devices=tmp / "devices.csv",
-            people=tmp / "people.csv",
-            cards=tmp / "cards.csv",
+            sites=csv("sites"),
+            devices=csv("devices"),
+            people=csv("people"),
+            cards=csv("cards"),
         )
     finally:
         registry.close()
-    return ids
+
+
+def write_ingest_toml(tmp: Path, settings: IngestSettings) -> Path:
+    """The TOML file `warmcard ingest` / `warmcard reconcile --config` read for `settings`."""
+    path = tmp / "ingest.toml"
+    path.write_text(
+        f'client_id = "{settings.client_id}"\n'
+        f'registry_path = "{settings.registry_path}"\n'
+        f'deadletter_path = "{settings.deadletter_path}"\n'
+        f'tz = "{TZ}"\n'
+        f"[mqtt]\nport = {settings.mqtt.port}\n"
+        f'[influx]\nurl = "{settings.influx.url}"\ndatabase = "{settings.influx.database}"\n'
+    )
+    return path
 
 
 def today_base_us() -> int:

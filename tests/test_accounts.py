@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from argon2 import PasswordHasher
+from console_support import FAST_HASHER, FakeClock, console_db_with_areas
 from typer.testing import CliRunner
 
 from cloud_ingest import accounts, areas, console_cli, console_db
@@ -24,41 +24,12 @@ from cloud_ingest.accounts import (
 )
 from cloud_ingest.console_errors import AccountError, PasswordRejected
 
-AREAS_CSV = """path,name_zh,name_en
-dali,大理州,Dali
-dali/eryuan,洱源县,Eryuan
-dali/eryuan/xishan,西山乡,Xishan
-dali/eryuan/xishan/xs-01,西山小院,Xishan Courtyard
-dali/er,洱海片区,Erhai
-dali/er/haidong,海东镇,Haidong
-dali/er/haidong/hd-01,海东小院,Haidong Courtyard
-"""
 GOOD_PW = "xishan-courtyard-77"
-
-# Cheapest argon2id parameters, so the suite stays fast; production uses the library defaults.
-FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-
-
-class FakeClock:
-    def __init__(self, t: float = 1_700_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    path = tmp_path / "console.db"
-    conn = console_db.connect(path)
-    f = tmp_path / "areas.csv"
-    f.write_text(AREAS_CSV)
-    areas.import_areas_csv(conn, f)
-    conn.close()
-    return path
+    return console_db_with_areas(tmp_path)
 
 
 @pytest.fixture

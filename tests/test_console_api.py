@@ -16,13 +16,19 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from console_support import add_user, auth_config, logged_in, place_sites, serve
-from ingest_support import TZ, EventMaker, Publisher, make_settings, today_base_us, wait_for
+from ingest_support import (
+    TZ,
+    EventMaker,
+    Publisher,
+    import_registry_csv,
+    make_settings,
+    today_base_us,
+    wait_for,
+)
 
 from cloud_ingest.accounts import Role
 from cloud_ingest.api.app import create_app
-from cloud_ingest.importer import import_csv
 from cloud_ingest.live import day_window
-from cloud_ingest.registry import Registry
 from warmcard.contract import DeviceStatus, Kind, MealPeriod, ReaderState, status_topic
 
 TOWNSHIPS = ("dali/dali-city/xizhou", "dali/dali-city/wanqiao", "dali/eryuan/niujie")
@@ -47,16 +53,7 @@ def write_many_sites(tmp: Path, prefix: str) -> None:
         people += [f"P{i:02d}{k},长者{i}-{k},{s}" for k in range(5)]
     for name, lines in (("sites", sites), ("devices", devices), ("people", people)):
         (tmp / f"{name}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    registry = Registry(tmp / "registry.sqlite3")
-    try:
-        import_csv(
-            registry,
-            sites=tmp / "sites.csv",
-            devices=tmp / "devices.csv",
-            people=tmp / "people.csv",
-        )
-    finally:
-        registry.close()
+    import_registry_csv(tmp / "registry.sqlite3", tmp, "sites", "devices", "people")
 
 
 def expected_day(i: int) -> tuple[int, int]:

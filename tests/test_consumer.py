@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -61,6 +62,16 @@ def start(settings) -> IngestService:
     service.start()
     wait_for(service.consumer.subscribed.is_set)
     return service
+
+
+@contextmanager
+def influxdb_down(influxd) -> Iterator[None]:
+    """InfluxDB stopped for the block and started again however the block ends."""
+    influxd.stop()
+    try:
+        yield
+    finally:
+        influxd.start()
 
 
 def test_events_land_with_exact_counts_and_live_numbers(env, publisher):
@@ -139,15 +150,12 @@ def test_influxdb_down_holds_everything_unacked_then_all_arrive_once(env, publis
     events, expected = scenario(ids)
     service = start(settings)
     try:
-        influxd.stop()
-        try:
+        with influxdb_down(influxd):
             publisher.publish(events)
             wait_for(lambda: service.metrics.write_retries >= 2)
             assert service.metrics.acked == 0
             assert service.metrics.storage_ok is False
             assert service.live.snapshot()["sites"][0]["arrivals"] == 0
-        finally:
-            influxd.start()
         wait_for(lambda: service.metrics.acked == len(events), timeout=20)
         assert influx_counts(settings) == expected
         check_live(service, ids)
@@ -161,13 +169,10 @@ def test_restart_while_influxdb_down_loses_nothing(env, publisher, influxd):
     events, expected = scenario(ids)
     service = start(settings)
     try:
-        influxd.stop()
-        try:
+        with influxdb_down(influxd):
             publisher.publish(events)
             wait_for(lambda: service.metrics.write_retries >= 1)
             service.stop()
-        finally:
-            influxd.start()
         assert influx_counts(settings) == Counter()
         service = start(settings)
         wait_for(lambda: influx_counts(settings) == expected)
@@ -296,15 +301,12 @@ def test_backpressure_broker_stops_at_receive_maximum(
     events = [gate.make(Kind.CHECK_IN, f"P{i % 6 + 1:04d}") for i in range(60)]
     service = start(settings)
     try:
-        influxd.stop()
-        try:
+        with influxdb_down(influxd):
             publisher.publish(events)
             in_hand = lambda: service.metrics.received + service.consumer.pending  # noqa: E731
             wait_for(lambda: in_hand() == 20)
             wait_for(lambda: service.metrics.write_retries >= 3)
             assert in_hand() == 20 and service.metrics.acked == 0
-        finally:
-            influxd.start()
         wait_for(lambda: service.metrics.acked == 60, timeout=30)
         assert influx_counts(settings) == Counter({(ids["site_a"], "check_in"): 60})
     finally:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from console_support import operator_client
-from ingest_support import TZ, make_settings, write_registry
+from ingest_support import TZ, make_settings, write_ingest_toml, write_registry
 from typer.testing import CliRunner
 
 from cloud_ingest.influx import InfluxV1
@@ -56,19 +55,6 @@ def env(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
 
 def store(storage, site: str, events: list[TapEvent]) -> None:
     storage.write([encode_tap(e, site) for e in events])
-
-
-def write_config(tmp_path: Path, settings) -> Path:
-    path = tmp_path / "ingest.toml"
-    path.write_text(
-        f'client_id = "{settings.client_id}"\n'
-        f'registry_path = "{settings.registry_path}"\n'
-        f'deadletter_path = "{settings.deadletter_path}"\n'
-        f'tz = "{TZ}"\n'
-        f"[mqtt]\nport = {settings.mqtt.port}\n"
-        f'[influx]\nurl = "{settings.influx.url}"\ndatabase = "{settings.influx.database}"\n'
-    )
-    return path
 
 
 def test_gaps_found_exactly(env):
@@ -171,7 +157,7 @@ def test_cli_exit_codes_and_json(env, tmp_path):
     gate, other = ids["gate_a"], ids["gate_b"]
     store(storage, ids["site_a"], [tap(gate, s, at(DAY, 9, s)) for s in (1, 2, 4)])
     store(storage, ids["site_b"], [tap(other, s, at(DAY, 9, s)) for s in (1, 2, 3)])
-    config = write_config(tmp_path, settings)
+    config = write_ingest_toml(tmp_path, settings)
     runner = CliRunner()
     base = ["reconcile", "--config", str(config), "--day", DAY.isoformat(), "--status-wait-s", "0"]
 

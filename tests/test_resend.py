@@ -7,11 +7,17 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from ingest_support import TZ, Publisher, make_settings, wait_for, write_registry
+from ingest_support import (
+    TZ,
+    Publisher,
+    make_settings,
+    wait_for,
+    write_ingest_toml,
+    write_registry,
+)
 from typer.testing import CliRunner
 
 from cloud_ingest.influx import InfluxV1
@@ -80,19 +86,6 @@ def rig(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[tuple
         service.stop()
 
 
-def write_config(tmp_path: Path, settings) -> str:
-    path = tmp_path / "ingest.toml"
-    path.write_text(
-        f'client_id = "{settings.client_id}"\n'
-        f'registry_path = "{settings.registry_path}"\n'
-        f'deadletter_path = "{settings.deadletter_path}"\n'
-        f'tz = "{TZ}"\n'
-        f"[mqtt]\nport = {settings.mqtt.port}\n"
-        f'[influx]\nurl = "{settings.influx.url}"\ndatabase = "{settings.influx.database}"\n'
-    )
-    return str(path)
-
-
 def stored_seqs(settings, device: str) -> list[int]:
     storage = InfluxV1(settings.influx)
     try:
@@ -129,7 +122,7 @@ def test_resend_command_fills_the_gap_reconcile_found(rig, tmp_path):
     )
     day, _, _ = day_window(ZoneInfo(TZ), events[0].ts_us)
 
-    config = write_config(tmp_path, settings)
+    config = str(write_ingest_toml(tmp_path, settings))
     runner = CliRunner()
     args = ["reconcile", "--config", config, "--device", gate, "--day", day, "--json"]
     found = runner.invoke(app, [*args, "--request-resend"])

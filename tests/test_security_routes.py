@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import pytest
-from argon2 import PasswordHasher
+from console_support import FAST_HASHER, FakeClock, console_db_with_areas
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
@@ -30,25 +30,7 @@ from cloud_ingest.api.security import (
     site_access,
 )
 
-AREAS_CSV = """path,name_zh,name_en
-dali,大理州,Dali
-dali/eryuan,洱源县,Eryuan
-dali/eryuan/xishan,西山乡,Xishan
-dali/eryuan/xishan/xs-01,西山小院,Xishan Courtyard
-dali/er,洱海片区,Erhai
-dali/er/haidong,海东镇,Haidong
-dali/er/haidong/hd-01,海东小院,Haidong Courtyard
-"""
 PW = "xishan-courtyard-77"
-FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def make_app(db_path: Path, clock: FakeClock, secure: bool = False) -> FastAPI:
@@ -88,11 +70,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def db_path(tmp_path: Path, clock: FakeClock) -> Path:
-    path = tmp_path / "console.db"
+    path = console_db_with_areas(tmp_path)
     conn = console_db.connect(path)
-    f = tmp_path / "areas.csv"
-    f.write_text(AREAS_CSV)
-    areas.import_areas_csv(conn, f)
     store = AccountStore(conn, clock, FAST_HASHER)
     store.add_user("eryuan-mgr", PW, Role.MANAGER, "dali/eryuan")
     store.add_user("eryuan-view", PW, Role.VIEWER, "dali/eryuan")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cloud_ingest.errors import IngestError
+from warmcard.errors import problem_lines
 
 
 class AlertError(IngestError):
@@ -14,10 +15,9 @@ class FlagImportError(AlertError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        shown = "\n".join(problems[:50])
-        more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        listed = problem_lines(problems)
         super().__init__(
-            f"标记导入失败，未导入任何内容 Flag import failed, nothing imported:\n{shown}{more}"
+            f"标记导入失败，未导入任何内容 Flag import failed, nothing imported:\n{listed}"
         )
 
 

@@ -30,12 +30,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from ingest_support import wait_for
+from ingest_support import import_registry_csv, wait_for
 
 from cloud_ingest import reconcile
 from cloud_ingest.consumer import BatchProcessor, Consumer, Metrics
 from cloud_ingest.deadletter import DeadLetterStore
-from cloud_ingest.importer import import_csv
 from cloud_ingest.influx import InfluxV1
 from cloud_ingest.registry import Registry
 from cloud_ingest.service import IngestService
@@ -279,17 +278,7 @@ class Pipeline:
             cards.append(f"{card(i)},P{i:04d},1")
         (self.tmp / "people.csv").write_text("\n".join(people) + "\n", encoding="utf-8")
         (self.tmp / "cards.csv").write_text("\n".join(cards) + "\n", encoding="utf-8")
-        registry = Registry(self.registry_path)
-        try:
-            import_csv(
-                registry,
-                sites=self.tmp / "sites.csv",
-                devices=self.tmp / "devices.csv",
-                people=self.tmp / "people.csv",
-                cards=self.tmp / "cards.csv",
-            )
-        finally:
-            registry.close()
+        import_registry_csv(self.registry_path, self.tmp, "sites", "devices", "people", "cards")
 
     def config(self, key: str) -> DeviceConfig:
         site, mode = DEVICES[key]

@@ -242,10 +242,29 @@ def _visible_person(service: IngestService, scope: Scope, person_id: str) -> rc.
     return person
 
 
+def _editable_person(service: IngestService, scope: Scope, person_id: str) -> rc.PersonRow:
+    person = _visible_person(service, scope, person_id)
+    _require_edit(scope, person.site_id)
+    return person
+
+
+def _visible_card(service: IngestService, scope: Scope, card_uid: str) -> rc.CardRow:
+    card = rc.get_card(service.registry, scope.view, card_uid)
+    if card is None:
+        raise _not_found()
+    return card
+
+
 def _visible_device(service: IngestService, scope: Scope, device_id: str) -> rc.DeviceRow:
     device = rc.get_device(service.registry, scope.view, device_id, service.registry.clock())
     if device is None:
         raise _not_found()
+    return device
+
+
+def _editable_device(service: IngestService, scope: Scope, device_id: str) -> rc.DeviceRow:
+    device = _visible_device(service, scope, device_id)
+    _require_edit(scope, device.site_id)
     return device
 
 
@@ -257,8 +276,7 @@ def _edit_error(exc: RegistryEditError) -> HTTPException:
 def _do_assign(
     service: IngestService, scope: Scope, uid: str, person_id: str
 ) -> tuple[rc.CardRow, str | None]:
-    person = _visible_person(service, scope, person_id)
-    _require_edit(scope, person.site_id)
+    person = _editable_person(service, scope, person_id)
     try:
         previous = rc.assign_card(service.registry, uid, person.person_id, scope.edit)
     except RegistryEditError as exc:
@@ -344,8 +362,7 @@ def get_person(person_id: str, scope: ScopeDep, service: Service) -> PersonDetai
 @router.patch("/api/v1/registry/people/{person_id}", response_model=PersonOut)
 def patch_person(person_id: str, body: PersonPatch, scope: ScopeDep, service: Service) -> PersonOut:
     """Rename a person or move them to another site (you must manage both sites)."""
-    person = _visible_person(service, scope, person_id)
-    _require_edit(scope, person.site_id)
+    person = _editable_person(service, scope, person_id)
     if body.site_id is not None:
         _require_edit(scope, body.site_id)
     try:
@@ -398,9 +415,7 @@ def assign_card(body: CardAssign, scope: ScopeDep, service: Service) -> AssignRe
 @router.get("/api/v1/registry/cards/{card_uid}", response_model=CardDetail)
 def get_card(card_uid: str, scope: ScopeDep, service: Service) -> CardDetail:
     """A card, its holder and who held it before (holders in your areas only)."""
-    card = rc.get_card(service.registry, scope.view, card_uid)
-    if card is None:
-        raise _not_found()
+    card = _visible_card(service, scope, card_uid)
     history = rc.card_history(service.registry, scope.view, card.card_uid)
     return CardDetail(card=_card(card), history=[_assignment(a) for a in history])
 
@@ -408,9 +423,7 @@ def get_card(card_uid: str, scope: ScopeDep, service: Service) -> CardDetail:
 @router.post("/api/v1/registry/cards/{card_uid}/deactivate", response_model=CardOut)
 def deactivate(card_uid: str, scope: ScopeDep, service: Service) -> CardOut:
     """Take a card out of use (lost or returned); it then taps as unknown."""
-    card = rc.get_card(service.registry, scope.view, card_uid)
-    if card is None:
-        raise _not_found()
+    card = _visible_card(service, scope, card_uid)
     _require_edit(scope, card.site_id)
     rc.deactivate_card(service.registry, card.card_uid)
     fresh = rc.get_card(service.registry, scope.view, card_uid)
@@ -449,15 +462,13 @@ def enrol_state(device_id: str, scope: ScopeDep, service: Service) -> EnrolOut:
 @router.post("/api/v1/registry/devices/{device_id}/enrol", response_model=EnrolOut)
 def enrol_start(device_id: str, body: EnrolStart, scope: ScopeDep, service: Service) -> EnrolOut:
     """Turn enrol mode on for N minutes: the next unknown cards tapped there are offered."""
-    device = _visible_device(service, scope, device_id)
-    _require_edit(scope, device.site_id)
+    device = _editable_device(service, scope, device_id)
     return _enrol(service.enrol.start(device.device_id, body.minutes, scope.user.username))
 
 
 @router.delete("/api/v1/registry/devices/{device_id}/enrol", response_model=EnrolOut)
 def enrol_stop(device_id: str, scope: ScopeDep, service: Service) -> EnrolOut:
-    device = _visible_device(service, scope, device_id)
-    _require_edit(scope, device.site_id)
+    device = _editable_device(service, scope, device_id)
     return _enrol(service.enrol.stop(device.device_id))
 
 
@@ -552,8 +563,10 @@ def _list_page(
 
 
 def _error_page(
-    request: Request, session: SessionDep, exc: HTTPException, back: str
+    request: Request, session: SessionDep, exc: HTTPException | RegistryEditError, back: str
 ) -> HTMLResponse:
+    if isinstance(exc, RegistryEditError):
+        exc = _edit_error(exc)
     if exc.status_code == status.HTTP_404_NOT_FOUND:
         # Back to the section's list: not a link that repeats an id the user may not see.
         back = "/".join(back.split("/")[:3])
@@ -611,10 +624,8 @@ def people_add_form(
     try:
         _require_edit(scope, site_id)
         person_id = rc.add_person(service.registry, display_name, site_id)
-    except HTTPException as exc:
+    except (HTTPException, RegistryEditError) as exc:
         return _error_page(request, session, exc, "/registry/people")
-    except RegistryEditError as exc:
-        return _error_page(request, session, _edit_error(exc), "/registry/people")
     return RedirectResponse(f"/registry/people/{person_id}", status.HTTP_303_SEE_OTHER)
 
 
@@ -663,13 +674,10 @@ def person_rename_form(
 ) -> Response:
     back = f"/registry/people/{person_id}"
     try:
-        person = _visible_person(service, scope, person_id)
-        _require_edit(scope, person.site_id)
+        person = _editable_person(service, scope, person_id)
         rc.update_person(service.registry, person.person_id, display_name, None)
-    except HTTPException as exc:
+    except (HTTPException, RegistryEditError) as exc:
         return _error_page(request, session, exc, back)
-    except RegistryEditError as exc:
-        return _error_page(request, session, _edit_error(exc), back)
     return RedirectResponse(back, status.HTTP_303_SEE_OTHER)
 
 
@@ -689,10 +697,8 @@ def person_card_form(
     try:
         uid = card_uid_from_text(card, order)
         _do_assign(service, scope, uid, person_id)
-    except HTTPException as exc:
+    except (HTTPException, RegistryEditError) as exc:
         return _error_page(request, session, exc, back)
-    except RegistryEditError as exc:
-        return _error_page(request, session, _edit_error(exc), back)
     return RedirectResponse(back, status.HTTP_303_SEE_OTHER)
 
 
@@ -702,9 +708,7 @@ def person_card_form(
 def card_deactivate_form(
     request: Request, card_uid: str, session: SessionDep, scope: ScopeDep, service: Service
 ) -> Response:
-    card = rc.get_card(service.registry, scope.view, card_uid)
-    if card is None:
-        raise _not_found()
+    card = _visible_card(service, scope, card_uid)
     back = f"/registry/people/{card.person_id}"
     try:
         _require_edit(scope, card.site_id)
@@ -786,8 +790,7 @@ def enrol_start_form(
 ) -> Response:
     back = f"/registry/devices/{device_id}/enrol"
     try:
-        device = _visible_device(service, scope, device_id)
-        _require_edit(scope, device.site_id)
+        device = _editable_device(service, scope, device_id)
     except HTTPException as exc:
         return _error_page(request, session, exc, "/registry/devices")
     service.enrol.start(device.device_id, minutes, session.user.username)
@@ -801,8 +804,7 @@ def enrol_stop_form(
     request: Request, device_id: str, session: SessionDep, scope: ScopeDep, service: Service
 ) -> Response:
     try:
-        device = _visible_device(service, scope, device_id)
-        _require_edit(scope, device.site_id)
+        device = _editable_device(service, scope, device_id)
     except HTTPException as exc:
         return _error_page(request, session, exc, "/registry/devices")
     service.enrol.stop(device.device_id)

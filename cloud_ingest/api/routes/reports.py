@@ -121,57 +121,49 @@ def _out(report: MonthlyReport) -> ReportOut:
     )
 
 
-@router.get("/api/v1/reports/monthly", response_model=ReportOut)
-def monthly(
+def _requested_report(
     request: Request,
     scope: ScopeDep,
     store: AccountStoreDep,
     service: Service,
     month: MonthQ,
     area: AreaQ = "",
-) -> ReportOut:
+) -> MonthlyReport:
+    # A plain def: FastAPI runs it in the thread pool, so the InfluxDB queries never block
+    # the event loop, also for the async xlsx handler.
+    return _make(request, service, scope, _area(scope, store, area), month)
+
+
+ReportDep = Annotated[MonthlyReport, Depends(_requested_report)]
+
+
+def _attachment(report: MonthlyReport, extension: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{report_filename(report, extension)}"'}
+
+
+@router.get("/api/v1/reports/monthly", response_model=ReportOut)
+def monthly(report: ReportDep) -> ReportOut:
     """Meals per canteen per day, attendance per site per day, distinct elders, visits."""
-    return _out(_make(request, service, scope, _area(scope, store, area), month))
+    return _out(report)
 
 
 @router.get("/api/v1/reports/monthly.csv", response_class=StreamingResponse)
-def monthly_csv(
-    request: Request,
-    scope: ScopeDep,
-    store: AccountStoreDep,
-    service: Service,
-    month: MonthQ,
-    area: AreaQ = "",
-) -> StreamingResponse:
+def monthly_csv(report: ReportDep) -> StreamingResponse:
     """The report as CSV (UTF-8 with BOM, formulas neutralised)."""
-    report = _make(request, service, scope, _area(scope, store, area), month)
     return StreamingResponse(
         iter_csv(DAILY_HEADER, list(csv_rows(report))),
         media_type=CSV_MEDIA_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="{report_filename(report, "csv")}"'},
+        headers=_attachment(report, "csv"),
     )
 
 
 @router.get("/api/v1/reports/monthly.xlsx", response_class=Response)
-async def monthly_xlsx(
-    request: Request,
-    scope: ScopeDep,
-    store: AccountStoreDep,
-    service: Service,
-    month: MonthQ,
-    area: AreaQ = "",
-) -> Response:
+async def monthly_xlsx(report: ReportDep) -> Response:
     """The report as an Excel workbook: a summary sheet and a daily sheet."""
-    path = _area(scope, store, area)
-    report = await run_in_threadpool(_make, request, service, scope, path, month)
     buffer = io.BytesIO()
     await run_in_threadpool(write_xlsx, buffer, xlsx_sheets(report))
     return Response(
-        buffer.getvalue(),
-        media_type=XLSX_MEDIA_TYPE,
-        headers={
-            "Content-Disposition": f'attachment; filename="{report_filename(report, "xlsx")}"'
-        },
+        buffer.getvalue(), media_type=XLSX_MEDIA_TYPE, headers=_attachment(report, "xlsx")
     )
 
 

@@ -16,6 +16,14 @@ const WC = (() => {
     if (text !== undefined && text !== null) e.textContent = String(text);
     return e;
   }
+  // A figure card: the number (found by its data-stat) over its label.
+  function stat(value, label, id) {
+    const box = el("div", "card stat");
+    const n = el("div", "num", value);
+    n.dataset.stat = id;
+    box.append(n, el("div", "label", label));
+    return box;
+  }
   function name(obj) {
     // zh-CN first; English names when the page is English and the object has one.
     return data.lang === "en" && obj.name_en ? obj.name_en : obj.name_zh;
@@ -117,5 +125,5 @@ const WC = (() => {
     setTimeout(pollAlerts, (data.alert_poll_s || 15) * 1000);
   }
   document.addEventListener("DOMContentLoaded", pollAlerts);
-  return { data, t, el, name, getJSON, stream, setConn, stateLabel, deviceDot, chart, clock, onAlertCounts };
+  return { data, t, el, stat, name, getJSON, stream, setConn, stateLabel, deviceDot, chart, clock, onAlertCounts };
 })();

@@ -1,7 +1,7 @@
 // The live overview: one page of sites from /api/v1/overview, kept live by the delta stream.
 "use strict";
 (() => {
-  const { t, el, name } = WC;
+  const { t, el, name, stat } = WC;
   const params = new URLSearchParams(location.search);
   const state = {
     area: params.has("area") ? params.get("area") : WC.data.scope,
@@ -33,13 +33,6 @@
     history.replaceState(null, "", location.pathname + (p.toString() ? "?" + p : ""));
   }
 
-  function stat(value, label, id) {
-    const box = el("div", "card stat");
-    const n = el("div", "num", value);
-    n.dataset.stat = id;
-    box.append(n, el("div", "label", label));
-    return box;
-  }
   function renderRollup(rollup) {
     const s = rollup.scope;
     const trail = $("trail");

@@ -1,20 +1,13 @@
 // One site: today's numbers, curve, meals and repeats, who is here, kiosks, 7/30-day charts.
 "use strict";
 (() => {
-  const { t, el } = WC;
+  const { t, el, stat } = WC;
   const siteId = WC.data.site_id;
   const base = "/api/v1/sites/" + encodeURIComponent(siteId);
   const $ = (id) => document.getElementById(id);
   let tz = "Asia/Shanghai";
   let timelineTimer = null;
 
-  function stat(value, label, id) {
-    const box = el("div", "card stat");
-    const n = el("div", "num", value);
-    n.dataset.stat = id;
-    box.append(n, el("div", "label", label));
-    return box;
-  }
   function rows(tbody, list, empty, cells) {
     tbody.replaceChildren();
     if (!list.length) {
