@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -151,27 +152,45 @@ def influx_count(influx: InfluxD, db: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
-def measure_ingest(
-    broker: Mosquitto, influx: InfluxD, files: list[tuple[str, Path]], total: int, workdir: Path
-) -> float:
-    db = "bench_ingest"
+def seed_registry(workdir: Path, files: list[tuple[str, Path]]) -> Path:
+    """One site holding every benchmark device."""
     seed = workdir / "seed"
-    seed.mkdir()
+    seed.mkdir(exist_ok=True)
     (seed / "sites.csv").write_text("site_id,name_zh\nbench-site,基准测试院\n")
     (seed / "devices.csv").write_text(
         "device_id,site_id,mode\n" + "".join(f"{d},bench-site,entrance\n" for d, _ in files)
     )
-    import_seed(
-        workdir / "registry.sqlite3", {"sites": seed / "sites.csv", "devices": seed / "devices.csv"}
-    )
-    with Ingest(
-        workdir / "ingest",
-        broker=broker,
-        influx=influx,
-        database=db,
-        client_id="bench-ingest",
-        registry_path=workdir / "registry.sqlite3",
-    ):
+    registry = workdir / "registry.sqlite3"
+    import_seed(registry, {"sites": seed / "sites.csv", "devices": seed / "devices.csv"})
+    return registry
+
+
+def measure_ingest(
+    broker: Mosquitto,
+    influx: InfluxD,
+    files: list[tuple[str, Path]],
+    total: int,
+    workdir: Path,
+    workers: int = 1,
+) -> float:
+    """`workers` ingest processes on the shared subscription, each with its own client id."""
+    db = f"bench_ingest_{workers}"
+    registry = seed_registry(workdir, files)
+    with ExitStack() as stack:
+        for n in range(workers):
+            stack.enter_context(
+                Ingest(
+                    workdir / f"ingest-{workers}-{n}",
+                    broker=broker,
+                    influx=influx,
+                    database=db,
+                    client_id=f"bench-ingest-{workers}-{n}",
+                    registry_path=registry,
+                    # A group of its own: the previous measurement's stopped worker keeps its
+                    # persistent session, and the broker keeps queueing its share to it.
+                    extra_toml=f'share_group = "bench{workers}"',
+                )
+            )
         start = time.perf_counter()
         publish_all(broker.port, files)
         deadline = time.monotonic() + 600
@@ -188,6 +207,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--naive-events", type=int, default=2_000)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="also measure this many ingest workers"
+    )
     args = parser.parse_args()
     total = args.events - args.events % PUBLISHERS
     naive_total = args.naive_events - args.naive_events % PUBLISHERS
@@ -201,6 +223,11 @@ def main() -> int:
             raw = measure_raw(broker, files, total)
             naive = measure_naive(broker, influx, naive_files)
             ingest = measure_ingest(broker, influx, files, total, workdir)
+            scaled = (
+                measure_ingest(broker, influx, files, total, workdir, args.workers)
+                if args.workers > 1
+                else None
+            )
 
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     print(f"events: {total} (ingest, raw), {naive_total} (naive)")
@@ -209,6 +236,10 @@ def main() -> int:
     print(f"warmcard ingest            : {ingest:10.0f} events/s")
     print(f"ingest / raw               : {ingest / raw:10.2f}")
     print(f"ingest / naive             : {ingest / naive:10.1f}x")
+    if scaled is not None:
+        print(f"ingest, {args.workers} workers (shared sub): {scaled:10.0f} events/s")
+        print(f"{args.workers} workers / 1 worker       : {scaled / ingest:10.2f}")
+        print(f"{args.workers} workers / raw            : {scaled / raw:10.2f}")
     return 0
 
 
