@@ -20,8 +20,8 @@ from cloud_ingest.deadletter import DeadLetterStore
 from cloud_ingest.influx import InfluxV1
 from cloud_ingest.registry import Registry
 from cloud_ingest.settings import InfluxSettings
+from warmcard.command.demo import import_seed
 from warmcard.contract import events_topic, now_us
-from warmcard.demo import import_seed
 
 DEVICES = 4
 

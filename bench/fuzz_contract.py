@@ -23,16 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from warmcard.contract import (
-    CARD_UID_RE,
-    DEVICE_ID_RE,
     EARLIEST_EVENT,
-    EVENT_ID_RE,
     MAX_DETAIL_CHARS,
     MAX_FUTURE_SKEW_S,
     MAX_PAYLOAD_BYTES,
     MAX_SEQ,
     MEAL_KINDS,
-    PERSON_ID_RE,
     InvalidPayload,
     Kind,
     MealPeriod,
@@ -44,6 +40,7 @@ from warmcard.contract import (
     parse_event,
     parse_ts,
 )
+from warmcard.ids import CARD_UID_RE, DEVICE_ID_RE, EVENT_ID_RE, PERSON_ID_RE
 
 RECEIVED_US = 1_795_933_086_123_456  # the cloud's clock for every fuzzed payload
 EARLIEST_US = int(EARLIEST_EVENT.timestamp()) * 1_000_000

@@ -26,13 +26,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.events import bench_event, bench_start_us
+from warmcard.command.demo import import_seed
+from warmcard.command.servers import InfluxD, Ingest, Mosquitto
 from warmcard.contract import (
     EVENTS_FILTER,
     events_topic,
     parse_event,
 )
-from warmcard.demo import import_seed
-from warmcard.servers import InfluxD, Ingest, Mosquitto
 
 PUBLISHERS = 4
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from firmware_gateway.pn532.emulator import PN532Emulator
-from warmcard.servers import Mosquitto, free_port
+from warmcard.command.servers import Mosquitto, free_port
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

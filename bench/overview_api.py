@@ -28,17 +28,16 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from console_support import add_user, logged_in
-
 from cloud_ingest import areas, console_db
 from cloud_ingest.accounts import Role
 from cloud_ingest.importer import import_csv
 from cloud_ingest.influx import InfluxV1
-from cloud_ingest.live import day_window
 from cloud_ingest.registry import Registry
 from cloud_ingest.settings import InfluxSettings
+from tests.support.console import add_user, logged_in
+from warmcard.command.servers import InfluxD, Ingest, Mosquitto
 from warmcard.contract import now_us
-from warmcard.servers import InfluxD, Ingest, Mosquitto
+from warmcard.localtime import day_window
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY_US = 86_400_000_000

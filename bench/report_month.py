@@ -18,8 +18,8 @@ from cloud_ingest.lineprotocol import encode_tap
 from cloud_ingest.registry import Site
 from cloud_ingest.reports import monthly_report
 from cloud_ingest.settings import InfluxSettings
+from warmcard.command.servers import InfluxD
 from warmcard.contract import Kind, MealPeriod, TapEvent, format_ts, new_event_id
-from warmcard.servers import InfluxD
 
 START_US = 1_793_462_400_000_000  # 2026-11-01 00:00 Asia/Shanghai
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from cloud_ingest.console_errors import AreaError, AreaImportError
-from warmcard.contract import SITE_ID_RE
+from warmcard.ids import SITE_ID_RE
 
 ROOT = ""
 SEGMENT_RE = SITE_ID_RE  # lower-case slug: the same alphabet as site and device ids

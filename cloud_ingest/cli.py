@@ -1,4 +1,4 @@
-"""Commands of this package, added to `warmcard` by warmcard.cli: `ingest` and `import`."""
+"""Commands of this package, added to `warmcard` by warmcard.command.cli: `ingest` and `import`."""
 
 from __future__ import annotations
 

@@ -34,7 +34,3 @@ class PasswordRejected(AccountError):
 
 class ExportError(ConsoleError):
     """A report cell cannot be written (e.g. a naive datetime or NaN)."""
-
-
-class UnknownTimezone(ConsoleError):
-    """A site's time zone name is not in the tz database."""

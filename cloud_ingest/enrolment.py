@@ -10,46 +10,27 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from cloud_ingest.errors import RegistryEditError
-from cloud_ingest.importer import canonical_uid
 from cloud_ingest.live import LiveEvent
 from cloud_ingest.registry import Registry
-from firmware_gateway.readers.hid import BadCardNumber, to_uid
+from warmcard.cards import BadCardNumber, uid_from_text
 from warmcard.contract import Kind
 
 log = logging.getLogger(__name__)
 
 MAX_MINUTES = 120
-_HEX_PREFIX = re.compile(r"^0[xX]")
 
 
 def card_uid_from_text(text: str, order: str = "le") -> str:
-    """The canonical UID for what a person typed or pasted; raises RegistryEditError.
-
-    Accepted: the UID in hex as a reader shows it (4, 7 or 10 bytes, any case, with or without
-    `:`, `-` or spaces, optional 0x), and the 10-digit decimal number printed on many cards,
-    read like a keyboard-wedge reader in `order` (le by default: 3283263748 → 04A1B2C3).
-    """
-    t = _HEX_PREFIX.sub("", text.strip())
-    if not t:
-        raise RegistryEditError("卡号为空 card number is empty")
-    digits = re.sub(r"[\s:\-]", "", t)
-    if len(digits) == 10 and digits.isdigit():
-        try:
-            return to_uid(digits, order=order, fmt="dec10")
-        except BadCardNumber as exc:
-            raise RegistryEditError(f"卡号无效 {exc}") from None
+    """The canonical UID for what a person typed or pasted (warmcard.cards); RegistryEditError."""
     try:
-        return canonical_uid(t)
-    except ValueError as exc:
-        raise RegistryEditError(
-            f"卡号无效 {exc}; or the 10-digit number printed on the card (e.g. 3283263748)"
-        ) from None
+        return uid_from_text(text, order)
+    except BadCardNumber as exc:
+        raise RegistryEditError(str(exc)) from None
 
 
 @dataclass(frozen=True)

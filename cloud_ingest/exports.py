@@ -25,8 +25,8 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-from cloud_ingest import i18n
 from cloud_ingest.console_errors import ExportError
+from warmcard import localtime
 
 Cell = str | int | float | Decimal | date | datetime | bool | None
 
@@ -52,7 +52,7 @@ def _check_number(value: float | Decimal) -> None:
 
 def _local(value: datetime, tz: str | None) -> datetime:
     try:
-        return i18n.to_local(value, tz)
+        return localtime.to_local(value, tz)
     except ValueError as exc:
         raise ExportError(f"cannot export {value!r}: {exc}") from None
 

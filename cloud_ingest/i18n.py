@@ -6,16 +6,13 @@ local zone, Asia/Shanghai unless the site's DeviceConfig says otherwise.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import date, datetime
 
-from cloud_ingest.console_errors import UnknownTimezone
+from warmcard.localtime import to_local
 
 ZH = "zh-CN"
 EN = "en"
 DEFAULT_LANG = ZH
-DEFAULT_TZ = "Asia/Shanghai"
 
 # key -> (zh-CN, English). Keep keys stable: templates and exports refer to them.
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -222,26 +219,6 @@ def both(key: str, **params: object) -> str:
     return f"{zh.format(**params)} {en.format(**params)}"
 
 
-@lru_cache(maxsize=64)
-def zone(name: str | None = None) -> ZoneInfo:
-    """A tz database zone; None means Asia/Shanghai. Raise UnknownTimezone for a bad name."""
-    try:
-        return ZoneInfo(name or DEFAULT_TZ)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UnknownTimezone(
-            f"未知时区 unknown time zone {name!r}; use a tz database name like Asia/Shanghai"
-        ) from None
-
-
-def to_local(ts: int | datetime, tz: str | None = None) -> datetime:
-    """An aware local datetime from wire microseconds or an aware datetime; naive is refused."""
-    if isinstance(ts, datetime):
-        if ts.tzinfo is None or ts.utcoffset() is None:
-            raise ValueError(f"naive datetime {ts!r}: say which zone it is in")
-        return ts.astimezone(zone(tz))
-    return datetime.fromtimestamp(ts / 1_000_000, UTC).astimezone(zone(tz))
-
-
 def format_ts(ts: int | datetime, tz: str | None = None, seconds: bool = False) -> str:
     """'2024-05-01 12:30' in the site's zone; the same digits in both languages."""
     return to_local(ts, tz).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
@@ -270,24 +247,3 @@ def format_ago(seconds: float, lang: str = DEFAULT_LANG) -> str:
     if seconds < 86400:
         return t("hours_ago", lang, n=int(seconds // 3600))
     return t("days_ago", lang, n=int(seconds // 86400))
-
-
-def day_bounds_us(day: date, tz: str | None = None) -> tuple[int, int]:
-    """[start, end) of a local calendar day in wire microseconds, for InfluxQL time ranges."""
-    z = zone(tz)
-    start = datetime(day.year, day.month, day.day, tzinfo=z)
-    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=z)
-    return _us(start), _us(end)
-
-
-def month_bounds_us(year: int, month: int, tz: str | None = None) -> tuple[int, int]:
-    """[start, end) of a local calendar month in wire microseconds, for monthly reports."""
-    z = zone(tz)
-    start = datetime(year, month, 1, tzinfo=z)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=z)
-    return _us(start), _us(end)
-
-
-def _us(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -22,10 +22,10 @@ from cloud_ingest.registry import (
     parse_window,
     record_history,
 )
-from warmcard.contract import CARD_UID_RE, DEVICE_ID_RE, PERSON_ID_RE, SITE_ID_RE, Mode
-
-HHMM_RE = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
-UID_SEPARATORS = re.compile(r"[\s:\-]")
+from warmcard.cards import canonical_uid
+from warmcard.contract import Mode
+from warmcard.ids import DEVICE_ID_RE, HHMM_RE, PERSON_ID_RE, SITE_ID_RE
+from warmcard.localtime import DEFAULT_TZ
 
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # file kind: (required columns, optional columns)
@@ -43,14 +43,6 @@ Row = tuple[object, ...]
 Progress = Callable[[int, int], None]
 """Called as rows are checked and then written: (rows done, rows in all); done counts to 2×."""
 WRITE_CHUNK = 1000
-
-
-def canonical_uid(text: str) -> str:
-    """`04:a1:b2:c3` -> `04A1B2C3`; raises ValueError unless 4, 7 or 10 bytes of hex."""
-    uid = UID_SEPARATORS.sub("", text).upper()
-    if not CARD_UID_RE.fullmatch(uid):
-        raise ValueError(f"card_uid {text!r} is not 4, 7 or 10 bytes of hex (e.g. 04A1B2C3)")
-    return uid
 
 
 @dataclass
@@ -157,7 +149,7 @@ def _validate_sites(v: _Validator, rows: _Rows) -> list[Row]:
         before = len(v.problems)
         if not row["name_zh"]:
             v.problem(rows, line, "name_zh is empty")
-        tz = row.get("tz") or "Asia/Shanghai"
+        tz = row.get("tz") or DEFAULT_TZ
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):

@@ -13,7 +13,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +20,7 @@ from cloud_ingest.influx import Storage, quote_ident
 from cloud_ingest.lineprotocol import MEASUREMENT
 from cloud_ingest.registry import Registry
 from warmcard.contract import DeviceStatus, Kind, MealPeriod, TapEvent, format_ts, now_us
+from warmcard.localtime import DEFAULT_TZ, day_window
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +44,6 @@ class LiveEvent:
         return cls(
             event.device_id, event.seq, ts_us, event.kind, event.meal_period, event.person_id
         )
-
-
-def day_window(tz: ZoneInfo, ts_us: int) -> tuple[str, int, int]:
-    """The local date containing ts_us and its [start, end) in microseconds."""
-    local = datetime.fromtimestamp(ts_us / 1e6, tz)
-    start = datetime(local.year, local.month, local.day, tzinfo=tz)
-    end = (start + timedelta(days=1, hours=2)).replace(hour=0)  # DST-safe midnight
-    return (
-        local.date().isoformat(),
-        int(start.timestamp()) * 1_000_000,
-        int(end.timestamp()) * 1_000_000,
-    )
 
 
 @dataclass
@@ -118,7 +106,7 @@ class LiveState:
         registry: Registry,
         storage: Storage | None,
         *,
-        default_tz: str = "Asia/Shanghai",
+        default_tz: str = DEFAULT_TZ,
         clock: Clock = now_us,
         stale_s: float = 300.0,
     ) -> None:

@@ -34,6 +34,7 @@ from cloud_ingest.influx import Storage, quote_ident, quote_string
 from cloud_ingest.lineprotocol import MEASUREMENT
 from cloud_ingest.registry import Registry
 from warmcard.contract import DeviceStatus, format_ts
+from warmcard.localtime import DEFAULT_TZ
 
 MISSING = "missing"
 IN_FLIGHT = "in_flight"
@@ -302,7 +303,7 @@ def check(
     *,
     statuses: Mapping[str, DeviceStatus | None] | None = None,
     seen: ConflictSource | None = None,
-    default_tz: str = "Asia/Shanghai",
+    default_tz: str = DEFAULT_TZ,
 ) -> Report:
     """Reconcile each device over the local days of `day_range` (inclusive), in its site's tz.
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from cloud_ingest.errors import CardInUse, RegistryEditError
 from cloud_ingest.registry import Registry, bump_version, record_history
-from warmcard.contract import CARD_UID_RE, PERSON_ID_RE
+from warmcard.ids import CARD_UID_RE, PERSON_ID_RE
 
 MAX_PER_PAGE = 200
 MAX_NAME = 64

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Protocol
 
-from cloud_ingest import i18n
 from cloud_ingest.errors import ReportError
 from cloud_ingest.exports import Cell, Sheet
 from cloud_ingest.influx import Storage, quote_ident, quote_string
 from cloud_ingest.lineprotocol import MEASUREMENT
 from cloud_ingest.registry import Site
+from warmcard import localtime
 from warmcard.contract import MealPeriod, format_ts, now_us
 
 MONTH_RE = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
@@ -94,7 +94,7 @@ def _site_filter(site_ids: Sequence[str]) -> str:
 
 
 def _local_day(ts_us: int, tz: str) -> date:
-    return i18n.to_local(ts_us, tz).date()
+    return localtime.to_local(ts_us, tz).date()
 
 
 def monthly_report(
@@ -121,7 +121,7 @@ def monthly_report(
     served: set[str] = set()
     taps = quote_ident(MEASUREMENT)
     for tz, site_ids in by_tz.items():
-        start, end = i18n.month_bounds_us(year, mon, tz)
+        start, end = localtime.month_bounds_us(year, mon, tz)
         where = (
             f"{_site_filter(site_ids)} AND time >= '{format_ts(start)}' "
             f"AND time < '{format_ts(end)}'"
@@ -153,7 +153,7 @@ def monthly_report(
         # One zone per report for the visits: the sites' own when they share one (all of China
         # does), else the default; visits are few and seldom at midnight on the 1st.
         zones = {site.tz for site in report.sites}
-        tz = zones.pop() if len(zones) == 1 else i18n.DEFAULT_TZ
+        tz = zones.pop() if len(zones) == 1 else localtime.DEFAULT_TZ
         report.visits = visits.visits_in(area, report.month, tz)
     report.generated_s = time.perf_counter() - started
     return report

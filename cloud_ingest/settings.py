@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from cloud_ingest.alerts.settings import AlertSettings
+from warmcard.localtime import DEFAULT_TZ
 from warmcard.settings import MqttSettings, TomlSettings, reject_placeholder
 
 
@@ -52,7 +53,7 @@ class IngestSettings(TomlSettings):
     batch_max: int = Field(default=5000, ge=1)
     batch_ms: int = Field(default=200, ge=1)
     api: ApiSettings = Field(default_factory=ApiSettings)
-    tz: str = "Asia/Shanghai"
+    tz: str = DEFAULT_TZ
     live_resync_s: float = Field(default=30.0, gt=0)
     # A device whose heartbeat is older than this shows as "stale" on the live page.
     status_stale_s: float = Field(default=300.0, gt=0)

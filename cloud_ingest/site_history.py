@@ -14,6 +14,7 @@ from typing import Any
 from cloud_ingest import i18n
 from cloud_ingest.influx import Storage, quote_ident, quote_string
 from cloud_ingest.lineprotocol import MEASUREMENT
+from warmcard import localtime
 from warmcard.contract import Kind, MealPeriod
 
 BUCKET_S = 600  # 10 minutes
@@ -22,7 +23,7 @@ MAX_DAYS = 90
 
 def local_today(tz: str, now_us: int) -> date:
     """The calendar date in the site's zone at `now_us`."""
-    return i18n.to_local(now_us, tz).date()
+    return localtime.to_local(now_us, tz).date()
 
 
 def _where_site(site_id: str, start_us: int, end_us: int) -> str:
@@ -39,7 +40,7 @@ def timeline(storage: Storage, site_id: str, tz: str, day: date, now_us: int) ->
     person's latest check-in or check-out); buckets after `now_us` are null so a chart of today
     stops at the current time.
     """
-    start_us, end_us = i18n.day_bounds_us(day, tz)
+    start_us, end_us = localtime.day_bounds_us(day, tz)
     series = storage.query(
         f'SELECT "seq", "person_id", "device", "kind", "meal_period" '
         f"FROM {quote_ident(MEASUREMENT)} {_where_site(site_id, start_us, end_us)}"
@@ -105,8 +106,8 @@ def history(storage: Storage, site_id: str, tz: str, days: int, today: date) -> 
     """Daily arrivals (distinct people checking in), meals and meal repeats, oldest day first."""
     days = max(1, min(days, MAX_DAYS))
     first = today - timedelta(days=days - 1)
-    start_us, _ = i18n.day_bounds_us(first, tz)
-    _, end_us = i18n.day_bounds_us(today, tz)
+    start_us, _ = localtime.day_bounds_us(first, tz)
+    _, end_us = localtime.day_bounds_us(today, tz)
     where = _where_site(site_id, start_us, end_us)
     tz_clause = f"tz({quote_string(tz)})"  # days start at local midnight
     labels = [(first + timedelta(days=k)).isoformat() for k in range(days)]
@@ -116,7 +117,7 @@ def history(storage: Storage, site_id: str, tz: str, days: int, today: date) -> 
     repeats = [0] * days
 
     def day_of(ts_us: int) -> int | None:
-        return index.get(i18n.to_local(ts_us, tz).date().isoformat())
+        return index.get(localtime.to_local(ts_us, tz).date().isoformat())
 
     for s in storage.query(
         f'SELECT count(distinct("person_id")) FROM {quote_ident(MEASUREMENT)} {where} '
@@ -143,7 +144,8 @@ def history(storage: Storage, site_id: str, tz: str, days: int, today: date) -> 
         "tz": tz,
         "days": labels,
         "t": [
-            int(datetime.fromisoformat(d).replace(tzinfo=i18n.zone(tz)).timestamp()) for d in labels
+            int(datetime.fromisoformat(d).replace(tzinfo=localtime.zone(tz)).timestamp())
+            for d in labels
         ],
         "arrivals": arrivals,
         "meals": meals,

@@ -1,4 +1,4 @@
-"""Commands of this package, added to `warmcard` by warmcard.cli: `kiosk`, `voice`, `simulate`."""
+"""This package's commands, added to `warmcard` by warmcard.command.cli: kiosk, voice, simulate."""
 
 from __future__ import annotations
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 from pydantic import Field
 
-from warmcard.contract import DEVICE_ID_RE, DeviceConfig
+from warmcard.contract import DeviceConfig
+from warmcard.ids import DeviceId
 from warmcard.settings import MqttSettings, TomlSettings
 
 
 class GatewaySettings(TomlSettings):
-    device_id: str = Field(pattern=DEVICE_ID_RE.pattern)
+    device_id: DeviceId
     reader: str = "sim:"
     data_dir: Path = Path("/var/lib/warmcard")
     min_free_bytes: int = 50 * 1024 * 1024  # below this the kiosk refuses taps, visibly

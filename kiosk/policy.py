@@ -36,10 +36,11 @@ from warmcard.contract import (
     RosterEntry,
     TapEvent,
 )
+from warmcard.localtime import DEFAULT_TZ
 
 log = logging.getLogger("warmcard.kiosk.policy")
 
-DEFAULT_TZ = "Asia/Shanghai"
+
 DEFAULT_MEALS = (
     MealWindow(period=MealPeriod.BREAKFAST, start="07:00", end="09:00"),
     MealWindow(period=MealPeriod.LUNCH, start="11:00", end="13:30"),

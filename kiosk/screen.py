@@ -24,11 +24,12 @@ from typing import Any
 from kiosk.errors import ScreenError
 from kiosk.feedback import Outcome
 from warmcard.contract import Kind, Mode
+from warmcard.localtime import DEFAULT_TZ
 
 log = logging.getLogger("warmcard.kiosk.screen")
 
 DEFAULT_PORT = 8765
-DEFAULT_TZ = "Asia/Shanghai"
+
 
 # The fixed headline of each outcome (zh, en). SUCCESS shows the policy's message instead, which
 # carries the name and what was recorded ("杨桂英 已签到 Checked in").

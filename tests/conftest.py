@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from console_support import chromium, screenshot_folder
 from playwright.sync_api import Browser
 
-from warmcard.servers import InfluxD, Mosquitto
+from tests.support.console import chromium, screenshot_folder
+from warmcard.command.servers import InfluxD, Mosquitto
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from console_support import METRICS_TOKEN, PASSWORD, live_console, login
-from ingest_support import TZ, EventMaker, wait_for
 from starlette.routing import Mount
 
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.service import IngestService
+from tests.support.console import METRICS_TOKEN, PASSWORD, live_console, login
+from tests.support.ingest import TZ, EventMaker, wait_for
 from warmcard.contract import DeviceStatus, Kind, ReaderState, now_us, status_topic
 
 DAY_US = 86_400_000_000

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import typer
-from console_support import FAST_HASHER, FakeClock, console_db_with_areas
 from typer.testing import CliRunner
 
 from cloud_ingest import accounts, areas, console_cli, console_db
@@ -23,6 +22,7 @@ from cloud_ingest.accounts import (
     can,
 )
 from cloud_ingest.console_errors import AccountError, PasswordRejected
+from tests.support.console import FAST_HASHER, FakeClock, console_db_with_areas
 
 GOOD_PW = "xishan-courtyard-77"
 

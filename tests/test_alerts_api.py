@@ -7,11 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alerts_support import DAY, UsClock, local_us, write_areas
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from ingest_support import write_registry
 
 from cloud_ingest import console_db
 from cloud_ingest.accounts import AccountStore, Role
@@ -20,6 +18,8 @@ from cloud_ingest.api.routes import alerts
 from cloud_ingest.api.security import AuthConfig, auth_router, configure_auth
 from cloud_ingest.service import IngestService
 from cloud_ingest.settings import IngestSettings
+from tests.support.alerts import DAY, UsClock, local_us, write_areas
+from tests.support.ingest import write_registry
 
 PW = "courtyard-alerts-77"
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)

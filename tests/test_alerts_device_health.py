@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alerts_support import UsClock, local_us, make_engine
-from ingest_support import write_registry
 
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.store import Alert, Kind, State
 from cloud_ingest.live import LiveState
+from tests.support.alerts import UsClock, local_us, make_engine
+from tests.support.ingest import write_registry
 from warmcard.contract import DeviceStatus, ReaderState, format_ts
 
 Setup = tuple[AlertEngine, LiveState, UsClock, dict[str, str]]

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alerts_support import MIN, US, UsClock, ev, local_us, make_engine
-from ingest_support import write_registry
 
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.store import Alert, Kind
 from cloud_ingest.live import LiveEvent
+from tests.support.alerts import MIN, US, UsClock, ev, local_us, make_engine
+from tests.support.ingest import write_registry
 from warmcard.contract import Kind as Tap
 from warmcard.contract import MealPeriod
 

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alerts_support import DAY, write_areas
-from ingest_support import EventMaker, Publisher, make_settings, wait_for, write_registry
 
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.alerts.store import AlertStore, Kind, State
 from cloud_ingest.influx import InfluxV1
 from cloud_ingest.service import IngestService
+from tests.support.alerts import DAY, write_areas
+from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for, write_registry
 from warmcard.contract import DeviceStatus, MealPeriod, ReaderState, now_us, status_topic
 from warmcard.contract import Kind as Tap
 

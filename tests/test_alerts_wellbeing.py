@@ -6,15 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alerts_support import DAY, UsClock, ev, local_us, make_engine
-from ingest_support import write_registry
 from typer.testing import CliRunner
 
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.errors import AlertError, FlagImportError
 from cloud_ingest.alerts.store import Alert, Kind, State
 from cloud_ingest.alerts.wellbeing import read_flags_csv
-from warmcard.cli import app as warmcard_app
+from tests.support.alerts import DAY, UsClock, ev, local_us, make_engine
+from tests.support.ingest import write_registry
+from warmcard.command.cli import app as warmcard_app
 from warmcard.contract import Kind as Tap
 
 T0 = local_us(2024, 5, 6, 10)

@@ -18,8 +18,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from console_support import add_user, auth_config, logged_in, place_sites
-from ingest_support import (
+
+from cloud_ingest.accounts import Role
+from cloud_ingest.api.app import create_app
+from tests.support.console import add_user, auth_config, logged_in, place_sites
+from tests.support.ingest import (
     EventMaker,
     Publisher,
     check_live,
@@ -29,11 +32,8 @@ from ingest_support import (
     wait_for,
     write_registry,
 )
-
-from cloud_ingest.accounts import Role
-from cloud_ingest.api.app import create_app
+from warmcard.command.servers import free_port
 from warmcard.contract import DeviceStatus, Kind, ReaderState, status_topic
-from warmcard.servers import free_port
 
 METRICS_TOKEN = "test-metrics-token-0123456789"
 

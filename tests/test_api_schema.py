@@ -9,13 +9,19 @@ from collections import Counter
 
 import pytest
 import schemathesis
-from console_support import METRICS_TOKEN, client_as, close_unstarted, console_app, console_db_for
 from hypothesis import HealthCheck, given, settings
-from ingest_support import make_settings, write_registry
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from cloud_ingest.api.security import CSRF_HEADER, SESSION_COOKIE
 from cloud_ingest.service import IngestService
+from tests.support.console import (
+    METRICS_TOKEN,
+    client_as,
+    close_unstarted,
+    console_app,
+    console_db_for,
+)
+from tests.support.ingest import make_settings, write_registry
 
 
 class NoBroker:

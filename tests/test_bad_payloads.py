@@ -6,11 +6,11 @@ import json
 import pickle
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.paths import REPO
 from warmcard.contract import (
     MAX_DETAIL_CHARS,
     MAX_PAYLOAD_BYTES,
@@ -427,7 +427,7 @@ def test_the_model_rejects_the_same_junk_when_built_in_python() -> None:
 
 
 def test_every_reason_is_documented_in_the_protocol_table() -> None:
-    doc = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+    doc = (REPO / "docs" / "protocol.md").read_text()
     table = set(re.findall(r"^\| `([a-z0-9_]+)` \|", doc, flags=re.M))
     assert {r.value for r in Reason} <= table
 

@@ -1,7 +1,7 @@
 """The production broker config (deploy/mosquitto) on a real Mosquitto: auth, ACL, sessions, TLS.
 
 Every test runs against deploy/mosquitto/mosquitto.conf and its ACL as shipped, with only ports
-and paths rewritten (warmcard.servers.Mosquitto(secure_dir=...)).
+and paths rewritten (warmcard.command.servers.Mosquitto(secure_dir=...)).
 """
 
 from __future__ import annotations
@@ -24,7 +24,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from typer.testing import CliRunner
 
-from warmcard.cli import app
+from warmcard.command.cli import app
+from warmcard.command.pki import CaFiles, init_ca, issue_device_cert, issue_server_cert
+from warmcard.command.provision import (
+    BrokerFiles,
+    ProvisionError,
+    provision_device,
+    provision_service,
+    write_bundle,
+)
+from warmcard.command.servers import SECURE_CONF_DIR, Mosquitto
 from warmcard.contract import (
     command_topic,
     config_topic,
@@ -32,15 +41,6 @@ from warmcard.contract import (
     roster_topic,
     status_topic,
 )
-from warmcard.pki import CaFiles, init_ca, issue_device_cert, issue_server_cert
-from warmcard.provision import (
-    BrokerFiles,
-    ProvisionError,
-    provision_device,
-    provision_service,
-    write_bundle,
-)
-from warmcard.servers import SECURE_CONF_DIR, Mosquitto
 from warmcard.settings import MqttSettings
 
 NOT_AUTHORISED = 0x87

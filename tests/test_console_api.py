@@ -15,8 +15,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from console_support import add_user, auth_config, logged_in, place_sites, serve
-from ingest_support import (
+
+from cloud_ingest.accounts import Role
+from cloud_ingest.api.app import create_app
+from tests.support.console import add_user, auth_config, logged_in, place_sites, serve
+from tests.support.ingest import (
     TZ,
     EventMaker,
     Publisher,
@@ -25,11 +28,8 @@ from ingest_support import (
     today_base_us,
     wait_for,
 )
-
-from cloud_ingest.accounts import Role
-from cloud_ingest.api.app import create_app
-from cloud_ingest.live import day_window
 from warmcard.contract import DeviceStatus, Kind, MealPeriod, ReaderState, status_topic
+from warmcard.localtime import day_window
 
 TOWNSHIPS = ("dali/dali-city/xizhou", "dali/dali-city/wanqiao", "dali/eryuan/niujie")
 N_SITES = 24

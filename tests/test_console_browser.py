@@ -17,9 +17,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from console_support import LiveConsole, browser_login, live_console
-from faults.tcpproxy import TcpProxy
-from ingest_support import TZ, EventMaker, wait_for
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page
 
@@ -30,6 +27,9 @@ from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import UplinkTiming
 from kiosk.feedback import LogFeedback
+from tests.faults.tcpproxy import TcpProxy
+from tests.support.console import LiveConsole, browser_login, live_console
+from tests.support.ingest import TZ, EventMaker, wait_for
 from warmcard.contract import Kind, MealPeriod, now_us
 from warmcard.settings import MqttSettings
 

@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_support import browser_login, serve
-from ingest_support import EventMaker, Publisher, make_settings, wait_for
 from playwright.sync_api import Browser, Page
 
 from cloud_ingest.api.app import create_app
 from cloud_ingest.api.security import AuthConfig
-from warmcard.contract import DeviceStatus, Kind, MealPeriod, ReaderState, status_topic
-from warmcard.demo import (
+from tests.support.console import browser_login, serve
+from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for
+from warmcard.command.demo import (
     DEMO_ADMIN,
     DEMO_VIEWER,
     compressed_day,
@@ -26,7 +25,8 @@ from warmcard.demo import (
     setup_console,
     write_seed_csvs,
 )
-from warmcard.demo_seed import make_seed
+from warmcard.command.demo_seed import make_seed
+from warmcard.contract import DeviceStatus, Kind, MealPeriod, ReaderState, status_topic
 
 SITE = "xizhou-zhoucheng"
 DAY_US = 86_400_000_000

@@ -9,7 +9,13 @@ from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
 import pytest
-from ingest_support import (
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud_ingest.importer import import_csv
+from cloud_ingest.influx import InfluxV1
+from cloud_ingest.registry import Registry
+from cloud_ingest.service import IngestService
+from tests.support.ingest import (
     EventMaker,
     Publisher,
     check_live,
@@ -20,12 +26,6 @@ from ingest_support import (
     wait_for,
     write_registry,
 )
-from paho.mqtt.enums import CallbackAPIVersion
-
-from cloud_ingest.importer import import_csv
-from cloud_ingest.influx import InfluxV1
-from cloud_ingest.registry import Registry
-from cloud_ingest.service import IngestService
 from warmcard.contract import (
     DeviceConfig,
     Kind,

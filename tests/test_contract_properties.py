@@ -11,21 +11,17 @@ import json
 import os
 import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.paths import REPO
 from warmcard.contract import (
-    CARD_UID_RE,
-    DEVICE_ID_RE,
-    EVENT_ID_RE,
     MAX_SEQ,
     MAX_TS_US,
     MEAL_KINDS,
     MIN_TS_US,
-    PERSON_ID_RE,
     InvalidPayload,
     Kind,
     MealPeriod,
@@ -36,10 +32,9 @@ from warmcard.contract import (
     parse_event,
     parse_ts,
 )
+from warmcard.ids import CARD_UID_RE, DEVICE_ID_RE, EVENT_ID_RE, PERSON_ID_RE
 
-_spec = importlib.util.spec_from_file_location(
-    "fuzz_contract", Path(__file__).parent.parent / "bench" / "fuzz_contract.py"
-)
+_spec = importlib.util.spec_from_file_location("fuzz_contract", REPO / "bench" / "fuzz_contract.py")
 assert _spec and _spec.loader
 fuzz = importlib.util.module_from_spec(_spec)
 sys.modules["fuzz_contract"] = fuzz  # dataclasses look their module up

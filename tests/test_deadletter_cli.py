@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 
-from console_support import operator_client
-from ingest_support import make_settings
 from typer.testing import CliRunner
 
 from cloud_ingest.deadletter import DeadLetter, DeadLetterStore
 from cloud_ingest.payload_view import hex_dump
 from cloud_ingest.service import IngestService
-from warmcard.cli import app
+from tests.support.console import operator_client
+from tests.support.ingest import make_settings
+from warmcard.command.cli import app
 from warmcard.contract import Reason
 
 TEXT = b'{"v":1,"device_id":"k-1","seq":7}'

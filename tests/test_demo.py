@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from console_support import logged_in
-from ingest_support import wait_for
+from tests.support.console import logged_in
+from tests.support.ingest import wait_for
 
 
 def test_demo_runs_the_whole_pipeline_and_the_console_fills(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from firmware_gateway.feedback import PATTERNS, GpioFeedback
 from firmware_gateway.pinmap import Pinmap
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
-from warmcard.servers import Mosquitto, free_port
+from warmcard.command.servers import Mosquitto, free_port
 
 
 def write_config(tmp_path: Path, *, reader: str = "sim:", port: int = 1, extra: str = "") -> Path:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from console_support import client_as, console_app, console_db_for
-from ingest_support import EventMaker, Publisher, make_settings, wait_for, write_registry
-from mqtt_watch import Watcher
 
 from cloud_ingest.service import IngestService
+from tests.support.console import client_as, console_app, console_db_for
+from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for, write_registry
+from tests.support.mqtt_watch import Watcher
 from warmcard.contract import Kind, Roster, now_us, roster_topic
 
 

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.support.paths import REPO
 from warmcard.contract import Reason, TapEvent, parse_event
 
-_spec = importlib.util.spec_from_file_location(
-    "fuzz_contract", Path(__file__).parent.parent / "bench" / "fuzz_contract.py"
-)
+_spec = importlib.util.spec_from_file_location("fuzz_contract", REPO / "bench" / "fuzz_contract.py")
 assert _spec and _spec.loader
 fuzz = importlib.util.module_from_spec(_spec)
 sys.modules["fuzz_contract"] = fuzz  # dataclasses look their module up

@@ -12,7 +12,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from mqtt_watch import Watcher, wait_until
 
 from firmware_gateway.clock import ManualClock, SystemClock
 from firmware_gateway.gateway import MSG_DISK_FULL, Gateway
@@ -22,6 +21,8 @@ from firmware_gateway.uplink import UplinkTiming
 from kiosk.feedback import Outcome
 from kiosk.policy import MSG_NOT_CONFIGURED
 from kiosk.simulation import Simulation, plan_day
+from tests.support.mqtt_watch import Watcher, wait_until
+from warmcard.command.servers import Mosquitto
 from warmcard.contract import (
     DeviceConfig,
     Kind,
@@ -36,7 +37,6 @@ from warmcard.contract import (
     parse_event,
     roster_topic,
 )
-from warmcard.servers import Mosquitto
 from warmcard.settings import MqttSettings
 
 FAST = UplinkTiming(backoff_min_s=0.05, backoff_max_s=0.4, idle_wait_s=0.2, drain_s=1.0)

@@ -14,7 +14,8 @@ import time
 import pytest
 
 from firmware_gateway.readers import open_reader
-from warmcard.contract import CARD_UID_RE, ReaderState
+from warmcard.contract import ReaderState
+from warmcard.ids import CARD_UID_RE
 
 SPEC = os.environ.get("WARMCARD_HW_READER", "")
 

@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from cloud_ingest import i18n
-from cloud_ingest.console_errors import UnknownTimezone
+from warmcard import localtime
 from warmcard.contract import parse_ts
+from warmcard.localtime import UnknownTimezone
 
 
 def test_zh_default_english_on_request() -> None:
@@ -57,9 +58,9 @@ def test_dates_months_and_ago() -> None:
 
 
 def test_local_day_and_month_bounds_for_queries() -> None:
-    start, end = i18n.day_bounds_us(date(2024, 5, 1))
+    start, end = localtime.day_bounds_us(date(2024, 5, 1))
     assert start == parse_ts("2024-04-30T16:00:00.000000Z")
     assert end - start == 86400 * 1_000_000
-    m_start, m_end = i18n.month_bounds_us(2024, 12)
+    m_start, m_end = localtime.month_bounds_us(2024, 12)
     assert m_start == parse_ts("2024-11-30T16:00:00.000000Z")
     assert m_end == parse_ts("2024-12-31T16:00:00.000000Z")

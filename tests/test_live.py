@@ -6,10 +6,9 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from ingest_support import write_registry
-
 from cloud_ingest.live import LiveEvent, LiveState
 from cloud_ingest.registry import Registry
+from tests.support.ingest import write_registry
 from warmcard.contract import Kind, MealPeriod
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -17,8 +17,8 @@ from firmware_gateway.pinmap import (
     load_pinmap,
     parse_pinmap,
 )
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PINMAP = REPO / "hardware" / "pinmap.toml"
 README = REPO / "hardware" / "README.md"
 

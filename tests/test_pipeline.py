@@ -17,13 +17,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from console_support import add_user, logged_in, place_sites
-from faults.tcpproxy import TcpProxy
-from ingest_support import TZ, Publisher, wait_for, write_registry
 
 from cloud_ingest.accounts import Role
 from cloud_ingest.influx import InfluxV1
-from cloud_ingest.live import day_window
 from cloud_ingest.settings import InfluxSettings
 from firmware_gateway.clock import ManualClock
 from firmware_gateway.gateway import Gateway
@@ -31,8 +27,12 @@ from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import UplinkTiming
 from kiosk.feedback import LogFeedback, Outcome
+from tests.faults.tcpproxy import TcpProxy
+from tests.support.console import add_user, logged_in, place_sites
+from tests.support.ingest import TZ, Publisher, wait_for, write_registry
+from warmcard.command.servers import InfluxD, Ingest, Mosquitto
 from warmcard.contract import Kind, events_topic, now_us
-from warmcard.servers import InfluxD, Ingest, Mosquitto
+from warmcard.localtime import day_window
 from warmcard.settings import MqttSettings
 
 METRICS_TOKEN = "pipeline-metrics-token-0123456789"
@@ -40,7 +40,7 @@ FAST = UplinkTiming(backoff_min_s=0.05, backoff_max_s=0.5, idle_wait_s=0.1, drai
 
 
 def card(i: int) -> str:
-    """The UID of person P000i in tests/ingest_support.write_registry."""
+    """The UID of person P000i in tests.support.ingest.write_registry."""
     return f"04A1B2{i:02X}"
 
 

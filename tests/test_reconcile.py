@@ -8,8 +8,6 @@ from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from console_support import operator_client
-from ingest_support import TZ, make_settings, write_ingest_toml, write_registry
 from typer.testing import CliRunner
 
 from cloud_ingest.influx import InfluxV1
@@ -17,7 +15,9 @@ from cloud_ingest.lineprotocol import encode_tap
 from cloud_ingest.reconcile import IN_FLIGHT, MISSING, Gap, check, day_bounds
 from cloud_ingest.registry import Registry
 from cloud_ingest.service import IngestService
-from warmcard.cli import app
+from tests.support.console import operator_client
+from tests.support.ingest import TZ, make_settings, write_ingest_toml, write_registry
+from warmcard.command.cli import app
 from warmcard.contract import DeviceStatus, Kind, TapEvent, format_ts, new_event_id
 
 DAY = date(2026, 11, 29)

@@ -8,9 +8,7 @@ import io
 import sqlite3
 
 import pytest
-from console_support import METRICS_TOKEN, client_as, close_unstarted, console_app, console_db_for
 from fastapi.testclient import TestClient
-from ingest_support import make_settings, write_registry
 
 from cloud_ingest.alerts.store import Finding
 from cloud_ingest.alerts.store import Kind as AlertKind
@@ -19,7 +17,15 @@ from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.importer import import_csv
 from cloud_ingest.registry import Registry
 from cloud_ingest.service import IngestService
-from firmware_gateway.readers.hid import from_uid
+from tests.support.console import (
+    METRICS_TOKEN,
+    client_as,
+    close_unstarted,
+    console_app,
+    console_db_for,
+)
+from tests.support.ingest import make_settings, write_registry
+from warmcard.cards import from_uid
 
 
 class FakeServer:

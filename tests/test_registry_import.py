@@ -7,13 +7,15 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from ingest_support import write_registry
 from typer.testing import CliRunner
 
 from cloud_ingest.errors import ImportFailed
-from cloud_ingest.importer import canonical_uid, import_csv
+from cloud_ingest.importer import import_csv
 from cloud_ingest.registry import Registry
-from warmcard.cli import app
+from tests.support.ingest import write_registry
+from tests.support.paths import REPO
+from warmcard.cards import canonical_uid
+from warmcard.command.cli import app
 from warmcard.contract import MealPeriod, Mode
 
 
@@ -199,9 +201,8 @@ def test_cli_import_reports_lines(tmp_path):
 def test_documented_example_imports(tmp_path):
     """docs/registry-csv.md's example files are valid as written."""
     import re
-    from pathlib import Path
 
-    doc = (Path(__file__).parent.parent / "docs" / "registry-csv.md").read_text(encoding="utf-8")
+    doc = (REPO / "docs" / "registry-csv.md").read_text(encoding="utf-8")
     files = dict(re.findall(r"`(\w+)\.csv`\n```csv\n(.*?)```", doc, re.S))
     assert set(files) == {"sites", "devices", "people", "cards"}
     for name, text in files.items():

@@ -9,8 +9,6 @@ import io
 from datetime import UTC, date, datetime
 
 import pytest
-from console_support import client_as, close_unstarted, console_app, console_db_for
-from ingest_support import make_settings, write_registry
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
@@ -21,7 +19,9 @@ from cloud_ingest.lineprotocol import encode_tap
 from cloud_ingest.registry import bump_version
 from cloud_ingest.reports import monthly_report
 from cloud_ingest.service import IngestService
-from warmcard.cli import app as warmcard_app
+from tests.support.console import client_as, close_unstarted, console_app, console_db_for
+from tests.support.ingest import make_settings, write_registry
+from warmcard.command.cli import app as warmcard_app
 from warmcard.contract import Kind, MealPeriod, TapEvent, format_ts, new_event_id
 
 EVIL = "=cmd|' /C calc'!A0"

@@ -10,18 +10,9 @@ from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 import pytest
-from ingest_support import (
-    TZ,
-    Publisher,
-    make_settings,
-    wait_for,
-    write_ingest_toml,
-    write_registry,
-)
 from typer.testing import CliRunner
 
 from cloud_ingest.influx import InfluxV1
-from cloud_ingest.live import day_window
 from cloud_ingest.reconcile import check
 from cloud_ingest.resend import commands_for
 from cloud_ingest.service import IngestService
@@ -31,7 +22,15 @@ from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import UplinkTiming
 from kiosk.feedback import Outcome
-from warmcard.cli import app
+from tests.support.ingest import (
+    TZ,
+    Publisher,
+    make_settings,
+    wait_for,
+    write_ingest_toml,
+    write_registry,
+)
+from warmcard.command.cli import app
 from warmcard.contract import (
     MAX_RESEND_RANGE,
     DeviceConfig,
@@ -40,6 +39,7 @@ from warmcard.contract import (
     ResendCommand,
     command_topic,
 )
+from warmcard.localtime import day_window
 from warmcard.settings import MqttSettings
 
 FAST = UplinkTiming(backoff_min_s=0.05, backoff_max_s=0.4, idle_wait_s=0.2, drain_s=1.0)

@@ -22,8 +22,8 @@ from kiosk.feedback import Outcome
 from kiosk.policy import MSG_REPEAT, MSG_UNKNOWN
 from kiosk.screen import HEADLINES, ScreenFeedback, _Hub, compose, split_bilingual
 from kiosk.voice import render_clips
+from warmcard.command.servers import Mosquitto
 from warmcard.contract import Kind, Mode
-from warmcard.servers import Mosquitto
 
 FAST_HOLD = dict.fromkeys(Outcome, 0.4)
 
@@ -292,7 +292,7 @@ def test_kiosk_command_serves_the_screen_with_status(
         f'device_id = "{device}"\nsite_id = "s-xizhou"\nmode = "entrance"\n'
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "warmcard.cli", "kiosk", "--config", str(toml)],
+        [sys.executable, "-m", "warmcard.command.cli", "kiosk", "--config", str(toml)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import pytest
-from console_support import FAST_HASHER, FakeClock, console_db_with_areas
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
@@ -29,6 +28,7 @@ from cloud_ingest.api.security import (
     require_site_access,
     site_access,
 )
+from tests.support.console import FAST_HASHER, FakeClock, console_db_with_areas
 
 PW = "xishan-courtyard-77"
 

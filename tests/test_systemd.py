@@ -14,9 +14,9 @@ import pytest
 import typer
 
 from firmware_gateway.settings import GatewaySettings
-from warmcard.cli import app
+from tests.support.paths import REPO
+from warmcard.command.cli import app
 
-REPO = Path(__file__).resolve().parent.parent
 UNITS = sorted((REPO / "systemd").glob("*.service"))
 INSTALLED_BINARY = "/opt/warmcard/bin/warmcard"
 INSTALL = REPO / "systemd" / "install-kiosk.sh"

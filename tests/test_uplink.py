@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mqtt_watch import Watcher, wait_until
 
 from firmware_gateway.clock import SystemClock
 from firmware_gateway.outbox import Outbox
 from firmware_gateway.uplink import Uplink, UplinkTiming
+from tests.support.mqtt_watch import Watcher, wait_until
+from warmcard.command.servers import Mosquitto
 from warmcard.contract import (
     DeviceConfig,
     DeviceStatus,
@@ -29,7 +30,6 @@ from warmcard.contract import (
     roster_topic,
     status_topic,
 )
-from warmcard.servers import Mosquitto
 from warmcard.settings import MqttSettings
 
 UID = "04A1B2C3D4E5F6"

@@ -22,7 +22,7 @@ from firmware_gateway.settings import GatewaySettings
 from kiosk.errors import VoiceError
 from kiosk.feedback import LogFeedback, MultiFeedback, Outcome
 from kiosk.voice import CLIPS, SITE_DIR, VoiceFeedback, clip_name, render_clips, wav_seconds
-from warmcard.cli import app
+from warmcard.command.cli import app
 from warmcard.contract import DeviceConfig, Kind, Mode, Roster, RosterEntry
 from warmcard.settings import MqttSettings
 

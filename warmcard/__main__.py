@@ -1,3 +1,3 @@
-from warmcard.cli import app
+from warmcard.command.cli import app
 
 app()

@@ -27,6 +27,19 @@ from pydantic import (
 )
 
 from warmcard.errors import WarmcardError
+from warmcard.ids import (
+    DEVICE_ID_RE,
+    TS_RE,
+    CardUid,
+    DeviceId,
+    EventId,
+    HhMm,
+    PersonId,
+    RequestId,
+    SiteId,
+    WireTs,
+)
+from warmcard.localtime import DEFAULT_TZ
 
 SCHEMA_VERSION = 1
 TOPIC_ROOT = "warmcard/v1/devices"
@@ -43,28 +56,6 @@ MAX_INT_DIGITS = 40
 # Event times outside this window are wrong clocks, not real taps.
 EARLIEST_EVENT = datetime(2024, 1, 1, tzinfo=UTC)
 MAX_FUTURE_SKEW_S = 300
-
-# Identifier rules. Use them with fullmatch(). ASCII character classes only, never \d or \w:
-# those match full-width and other Unicode digits, which must not reach topics or InfluxDB tags.
-DEVICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
-SITE_ID_RE = DEVICE_ID_RE
-PERSON_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-# ISO 14443A UIDs are 4, 7 or 10 bytes; canonical form is upper-case hex without separators.
-# Other spellings (lower case, "04:A1:..") are rejected, not normalised: the kiosk looked the card
-# up by its canonical UID, and the cloud keys on exact strings.
-CARD_UID_RE = re.compile(r"(?:[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20})")
-TS_RE = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{6})Z"
-)
-EVENT_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-HHMM_RE = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
-REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
-
-
-def _anchored(regex: re.Pattern[str]) -> str:
-    """The rule as a pydantic pattern: pydantic searches (Rust regex), so anchor both ends."""
-    # In Rust regex `$` without the m flag matches only at the very end (no trailing newline).
-    return f"^(?:{regex.pattern})$"
 
 
 class Kind(StrEnum):
@@ -150,24 +141,35 @@ class InvalidPayload(WarmcardError):
 # ---------------------------------------------------------------------------- topics
 
 
+def device_topic(device_id: str, leaf: str) -> str:
+    """`warmcard/v1/devices/<id>/<leaf>`; a device id that breaks DEVICE_ID_RE is a ValueError.
+
+    An id such as ``'K GATE/ab#'`` would otherwise build a topic with extra levels or a
+    wildcard, so every topic builder checks it here.
+    """
+    if not DEVICE_ID_RE.fullmatch(device_id):
+        raise ValueError(f"device id {device_id!r} is not a-z, 0-9 and '-' (2-63 characters)")
+    return f"{TOPIC_ROOT}/{device_id}/{leaf}"
+
+
 def events_topic(device_id: str) -> str:
-    return f"{TOPIC_ROOT}/{device_id}/events"
+    return device_topic(device_id, "events")
 
 
 def status_topic(device_id: str) -> str:
-    return f"{TOPIC_ROOT}/{device_id}/status"
+    return device_topic(device_id, "status")
 
 
 def config_topic(device_id: str) -> str:
-    return f"{TOPIC_ROOT}/{device_id}/config"
+    return device_topic(device_id, "config")
 
 
 def roster_topic(device_id: str) -> str:
-    return f"{TOPIC_ROOT}/{device_id}/roster"
+    return device_topic(device_id, "roster")
 
 
 def command_topic(device_id: str) -> str:
-    return f"{TOPIC_ROOT}/{device_id}/command"
+    return device_topic(device_id, "command")
 
 
 def shared_subscription(group: str, topic_filter: str) -> str:
@@ -251,14 +253,14 @@ class TapEvent(_Wire):
     """One tap, decided at the kiosk. Carries no names, only a pseudonymous person id."""
 
     v: Literal[1] = 1
-    event_id: str = Field(pattern=_anchored(EVENT_ID_RE))
-    device_id: str = Field(pattern=_anchored(DEVICE_ID_RE))
+    event_id: EventId
+    device_id: DeviceId
     seq: StrictInt = Field(ge=1, le=MAX_SEQ)
-    ts: str = Field(pattern=_anchored(TS_RE))
-    card_uid: str = Field(pattern=_anchored(CARD_UID_RE))
+    ts: WireTs
+    card_uid: CardUid
     kind: Kind
     meal_period: MealPeriod | None = None
-    person_id: str | None = Field(default=None, pattern=_anchored(PERSON_ID_RE))
+    person_id: PersonId | None = None
     auto: StrictBool = False  # a check_out the kiosk made itself at closing time
     clock_synced: StrictBool = True  # False when the kiosk had no NTP sync at tap time
 
@@ -291,7 +293,7 @@ class DeviceStatus(_Wire):
     """Heartbeat on the retained status topic; the last-will sets state to offline."""
 
     v: Literal[1] = 1
-    device_id: str = Field(pattern=_anchored(DEVICE_ID_RE))
+    device_id: DeviceId
     state: Literal["online", "offline"]
     ts: str | None = None
     uptime_s: float | None = None
@@ -310,20 +312,20 @@ class DeviceStatus(_Wire):
 
 class MealWindow(_Wire):
     period: MealPeriod
-    start: str = Field(pattern=_anchored(HHMM_RE))
-    end: str = Field(pattern=_anchored(HHMM_RE))
+    start: HhMm
+    end: HhMm
 
 
 class DeviceConfig(_Wire):
     """Downlink, retained: what the cloud tells one kiosk about its site and mode."""
 
     v: Literal[1] = 1
-    device_id: str = Field(pattern=_anchored(DEVICE_ID_RE))
-    site_id: str = Field(pattern=_anchored(SITE_ID_RE))
+    device_id: DeviceId
+    site_id: SiteId
     mode: Mode
-    tz: str = "Asia/Shanghai"
-    opening: str = Field(default="07:00", pattern=_anchored(HHMM_RE))
-    closing: str = Field(default="18:00", pattern=_anchored(HHMM_RE))
+    tz: str = DEFAULT_TZ
+    opening: HhMm = "07:00"
+    closing: HhMm = "18:00"
     debounce_s: float = Field(default=10.0, ge=0, le=3600)
     meals: list[MealWindow] = Field(default_factory=list)
 
@@ -332,8 +334,8 @@ class DeviceConfig(_Wire):
 
 
 class RosterEntry(_Wire):
-    card_uid: str = Field(pattern=_anchored(CARD_UID_RE))
-    person_id: str = Field(pattern=_anchored(PERSON_ID_RE))
+    card_uid: CardUid
+    person_id: PersonId
     display_name: str = Field(max_length=64)
 
 
@@ -341,7 +343,7 @@ class Roster(_Wire):
     """Downlink, retained: the site's cards, with the names its screen shows. Nothing more."""
 
     v: Literal[1] = 1
-    site_id: str = Field(pattern=_anchored(SITE_ID_RE))
+    site_id: SiteId
     version: str
     entries: list[RosterEntry]
 
@@ -358,8 +360,8 @@ class ResendCommand(_Wire):
 
     v: Literal[1] = 1
     command: Literal["resend"] = "resend"
-    request_id: str = Field(pattern=_anchored(REQUEST_ID_RE))
-    device_id: str = Field(pattern=_anchored(DEVICE_ID_RE))
+    request_id: RequestId
+    device_id: DeviceId
     from_seq: StrictInt = Field(ge=1, le=MAX_SEQ)
     to_seq: StrictInt = Field(ge=1, le=MAX_SEQ)
 

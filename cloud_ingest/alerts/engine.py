@@ -30,6 +30,7 @@ from cloud_ingest.lineprotocol import MEASUREMENT
 from cloud_ingest.live import LiveEvent, LiveState
 from cloud_ingest.registry import Registry
 from warmcard.contract import format_ts, now_us
+from warmcard.localtime import DEFAULT_TZ
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class AlertEngine:
         storage: Storage | None,
         *,
         console_db_path: Path | None,
-        default_tz: str = "Asia/Shanghai",
+        default_tz: str = DEFAULT_TZ,
         clock: Clock = now_us,
         store: AlertStore | None = None,
         db_path: Path | None = None,

@@ -27,10 +27,11 @@ from zoneinfo import ZoneInfo
 
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.alerts.store import Finding, Kind
-from cloud_ingest.live import LiveEvent, day_window
+from cloud_ingest.live import LiveEvent
 from cloud_ingest.registry import Registry, Site
 from warmcard.contract import Kind as TapKind
 from warmcard.contract import MealPeriod
+from warmcard.localtime import day_window
 
 US = 1_000_000
 MINUTE_US = 60 * US

@@ -20,8 +20,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from cloud_ingest import areas, i18n
+from cloud_ingest import areas
 from cloud_ingest.alerts.errors import AlertError
+from warmcard import localtime
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -488,7 +489,7 @@ class AlertStore:
         """Visits to people in `area` (and below) during a local month 'YYYY-MM'."""
         try:
             year, mon = (int(x) for x in month.split("-"))
-            start, end = i18n.month_bounds_us(year, mon, tz)
+            start, end = localtime.month_bounds_us(year, mon, tz)
         except ValueError:
             raise AlertError(f"月份无效 month {month!r} must be YYYY-MM, e.g. 2024-05") from None
         return self.visits_between(area, start, end)

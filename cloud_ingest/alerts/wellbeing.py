@@ -22,7 +22,7 @@ from cloud_ingest.alerts.errors import FlagImportError
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.alerts.store import AlertStore, Finding, Kind, LastSeen
 from cloud_ingest.registry import Registry
-from warmcard.contract import PERSON_ID_RE
+from warmcard.ids import PERSON_ID_RE
 
 DAY_US = 86_400 * 1_000_000
 FLAG_NAMES: dict[str, tuple[str, str]] = {

@@ -4,25 +4,10 @@ These readers "type" the card number followed by Enter. The driver grabs the inp
 exclusively (so the digits never reach a console or the kiosk screen) and reads its key events
 with python-evdev.
 
-Accepted formats, and how each maps to the canonical UID (upper-case hex):
+The card-number formats it accepts, and how each maps to the canonical UID, are in
+`warmcard.cards`.
 
-=============  ===========================  ==================================================
-printed        example                      canonical UID
-=============  ===========================  ==================================================
-10 digits      ``3283263748``               the decimal value of the 4-byte UID, taken in
-                                            ``order``: le (default) 0xC3B2A104 → 04A1B2C3,
-                                            be → C3B2A104
-8 hex digits   ``C3B2A104``                 the same 32-bit number written in hex, then the
-                                            same ``order`` rule (le → 04A1B2C3)
-3+5 digits     ``178 41220`` (W26: facility  facility << 16 | number, a 24-bit number treated
-(format=w26)   then card number; typed as   like the 10-digit value (so the top UID byte is
-               ``17841220``)                00 and lost: register such cards with such readers)
-14 / 20 hex    ``04112233445566``           a 7 / 10-byte UID: as typed for be, byte-reversed
-                                            for le
-=============  ===========================  ==================================================
-
-8 decimal digits are read as hex unless ``format=w26`` is set; ``format=dec10`` / ``hex``
-accept only that form. Anything else (wrong length, non-hex keys, a gap of more than
+Anything else (wrong length, non-hex keys, a gap of more than
 ``key_gap`` s between keys — a partial read or a person typing) is rejected and logged.
 
 Most wedge readers type the number once per presentation; some repeat it while the card is
@@ -43,6 +28,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from firmware_gateway.errors import UnknownReaderSpec
+from warmcard.cards import FORMATS, ORDERS, BadCardNumber, to_uid
 from warmcard.contract import ReaderState
 
 log = logging.getLogger(__name__)
@@ -58,9 +44,6 @@ KEY_CHARS.update({71: "7", 72: "8", 73: "9", 75: "4", 76: "5", 77: "6", 79: "1",
 KEY_CHARS.update({82: "0", 30: "A", 48: "B", 46: "C", 32: "D", 18: "E", 33: "F"})
 CHAR_KEYS: dict[str, int] = {c: k for k, c in KEY_CHARS.items() if k < 71}
 
-ORDERS = ("le", "be")
-FORMATS = ("auto", "dec10", "hex", "w26")
-
 
 class EventSource(Protocol):
     """What the driver needs of an input device; evdev.InputDevice is the real one."""
@@ -72,51 +55,6 @@ class EventSource(Protocol):
     def grab(self) -> None: ...
 
     def close(self) -> None: ...
-
-
-class BadCardNumber(ValueError):
-    """Typed text that is not a card number in an accepted format."""
-
-
-def to_uid(text: str, order: str = "le", fmt: str = "auto") -> str:
-    """The canonical UID for what a wedge reader typed; raises BadCardNumber."""
-    t = text.strip().upper()
-    is_hex = all(c in "0123456789ABCDEF" for c in t) and t != ""
-    is_dec = t.isdigit()
-    if not is_hex:
-        raise BadCardNumber(f"not a card number: {text!r}")
-    if len(t) == 10 and is_dec and fmt in ("auto", "dec10"):
-        value = int(t)
-        if value > 0xFFFFFFFF:
-            raise BadCardNumber(f"10-digit number {t} exceeds 32 bits")
-        return _number_to_uid(value, order)
-    if len(t) == 8 and fmt == "w26":
-        if not is_dec or int(t[:3]) > 0xFF or int(t[3:]) > 0xFFFF:
-            raise BadCardNumber(f"not a W26 facility+number: {t}")
-        return _number_to_uid((int(t[:3]) << 16) | int(t[3:]), order)
-    if len(t) == 8 and fmt in ("auto", "hex"):
-        return _number_to_uid(int(t, 16), order)
-    if len(t) in (14, 20) and fmt in ("auto", "hex"):
-        raw = bytes.fromhex(t)
-        return (raw[::-1] if order == "le" else raw).hex().upper()
-    raise BadCardNumber(f"{len(t)} characters {t!r} match no accepted format ({fmt})")
-
-
-def _number_to_uid(value: int, order: str) -> str:
-    return value.to_bytes(4, "little" if order == "le" else "big").hex().upper()
-
-
-def from_uid(uid: str, order: str = "le", fmt: str = "dec10") -> str:
-    """What a wedge reader in this format would type for a card: the inverse of `to_uid`."""
-    raw = bytes.fromhex(uid)
-    if len(raw) != 4:
-        return (raw[::-1] if order == "le" else raw).hex().upper()
-    value = int.from_bytes(raw, "little" if order == "le" else "big")
-    if fmt == "w26":
-        return f"{(value >> 16) & 0xFF:03d}{value & 0xFFFF:05d}"
-    if fmt == "hex":
-        return f"{value:08X}"
-    return f"{value:010d}"
 
 
 def parse_spec(spec: str) -> tuple[str, str, str]:

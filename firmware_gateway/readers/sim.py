@@ -19,7 +19,8 @@ import threading
 from pathlib import Path
 
 from firmware_gateway.errors import UnknownReaderSpec
-from warmcard.contract import CARD_UID_RE, ReaderState
+from warmcard.contract import ReaderState
+from warmcard.ids import CARD_UID_RE
 
 log = logging.getLogger("warmcard.gateway.reader.sim")
 

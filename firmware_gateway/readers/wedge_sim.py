@@ -16,7 +16,8 @@ from collections import deque
 
 from evdev import InputEvent
 
-from firmware_gateway.readers.hid import CHAR_KEYS, EV_KEY, KEY_ENTER, from_uid
+from firmware_gateway.readers.hid import CHAR_KEYS, EV_KEY, KEY_ENTER
+from warmcard.cards import from_uid
 
 KEY_UP, KEY_DOWN = 0, 1
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from faults.pipeline import Pipeline
-from warmcard.servers import InfluxD
+from tests.faults.pipeline import Pipeline
+from warmcard.command.servers import InfluxD
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from ingest_support import import_registry_csv, wait_for
 
 from cloud_ingest import reconcile
 from cloud_ingest.consumer import BatchProcessor, Consumer, Metrics
@@ -39,15 +38,16 @@ from cloud_ingest.influx import InfluxV1
 from cloud_ingest.registry import Registry
 from cloud_ingest.service import IngestService
 from cloud_ingest.settings import InfluxSettings, IngestSettings
-from faults.tcpproxy import TcpProxy
 from firmware_gateway.clock import SystemClock
 from firmware_gateway.gateway import Gateway
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import UplinkTiming
 from kiosk.feedback import Outcome
+from tests.faults.tcpproxy import TcpProxy
+from tests.support.ingest import import_registry_csv, wait_for
+from warmcard.command.servers import InfluxD, Ingest, Mosquitto
 from warmcard.contract import DeviceConfig, Mode, TapEvent
-from warmcard.servers import InfluxD, Ingest, Mosquitto
 from warmcard.settings import MqttSettings
 
 TZ = "Asia/Shanghai"

@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from faults.pipeline import TZ, OffsetClock, Pipeline, read_outbox, wait_until
+from tests.faults.pipeline import TZ, OffsetClock, Pipeline, read_outbox, wait_until
 from warmcard.contract import now_us
 
 DAY_S = 86400

@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
-from faults.pipeline import Pipeline, read_outbox, wait_until
-from faults.tcpproxy import has_mqtt_packet
+from tests.faults.pipeline import Pipeline, read_outbox, wait_until
+from tests.faults.tcpproxy import has_mqtt_packet
 
 PUBLISH, PUBACK = 3, 4
 

@@ -8,9 +8,9 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from faults.pipeline import Pipeline, read_outbox
 from firmware_gateway.gateway import MSG_DISK_FULL
 from kiosk.feedback import Outcome
+from tests.faults.pipeline import Pipeline, read_outbox
 
 
 @contextlib.contextmanager

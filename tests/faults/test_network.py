@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from faults.pipeline import Pipeline, wait_until
-from faults.tcpproxy import has_mqtt_packet
 from kiosk.feedback import Outcome
+from tests.faults.pipeline import Pipeline, wait_until
+from tests.faults.tcpproxy import has_mqtt_packet
 
 PUBACK = 4
 

@@ -14,12 +14,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import SecretStr
 
-from faults.pipeline import Pipeline, wait_until
 from kiosk.feedback import Outcome
+from tests.faults.pipeline import Pipeline, wait_until
+from warmcard.command.pki import init_ca, issue_server_cert
+from warmcard.command.provision import BrokerFiles, provision_device, provision_service, revoke
+from warmcard.command.servers import SECURE_CONF_DIR, InfluxD
 from warmcard.contract import Kind, TapEvent, events_topic, format_ts, new_event_id, now_us
-from warmcard.pki import init_ca, issue_server_cert
-from warmcard.provision import BrokerFiles, provision_device, provision_service, revoke
-from warmcard.servers import SECURE_CONF_DIR, InfluxD
 from warmcard.settings import MqttSettings
 
 NOT_AUTHORISED = 0x87

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cloud_ingest.settings import InfluxSettings
-from faults.pipeline import Pipeline, health, wait_until
+from tests.faults.pipeline import Pipeline, health, wait_until
 from warmcard.contract import now_us
 
 

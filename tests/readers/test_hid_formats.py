@@ -8,8 +8,9 @@ import pytest
 
 from firmware_gateway.errors import UnknownReaderSpec
 from firmware_gateway.readers import open_reader
-from firmware_gateway.readers.hid import BadCardNumber, HidReader, from_uid, parse_spec, to_uid
+from firmware_gateway.readers.hid import HidReader, parse_spec
 from firmware_gateway.readers.wedge_sim import WedgeReaderSim
+from warmcard.cards import BadCardNumber, from_uid, to_uid
 
 
 @pytest.mark.parametrize(

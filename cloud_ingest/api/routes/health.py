@@ -1,6 +1,6 @@
 """GET /healthz: 200 when the broker link is up and InfluxDB accepts writes, else 503.
 
-Anonymous callers (load balancers, systemd, `warmcard.servers.Ingest`) get only the status;
+Anonymous callers (load balancers, systemd, `warmcard.command.servers.Ingest`) get only the status;
 the details (counters, queue, registry version, last storage error) need the metrics token.
 """
 

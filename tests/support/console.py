@@ -18,7 +18,6 @@ import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from ingest_support import Publisher, make_settings, wait_for, write_registry
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from cloud_ingest import areas, console_db
@@ -33,6 +32,7 @@ from cloud_ingest.api.security import (
     install_login_redirect,
 )
 from cloud_ingest.service import IngestService
+from tests.support.ingest import Publisher, make_settings, wait_for, write_registry
 
 PASSWORD = "erhai-sunrise-2718"
 # Cheap argon2 for tests only; production uses the library's RFC 9106 defaults.

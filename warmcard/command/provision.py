@@ -21,9 +21,15 @@ from typing import Annotated
 
 import typer
 
-from warmcard.contract import DEVICE_ID_RE
+from warmcard.command.pki import (
+    CaFiles,
+    init_ca,
+    issue_device_cert,
+    issue_server_cert,
+    write_private,
+)
 from warmcard.errors import WarmcardError
-from warmcard.pki import CaFiles, init_ca, issue_device_cert, issue_server_cert, write_private
+from warmcard.ids import DEVICE_ID_RE
 
 DEFAULT_BROKER_DIR = Path("/etc/mosquitto/warmcard")
 DEFAULT_KIOSK_DIR = Path("/etc/warmcard/mqtt")

@@ -25,10 +25,11 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from warmcard.demo_seed import SeedSite, make_seed
-from warmcard.servers import InfluxD, Ingest, Mosquitto, free_port
+from warmcard.command.demo_seed import SeedSite, make_seed
+from warmcard.command.servers import InfluxD, Ingest, Mosquitto, free_port
+from warmcard.localtime import DEFAULT_TZ
 
-DEMO_TZ = "Asia/Shanghai"
+DEMO_TZ = DEFAULT_TZ
 
 # The console's area hierarchy for the seeded courtyards (path, 中文, English).
 DEMO_AREAS = [

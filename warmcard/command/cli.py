@@ -42,7 +42,7 @@ def _register(argv: list[str]) -> None:
     from cloud_ingest import cli as ingest_cli
     from cloud_ingest import console_cli
     from cloud_ingest.alerts import cli as alerts_cli
-    from warmcard import demo, provision
+    from warmcard.command import demo, provision
 
     ingest_cli.register(app)
     alerts_cli.register(app)

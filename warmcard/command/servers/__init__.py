@@ -133,7 +133,7 @@ class _Server:
 
 
 # The production broker config and ACL (docs/broker.md), run as they are by `secure_dir` brokers.
-SECURE_CONF_DIR = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+SECURE_CONF_DIR = Path(__file__).resolve().parents[3] / "deploy" / "mosquitto"
 
 
 @dataclass
@@ -277,7 +277,7 @@ class Ingest(_Server):
         console = self.console_db or self.run_dir / "console.sqlite3"
         token = f'metrics_token = "{self.metrics_token}"' if self.metrics_token else ""
         self.config_path.write_text(
-            f"""# Written by warmcard.servers.Ingest.
+            f"""# Written by warmcard.command.servers.Ingest.
 client_id = "{self.client_id}"
 registry_path = "{registry}"
 deadletter_path = "{self.run_dir / "deadletter.sqlite3"}"

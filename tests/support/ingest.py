@@ -16,7 +16,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud_ingest.importer import import_csv
 from cloud_ingest.influx import InfluxV1
-from cloud_ingest.live import day_window
 from cloud_ingest.registry import Registry
 from cloud_ingest.settings import InfluxSettings, IngestSettings
 from warmcard.contract import (
@@ -28,6 +27,7 @@ from warmcard.contract import (
     new_event_id,
     now_us,
 )
+from warmcard.localtime import day_window
 from warmcard.settings import MqttSettings
 
 TZ = "Asia/Shanghai"

@@ -1,0 +1,1 @@
+"""Warmcard test suite."""

@@ -1,0 +1,45 @@
+"""Identifier rules shared by the wire contract, settings and topic builders.
+
+Use the patterns with ``fullmatch()``, and the annotated types in pydantic models: pydantic
+*searches* its pattern, so every type here is anchored at both ends. ASCII character classes
+only, never ``\\d`` or ``\\w``: those match full-width and other Unicode digits, which must not
+reach topics or InfluxDB tags.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import StringConstraints
+
+DEVICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+SITE_ID_RE = DEVICE_ID_RE
+PERSON_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+# ISO 14443A UIDs are 4, 7 or 10 bytes; canonical form is upper-case hex without separators.
+# Other spellings (lower case, "04:A1:..") are rejected, not normalised: the kiosk looked the card
+# up by its canonical UID, and the cloud keys on exact strings (warmcard.cards normalises input
+# typed by people before it gets this far).
+CARD_UID_RE = re.compile(r"(?:[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20})")
+TS_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{6})Z"
+)
+EVENT_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+HHMM_RE = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+
+
+def anchored(regex: re.Pattern[str]) -> str:
+    """The rule as a pydantic pattern: pydantic searches (Rust regex), so anchor both ends."""
+    # In Rust regex `$` without the m flag matches only at the very end (no trailing newline).
+    return f"^(?:{regex.pattern})$"
+
+
+DeviceId = Annotated[str, StringConstraints(pattern=anchored(DEVICE_ID_RE))]
+SiteId = Annotated[str, StringConstraints(pattern=anchored(SITE_ID_RE))]
+PersonId = Annotated[str, StringConstraints(pattern=anchored(PERSON_ID_RE))]
+CardUid = Annotated[str, StringConstraints(pattern=anchored(CARD_UID_RE))]
+EventId = Annotated[str, StringConstraints(pattern=anchored(EVENT_ID_RE))]
+WireTs = Annotated[str, StringConstraints(pattern=anchored(TS_RE))]
+HhMm = Annotated[str, StringConstraints(pattern=anchored(HHMM_RE))]
+RequestId = Annotated[str, StringConstraints(pattern=anchored(REQUEST_ID_RE))]
