@@ -9,8 +9,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cloud_ingest import accounts, areas, console_cli, console_db
-from cloud_ingest.accounts import (
+from cloud_ingest.cli import console as console_cli
+from cloud_ingest.console import accounts
+from cloud_ingest.console import db as console_db
+from cloud_ingest.console.accounts import (
     AccountStore,
     Action,
     Grant,
@@ -21,7 +23,8 @@ from cloud_ingest.accounts import (
     User,
     can,
 )
-from cloud_ingest.console_errors import AccountError, PasswordRejected
+from cloud_ingest.errors import AccountError, PasswordRejected
+from cloud_ingest.registry import areas
 from tests.support.console import FAST_HASHER, FakeClock, console_db_with_areas
 
 GOOD_PW = "xishan-courtyard-77"

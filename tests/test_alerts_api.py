@@ -11,13 +11,13 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from cloud_ingest import console_db
-from cloud_ingest.accounts import AccountStore, Role
 from cloud_ingest.alerts.store import Finding, Kind
-from cloud_ingest.api.routes import alerts
-from cloud_ingest.api.security import AuthConfig, auth_router, configure_auth
+from cloud_ingest.console import db as console_db
+from cloud_ingest.console.accounts import AccountStore, Role
 from cloud_ingest.service import IngestService
 from cloud_ingest.settings import IngestSettings
+from cloud_ingest.web.routes import alerts
+from cloud_ingest.web.security import AuthConfig, auth_router, configure_auth
 from tests.support.alerts import DAY, UsClock, local_us, write_areas
 from tests.support.ingest import write_registry
 

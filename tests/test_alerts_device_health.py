@@ -9,7 +9,7 @@ import pytest
 
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.store import Alert, Kind, State
-from cloud_ingest.live import LiveState
+from cloud_ingest.pipeline.live import LiveState
 from tests.support.alerts import UsClock, local_us, make_engine
 from tests.support.ingest import write_registry
 from warmcard.contract import DeviceStatus, ReaderState, format_ts

@@ -12,7 +12,7 @@ import pytest
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.alerts.store import AlertStore, Kind, State
-from cloud_ingest.influx import InfluxV1
+from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.service import IngestService
 from tests.support.alerts import DAY, write_areas
 from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for, write_registry

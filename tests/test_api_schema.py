@@ -12,8 +12,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from cloud_ingest.api.security import CSRF_HEADER, SESSION_COOKIE
 from cloud_ingest.service import IngestService
+from cloud_ingest.web.security import CSRF_HEADER, SESSION_COOKIE
 from tests.support.console import (
     METRICS_TOKEN,
     client_as,

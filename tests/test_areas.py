@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cloud_ingest import areas, console_db
-from cloud_ingest.areas import Level
-from cloud_ingest.console_errors import AreaError, AreaImportError
+from cloud_ingest.console import db as console_db
+from cloud_ingest.errors import AreaError, AreaImportError
+from cloud_ingest.registry import areas
+from cloud_ingest.registry.areas import Level
 
 GOOD_CSV = """path,name_zh,name_en
 dali,大理州,Dali

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from cloud_ingest.conflicts import SeenIndex
-from cloud_ingest.influx import InfluxV1
-from cloud_ingest.reconcile import check
+from cloud_ingest.ops.reconcile import check
+from cloud_ingest.pipeline.conflicts import SeenIndex
+from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.service import IngestService
 from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for, write_registry
 from warmcard.contract import Kind, Reason, TapEvent, format_ts, new_event_id, now_us

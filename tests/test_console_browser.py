@@ -21,7 +21,7 @@ from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page
 
 from cloud_ingest.alerts.settings import AlertSettings
-from cloud_ingest.registry import bump_version
+from cloud_ingest.registry.store import bump_version
 from firmware_gateway.gateway import Gateway
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
-from cloud_ingest.api.app import create_app
-from cloud_ingest.api.security import AuthConfig
+from cloud_ingest.web.app import create_app
+from cloud_ingest.web.security import AuthConfig
 from tests.support.console import browser_login, serve
 from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for
 from warmcard.command.demo import (

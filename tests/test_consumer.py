@@ -11,9 +11,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud_ingest.importer import import_csv
-from cloud_ingest.influx import InfluxV1
-from cloud_ingest.registry import Registry
+from cloud_ingest.pipeline.influx import InfluxV1
+from cloud_ingest.registry.importer import import_csv
+from cloud_ingest.registry.store import Registry
 from cloud_ingest.service import IngestService
 from tests.support.ingest import (
     EventMaker,

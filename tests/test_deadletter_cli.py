@@ -7,8 +7,8 @@ import json
 
 from typer.testing import CliRunner
 
-from cloud_ingest.deadletter import DeadLetter, DeadLetterStore
-from cloud_ingest.payload_view import hex_dump
+from cloud_ingest.ops.payload_view import hex_dump
+from cloud_ingest.pipeline.deadletter import DeadLetter, DeadLetterStore
 from cloud_ingest.service import IngestService
 from tests.support.console import operator_client
 from tests.support.ingest import make_settings

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from cloud_ingest import exports, i18n
-from cloud_ingest.console_errors import ExportError
-from cloud_ingest.exports import Cell, Sheet
+from cloud_ingest import i18n
+from cloud_ingest.console import exports
+from cloud_ingest.console.exports import Cell, Sheet
+from cloud_ingest.errors import ExportError
 
 HEADER = [i18n.both("site"), i18n.both("meals"), "备注 Note", i18n.both("time")]
 NOON_SHANGHAI = datetime(2024, 5, 1, 4, 0, 0, tzinfo=UTC)  # 12:00 in Asia/Shanghai

@@ -9,9 +9,14 @@ import httpx
 import pytest
 
 from cloud_ingest.errors import InvalidPoint
-from cloud_ingest.influx import InfluxV1, quote_string
-from cloud_ingest.lineprotocol import encode_point, encode_tap, escape_key, escape_string_field
-from cloud_ingest.settings import InfluxSettings
+from cloud_ingest.pipeline.influx import InfluxV1, quote_string
+from cloud_ingest.pipeline.lineprotocol import (
+    encode_point,
+    encode_tap,
+    escape_key,
+    escape_string_field,
+)
+from cloud_ingest.pipeline.settings import InfluxSettings
 from warmcard.contract import Kind, MealPeriod, TapEvent, format_ts, new_event_id
 
 TS = 1_796_000_000_123_456

@@ -6,8 +6,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from cloud_ingest.live import LiveEvent, LiveState
-from cloud_ingest.registry import Registry
+from cloud_ingest.pipeline.live import LiveEvent, LiveState
+from cloud_ingest.registry.store import Registry
 from tests.support.ingest import write_registry
 from warmcard.contract import Kind, MealPeriod
 

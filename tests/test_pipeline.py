@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from cloud_ingest.accounts import Role
-from cloud_ingest.influx import InfluxV1
-from cloud_ingest.settings import InfluxSettings
+from cloud_ingest.console.accounts import Role
+from cloud_ingest.pipeline.influx import InfluxV1
+from cloud_ingest.pipeline.settings import InfluxSettings
 from firmware_gateway.clock import ManualClock
 from firmware_gateway.gateway import Gateway
 from firmware_gateway.readers.sim import SimReader

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from cloud_ingest.influx import InfluxV1
-from cloud_ingest.lineprotocol import encode_tap
-from cloud_ingest.reconcile import IN_FLIGHT, MISSING, Gap, check, day_bounds
-from cloud_ingest.registry import Registry
+from cloud_ingest.ops.reconcile import IN_FLIGHT, MISSING, Gap, check, day_bounds
+from cloud_ingest.pipeline.influx import InfluxV1
+from cloud_ingest.pipeline.lineprotocol import encode_tap
+from cloud_ingest.registry.store import Registry
 from cloud_ingest.service import IngestService
 from tests.support.console import operator_client
 from tests.support.ingest import TZ, make_settings, write_ingest_toml, write_registry

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 
 from cloud_ingest.alerts.store import Finding
 from cloud_ingest.alerts.store import Kind as AlertKind
-from cloud_ingest.enrolment import card_uid_from_text
+from cloud_ingest.console.enrolment import card_uid_from_text
 from cloud_ingest.errors import RegistryEditError
-from cloud_ingest.importer import import_csv
-from cloud_ingest.registry import Registry
+from cloud_ingest.registry.importer import import_csv
+from cloud_ingest.registry.store import Registry
 from cloud_ingest.service import IngestService
 from tests.support.console import (
     METRICS_TOKEN,

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cloud_ingest.errors import ImportFailed
-from cloud_ingest.importer import import_csv
-from cloud_ingest.registry import Registry
+from cloud_ingest.registry.importer import import_csv
+from cloud_ingest.registry.store import Registry
 from tests.support.ingest import write_registry
 from tests.support.paths import REPO
 from warmcard.cards import canonical_uid

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from cloud_ingest.alerts.report_visits import AlertVisits
 from cloud_ingest.alerts.store import AlertStore
-from cloud_ingest.influx import InfluxV1
-from cloud_ingest.lineprotocol import encode_tap
-from cloud_ingest.registry import bump_version
-from cloud_ingest.reports import monthly_report
+from cloud_ingest.console.reports import monthly_report
+from cloud_ingest.pipeline.influx import InfluxV1
+from cloud_ingest.pipeline.lineprotocol import encode_tap
+from cloud_ingest.registry.store import bump_version
 from cloud_ingest.service import IngestService
 from tests.support.console import client_as, close_unstarted, console_app, console_db_for
 from tests.support.ingest import make_settings, write_registry

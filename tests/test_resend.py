@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from cloud_ingest.influx import InfluxV1
-from cloud_ingest.reconcile import check
-from cloud_ingest.resend import commands_for
+from cloud_ingest.ops.reconcile import check
+from cloud_ingest.ops.resend import commands_for
+from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.service import IngestService
 from firmware_gateway.clock import SystemClock
 from firmware_gateway.gateway import Gateway
@@ -188,7 +188,7 @@ def test_kiosk_ignores_bad_and_repeated_commands(rig, mosquitto):
 
 
 def test_large_gaps_are_split_into_bounded_commands():
-    from cloud_ingest.reconcile import MISSING, Gap
+    from cloud_ingest.ops.reconcile import MISSING, Gap
 
     gap = Gap("k-1", 5, 5 + 2 * MAX_RESEND_RANGE, "2026-11-29", "2026-11-29", MISSING)
     commands = commands_for([gap, Gap("k-2", 1, 1, None, None, MISSING)], request_prefix="t")

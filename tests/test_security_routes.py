@@ -11,9 +11,10 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
-from cloud_ingest import areas, console_db
-from cloud_ingest.accounts import AccountStore, Action, Role
-from cloud_ingest.api.security import (
+from cloud_ingest.console import db as console_db
+from cloud_ingest.console.accounts import AccountStore, Action, Role
+from cloud_ingest.registry import areas
+from cloud_ingest.web.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     AuthConfig,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cloud_ingest.settings import InfluxSettings
+from cloud_ingest.pipeline.settings import InfluxSettings
 from tests.faults.pipeline import Pipeline, health, wait_until
 from warmcard.contract import now_us
 
