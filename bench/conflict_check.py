@@ -21,7 +21,8 @@ from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.settings import InfluxSettings
 from cloud_ingest.registry.store import Registry
 from warmcard.command.demo import import_seed
-from warmcard.contract import events_topic, now_us
+from warmcard.contract import events_topic
+from warmcard.timestamps import now_us
 
 DEVICES = 4
 

@@ -37,8 +37,8 @@ from cloud_ingest.registry.importer import import_csv
 from cloud_ingest.registry.store import Registry
 from tests.support.console import add_user, logged_in
 from warmcard.command.servers import InfluxD, Ingest, Mosquitto
-from warmcard.contract import now_us
 from warmcard.localtime import day_window
+from warmcard.timestamps import now_us
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY_US = 86_400_000_000

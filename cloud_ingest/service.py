@@ -27,7 +27,7 @@ from cloud_ingest.pipeline.influx import InfluxV1, Storage
 from cloud_ingest.pipeline.live import Clock, LiveState
 from cloud_ingest.registry.store import Registry
 from cloud_ingest.settings import IngestSettings
-from warmcard.contract import now_us
+from warmcard.timestamps import now_us
 
 log = logging.getLogger(__name__)
 

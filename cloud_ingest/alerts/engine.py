@@ -30,8 +30,8 @@ from cloud_ingest.pipeline.lineprotocol import MEASUREMENT
 from cloud_ingest.pipeline.live import LiveEvent, LiveState
 from cloud_ingest.registry import areas
 from cloud_ingest.registry.store import Registry
-from warmcard.contract import format_ts, now_us
 from warmcard.localtime import DEFAULT_TZ
+from warmcard.timestamps import format_ts, now_us
 
 log = logging.getLogger(__name__)
 

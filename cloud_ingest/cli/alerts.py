@@ -35,7 +35,7 @@ def flags_import(
     """Set (active=1, the default) or remove (active=0) flags; all rows or none."""
     from cloud_ingest.alerts.wellbeing import read_flags_csv
     from cloud_ingest.errors import FlagImportError
-    from warmcard.contract import now_us
+    from warmcard.timestamps import now_us
 
     settings, registry, store = _open(config)
     try:

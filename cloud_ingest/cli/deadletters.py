@@ -44,7 +44,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Newest first: id, time, reason, topic, detail."""
         from cloud_ingest.ops.payload_view import payload_json
-        from warmcard.contract import Reason, format_ts
+        from warmcard.contract import Reason
+        from warmcard.timestamps import format_ts
 
         if reason is not None and reason not in {r.value for r in Reason}:
             known = ", ".join(r.value for r in Reason)
@@ -81,7 +82,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """One dead letter with its payload (text if printable, else a hex dump)."""
         from cloud_ingest.ops.payload_view import hex_dump, payload_json, printable_text
-        from warmcard.contract import format_ts
+        from warmcard.timestamps import format_ts
 
         store = _open_store(config)
         try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud_ingest.console.accounts import Action, User, can
+from cloud_ingest.errors import AreaError
 from cloud_ingest.pipeline.live import LiveState
 from cloud_ingest.registry import areas
 from cloud_ingest.registry.placement import Hierarchy, SitePlacement
@@ -166,7 +167,7 @@ class Overview:
             return self.default_scope(user)
         try:
             path = areas.parse_path(area)
-        except areas.AreaError:
+        except AreaError:
             raise AreaNotVisible(area) from None
         if path == areas.ROOT:
             return path

@@ -29,7 +29,8 @@ from cloud_ingest.pipeline.influx import Storage, quote_ident, quote_string
 from cloud_ingest.pipeline.lineprotocol import MEASUREMENT
 from cloud_ingest.registry.store import Site
 from warmcard import localtime
-from warmcard.contract import MealPeriod, format_ts, now_us
+from warmcard.contract import MealPeriod
+from warmcard.timestamps import format_ts, now_us
 
 MONTH_RE = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 PERIODS = tuple(p.value for p in MealPeriod)

@@ -33,8 +33,9 @@ from cloud_ingest.pipeline.conflicts import Conflict as SeenConflict
 from cloud_ingest.pipeline.influx import Storage, quote_ident, quote_string
 from cloud_ingest.pipeline.lineprotocol import MEASUREMENT
 from cloud_ingest.registry.store import Registry
-from warmcard.contract import DeviceStatus, format_ts
+from warmcard.contract import DeviceStatus
 from warmcard.localtime import DEFAULT_TZ
+from warmcard.timestamps import format_ts
 
 MISSING = "missing"
 IN_FLIGHT = "in_flight"

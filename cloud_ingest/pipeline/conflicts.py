@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud_ingest import db
-from warmcard.contract import TapEvent, format_ts
+from warmcard.contract import TapEvent
+from warmcard.timestamps import format_ts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (

@@ -41,10 +41,10 @@ from warmcard.contract import (
     InvalidPayload,
     Reason,
     TapEvent,
-    now_us,
     parse_event,
     shared_subscription,
 )
+from warmcard.timestamps import now_us
 
 log = logging.getLogger(__name__)
 
@@ -360,7 +360,7 @@ class Consumer:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: no hints
         props.SessionExpiryInterval = self.settings.session_expiry_s
         props.ReceiveMaximum = self.settings.receive_maximum
         self.client.connect_async(

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud_ingest import db
-from warmcard.contract import Reason, format_ts
+from warmcard.contract import Reason
+from warmcard.timestamps import format_ts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dead_letters (

@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 from cloud_ingest.pipeline.influx import Storage, quote_ident
 from cloud_ingest.pipeline.lineprotocol import MEASUREMENT
 from cloud_ingest.registry.store import Registry
-from warmcard.contract import DeviceStatus, Kind, MealPeriod, TapEvent, format_ts, now_us
+from warmcard.contract import DeviceStatus, Kind, MealPeriod, TapEvent
 from warmcard.localtime import DEFAULT_TZ, day_window
+from warmcard.timestamps import format_ts, now_us
 
 log = logging.getLogger(__name__)
 

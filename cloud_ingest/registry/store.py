@@ -21,15 +21,8 @@ from pathlib import Path
 
 from cloud_ingest import db as sqlite_db
 from cloud_ingest.errors import RegistryError
-from warmcard.contract import (
-    DeviceConfig,
-    MealPeriod,
-    MealWindow,
-    Mode,
-    Roster,
-    RosterEntry,
-    now_us,
-)
+from warmcard.contract import DeviceConfig, MealPeriod, MealWindow, Mode, Roster, RosterEntry
+from warmcard.timestamps import now_us
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (

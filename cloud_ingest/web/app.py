@@ -21,7 +21,7 @@ and answers only for the sites in the user's areas:
 - GET /metrics (Prometheus, bearer metrics_token)
 - GET /openapi.json (the API document; logged in)
 
-tests/test_access_matrix.py enumerates these routes and checks each one's access rules.
+tests/cloud/web/test_access_matrix.py enumerates these routes and checks each one's access rules.
 """
 
 from __future__ import annotations

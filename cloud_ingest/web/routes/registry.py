@@ -30,7 +30,7 @@ from cloud_ingest.web.security import (
     csrf_protect,
 )
 from cloud_ingest.web.visibility import Scope, ScopeDep
-from warmcard.contract import format_ts
+from warmcard.timestamps import format_ts
 
 
 class ErrorOut(BaseModel):

@@ -20,10 +20,10 @@ from warmcard.contract import (
     Roster,
     TapEvent,
     events_topic,
-    format_ts,
     parse_event,
     parse_model,
 )
+from warmcard.timestamps import format_ts
 
 # A fixed "now" at the cloud, so clock rules are tested without reading the real clock.
 RECEIVED_US = 1_795_933_086_123_456  # 2026-11-29T03:38:06.123456Z

@@ -17,7 +17,8 @@ from cloud_ingest.pipeline.lineprotocol import (
     escape_string_field,
 )
 from cloud_ingest.pipeline.settings import InfluxSettings
-from warmcard.contract import Kind, MealPeriod, TapEvent, format_ts, new_event_id
+from warmcard.contract import Kind, MealPeriod, TapEvent
+from warmcard.timestamps import format_ts, new_event_id
 
 TS = 1_796_000_000_123_456
 

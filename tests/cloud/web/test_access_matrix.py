@@ -23,7 +23,8 @@ from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.service import IngestService
 from tests.support.console import METRICS_TOKEN, PASSWORD, live_console, login
 from tests.support.ingest import TZ, EventMaker, wait_for
-from warmcard.contract import DeviceStatus, Kind, ReaderState, now_us, status_topic
+from warmcard.contract import DeviceStatus, Kind, ReaderState, status_topic
+from warmcard.timestamps import now_us
 
 DAY_US = 86_400_000_000
 AREA_A, AREA_B = "dali/dalishi/xizhou", "dali/dalishi/zhoucheng"

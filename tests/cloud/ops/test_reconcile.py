@@ -18,7 +18,8 @@ from cloud_ingest.service import IngestService
 from tests.support.console import operator_client
 from tests.support.ingest import TZ, make_settings, write_ingest_toml, write_registry
 from warmcard.command.cli import app
-from warmcard.contract import DeviceStatus, Kind, TapEvent, format_ts, new_event_id
+from warmcard.contract import DeviceStatus, Kind, TapEvent
+from warmcard.timestamps import format_ts, new_event_id
 
 DAY = date(2026, 11, 29)
 

@@ -35,12 +35,10 @@ from warmcard.contract import (
     TapEvent,
     config_topic,
     events_topic,
-    format_ts,
-    new_event_id,
-    now_us,
     parse_model,
     roster_topic,
 )
+from warmcard.timestamps import format_ts, new_event_id, now_us
 
 
 @pytest.fixture

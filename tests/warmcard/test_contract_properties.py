@@ -19,20 +19,16 @@ from hypothesis import strategies as st
 from tests.support.paths import REPO
 from warmcard.contract import (
     MAX_SEQ,
-    MAX_TS_US,
     MEAL_KINDS,
-    MIN_TS_US,
     InvalidPayload,
     Kind,
     MealPeriod,
     TapEvent,
     events_topic,
-    format_ts,
-    new_event_id,
     parse_event,
-    parse_ts,
 )
 from warmcard.ids import CARD_UID_RE, DEVICE_ID_RE, EVENT_ID_RE, PERSON_ID_RE
+from warmcard.timestamps import MAX_TS_US, MIN_TS_US, format_ts, new_event_id, parse_ts
 
 _spec = importlib.util.spec_from_file_location("fuzz_contract", REPO / "bench" / "fuzz_contract.py")
 assert _spec and _spec.loader

@@ -8,8 +8,8 @@ import pytest
 
 from cloud_ingest import i18n
 from warmcard import localtime
-from warmcard.contract import parse_ts
 from warmcard.localtime import UnknownTimezone
+from warmcard.timestamps import parse_ts
 
 
 def test_zh_default_english_on_request() -> None:

@@ -6,18 +6,8 @@ import json
 
 import pytest
 
-from warmcard.contract import (
-    InvalidPayload,
-    Kind,
-    Reason,
-    TapEvent,
-    events_topic,
-    format_ts,
-    new_event_id,
-    now_us,
-    parse_event,
-    parse_ts,
-)
+from warmcard.contract import InvalidPayload, Kind, Reason, TapEvent, events_topic, parse_event
+from warmcard.timestamps import format_ts, new_event_id, now_us, parse_ts
 
 
 def make_event(**overrides: object) -> dict[str, object]:

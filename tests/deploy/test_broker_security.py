@@ -20,7 +20,9 @@ from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from typer.testing import CliRunner
 
@@ -97,7 +99,7 @@ class Client:
         password: str | None,
         *,
         client_id: str = "",
-        protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5,
+        protocol: MQTTProtocolVersion = mqtt.MQTTv5,
     ) -> None:
         self.protocol = protocol
         self.paho = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
@@ -162,7 +164,7 @@ class Client:
         self.paho.reconnect_delay_set(60, 120)  # a refused client must not retry in the test
         props = None
         if self.protocol == mqtt.MQTTv5 and not clean_start:
-            props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = 3600
         v5 = self.protocol == mqtt.MQTTv5
         start: bool | Literal[3] = clean_start if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY

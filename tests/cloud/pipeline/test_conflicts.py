@@ -13,7 +13,8 @@ from cloud_ingest.pipeline.conflicts import SeenIndex
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.service import IngestService
 from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for, write_registry
-from warmcard.contract import Kind, Reason, TapEvent, format_ts, new_event_id, now_us
+from warmcard.contract import Kind, Reason, TapEvent
+from warmcard.timestamps import format_ts, new_event_id, now_us
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.service import IngestService
 from tests.support.alerts import DAY, write_areas
 from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for, write_registry
-from warmcard.contract import DeviceStatus, MealPeriod, ReaderState, now_us, status_topic
+from warmcard.contract import DeviceStatus, MealPeriod, ReaderState, status_topic
 from warmcard.contract import Kind as Tap
+from warmcard.timestamps import now_us
 
 Running = tuple[IngestService, dict[str, str], Publisher]
 

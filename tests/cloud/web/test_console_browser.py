@@ -30,8 +30,9 @@ from kiosk.feedback import LogFeedback
 from tests.faults.tcpproxy import TcpProxy
 from tests.support.console import LiveConsole, browser_login, live_console
 from tests.support.ingest import TZ, EventMaker, wait_for
-from warmcard.contract import Kind, MealPeriod, now_us
+from warmcard.contract import Kind, MealPeriod
 from warmcard.settings import MqttSettings
+from warmcard.timestamps import now_us
 
 DAY_US = 86_400_000_000
 EVIL = "=cmd|' /C calc'!A0"

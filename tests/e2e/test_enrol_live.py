@@ -12,7 +12,8 @@ from cloud_ingest.service import IngestService
 from tests.support.console import client_as, console_app, console_db_for
 from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for, write_registry
 from tests.support.mqtt_watch import Watcher
-from warmcard.contract import Kind, Roster, now_us, roster_topic
+from warmcard.contract import Kind, Roster, roster_topic
+from warmcard.timestamps import now_us
 
 
 @pytest.fixture

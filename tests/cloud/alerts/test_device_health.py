@@ -12,7 +12,8 @@ from cloud_ingest.alerts.store import Alert, Kind, State
 from cloud_ingest.pipeline.live import LiveState
 from tests.support.alerts import UsClock, local_us, make_engine
 from tests.support.ingest import write_registry
-from warmcard.contract import DeviceStatus, ReaderState, format_ts
+from warmcard.contract import DeviceStatus, ReaderState
+from warmcard.timestamps import format_ts
 
 Setup = tuple[AlertEngine, LiveState, UsClock, dict[str, str]]
 

@@ -31,9 +31,10 @@ from tests.faults.tcpproxy import TcpProxy
 from tests.support.console import add_user, logged_in, place_sites
 from tests.support.ingest import TZ, Publisher, wait_for, write_registry
 from warmcard.command.servers import InfluxD, Ingest, Mosquitto
-from warmcard.contract import Kind, events_topic, now_us
+from warmcard.contract import Kind, events_topic
 from warmcard.localtime import day_window
 from warmcard.settings import MqttSettings
+from warmcard.timestamps import now_us
 
 METRICS_TOKEN = "pipeline-metrics-token-0123456789"
 FAST = UplinkTiming(backoff_min_s=0.05, backoff_max_s=0.5, idle_wait_s=0.1, drain_s=1.0)

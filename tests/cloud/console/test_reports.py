@@ -22,7 +22,8 @@ from cloud_ingest.service import IngestService
 from tests.support.console import client_as, close_unstarted, console_app, console_db_for
 from tests.support.ingest import make_settings, write_registry
 from warmcard.command.cli import app as warmcard_app
-from warmcard.contract import Kind, MealPeriod, TapEvent, format_ts, new_event_id
+from warmcard.contract import Kind, MealPeriod, TapEvent
+from warmcard.timestamps import format_ts, new_event_id
 
 EVIL = "=cmd|' /C calc'!A0"
 
