@@ -27,8 +27,6 @@ from warmcard.contract import ReaderState
 
 log = logging.getLogger(__name__)
 
-NFC_ETIMEOUT = -6
-
 
 class _Libnfc:
     """libnfc's C functions with prototypes of our own, leaving pynfc's module-level ones alone."""
