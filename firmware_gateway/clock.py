@@ -1,4 +1,13 @@
-"""Time for the kiosk: wall time for event stamps, monotonic time for intervals, NTP sync state."""
+"""Time for the kiosk: wall time for event stamps, monotonic time for intervals, NTP sync state.
+
+Three names, three things:
+- `Clock`: the kiosk's source of time, passed in (wall µs, monotonic s, NTP sync state);
+  `SystemClock` is the machine's, `ManualClock` moves only when told.
+- `Monotonic`: a function returning seconds on a clock that never steps (`time.monotonic`),
+  all that drivers and transports need to time their waits.
+- a `..._us` int: a moment as UTC microseconds since the epoch (`Clock.now_us()`), which is
+  what the kiosk's policy is handed; it never reads a clock itself.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ import ctypes
 import ctypes.util
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +24,8 @@ from warmcard.contract import parse_ts
 # adjtimex(2) returns TIME_ERROR while the kernel considers the clock unsynchronised (STA_UNSYNC).
 _TIME_ERROR = 5
 _TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
+
+Monotonic = Callable[[], float]
 
 
 class Clock(Protocol):
