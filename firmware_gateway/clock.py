@@ -44,7 +44,7 @@ class Clock(Protocol):
         ...
 
 
-def _kernel_synced() -> bool | None:
+def kernel_synced() -> bool | None:
     """The kernel's own view through adjtimex(2), or None where it cannot be asked."""
     # Every NTP client (systemd-timesyncd, chrony, ntpd) clears STA_UNSYNC in the kernel once it
     # has disciplined the clock, and the kernel sets it again when maxerror grows past 16 s
@@ -77,7 +77,7 @@ class SystemClock:
         return time.monotonic()
 
     def synced(self) -> bool:
-        kernel = _kernel_synced()
+        kernel = kernel_synced()
         if kernel is not None:
             return kernel
         # Not Linux/glibc: fall back to systemd-timesyncd's marker file.

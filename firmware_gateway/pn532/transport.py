@@ -46,9 +46,10 @@ def open_serial(path: str, baudrate: int = 115200) -> Port:
 
     try:
         # exclusive: a second process (e.g. a stray nfc-list) on the same UART corrupts frames.
-        return serial.Serial(path, baudrate=baudrate, timeout=0, exclusive=True)
+        port: Port = serial.Serial(path, baudrate=baudrate, timeout=0, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as exc:
         raise PortError(f"cannot open {path}: {exc}") from exc
+    return port
 
 
 class HsuTransport:
