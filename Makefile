@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test check fmt bench fuzz clean
+.PHONY: setup demo test test-fast check fmt bench fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -13,10 +13,15 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The unit layer: no Mosquitto, InfluxDB or browser (tests marked `servers` are left out).
+test-fast: setup
+	$(PY) -m pytest -m "not servers" $(PYTEST_ARGS)
+
 check: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 
 fmt: setup
 	$(VENV)/bin/ruff format .

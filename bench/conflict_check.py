@@ -14,14 +14,15 @@ import time
 from pathlib import Path
 
 from bench.events import bench_event, bench_start_us
-from cloud_ingest.conflicts import SeenIndex
-from cloud_ingest.consumer import BatchProcessor, Incoming, Metrics
-from cloud_ingest.deadletter import DeadLetterStore
-from cloud_ingest.influx import InfluxV1
-from cloud_ingest.registry import Registry
-from cloud_ingest.settings import InfluxSettings
+from cloud_ingest.pipeline.conflicts import SeenIndex
+from cloud_ingest.pipeline.consumer import BatchProcessor, Incoming, Metrics
+from cloud_ingest.pipeline.deadletter import DeadLetterStore
+from cloud_ingest.pipeline.influx import InfluxV1
+from cloud_ingest.pipeline.settings import InfluxSettings
+from cloud_ingest.registry.store import Registry
 from warmcard.command.demo import import_seed
-from warmcard.contract import events_topic, now_us
+from warmcard.contract import events_topic
+from warmcard.timestamps import now_us
 
 DEVICES = 4
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from warmcard.contract import Kind, TapEvent, format_ts, new_event_id, now_us
+from warmcard.contract import Kind, TapEvent
+from warmcard.timestamps import format_ts, new_event_id, now_us
 
 SIX_HOURS_US = 6 * 3600 * 1_000_000
 

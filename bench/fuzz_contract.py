@@ -35,12 +35,10 @@ from warmcard.contract import (
     TapEvent,
     device_from_topic,
     events_topic,
-    format_ts,
-    new_event_id,
     parse_event,
-    parse_ts,
 )
 from warmcard.ids import CARD_UID_RE, DEVICE_ID_RE, EVENT_ID_RE, PERSON_ID_RE
+from warmcard.timestamps import format_ts, new_event_id, parse_ts
 
 RECEIVED_US = 1_795_933_086_123_456  # the cloud's clock for every fuzzed payload
 EARLIEST_US = int(EARLIEST_EVENT.timestamp()) * 1_000_000

@@ -35,7 +35,7 @@ def main() -> None:
     import kiosk.runtime  # noqa: F401  (what `warmcard kiosk` loads anyway)
 
     base = rss_kib()
-    from kiosk.feedback import Outcome
+    from kiosk.policy import Outcome
     from kiosk.screen import ScreenFeedback
 
     screen = ScreenFeedback(

@@ -28,16 +28,17 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from cloud_ingest import areas, console_db
-from cloud_ingest.accounts import Role
-from cloud_ingest.importer import import_csv
-from cloud_ingest.influx import InfluxV1
-from cloud_ingest.registry import Registry
-from cloud_ingest.settings import InfluxSettings
+from cloud_ingest.console import db as console_db
+from cloud_ingest.console.accounts import Role
+from cloud_ingest.pipeline.influx import InfluxV1
+from cloud_ingest.pipeline.settings import InfluxSettings
+from cloud_ingest.registry import areas
+from cloud_ingest.registry.importer import import_csv
+from cloud_ingest.registry.store import Registry
 from tests.support.console import add_user, logged_in
 from warmcard.command.servers import InfluxD, Ingest, Mosquitto
-from warmcard.contract import now_us
 from warmcard.localtime import day_window
+from warmcard.timestamps import now_us
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY_US = 86_400_000_000

@@ -13,13 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from cloud_ingest.influx import InfluxV1
-from cloud_ingest.lineprotocol import encode_tap
-from cloud_ingest.registry import Site
-from cloud_ingest.reports import monthly_report
-from cloud_ingest.settings import InfluxSettings
+from cloud_ingest.console.reports import monthly_report
+from cloud_ingest.pipeline.influx import InfluxV1
+from cloud_ingest.pipeline.lineprotocol import encode_tap
+from cloud_ingest.pipeline.settings import InfluxSettings
+from cloud_ingest.registry.store import Site
 from warmcard.command.servers import InfluxD
-from warmcard.contract import Kind, MealPeriod, TapEvent, format_ts, new_event_id
+from warmcard.contract import Kind, MealPeriod, TapEvent
+from warmcard.timestamps import format_ts, new_event_id
 
 START_US = 1_793_462_400_000_000  # 2026-11-01 00:00 Asia/Shanghai
 

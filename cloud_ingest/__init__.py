@@ -1,1 +1,1 @@
-"""The cloud side: MQTT consumer, InfluxDB storage, registry, live state, API and dashboard."""
+"""The cloud side: ingest pipeline, registry, alerts, console, operations and web app."""

@@ -1,8 +1,8 @@
-"""Errors of the cloud ingest service, rooted at IngestError."""
+"""Every error of cloud_ingest, rooted at IngestError; library errors are translated at the edge."""
 
 from __future__ import annotations
 
-from warmcard.errors import WarmcardError
+from warmcard.errors import WarmcardError, problem_lines
 
 
 class IngestError(WarmcardError):
@@ -51,3 +51,49 @@ class CardInUse(RegistryEditError):
 
 class ReportError(IngestError):
     """A report cannot be made for the month or area asked for."""
+
+
+class ConsoleError(IngestError):
+    """Root of the console's errors (areas, accounts, exports)."""
+
+
+class AreaError(ConsoleError):
+    """An area path or area record is invalid; the message names it."""
+
+
+class AreaImportError(AreaError):
+    """Bad rows in an area CSV, so nothing was imported; one `file:line: problem` each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        listed = problem_lines(problems)
+        super().__init__(
+            f"区域导入失败，未导入任何内容 Area import failed, nothing imported:\n{listed}"
+        )
+
+
+class AccountError(ConsoleError):
+    """A user or grant cannot be created or changed as asked; the message says why."""
+
+
+class PasswordRejected(AccountError):
+    """A new password breaks the password policy; the message says which rule."""
+
+
+class ExportError(ConsoleError):
+    """A report cell cannot be written (e.g. a naive datetime or NaN)."""
+
+
+class AlertError(IngestError):
+    """Root of the alerts errors."""
+
+
+class FlagImportError(AlertError):
+    """Bad rows in a flags CSV, so nothing was imported; one `file:line: problem` each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        listed = problem_lines(problems)
+        super().__init__(
+            f"标记导入失败，未导入任何内容 Flag import failed, nothing imported:\n{listed}"
+        )

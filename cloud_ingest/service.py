@@ -7,7 +7,7 @@ In-process use (tests, demo):
     ...
     service.stop()
 
-The FastAPI app (cloud_ingest.api.app.create_app) owns one in its lifespan.
+The FastAPI app (cloud_ingest.web.app.create_app) owns one in its lifespan.
 """
 
 from __future__ import annotations
@@ -16,18 +16,18 @@ import logging
 import threading
 
 from cloud_ingest.alerts.engine import AlertEngine
-from cloud_ingest.conflicts import SeenIndex
-from cloud_ingest.consumer import BatchProcessor, Consumer, Metrics
-from cloud_ingest.deadletter import DeadLetterStore
-from cloud_ingest.devicelink import DeviceLink
-from cloud_ingest.downlink import Downlink
-from cloud_ingest.enrolment import EnrolMode
+from cloud_ingest.console.enrolment import EnrolMode
 from cloud_ingest.errors import IngestError
-from cloud_ingest.influx import InfluxV1, Storage
-from cloud_ingest.live import Clock, LiveState
-from cloud_ingest.registry import Registry
+from cloud_ingest.pipeline.conflicts import SeenIndex
+from cloud_ingest.pipeline.consumer import BatchProcessor, Consumer, Metrics
+from cloud_ingest.pipeline.deadletter import DeadLetterStore
+from cloud_ingest.pipeline.devicelink import DeviceLink
+from cloud_ingest.pipeline.downlink import Downlink
+from cloud_ingest.pipeline.influx import InfluxV1, Storage
+from cloud_ingest.pipeline.live import Clock, LiveState
+from cloud_ingest.registry.store import Registry
 from cloud_ingest.settings import IngestSettings
-from warmcard.contract import now_us
+from warmcard.timestamps import now_us
 
 log = logging.getLogger(__name__)
 

@@ -5,23 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from cloud_ingest.alerts.settings import AlertSettings
+from cloud_ingest.pipeline.settings import PipelineSettings
 from warmcard.localtime import DEFAULT_TZ
-from warmcard.settings import MqttSettings, TomlSettings, reject_placeholder
-
-
-class InfluxSettings(BaseModel):
-    """InfluxDB reached through the v1 HTTP API (/write, /query)."""
-
-    url: str = "http://127.0.0.1:8086"
-    database: str = "warmcard"
-    username: str | None = None
-    password: SecretStr | None = None
-    timeout_s: float = 10.0
-
-    _no_placeholder = field_validator("password")(reject_placeholder)
+from warmcard.settings import TomlSettings, reject_placeholder
 
 
 class ApiSettings(BaseModel):
@@ -29,29 +18,19 @@ class ApiSettings(BaseModel):
     port: int = 8080
 
 
-class IngestSettings(TomlSettings):
-    """`warmcard ingest --config ingest.toml`; every key may be overridden as WARMCARD_<KEY>."""
+class IngestSettings(TomlSettings, PipelineSettings):
+    """`warmcard ingest --config ingest.toml`; every key may be overridden as WARMCARD_<KEY>.
 
-    mqtt: MqttSettings = Field(default_factory=MqttSettings)
-    # The second connection (device status in, config/roster out). Under another username:
-    # with `use_username_as_clientid` (deploy/mosquitto) a second connection under the
-    # consumer's username would take over, and wipe, the consumer's persistent session.
-    link_mqtt: MqttSettings | None = None
-    # Fixed per worker: the broker keys the persistent session (queued messages) by it.
-    client_id: str = "ingest-1"
-    share_group: str = "ingest"
-    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
-    # Unacked messages the broker may have in flight to us; must exceed batch_max to batch well.
-    receive_maximum: int = Field(default=20000, ge=1, le=65535)
-    influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    Composed from each part's own settings: the pipeline's (mqtt, influx, batching) and the
+    alert engine's `[alerts]` table; each part receives only its own.
+    """
+
     registry_path: Path = Path("run/registry.sqlite3")
     deadletter_path: Path = Path("run/deadletter.sqlite3")
-    # Conflict detection index (cloud_ingest.conflicts); default: seen-<client_id>.sqlite3 beside
+    # Conflict detection index (pipeline.conflicts); default: seen-<client_id>.sqlite3 beside
     # the dead letters. Workers on one host should share one file.
     seen_index_path: Path | None = None
     seen_retention_days: float = Field(default=60.0, gt=0)
-    batch_max: int = Field(default=5000, ge=1)
-    batch_ms: int = Field(default=200, ge=1)
     api: ApiSettings = Field(default_factory=ApiSettings)
     tz: str = DEFAULT_TZ
     live_resync_s: float = Field(default=30.0, gt=0)
@@ -74,22 +53,6 @@ class IngestSettings(TomlSettings):
         if self.seen_index_path is not None:
             return self.seen_index_path
         return self.deadletter_path.with_name(f"seen-{self.client_id}.sqlite3")
-
-    @model_validator(mode="after")
-    def _separate_link_user(self) -> IngestSettings:
-        if self.mqtt.username and (
-            self.link_mqtt is None or self.link_mqtt.username == self.mqtt.username
-        ):
-            raise ValueError(
-                "link_mqtt needs its own username (e.g. 'downlink') when mqtt.username is set: "
-                "a second connection under the consumer's username takes over its session"
-            )
-        return self
-
-    @property
-    def link(self) -> MqttSettings:
-        """Where the status and downlink connection goes."""
-        return self.link_mqtt or self.mqtt
 
     # Bearer token for /metrics and for /healthz details; None turns /metrics off.
     metrics_token: SecretStr | None = None

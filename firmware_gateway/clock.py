@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from warmcard.contract import parse_ts
+from warmcard.timestamps import parse_ts
 
 # adjtimex(2) returns TIME_ERROR while the kernel considers the clock unsynchronised (STA_UNSYNC).
 _TIME_ERROR = 5

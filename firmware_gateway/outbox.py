@@ -19,14 +19,8 @@ from typing import Any
 
 from firmware_gateway.clock import Clock
 from firmware_gateway.errors import OutboxError, OutboxFull
-from warmcard.contract import (
-    EARLIEST_EVENT,
-    Kind,
-    MealPeriod,
-    TapEvent,
-    format_ts,
-    new_event_id,
-)
+from warmcard.contract import EARLIEST_EVENT, Kind, MealPeriod, TapEvent
+from warmcard.timestamps import format_ts, new_event_id
 
 log = logging.getLogger("warmcard.gateway.outbox")
 

@@ -40,12 +40,12 @@ from warmcard.contract import (
     command_topic,
     config_topic,
     events_topic,
-    format_ts,
     parse_model,
     roster_topic,
     status_topic,
 )
 from warmcard.settings import MqttSettings
+from warmcard.timestamps import format_ts
 
 log = logging.getLogger("warmcard.gateway.uplink")
 

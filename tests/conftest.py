@@ -58,3 +58,17 @@ def browser() -> Iterator[Browser]:
 def shots(tmp_path: Path) -> Path:
     """Where screenshots go: WARMCARD_SCREENSHOT_DIR (docs/screenshots for the README) or tmp."""
     return screenshot_folder(tmp_path)
+
+
+# Tests that use a real server (Mosquitto, InfluxDB, Chromium) or live in the end-to-end and
+# fault folders are "servers" tests; `make test-fast` runs the rest, the unit layer.
+SERVER_FIXTURES = frozenset({"mosquitto", "influxd", "influx_db", "browser", "pipeline"})
+SERVER_FOLDERS = ("e2e", "faults")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.relative_to(Path(__file__).parent).parts[0]
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SERVER_FIXTURES or folder in SERVER_FOLDERS:
+            item.add_marker(pytest.mark.servers)

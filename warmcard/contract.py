@@ -6,11 +6,8 @@ Both sides import this module and nothing else of each other. docs/protocol.md d
 from __future__ import annotations
 
 import json
-import os
 import re
-import time
-import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
 from typing import Any, Literal, TypeVar
@@ -29,7 +26,6 @@ from pydantic import (
 from warmcard.errors import WarmcardError
 from warmcard.ids import (
     DEVICE_ID_RE,
-    TS_RE,
     CardUid,
     DeviceId,
     EventId,
@@ -40,6 +36,7 @@ from warmcard.ids import (
     WireTs,
 )
 from warmcard.localtime import DEFAULT_TZ
+from warmcard.timestamps import now_us, parse_ts
 
 SCHEMA_VERSION = 1
 TOPIC_ROOT = "warmcard/v1/devices"
@@ -183,60 +180,6 @@ def device_from_topic(topic: str) -> str:
     if len(parts) != 5 or "/".join(parts[:3]) != TOPIC_ROOT or not DEVICE_ID_RE.fullmatch(parts[3]):
         raise InvalidPayload(Reason.BAD_TOPIC, f"not a device topic: {topic[:200]!r}")
     return parts[3]
-
-
-# ---------------------------------------------------------------------------- time and ids
-
-
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_DAY_US = 86_400_000_000
-# The wire format's range: 0001-01-01T00:00:00.000000Z ... 9999-12-31T23:59:59.999999Z.
-MIN_TS_US = (1 - _EPOCH_ORDINAL) * _DAY_US
-MAX_TS_US = (date.max.toordinal() + 1 - _EPOCH_ORDINAL) * _DAY_US - 1
-
-
-def format_ts(ts_us: int) -> str:
-    """Microseconds since the epoch as the wire's UTC time: 2026-11-29T06:15:22.123456Z."""
-    if not MIN_TS_US <= ts_us <= MAX_TS_US:
-        raise ValueError(f"{ts_us} µs is outside the years 1-9999")
-    # Arithmetic, not strftime: glibc's %Y does not zero-pad years before 1000.
-    days, us = divmod(ts_us, _DAY_US)
-    d = date.fromordinal(days + _EPOCH_ORDINAL)
-    seconds, us = divmod(us, 1_000_000)
-    minutes, s = divmod(seconds, 60)
-    h, m = divmod(minutes, 60)
-    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{h:02d}:{m:02d}:{s:02d}.{us:06d}Z"
-
-
-def parse_ts(text: str) -> int:
-    """The wire's UTC timestamp as microseconds since the epoch; ValueError if malformed."""
-    match = TS_RE.fullmatch(text)
-    if match is None:
-        raise ValueError(
-            "timestamp must be UTC ISO 8601 with 6 fraction digits, "
-            "e.g. 2026-11-29T06:15:22.123456Z"
-        )
-    y, mo, d, h, mi, s, us = map(int, match.groups())
-    if h > 23 or mi > 59 or s > 59:  # no leap seconds: kiosks smear them (NTP)
-        raise ValueError(f"no such time of day: {text[11:19]}")
-    days = date(y, mo, d).toordinal() - _EPOCH_ORDINAL  # ValueError for 2026-02-30 and year 0
-    return (((days * 24 + h) * 60 + mi) * 60 + s) * 1_000_000 + us
-
-
-def new_event_id(ts_us: int) -> str:
-    """A UUIDv7 (RFC 9562): the event time in its first 48 bits, so ids sort by time."""
-    ms = ts_us // 1000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76
-    value |= ((rand >> 68) & 0xFFF) << 64
-    value |= 0b10 << 62
-    value |= rand & 0x3FFF_FFFF_FFFF_FFFF
-    return str(uuid.UUID(int=value))
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 # ---------------------------------------------------------------------------- payloads

@@ -14,8 +14,9 @@ from itertools import pairwise
 
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.alerts.store import Finding, Kind
-from cloud_ingest.live import DeviceSeen
-from warmcard.contract import InvalidPayload, ReaderState, parse_ts
+from cloud_ingest.pipeline.live import DeviceSeen
+from warmcard.contract import InvalidPayload, ReaderState
+from warmcard.timestamps import parse_ts
 
 US = 1_000_000
 

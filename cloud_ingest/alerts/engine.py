@@ -18,19 +18,20 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from cloud_ingest import areas, console_db
+from cloud_ingest import db
 from cloud_ingest.alerts import wellbeing
 from cloud_ingest.alerts.device_health import DeviceHealth
 from cloud_ingest.alerts.fraud import PRESENCE, FraudDetector
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.alerts.store import DEVICE_KINDS, AlertStore, Finding, Kind, LastSeen
 from cloud_ingest.errors import IngestError
-from cloud_ingest.influx import Storage, quote_ident
-from cloud_ingest.lineprotocol import MEASUREMENT
-from cloud_ingest.live import LiveEvent, LiveState
-from cloud_ingest.registry import Registry
-from warmcard.contract import format_ts, now_us
+from cloud_ingest.pipeline.influx import Storage, quote_ident
+from cloud_ingest.pipeline.lineprotocol import MEASUREMENT
+from cloud_ingest.pipeline.live import LiveEvent, LiveState
+from cloud_ingest.registry import areas
+from cloud_ingest.registry.store import Registry
 from warmcard.localtime import DEFAULT_TZ
+from warmcard.timestamps import format_ts, now_us
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,9 @@ class AlertEngine:
         if path is None or not Path(path).exists():
             return self._site_paths
         try:
-            conn = console_db.connect(path)
+            conn = db.connect(path)
             try:
+                areas.init_schema(conn)
                 self._site_paths = areas.site_paths(conn)
             finally:
                 conn.close()

@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo
 
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.alerts.store import Finding, Kind
-from cloud_ingest.live import LiveEvent
-from cloud_ingest.registry import Registry, Site
+from cloud_ingest.pipeline.live import LiveEvent
+from cloud_ingest.registry.store import Registry, Site
 from warmcard.contract import Kind as TapKind
 from warmcard.contract import MealPeriod
 from warmcard.localtime import day_window

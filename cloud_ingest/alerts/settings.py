@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
-from cloud_ingest.areas import parse_path
-from cloud_ingest.console_errors import AreaError
+from cloud_ingest.errors import AreaError
+from cloud_ingest.registry.areas import parse_path
 
 DEFAULT_VISIT_DUE_DAYS = {"lives_alone": 2.0, "child_in_difficulty": 3.0}
 

@@ -20,8 +20,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from cloud_ingest import areas
-from cloud_ingest.alerts.errors import AlertError
+from cloud_ingest import db
+from cloud_ingest.errors import AlertError
+from cloud_ingest.registry import areas
 from warmcard import localtime
 
 SCHEMA = """
@@ -225,12 +226,8 @@ def within_any(column: str, area_paths: Iterable[str]) -> tuple[str, tuple[str, 
 
 def connect(path: Path | str) -> sqlite3.Connection:
     """Open (creating if needed) the alerts database."""
-    if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn = db.connect(path, shared=True)
         conn.executescript(SCHEMA)
     except sqlite3.Error as exc:
         raise AlertError(f"cannot open alerts database {path}: {exc}") from None

@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloud_ingest import areas, i18n
-from cloud_ingest.alerts.errors import FlagImportError
+from cloud_ingest import i18n
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.alerts.store import AlertStore, Finding, Kind, LastSeen
-from cloud_ingest.registry import Registry
+from cloud_ingest.errors import FlagImportError
+from cloud_ingest.registry import areas
+from cloud_ingest.registry.store import Registry
 from warmcard.ids import PERSON_ID_RE
 
 DAY_US = 86_400 * 1_000_000

@@ -31,13 +31,14 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from cloud_ingest import reconcile
-from cloud_ingest.consumer import BatchProcessor, Consumer, Metrics
-from cloud_ingest.deadletter import DeadLetterStore
-from cloud_ingest.influx import InfluxV1
-from cloud_ingest.registry import Registry
+from cloud_ingest.ops import reconcile
+from cloud_ingest.pipeline.consumer import BatchProcessor, Consumer, Metrics
+from cloud_ingest.pipeline.deadletter import DeadLetterStore
+from cloud_ingest.pipeline.influx import InfluxV1
+from cloud_ingest.pipeline.settings import InfluxSettings
+from cloud_ingest.registry.store import Registry
 from cloud_ingest.service import IngestService
-from cloud_ingest.settings import InfluxSettings, IngestSettings
+from cloud_ingest.settings import IngestSettings
 from firmware_gateway.clock import SystemClock
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings

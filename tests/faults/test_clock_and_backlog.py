@@ -7,7 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from tests.faults.pipeline import TZ, OffsetClock, Pipeline, read_outbox, wait_until
-from warmcard.contract import now_us
+from warmcard.timestamps import now_us
 
 DAY_S = 86400
 

@@ -19,8 +19,9 @@ from tests.faults.pipeline import Pipeline, wait_until
 from warmcard.command.pki import init_ca, issue_server_cert
 from warmcard.command.provision import BrokerFiles, provision_device, provision_service, revoke
 from warmcard.command.servers import SECURE_CONF_DIR, InfluxD
-from warmcard.contract import Kind, TapEvent, events_topic, format_ts, new_event_id, now_us
+from warmcard.contract import Kind, TapEvent, events_topic
 from warmcard.settings import MqttSettings
+from warmcard.timestamps import format_ts, new_event_id, now_us
 
 NOT_AUTHORISED = 0x87
 

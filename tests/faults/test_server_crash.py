@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from cloud_ingest.settings import InfluxSettings
+from cloud_ingest.pipeline.settings import InfluxSettings
 from tests.faults.pipeline import Pipeline, health, wait_until
-from warmcard.contract import now_us
+from warmcard.timestamps import now_us
 
 
 def test_ingest_killed_before_writing_and_after_writing_before_acking(pipeline: Pipeline) -> None:

@@ -13,10 +13,8 @@ from warmcard.contract import (
     Mode,
     RosterEntry,
     TapEvent,
-    format_ts,
-    new_event_id,
-    parse_ts,
 )
+from warmcard.timestamps import format_ts, new_event_id, parse_ts
 
 ALICE = RosterEntry(card_uid="04A1B2C3D4E5F6", person_id="p-0001", display_name="李秀英")
 BOB = RosterEntry(card_uid="0A0B0C0D", person_id="p-0002", display_name="王建国")

@@ -6,11 +6,12 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from cloud_ingest import areas, console_db
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.settings import AlertSettings
-from cloud_ingest.live import LiveEvent, LiveState
-from cloud_ingest.registry import Registry
+from cloud_ingest.console import db as console_db
+from cloud_ingest.pipeline.live import LiveEvent, LiveState
+from cloud_ingest.registry import areas
+from cloud_ingest.registry.store import Registry
 from warmcard.contract import Kind, MealPeriod
 
 TZ = ZoneInfo("Asia/Shanghai")

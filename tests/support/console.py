@@ -20,18 +20,19 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from cloud_ingest import areas, console_db
-from cloud_ingest.accounts import AccountStore, Role
-from cloud_ingest.api.app import create_app
-from cloud_ingest.api.routes import health, metrics, registry, reports
-from cloud_ingest.api.security import (
+from cloud_ingest.console import db as console_db
+from cloud_ingest.console.accounts import AccountStore, Role
+from cloud_ingest.registry import areas
+from cloud_ingest.service import IngestService
+from cloud_ingest.web.app import create_app
+from cloud_ingest.web.routes import health, metrics, registry, reports
+from cloud_ingest.web.security import (
     LOGIN_CSRF_COOKIE,
     AuthConfig,
     auth_router,
     configure_auth,
     install_login_redirect,
 )
-from cloud_ingest.service import IngestService
 from tests.support.ingest import Publisher, make_settings, wait_for, write_registry
 
 PASSWORD = "erhai-sunrise-2718"

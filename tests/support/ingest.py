@@ -14,21 +14,15 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud_ingest.importer import import_csv
-from cloud_ingest.influx import InfluxV1
-from cloud_ingest.registry import Registry
-from cloud_ingest.settings import InfluxSettings, IngestSettings
-from warmcard.contract import (
-    Kind,
-    MealPeriod,
-    TapEvent,
-    events_topic,
-    format_ts,
-    new_event_id,
-    now_us,
-)
+from cloud_ingest.pipeline.influx import InfluxV1
+from cloud_ingest.pipeline.settings import InfluxSettings
+from cloud_ingest.registry.importer import import_csv
+from cloud_ingest.registry.store import Registry
+from cloud_ingest.settings import IngestSettings
+from warmcard.contract import Kind, MealPeriod, TapEvent, events_topic
 from warmcard.localtime import day_window
 from warmcard.settings import MqttSettings
+from warmcard.timestamps import format_ts, new_event_id, now_us
 
 TZ = "Asia/Shanghai"
 

@@ -42,14 +42,10 @@ def _register(argv: list[str]) -> None:
     if command in KIOSK_COMMANDS:
         return
 
-    from cloud_ingest import cli as ingest_cli
-    from cloud_ingest import console_cli
-    from cloud_ingest.alerts import cli as alerts_cli
+    from cloud_ingest import cli as cloud_cli
     from warmcard.command import demo, provision
 
-    ingest_cli.register(app)
-    alerts_cli.register(app)
-    console_cli.register(app)
+    cloud_cli.register(app)
     demo.register(app)
     provision.register(app)
 

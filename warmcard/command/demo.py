@@ -150,8 +150,8 @@ def write_seed_csvs(folder: Path, sites: list[SeedSite], day: dict[str, str]) ->
 
 
 def import_seed(registry_path: Path, csvs: dict[str, Path]) -> None:
-    from cloud_ingest.importer import import_csv
-    from cloud_ingest.registry import Registry
+    from cloud_ingest.registry.importer import import_csv
+    from cloud_ingest.registry.store import Registry
 
     registry = Registry(registry_path)
     try:
@@ -169,8 +169,9 @@ def import_seed(registry_path: Path, csvs: dict[str, Path]) -> None:
 def setup_console(db: Path, folder: Path, sites: list[SeedSite]) -> dict[str, str]:
     """Areas placing the seeded sites, plus a demo admin and a township viewer with random
     passwords (returned, never stored in clear). There is no default password."""
-    from cloud_ingest import areas, console_db
-    from cloud_ingest.accounts import AccountStore, Role
+    from cloud_ingest.console import db as console_db
+    from cloud_ingest.console.accounts import AccountStore, Role
+    from cloud_ingest.registry import areas
 
     rows = list(DEMO_AREAS) + [
         (f"{SITE_TOWNSHIP[s.site_id]}/{s.site_id}", s.name_zh, s.name_en) for s in sites

@@ -1,0 +1,13 @@
+"""The cloud's `warmcard` commands; each command body calls the module that does the work."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add every cloud command to the `warmcard` app."""
+    from cloud_ingest.cli import alerts, console, deadletters, ingest, reconcile
+
+    for part in (ingest, reconcile, deadletters, alerts, console):
+        part.register(app)

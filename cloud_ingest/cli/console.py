@@ -1,0 +1,174 @@
+"""`warmcard user ...` and `warmcard area ...`: console accounts and the area hierarchy."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cloud_ingest.console import db as console_db
+from cloud_ingest.console.accounts import AccountStore, Role, User
+from cloud_ingest.errors import ConsoleError
+from cloud_ingest.registry import areas
+
+DbOption = typer.Option(
+    ...,
+    "--db",
+    envvar="WARMCARD_CONSOLE_DB",
+    help="The console's SQLite database (created if missing).",
+)
+
+
+@contextmanager
+def _store(db: Path) -> Iterator[AccountStore]:
+    conn = console_db.connect(db)
+    try:
+        yield AccountStore(conn, time.time)
+    except ConsoleError as exc:
+        typer.echo(f"错误 error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        conn.close()
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        # One line; only the line ending is removed, spaces are part of the password.
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        typer.echo(
+            "错误 error: no terminal to ask for the password; pipe it in with --password-stdin",
+            err=True,
+        )
+        raise typer.Exit(2)
+    value: str = typer.prompt("密码 Password", hide_input=True, confirmation_prompt=True)
+    return value
+
+
+def _describe(user: User) -> str:
+    grants = ", ".join(f"{g.role.label}@{g.area or '/'}" for g in user.grants) or "-"
+    state = " (已停用 disabled)" if user.disabled else ""
+    return f"{user.username}: {grants}{state}"
+
+
+user_app = typer.Typer(help="控制台用户 Console users: add, grant, revoke, passwd, disable.")
+area_app = typer.Typer(help="区域 Areas: prefecture → county → township → site.")
+
+
+@user_app.command("add")
+def user_add(
+    username: str = typer.Option(..., "--username", help="2-32 of a-z 0-9 . _ -"),
+    role: str = typer.Option(..., "--role", help="viewer, manager or admin"),
+    area: str = typer.Option(..., "--area", help="area path, e.g. dali/eryuan; '/' = all"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read one line."),
+    db: Path = DbOption,
+) -> None:
+    """Create a user with a role on an area. There is no default account."""
+    with _store(db) as store:
+        parsed = Role.parse(role)
+        user = store.add_user(username, _read_password(password_stdin), parsed, area)
+        typer.echo(f"已创建 created {_describe(user)}")
+
+
+@user_app.command("grant")
+def user_grant(
+    username: str = typer.Option(..., "--username"),
+    role: str = typer.Option(..., "--role"),
+    area: str = typer.Option(..., "--area"),
+    db: Path = DbOption,
+) -> None:
+    """Give a user a role on an area (replacing their role on exactly that area)."""
+    with _store(db) as store:
+        typer.echo(_describe(store.grant(username, Role.parse(role), area)))
+
+
+@user_app.command("revoke")
+def user_revoke(
+    username: str = typer.Option(..., "--username"),
+    area: str = typer.Option(..., "--area"),
+    db: Path = DbOption,
+) -> None:
+    """Remove a user's grant on exactly this area."""
+    with _store(db) as store:
+        typer.echo(_describe(store.revoke(username, area)))
+
+
+@user_app.command("passwd")
+def user_passwd(
+    username: str = typer.Option(..., "--username"),
+    password_stdin: bool = typer.Option(False, "--password-stdin"),
+    db: Path = DbOption,
+) -> None:
+    """Set a new password; the user's sessions end."""
+    with _store(db) as store:
+        store.set_password(username, _read_password(password_stdin))
+        typer.echo(f"已修改密码 password changed for {username}")
+
+
+@user_app.command("disable")
+def user_disable(username: str = typer.Option(..., "--username"), db: Path = DbOption) -> None:
+    """Stop a user logging in; their sessions end at once."""
+    with _store(db) as store:
+        store.set_disabled(username, True)
+        typer.echo(f"已停用 disabled {username}")
+
+
+@user_app.command("enable")
+def user_enable(username: str = typer.Option(..., "--username"), db: Path = DbOption) -> None:
+    """Let a disabled user log in again."""
+    with _store(db) as store:
+        store.set_disabled(username, False)
+        typer.echo(f"已启用 enabled {username}")
+
+
+@user_app.command("list")
+def user_list(db: Path = DbOption) -> None:
+    """Every user with their grants."""
+    with _store(db) as store:
+        for user in store.list_users():
+            typer.echo(_describe(user))
+
+
+@area_app.command("import")
+def area_import(
+    file: Annotated[Path, typer.Argument(help="CSV with columns path,name_zh,name_en")],
+    db: Path = DbOption,
+) -> None:
+    """Add or rename areas from a CSV; every bad row is reported and then nothing is written."""
+    conn = console_db.connect(db)
+    try:
+        result = areas.import_areas_csv(conn, file)
+    except ConsoleError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    finally:
+        conn.close()
+    typer.echo(f"已导入 imported: {result.added} added, {result.updated} renamed")
+
+
+@area_app.command("list")
+def area_list(
+    under: str = typer.Option("/", "--under", help="only this area and below"), db: Path = DbOption
+) -> None:
+    """The hierarchy, one area per line, indented by level."""
+    conn = console_db.connect(db)
+    try:
+        for area in areas.areas_under(conn, areas.parse_path(under)):
+            indent = "  " * (len(areas.segments(area.path)) - 1)
+            typer.echo(f"{indent}{area.path}  {area.bilingual()}")
+    except ConsoleError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    finally:
+        conn.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add `user` and `area` commands to the `warmcard` app."""
+    app.add_typer(user_app, name="user")
+    app.add_typer(area_app, name="area")

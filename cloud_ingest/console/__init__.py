@@ -1,0 +1,1 @@
+"""The console's logic: accounts and grants, overview, site history, reports, exports, enrolment."""

@@ -1,0 +1,1 @@
+"""Operations on stored data: reconcile against the kiosks, request resends, read device status."""

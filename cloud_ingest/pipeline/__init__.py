@@ -1,0 +1,1 @@
+"""The ingest pipeline: MQTT in, validate, conflict-check, store, acknowledge; live state."""

@@ -1,0 +1,449 @@
+"""The MQTT consumer: events in, InfluxDB points out, acked to the broker only once stored.
+
+Delivery guarantees, in order of importance:
+- A QoS 1 message is acked (PUBACK) only after InfluxDB accepted the batch holding it, or,
+  for an invalid one, after it is committed to the dead-letter store. Until then the broker
+  keeps it and redelivers it after a reconnect.
+- While InfluxDB is down nothing is acked and nothing is dropped: the batch is retried with
+  backoff, and once ReceiveMaximum messages are unacked the broker stops sending (that is the
+  backpressure; the rest waits in our persistent session on the broker).
+- Redelivery is harmless: a tap's point identity makes a second write overwrite the first
+  (see cloud_ingest.pipeline.lineprotocol), and live state dedups by (device, seq).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from cloud_ingest.errors import InvalidPoint, StorageRejected, StorageUnavailable
+from cloud_ingest.pipeline.conflicts import SeenIndex
+from cloud_ingest.pipeline.deadletter import DeadLetter, DeadLetterStore
+from cloud_ingest.pipeline.influx import Storage
+from cloud_ingest.pipeline.lineprotocol import encode_tap
+from cloud_ingest.pipeline.live import LiveEvent, LiveState
+from cloud_ingest.pipeline.mqtt_client import BatchingClient, configure_client
+from cloud_ingest.pipeline.settings import PipelineSettings
+from cloud_ingest.registry.store import Registry
+from warmcard.contract import (
+    EVENTS_FILTER,
+    InvalidPayload,
+    Reason,
+    TapEvent,
+    parse_event,
+    shared_subscription,
+)
+from warmcard.timestamps import now_us
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+Sleep = Callable[[float], bool]  # waits up to n seconds; True when asked to stop
+# Called after a batch is stored and acked, with the stored events and their messages aligned.
+StoredHook = Callable[[list[tuple[str, LiveEvent]], list["Incoming"]], object]
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One message as received; `generation` is the connection it arrived on."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+    generation: int
+    received_us: int
+
+
+@dataclass
+class Metrics:
+    """Counters for /metrics and /healthz."""
+
+    received: int = 0
+    stored: int = 0
+    acked: int = 0
+    batches: int = 0
+    write_retries: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    storage_ok: bool = True
+    last_storage_error: str | None = None
+    last_batch_us: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "stored": self.stored,
+            "acked": self.acked,
+            "batches": self.batches,
+            "write_retries": self.write_retries,
+            "dead_letters": dict(self.dead_letters),
+            "storage_ok": self.storage_ok,
+            "last_storage_error": self.last_storage_error,
+        }
+
+
+class BatchProcessor:
+    """Validates, stamps, stores and dead-letters one batch; knows nothing of MQTT."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        deadletters: DeadLetterStore,
+        registry: Registry,
+        live: LiveState | None,
+        metrics: Metrics,
+        *,
+        clock: Clock = now_us,
+        registry_refresh_s: float = 1.0,
+        seen: SeenIndex | None = None,
+    ) -> None:
+        self.storage = storage
+        self.deadletters = deadletters
+        self.registry = registry
+        self.live = live
+        self.metrics = metrics
+        self.clock = clock
+        self.registry_refresh_us = int(registry_refresh_s * 1_000_000)
+        self._last_refresh_us = 0
+        self.seen = seen  # conflict detection (cloud_ingest.pipeline.conflicts); None: off
+        self.on_stored: list[StoredHook] = []
+
+    def after_store(self, live: list[tuple[str, LiveEvent]], good: list[Incoming]) -> None:
+        """Run the stored-batch hooks (e.g. enrol mode); a failing hook never stalls ingest."""
+        for hook in self.on_stored:
+            try:
+                hook(live, good)
+            except Exception:
+                log.exception("stored-batch hook %r failed", hook)
+
+    def _site_of(self, device_id: str) -> str | None:
+        site = self.registry.site_of(device_id)
+        if site is None:
+            # Maybe just imported (by another process): reload, at most once a second.
+            now = self.clock()
+            if now - self._last_refresh_us >= self.registry_refresh_us:
+                self._last_refresh_us = now
+                self.registry.refresh()
+                site = self.registry.site_of(device_id)
+        return site
+
+    def classify(
+        self, batch: list[Incoming]
+    ) -> tuple[
+        list[str], list[tuple[str, LiveEvent]], list[Incoming], list[DeadLetter], list[Incoming]
+    ]:
+        """Split a batch into points to write and letters to keep."""
+        lines: list[str] = []
+        live: list[tuple[str, LiveEvent]] = []
+        good: list[Incoming] = []
+        letters: list[DeadLetter] = []
+        bad: list[Incoming] = []
+        events: list[TapEvent] = []
+        stamps: list[int] = []
+        for msg in batch:
+            try:
+                if msg.retain:
+                    raise InvalidPayload(Reason.RETAINED, "events must not be published retained")
+                if msg.qos == 0:
+                    raise InvalidPayload(Reason.QOS0, "events must be published at QoS 1")
+                event = parse_event(msg.payload, msg.topic, received_us=msg.received_us)
+                site = self._site_of(event.device_id)
+                if site is None:
+                    raise InvalidPayload(
+                        Reason.UNKNOWN_DEVICE,
+                        f"device {event.device_id} is not in the registry; import it",
+                    )
+                ts_us = event.ts_us
+                line = encode_tap(event, site, ts_us)
+            except InvalidPayload as exc:
+                letters.append(
+                    DeadLetter(msg.received_us, msg.topic, msg.payload, exc.reason, exc.detail)
+                )
+                bad.append(msg)
+                continue
+            except InvalidPoint as exc:  # unreachable for contract-valid ids; never stall on it
+                letters.append(
+                    DeadLetter(msg.received_us, msg.topic, msg.payload, Reason.SCHEMA, str(exc))
+                )
+                bad.append(msg)
+                continue
+            lines.append(line)
+            live.append((site, LiveEvent.from_tap(event, ts_us)))
+            good.append(msg)
+            events.append(event)
+            stamps.append(ts_us)
+        if self.seen is not None and events:
+            conflicts = self.seen.admit(events, self.clock(), stamps)
+            if conflicts:
+                for i, conflict in conflicts.items():
+                    msg = good[i]
+                    log.error("conflict, dead-lettered: %s", conflict.detail)
+                    letters.append(
+                        DeadLetter(
+                            msg.received_us,
+                            msg.topic,
+                            msg.payload,
+                            Reason.CONFLICT,
+                            conflict.detail,
+                        )
+                    )
+                    bad.append(msg)
+                keep = [i for i in range(len(good)) if i not in conflicts]
+                lines = [lines[i] for i in keep]
+                live = [live[i] for i in keep]
+                good = [good[i] for i in keep]
+        return lines, live, good, letters, bad
+
+    def keep_letters(self, letters: list[DeadLetter]) -> None:
+        self.deadletters.add_many(letters)
+        for letter in letters:
+            self.metrics.dead_letters[letter.reason.value] += 1
+
+    def write(
+        self,
+        lines: list[str],
+        live: list[tuple[str, LiveEvent]],
+        good: list[Incoming],
+        sleep: Sleep,
+    ) -> tuple[list[tuple[str, LiveEvent]], list[Incoming]] | None:
+        """Store the points, retrying while the store is unavailable; None if asked to stop.
+
+        Returns what was stored; points the store refuses as bad data are dead-lettered
+        (reason `conflict`) one by one, after bisecting the batch to find them.
+        """
+        delay = 0.1
+        while True:
+            try:
+                return self._write_isolating(lines, live, good)
+            except StorageUnavailable as exc:
+                self.metrics.storage_ok = False
+                self.metrics.last_storage_error = str(exc)
+                self.metrics.write_retries += 1
+                log.warning("%s (retry in %.1fs, %d messages held unacked)", exc, delay, len(lines))
+                if sleep(delay):
+                    return None
+                delay = min(delay * 2, 5.0)
+
+    def _write_isolating(
+        self, lines: list[str], live: list[tuple[str, LiveEvent]], good: list[Incoming]
+    ) -> tuple[list[tuple[str, LiveEvent]], list[Incoming]]:
+        try:
+            self.storage.write(lines)
+        except StorageRejected as exc:
+            if len(lines) == 1:
+                msg = good[0]
+                log.error("point refused, dead-lettered: %s", exc)
+                self.keep_letters(
+                    [DeadLetter(msg.received_us, msg.topic, msg.payload, Reason.CONFLICT, str(exc))]
+                )
+                return [], []
+            # Rewriting the accepted half is harmless: the points overwrite themselves.
+            mid = len(lines) // 2
+            live_a, good_a = self._write_isolating(lines[:mid], live[:mid], good[:mid])
+            live_b, good_b = self._write_isolating(lines[mid:], live[mid:], good[mid:])
+            return live_a + live_b, good_a + good_b
+        self.metrics.storage_ok = True
+        self.metrics.stored += len(lines)
+        return live, good
+
+
+class Consumer:
+    """Persistent-session, shared-subscription MQTT 5 consumer with manual acks.
+
+    paho's network thread (loop_start) owns the socket and reconnects with backoff; a worker
+    thread forms batches and acks. `start()`/`stop()` are called by the service lifespan.
+    """
+
+    def __init__(
+        self,
+        settings: PipelineSettings,
+        processor: BatchProcessor,
+        *,
+        client: mqtt.Client | None = None,
+        clock: Clock = now_us,
+    ) -> None:
+        self.settings = settings
+        self.processor = processor
+        self.metrics = processor.metrics
+        self.clock = clock
+        self.client = client or BatchingClient(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        configure_client(self.client, settings.mqtt)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self._queue: deque[Incoming] = deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._generation = 0
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.batch_max = settings.batch_max
+        self.batch_s = settings.batch_ms / 1000
+
+    # ------------------------------------------------------------------ paho callbacks
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker refused ingest connection: %s", reason)
+            return
+        # Acks of messages from an earlier connection must not be sent: the broker redelivers
+        # those with their old packet ids, and a late ack could hit a reused id.
+        self._generation += 1
+        self.connected.set()
+        log.info(
+            "connected to broker as %s (session %s)",
+            self.settings.client_id,
+            "resumed" if flags.session_present else "new",
+        )
+        # A persistent session already holds the subscription, but subscribing again is
+        # idempotent and covers a session that expired.
+        options = SubscribeOptions(qos=1, retainAsPublished=True)
+        client.subscribe(
+            shared_subscription(self.settings.share_group, EVENTS_FILTER), options=options
+        )
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("broker refused the events subscription: %s", reasons)
+            return
+        self.subscribed.set()
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from broker (%s); reconnecting", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # The hot path: keep it to an append.
+        queue = self._queue
+        queue.append(
+            Incoming(
+                message.topic,
+                message.payload,  # type: ignore[arg-type]  # bytes from the socket
+                message.qos,
+                message.retain,
+                message.mid,
+                self._generation,
+                self.clock(),
+            )
+        )
+        n = len(queue)
+        if n == 1 or n >= self.batch_max:
+            self._wake.set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.session_expiry_s
+        props.ReceiveMaximum = self.settings.receive_maximum
+        self.client.connect_async(
+            self.settings.mqtt.host,
+            self.settings.mqtt.port,
+            keepalive=self.settings.mqtt.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._run, name="ingest-batcher", daemon=True)
+        self._worker.start()
+        self.client.loop_start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the batch in hand if the store takes it, then disconnect (session kept)."""
+        self._stop.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected.clear()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    # ------------------------------------------------------------------ worker
+
+    def _sleep(self, seconds: float) -> bool:
+        return self._stop.wait(seconds)
+
+    def _run(self) -> None:
+        queue = self._queue
+        while not self._stop.is_set():
+            if not queue:
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            deadline = time.monotonic() + self.batch_s
+            while len(queue) < self.batch_max and not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._wake.wait(remaining)
+                self._wake.clear()
+            n = min(len(queue), self.batch_max)
+            batch = [queue.popleft() for _ in range(n)]
+            try:
+                self._handle(batch)
+            except Exception:
+                # Unexpected (e.g. dead-letter disk full): keep the messages unacked, so the
+                # broker redelivers them after we reconnect, and keep consuming.
+                log.exception("batch of %d failed; left unacked for redelivery", n)
+                self._sleep(1.0)
+
+    def _handle(self, batch: list[Incoming]) -> None:
+        p = self.processor
+        self.metrics.received += len(batch)
+        lines, live, good, letters, bad = p.classify(batch)
+        if letters:
+            p.keep_letters(letters)
+            self._ack(bad)
+        if lines:
+            stored = p.write(lines, live, good, self._sleep)
+            if stored is None:
+                return  # stopping while the store is down: leave unacked
+            live_ok, good_ok = stored
+            if p.live is not None and live_ok:
+                p.live.apply(live_ok)
+            self._ack(good)  # refused points were dead-lettered inside write()
+            p.after_store(live_ok, good_ok)
+        self.metrics.batches += 1
+        self.metrics.last_batch_us = self.clock()
+
+    def _ack(self, messages: list[Incoming]) -> None:
+        generation = self._generation
+        mids = [m.mid for m in messages if m.qos == 1 and m.generation == generation]
+        client = self.client
+        if isinstance(client, BatchingClient):
+            client.ack_many(mids)
+        else:
+            for mid in mids:
+                client.ack(mid, 1)
+        self.metrics.acked += len(mids)

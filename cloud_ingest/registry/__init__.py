@@ -1,0 +1,1 @@
+"""The registry: sites, kiosks, people, cards, card history, and the area hierarchy."""

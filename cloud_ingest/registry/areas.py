@@ -1,0 +1,334 @@
+"""The area hierarchy prefecture → county → township → site, as paths of slug codes.
+
+An area is named by its path, e.g. ``dali``, ``dali/eryuan``, ``dali/eryuan/xishan``; a
+site (courtyard or community) is the leaf ``dali/eryuan/xishan/<site_id>``. The empty path
+is the root: everything. Containment is decided on whole segments, never on string prefixes,
+so ``dali/er`` does not contain ``dali/eryuan``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from cloud_ingest.errors import AreaError, AreaImportError
+from warmcard.ids import SITE_ID_RE
+
+ROOT = ""
+SEGMENT_RE = SITE_ID_RE  # lower-case slug: the same alphabet as site and device ids
+MAX_NAME = 100
+
+
+class Level(StrEnum):
+    """How deep an area sits; the value is what the `areas.level` column stores."""
+
+    PREFECTURE = "prefecture"
+    COUNTY = "county"
+    TOWNSHIP = "township"
+    SITE = "site"
+
+
+LEVELS: tuple[Level, ...] = (Level.PREFECTURE, Level.COUNTY, Level.TOWNSHIP, Level.SITE)
+LEVEL_NAMES: dict[Level, tuple[str, str]] = {
+    Level.PREFECTURE: ("州", "Prefecture"),
+    Level.COUNTY: ("县市", "County"),
+    Level.TOWNSHIP: ("乡镇", "Township"),
+    Level.SITE: ("小院/社区", "Courtyard/community"),
+}
+MAX_DEPTH = len(LEVELS)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS areas (
+    path    TEXT PRIMARY KEY,                -- 'dali/eryuan/xishan/xs-01'
+    parent  TEXT NOT NULL,                   -- '' for a prefecture
+    level   TEXT NOT NULL CHECK (level IN ('prefecture', 'county', 'township', 'site')),
+    name_zh TEXT NOT NULL,
+    name_en TEXT NOT NULL,
+    site_id TEXT UNIQUE                      -- last segment when level = 'site', else NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS areas_parent ON areas (parent);
+"""
+
+
+def init_schema(conn: sqlite3.Connection) -> None:
+    """Create the areas table if it is missing."""
+    conn.executescript(SCHEMA)
+
+
+def parse_path(text: str) -> str:
+    """Normalise an area path (``/`` or empty is the root); raise AreaError if malformed."""
+    stripped = text.strip().strip("/")
+    if not stripped:
+        return ROOT
+    parts = stripped.split("/")
+    if len(parts) > MAX_DEPTH:
+        raise AreaError(
+            f"区域路径层级过多 area path {text!r} has {len(parts)} levels; at most {MAX_DEPTH}"
+        )
+    for part in parts:
+        if not SEGMENT_RE.fullmatch(part):
+            raise AreaError(
+                f"区域路径无效 area path {text!r}: segment {part!r} must be 2-63 characters "
+                "of a-z, 0-9 and '-', starting with a letter or digit"
+            )
+    return "/".join(parts)
+
+
+def segments(path: str) -> tuple[str, ...]:
+    """The slug codes of a path; the root has none."""
+    return tuple(path.split("/")) if path else ()
+
+
+def is_under(path: str, area: str) -> bool:
+    """True if `path` is `area` itself or lies inside it, compared segment by segment."""
+    inner, outer = segments(path), segments(area)
+    return inner[: len(outer)] == outer
+
+
+def parent_of(path: str) -> str | None:
+    """The enclosing area's path; None for the root."""
+    if path == ROOT:
+        return None
+    return path.rpartition("/")[0]
+
+
+def ancestors(path: str, include_self: bool = True) -> list[str]:
+    """Every enclosing path from the root down, e.g. ['', 'dali', 'dali/eryuan']."""
+    parts = segments(path)
+    stop = len(parts) + (1 if include_self else 0)
+    return ["/".join(parts[:depth]) for depth in range(stop)]
+
+
+def level_of(path: str) -> Level:
+    """The level a (non-root) path's depth puts it at."""
+    depth = len(segments(path))
+    if not 1 <= depth <= MAX_DEPTH:
+        raise AreaError(f"the root has no level; {path!r} must have 1-{MAX_DEPTH} segments")
+    return LEVELS[depth - 1]
+
+
+@dataclass(frozen=True)
+class Area:
+    """One row of the areas table."""
+
+    path: str
+    parent: str
+    level: Level
+    name_zh: str
+    name_en: str
+
+    @property
+    def site_id(self) -> str | None:
+        return segments(self.path)[-1] if self.level is Level.SITE else None
+
+    def name(self, lang: str = "zh-CN") -> str:
+        return self.name_en if lang.startswith("en") else self.name_zh
+
+    def bilingual(self) -> str:
+        """'洱源县 Eryuan', the form pages show."""
+        return f"{self.name_zh} {self.name_en}" if self.name_en != self.name_zh else self.name_zh
+
+
+def _row_to_area(row: tuple[str, str, str, str, str]) -> Area:
+    return Area(row[0], row[1], Level(row[2]), row[3], row[4])
+
+
+_COLUMNS = "path, parent, level, name_zh, name_en"
+
+
+def get_area(conn: sqlite3.Connection, path: str) -> Area | None:
+    """The area at exactly this path, or None."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM areas WHERE path = ?", (path,)).fetchone()
+    return _row_to_area(row) if row else None
+
+
+def children(conn: sqlite3.Connection, path: str) -> list[Area]:
+    """The areas directly inside `path`, by path."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM areas WHERE parent = ? ORDER BY path", (path,)
+    ).fetchall()
+    return [_row_to_area(r) for r in rows]
+
+
+def _within_clause(area: str) -> tuple[str, tuple[str, ...]]:
+    # '/' + 1 is '0': the half-open range [area/, area0) is exactly the paths below `area`,
+    # on whole segments, and it uses the primary key index.
+    if area == ROOT:
+        return "1", ()
+    return "(path = ? OR (path >= ? AND path < ?))", (area, area + "/", area + "0")
+
+
+def areas_under(conn: sqlite3.Connection, area: str, level: Level | None = None) -> list[Area]:
+    """`area` and every area inside it, optionally only one level, by path."""
+    where, params = _within_clause(area)
+    sql = f"SELECT {_COLUMNS} FROM areas WHERE {where}"
+    if level is not None:
+        sql += " AND level = ?"
+        params = (*params, level.value)
+    rows = conn.execute(sql + " ORDER BY path", params).fetchall()
+    return [_row_to_area(r) for r in rows]
+
+
+def site_path(conn: sqlite3.Connection, site_id: str) -> str | None:
+    """Where a site sits, or None if the areas table does not place it."""
+    row = conn.execute("SELECT path FROM areas WHERE site_id = ?", (site_id,)).fetchone()
+    return row[0] if row else None
+
+
+def site_paths(conn: sqlite3.Connection) -> dict[str, str]:
+    """Every placed site: site_id -> path."""
+    return dict(conn.execute("SELECT site_id, path FROM areas WHERE site_id IS NOT NULL"))
+
+
+Number = int | float
+
+
+@dataclass
+class RollUp:
+    """Sums per area path (root '' included); sites the hierarchy does not place are kept apart."""
+
+    totals: dict[str, Number] = field(default_factory=dict)
+    unplaced: dict[str, Number] = field(default_factory=dict)
+
+    def at(self, path: str) -> Number:
+        return self.totals.get(path, 0)
+
+
+def roll_up(
+    per_site: Mapping[str, Number],
+    site_paths: Mapping[str, str],
+    areas: Iterable[str] = (),
+) -> RollUp:
+    """Add each site's number into the site and every area above it, up to the root.
+
+    `areas` lists paths that should appear with 0 when no site under them has a number,
+    so a township with no taps today is shown as 0, not left out.
+    """
+    result = RollUp(totals=dict.fromkeys(areas, 0))
+    for site_id, value in per_site.items():
+        path = site_paths.get(site_id)
+        if path is None:
+            result.unplaced[site_id] = value
+            continue
+        for p in ancestors(path):
+            result.totals[p] = result.totals.get(p, 0) + value
+    return result
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    added: int
+    updated: int
+
+
+CSV_HEADER = ("path", "name_zh", "name_en")
+
+
+def _decode(raw: bytes, name: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise AreaImportError(
+            [f"{name}:{line}: 不是 UTF-8 编码 not UTF-8; save the sheet as 'CSV UTF-8'"]
+        ) from None
+
+
+def import_areas_csv(conn: sqlite3.Connection, file: Path) -> ImportResult:
+    """Add or rename areas from a CSV with columns path,name_zh,name_en; all rows or none.
+
+    Parents may come later in the same file or already be in the table. Every bad row is
+    reported as ``file:line: problem`` in one AreaImportError, and nothing is written.
+    """
+    name = str(file)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise AreaImportError([f"{name}:0: 无法读取 cannot read: {exc.strerror}"]) from None
+    reader = csv.reader(io.StringIO(_decode(raw, name), newline=""))
+    problems: list[str] = []
+    header = next(reader, None)
+    if header is None or tuple(h.strip() for h in header) != CSV_HEADER:
+        raise AreaImportError(
+            [f"{name}:1: 表头应为 header must be exactly: {','.join(CSV_HEADER)} (got {header})"]
+        )
+
+    rows: dict[str, tuple[int, Area]] = {}
+    for record in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in record):
+            continue  # blank lines, e.g. at the end of a file saved by a spreadsheet
+        if len(record) != len(CSV_HEADER):
+            problems.append(f"{name}:{line}: expected {len(CSV_HEADER)} columns, got {len(record)}")
+            continue
+        raw_path, name_zh, name_en = (cell.strip() for cell in record)
+        try:
+            path = parse_path(raw_path)
+            if path == ROOT:
+                raise AreaError("empty path; the root is implicit and cannot be imported")
+        except AreaError as exc:
+            problems.append(f"{name}:{line}: {exc}")
+            continue
+        if path in rows:
+            problems.append(f"{name}:{line}: 路径重复 {path!r} already on line {rows[path][0]}")
+            continue
+        bad_name = [
+            f"{col} {'empty' if not v else 'longer than ' + str(MAX_NAME)}"
+            for col, v in (("name_zh", name_zh), ("name_en", name_en))
+            if not v or len(v) > MAX_NAME
+        ]
+        if bad_name:
+            problems.append(f"{name}:{line}: {path}: 名称无效 " + ", ".join(bad_name))
+            continue
+        parent = parent_of(path) or ROOT
+        rows[path] = (line, Area(path, parent, level_of(path), name_zh, name_en))
+
+    existing = {p for (p,) in conn.execute("SELECT path FROM areas")}
+    placed = site_paths(conn)
+    in_file: dict[str, str] = {}
+    for path, (line, area) in rows.items():
+        if area.parent != ROOT and area.parent not in rows and area.parent not in existing:
+            problems.append(
+                f"{name}:{line}: 上级区域不存在 parent {area.parent!r} of {path!r} "
+                "is neither in this file nor already imported"
+            )
+        site = area.site_id
+        if site is not None and placed.get(site, path) != path:
+            problems.append(
+                f"{name}:{line}: 站点已在别处 site {site!r} is already at {placed[site]!r}; "
+                "a site has one place"
+            )
+        elif site is not None and site in in_file:
+            problems.append(
+                f"{name}:{line}: 站点重复 site {site!r} is also at {in_file[site]!r}; "
+                "a site has one place"
+            )
+        if site is not None:
+            in_file.setdefault(site, path)
+    if problems:
+        raise AreaImportError(problems)
+
+    added = updated = 0
+    with conn:
+        # Parents first so a reader never sees an orphan mid-import (sorted: shorter first).
+        for path in sorted(rows, key=lambda p: (len(segments(p)), p)):
+            area = rows[path][1]
+            if path in existing:
+                conn.execute(
+                    "UPDATE areas SET name_zh = ?, name_en = ? WHERE path = ?",
+                    (area.name_zh, area.name_en, path),
+                )
+                updated += 1
+            else:
+                conn.execute(
+                    "INSERT INTO areas (path, parent, level, name_zh, name_en, site_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (path, area.parent, area.level.value, area.name_zh, area.name_en, area.site_id),
+                )
+                added += 1
+    return ImportResult(added=added, updated=updated)

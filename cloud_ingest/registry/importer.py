@@ -1,0 +1,380 @@
+"""CSV import into the registry: every bad row reported as `file:line: problem`, all or nothing.
+
+The columns of each file are documented in docs/registry-csv.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cloud_ingest.errors import ImportFailed
+from cloud_ingest.registry.store import (
+    MEAL_COLUMNS,
+    Registry,
+    bump_version,
+    parse_window,
+    record_history,
+)
+from warmcard.cards import canonical_uid
+from warmcard.contract import Mode
+from warmcard.ids import DEVICE_ID_RE, HHMM_RE, PERSON_ID_RE, SITE_ID_RE
+from warmcard.localtime import DEFAULT_TZ
+
+COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # file kind: (required columns, optional columns)
+    "sites": (
+        ("site_id", "name_zh"),
+        ("name_en", "tz", "capacity", "opening", "closing", *MEAL_COLUMNS),
+    ),
+    "devices": (("device_id", "site_id", "mode"), ("debounce_s",)),
+    "people": (("person_id", "display_name", "site_id"), ()),
+    "cards": (("card_uid", "person_id"), ("active",)),
+}
+
+Problem = tuple[str, int, str]
+Row = tuple[object, ...]
+Progress = Callable[[int, int], None]
+"""Called as rows are checked and then written: (rows done, rows in all); done counts to 2×."""
+WRITE_CHUNK = 1000
+
+
+@dataclass
+class ImportSummary:
+    counts: dict[str, int] = field(default_factory=dict)
+    version: int = 0
+
+
+@dataclass
+class _Rows:
+    name: str
+    rows: list[tuple[int, dict[str, str]]]
+
+
+def _read(path: Path, kind: str, problems: list[Problem]) -> _Rows:
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        problems.append((name, 0, f"cannot read file: {exc.strerror}"))
+        return _Rows(name, [])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        problems.append(
+            (name, line, "not UTF-8 text; save as 'CSV UTF-8' (Excel saves GBK by default)")
+        )
+        return _Rows(name, [])
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        problems.append((name, 1, "empty file; the first line must be the column names"))
+        return _Rows(name, [])
+    header = [h.strip().lower() for h in header]
+    required, optional = COLUMNS[kind]
+    missing = [c for c in required if c not in header]
+    unknown = [c for c in header if c not in required and c not in optional]
+    if missing:
+        problems.append((name, 1, f"missing column(s): {', '.join(missing)}"))
+    if unknown:
+        problems.append(
+            (
+                name,
+                1,
+                f"unknown column(s): {', '.join(unknown)}; allowed: "
+                f"{', '.join(required + optional)}",
+            )
+        )
+    if missing or unknown:
+        return _Rows(name, [])
+    rows = []
+    line = reader.line_num
+    for record in reader:
+        start = line + 1
+        line = reader.line_num
+        if not any(cell.strip() for cell in record):
+            continue
+        if len(record) != len(header):
+            problems.append((name, start, f"{len(record)} values, expected {len(header)}"))
+            continue
+        rows.append((start, {h: v.strip() for h, v in zip(header, record, strict=True)}))
+    return _Rows(name, rows)
+
+
+class _Validator:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.problems: list[Problem] = []
+
+    def check_ids(self, rows: _Rows, key: str, pattern: re.Pattern[str], example: str) -> set[str]:
+        seen: dict[str, int] = {}
+        for line, row in rows.rows:
+            value = row[key]
+            if not pattern.fullmatch(value):
+                self.problems.append(
+                    (rows.name, line, f"{key} {value!r} is not valid (e.g. {example})")
+                )
+            elif value in seen:
+                self.problems.append(
+                    (rows.name, line, f"{key} {value} already on line {seen[value]}")
+                )
+            else:
+                seen[value] = line
+        return set(seen)
+
+    def problem(self, rows: _Rows, line: int, text: str) -> None:
+        self.problems.append((rows.name, line, text))
+
+    def existing(self, sql: str) -> set[str]:
+        with self.registry.lock:
+            return {r[0] for r in self.registry.db.execute(sql)}
+
+
+def _check_time(v: _Validator, rows: _Rows, line: int, column: str, value: str) -> None:
+    if not HHMM_RE.fullmatch(value):
+        v.problem(rows, line, f"{column} {value!r} must be HH:MM (24 h), e.g. 07:30")
+
+
+def _validate_sites(v: _Validator, rows: _Rows) -> list[Row]:
+    v.check_ids(rows, "site_id", SITE_ID_RE, "dali-xizhou-01")
+    out: list[Row] = []
+    for line, row in rows.rows:
+        before = len(v.problems)
+        if not row["name_zh"]:
+            v.problem(rows, line, "name_zh is empty")
+        tz = row.get("tz") or DEFAULT_TZ
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            v.problem(rows, line, f"tz {tz!r} is not a known time zone (e.g. Asia/Shanghai)")
+        capacity: int | None = None
+        if row.get("capacity"):
+            try:
+                capacity = int(row["capacity"])
+                if capacity < 0:
+                    raise ValueError
+            except ValueError:
+                v.problem(rows, line, f"capacity {row['capacity']!r} must be a whole number ≥ 0")
+        opening = row.get("opening") or "07:00"
+        closing = row.get("closing") or "18:00"
+        _check_time(v, rows, line, "opening", opening)
+        _check_time(v, rows, line, "closing", closing)
+        if HHMM_RE.fullmatch(opening) and HHMM_RE.fullmatch(closing) and opening >= closing:
+            v.problem(rows, line, f"opening {opening} must be before closing {closing}")
+        meals: list[str | None] = []
+        for period in MEAL_COLUMNS:
+            text = row.get(period, "")
+            meals.append(text or None)
+            if not text:
+                continue
+            try:
+                window = parse_window(period, text)
+            except ValueError as exc:
+                first = str(exc).splitlines()[0]
+                v.problem(rows, line, f"{period} {text!r}: must be HH:MM-HH:MM ({first})")
+                continue
+            if window.start >= window.end:
+                v.problem(rows, line, f"{period} window {text} ends before it starts")
+        if len(v.problems) == before:
+            out.append(
+                (
+                    row["site_id"],
+                    row["name_zh"],
+                    row.get("name_en", ""),
+                    tz,
+                    capacity,
+                    opening,
+                    closing,
+                    *meals,
+                )
+            )
+    return out
+
+
+def _validate_devices(v: _Validator, rows: _Rows, sites: set[str]) -> list[Row]:
+    v.check_ids(rows, "device_id", DEVICE_ID_RE, "kiosk-xizhou-01")
+    out: list[Row] = []
+    for line, row in rows.rows:
+        before = len(v.problems)
+        if row["site_id"] not in sites:
+            v.problem(
+                rows,
+                line,
+                f"site_id {row['site_id']!r} is neither in the registry nor in the sites file",
+            )
+        if row["mode"] not in {m.value for m in Mode}:
+            v.problem(rows, line, f"mode {row['mode']!r} must be entrance or canteen")
+        debounce = 10.0
+        if row.get("debounce_s"):
+            try:
+                debounce = float(row["debounce_s"])
+                if not 0 <= debounce <= 3600:
+                    raise ValueError
+            except ValueError:
+                v.problem(rows, line, f"debounce_s {row['debounce_s']!r} must be 0–3600 seconds")
+        if len(v.problems) == before:
+            out.append((row["device_id"], row["site_id"], row["mode"], debounce))
+    return out
+
+
+def _validate_people(v: _Validator, rows: _Rows, sites: set[str]) -> list[Row]:
+    v.check_ids(rows, "person_id", PERSON_ID_RE, "P000123 (pseudonymous, no names)")
+    out: list[Row] = []
+    for line, row in rows.rows:
+        before = len(v.problems)
+        name = row["display_name"]
+        if not name:
+            v.problem(rows, line, "display_name is empty")
+        elif len(name) > 64 or any(ord(c) < 32 for c in name):
+            v.problem(rows, line, "display_name must be at most 64 characters on one line")
+        if row["site_id"] not in sites:
+            v.problem(
+                rows,
+                line,
+                f"site_id {row['site_id']!r} is neither in the registry nor in the sites file",
+            )
+        if len(v.problems) == before:
+            out.append((row["person_id"], name, row["site_id"]))
+    return out
+
+
+_ACTIVE = {"": 1, "1": 1, "true": 1, "yes": 1, "y": 1, "0": 0, "false": 0, "no": 0, "n": 0}
+
+
+def _validate_cards(v: _Validator, rows: _Rows, people: set[str]) -> list[Row]:
+    out: list[Row] = []
+    seen: dict[str, int] = {}
+    for line, row in rows.rows:
+        before = len(v.problems)
+        uid = ""
+        try:
+            uid = canonical_uid(row["card_uid"])
+        except ValueError as exc:
+            v.problem(rows, line, str(exc))
+        if uid and uid in seen:
+            v.problem(rows, line, f"card_uid {uid} already on line {seen[uid]}")
+        elif uid:
+            seen[uid] = line
+        if row["person_id"] not in people:
+            v.problem(
+                rows,
+                line,
+                f"person_id {row['person_id']!r} is neither in the registry nor in the people file",
+            )
+        active = _ACTIVE.get(row.get("active", "").lower())
+        if active is None:
+            v.problem(rows, line, f"active {row['active']!r} must be 1 or 0")
+        if len(v.problems) == before:
+            out.append((uid, row["person_id"], active))
+    return out
+
+
+def import_csv(
+    registry: Registry,
+    *,
+    sites: Path | None = None,
+    devices: Path | None = None,
+    people: Path | None = None,
+    cards: Path | None = None,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Validate every row of every file, then upsert all of them in one transaction.
+
+    Raises ImportFailed listing every problem; in that case nothing is written. `progress`
+    hears (done, total) where total is twice the row count: each row is checked, then written.
+    """
+    v = _Validator(registry)
+    empty = _Rows("", [])
+    files = {"sites": sites, "devices": devices, "people": people, "cards": cards}
+    read = {k: _read(Path(p), k, v.problems) if p else empty for k, p in files.items()}
+    total = 2 * sum(len(r.rows) for r in read.values())
+    done = 0
+
+    def checked(kind: str) -> None:
+        nonlocal done
+        done += len(read[kind].rows)
+        if progress is not None:
+            progress(done, total)
+
+    site_rows = _validate_sites(v, read["sites"])
+    checked("sites")
+    site_ids = v.existing("SELECT site_id FROM sites") | {
+        r["site_id"] for _, r in read["sites"].rows
+    }
+    device_rows = _validate_devices(v, read["devices"], site_ids)
+    checked("devices")
+    people_rows = _validate_people(v, read["people"], site_ids)
+    checked("people")
+    person_ids = v.existing("SELECT person_id FROM people") | {
+        r["person_id"] for _, r in read["people"].rows
+    }
+    card_rows = _validate_cards(v, read["cards"], person_ids)
+    checked("cards")
+    if v.problems:
+        raise ImportFailed(sorted(v.problems, key=lambda p: (p[0], p[1])))
+
+    statements: list[tuple[str, list[Row]]] = [
+        (
+            "INSERT INTO sites (site_id, name_zh, name_en, tz, capacity, opening, closing, "
+            "breakfast, lunch, dinner) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (site_id) DO "
+            "UPDATE SET name_zh=excluded.name_zh, name_en=excluded.name_en, tz=excluded.tz, "
+            "capacity=excluded.capacity, opening=excluded.opening, closing=excluded.closing, "
+            "breakfast=excluded.breakfast, lunch=excluded.lunch, dinner=excluded.dinner",
+            site_rows,
+        ),
+        (
+            "INSERT INTO people (person_id, display_name, site_id) VALUES (?,?,?) "
+            "ON CONFLICT (person_id) DO UPDATE SET display_name=excluded.display_name, "
+            "site_id=excluded.site_id",
+            people_rows,
+        ),
+        (
+            "INSERT INTO devices (device_id, site_id, mode, debounce_s) VALUES (?,?,?,?) "
+            "ON CONFLICT (device_id) DO UPDATE SET site_id=excluded.site_id, "
+            "mode=excluded.mode, debounce_s=excluded.debounce_s",
+            device_rows,
+        ),
+        (
+            "INSERT INTO cards (card_uid, person_id, active) VALUES (?,?,?) "
+            "ON CONFLICT (card_uid) DO UPDATE SET person_id=excluded.person_id, "
+            "active=excluded.active",
+            card_rows,
+        ),
+    ]
+    with registry.lock:
+        db = registry.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for sql, rows in statements:
+                for start in range(0, len(rows), WRITE_CHUNK):
+                    chunk = rows[start : start + WRITE_CHUNK]
+                    db.executemany(sql, chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+            record_history(db, registry.clock())
+            version = bump_version(db)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise ImportFailed(
+                [("(registry)", 0, f"database error, nothing imported: {exc}")]
+            ) from None
+    registry.refresh()
+    return ImportSummary(
+        counts={
+            "sites": len(site_rows),
+            "devices": len(device_rows),
+            "people": len(people_rows),
+            "cards": len(card_rows),
+        },
+        version=version,
+    )

@@ -1,0 +1,1 @@
+"""The web app: FastAPI, JSON API, SSE streams, the console's pages, templates and static files."""

@@ -1,0 +1,31 @@
+"""GET /healthz: 200 when the broker link is up and InfluxDB accepts writes, else 503.
+
+Anonymous callers (load balancers, systemd, `warmcard.command.servers.Ingest`) get only the status;
+the details (counters, queue, registry version, last storage error) need the metrics token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from cloud_ingest.web.deps import Service
+from cloud_ingest.web.routes.metrics import token_ok
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/healthz",
+    responses={
+        200: {"description": '{"status": "ok"}; full details with the metrics token'},
+        503: {"description": '{"status": "degraded"}'},
+    },
+)
+def healthz(request: Request, service: Service) -> JSONResponse:
+    body = service.health()
+    code = 200 if body["status"] == "ok" else 503
+    shown: dict[str, Any] = body if token_ok(service, request) else {"status": body["status"]}
+    return JSONResponse(shown, status_code=code)

@@ -1,0 +1,280 @@
+"""Accounts: argon2 hashing, password policy, login limits, sessions, CSRF, role/area checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cloud_ingest.cli import console as console_cli
+from cloud_ingest.console import accounts
+from cloud_ingest.console import db as console_db
+from cloud_ingest.console.accounts import (
+    AccountStore,
+    Action,
+    Grant,
+    LoginLimits,
+    LoginRefused,
+    Role,
+    SessionPolicy,
+    User,
+    can,
+)
+from cloud_ingest.errors import AccountError, PasswordRejected
+from cloud_ingest.registry import areas
+from tests.support.console import FAST_HASHER, FakeClock, console_db_with_areas
+
+GOOD_PW = "xishan-courtyard-77"
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return console_db_with_areas(tmp_path)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(db_path: Path, clock: FakeClock) -> Iterator[AccountStore]:
+    conn = console_db.connect(db_path)
+    yield AccountStore(conn, clock, FAST_HASHER, LoginLimits(), SessionPolicy())
+    conn.close()
+
+
+def test_password_is_stored_as_argon2id_and_verifies(db_path: Path, clock: FakeClock) -> None:
+    conn = console_db.connect(db_path)
+    real = AccountStore(conn, clock)  # library-default parameters, as in production
+    real.add_user("Li.Wei", GOOD_PW, Role.MANAGER, "dali/eryuan")
+    stored = conn.execute("SELECT username, password_hash FROM users").fetchone()
+    assert stored[0] == "li.wei"
+    assert stored[1].startswith("$argon2id$") and GOOD_PW not in stored[1]
+    user = real.authenticate("li.wei", GOOD_PW, "10.0.0.1")
+    assert user.username == "li.wei"
+    assert user.grants == (Grant(Role.MANAGER, "dali/eryuan"),)
+    conn.close()
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(store: AccountStore) -> None:
+    store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali")
+    with pytest.raises(LoginRefused) as wrong:
+        store.authenticate("liwei", GOOD_PW + "x", "10.0.0.1")
+    with pytest.raises(LoginRefused) as unknown:
+        store.authenticate("nobody", GOOD_PW, "10.0.0.2")
+    assert str(wrong.value) == str(unknown.value) == "用户名或密码错误 Wrong username or password"
+    assert not wrong.value.rate_limited and not unknown.value.rate_limited
+
+
+def test_disabled_user_cannot_log_in_and_loses_sessions(store: AccountStore) -> None:
+    user = store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali")
+    s = store.start_session(user)
+    store.set_disabled("liwei", True)
+    assert store.session(s.token) is None
+    with pytest.raises(LoginRefused):
+        store.authenticate("liwei", GOOD_PW, "10.0.0.1")
+    store.set_disabled("liwei", False)
+    assert store.authenticate("liwei", GOOD_PW, "10.0.0.1").username == "liwei"
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "short-pw",  # 8 characters
+        "changeme",
+        "password123",
+        "Password2024!",
+        "admin123456",
+        "warmcard2024",
+        "1234567890",
+        "qwertyuiop",
+        "aaaaaaaaaaaa",
+        "abababababab",
+        "my-liwei-pass",  # contains the username
+    ],
+)
+def test_password_policy_refuses_weak_passwords(store: AccountStore, password: str) -> None:
+    with pytest.raises(PasswordRejected):
+        store.add_user("liwei", password, Role.VIEWER, "dali")
+    assert store.get_user("liwei") is None
+
+
+def test_user_needs_a_valid_name_role_and_known_area(store: AccountStore) -> None:
+    with pytest.raises(AccountError, match="invalid username"):
+        store.add_user("李伟", GOOD_PW, Role.VIEWER, "dali")
+    with pytest.raises(AccountError, match="unknown area 'dali/binchuan'"):
+        store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali/binchuan")
+    with pytest.raises(AccountError, match="unknown role"):
+        Role.parse("superuser")
+    store.add_user("liwei", GOOD_PW, Role.VIEWER, "/")
+    with pytest.raises(AccountError, match="already exists"):
+        store.add_user("LIWEI", GOOD_PW, Role.VIEWER, "dali")
+
+
+def test_rate_limit_per_username_with_a_fake_clock(store: AccountStore, clock: FakeClock) -> None:
+    store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali")
+    for i in range(5):
+        with pytest.raises(LoginRefused) as exc:
+            store.authenticate("liwei", "wrong-password", f"10.0.0.{i}")
+        assert not exc.value.rate_limited
+        clock.advance(10)
+    # Sixth try: throttled even with the right password, and before the password is checked.
+    with pytest.raises(LoginRefused) as exc:
+        store.authenticate("liwei", GOOD_PW, "10.0.0.99")
+    assert exc.value.rate_limited
+    assert exc.value.retry_after_s == pytest.approx(15 * 60 - 50)
+    # An unknown name is throttled exactly the same way: the limiter does not tell them apart.
+    for _ in range(5):
+        with pytest.raises(LoginRefused):
+            store.authenticate("ghost", "wrong-password", "10.0.1.1")
+    with pytest.raises(LoginRefused) as ghost:
+        store.authenticate("ghost", "wrong-password", "10.0.1.2")
+    assert ghost.value.rate_limited
+    assert "Too many attempts" in str(ghost.value)
+    # The window slides: once the first failures are 15 minutes old, the user may try again.
+    clock.advance(15 * 60 - 50 + 1)
+    assert store.authenticate("liwei", GOOD_PW, "10.0.0.99").username == "liwei"
+    # Success clears the username's failures.
+    with pytest.raises(LoginRefused) as exc:
+        store.authenticate("liwei", "wrong-password", "10.0.0.99")
+    assert not exc.value.rate_limited
+
+
+def test_rate_limit_per_address(db_path: Path, clock: FakeClock) -> None:
+    conn = console_db.connect(db_path)
+    store = AccountStore(conn, clock, FAST_HASHER, LoginLimits(per_user=5, per_ip=8))
+    store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali")
+    for i in range(8):  # spraying different names from one address
+        with pytest.raises(LoginRefused):
+            store.authenticate(f"user{i}", "wrong-password", "192.0.2.7")
+    with pytest.raises(LoginRefused) as exc:
+        store.authenticate("liwei", GOOD_PW, "192.0.2.7")
+    assert exc.value.rate_limited
+    assert store.authenticate("liwei", GOOD_PW, "192.0.2.8").username == "liwei"
+    conn.close()
+
+
+def test_session_token_is_stored_only_as_hash_and_expires(
+    store: AccountStore, clock: FakeClock
+) -> None:
+    user = store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali")
+    new = store.start_session(user, "10.0.0.1")
+    stored = [r[0] for r in store.conn.execute("SELECT token_hash FROM sessions")]
+    assert stored == [accounts.hash_token(new.token)] and new.token not in stored
+    session = store.session(new.token)
+    assert session is not None and session.user.username == "liwei"
+    assert session.csrf_token == new.csrf_token != new.token
+    assert store.session("forged-token") is None
+    # Idle timeout: 2 h without a request ends it.
+    clock.advance(2 * 3600)
+    assert store.session(new.token) is None
+    assert store.conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+
+
+def test_session_absolute_lifetime_even_when_active(store: AccountStore, clock: FakeClock) -> None:
+    user = store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali")
+    new = store.start_session(user)
+    for _ in range(11):
+        clock.advance(3600)
+        assert store.session(new.token) is not None  # each request touches last_seen
+    clock.advance(3600)
+    assert store.session(new.token) is None  # 12 h after login, whatever the activity
+
+
+def test_logout_and_password_change_end_sessions(store: AccountStore, clock: FakeClock) -> None:
+    user = store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali")
+    a, b = store.start_session(user), store.start_session(user)
+    store.end_session(a.token)
+    assert store.session(a.token) is None and store.session(b.token) is not None
+    store.set_password("liwei", "another-good-pass-9")
+    assert store.session(b.token) is None
+    with pytest.raises(LoginRefused):
+        store.authenticate("liwei", GOOD_PW, "10.0.0.1")
+    assert store.authenticate("liwei", "another-good-pass-9", "10.0.0.1").id == user.id
+
+
+def test_purge_expired(store: AccountStore, clock: FakeClock) -> None:
+    user = store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali")
+    store.start_session(user)
+    clock.advance(3600)
+    fresh = store.start_session(user)
+    clock.advance(3600 + 1)
+    assert store.purge_expired() == 1
+    assert store.session(fresh.token) is not None
+
+
+def test_csrf_token_rejected_without_or_with_a_wrong_token() -> None:
+    expected = accounts.csrf_token_for("session-token-a")
+    assert accounts.csrf_matches(expected, expected)
+    assert not accounts.csrf_matches(expected, None)
+    assert not accounts.csrf_matches(expected, "")
+    assert not accounts.csrf_matches(expected, accounts.csrf_token_for("session-token-b"))
+
+
+def test_can_by_role_and_area_including_the_prefix_trap() -> None:
+    manager = User(1, "m", (Grant(Role.MANAGER, "dali/eryuan"),))
+    viewer = User(2, "v", (Grant(Role.VIEWER, "dali"),))
+    mixed = User(3, "x", (Grant(Role.VIEWER, "dali"), Grant(Role.ADMIN, "dali/er")))
+    root = User(4, "r", (Grant(Role.ADMIN, areas.ROOT),))
+    site = "dali/eryuan/xishan/xs-01"
+    assert can(manager, Action.VIEW, site)
+    assert can(manager, Action.ACK_ALERT, site)
+    assert not can(manager, Action.MANAGE_USERS, site)
+    assert not can(manager, Action.VIEW, "dali")  # above the grant
+    assert not can(manager, Action.VIEW, "dali/er/haidong/hd-01")  # sibling county
+    assert can(viewer, Action.VIEW, site) and can(viewer, Action.EXPORT, site)
+    assert not can(viewer, Action.EDIT_REGISTRY, site)
+    # Admin on 'dali/er' must not reach 'dali/eryuan' (string prefix, not path prefix).
+    assert can(mixed, Action.MANAGE_USERS, "dali/er/haidong")
+    assert not can(mixed, Action.MANAGE_USERS, site)
+    assert can(mixed, Action.VIEW, site)
+    assert can(root, Action.MANAGE_AREAS, "anywhere/else")
+    assert not can(None, Action.VIEW, site)
+    assert not can(User(5, "d", (Grant(Role.ADMIN, ""),), disabled=True), Action.VIEW, site)
+
+
+def test_grant_and_revoke(store: AccountStore) -> None:
+    store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali/eryuan")
+    user = store.grant("liwei", Role.MANAGER, "dali/er")
+    assert user.role_at("dali/er/haidong") is Role.MANAGER
+    assert user.role_at("dali/eryuan/xishan") is Role.VIEWER
+    user = store.grant("liwei", Role.ADMIN, "dali/eryuan")  # changes the existing grant
+    assert user.grants == (Grant(Role.MANAGER, "dali/er"), Grant(Role.ADMIN, "dali/eryuan"))
+    user = store.revoke("liwei", "dali/er")
+    assert user.grants == (Grant(Role.ADMIN, "dali/eryuan"),)
+    with pytest.raises(AccountError, match="no grant"):
+        store.revoke("liwei", "dali/er")
+
+
+def cli_app() -> typer.Typer:
+    app = typer.Typer()
+    console_cli.register(app)
+    return app
+
+
+def test_cli_user_add_from_stdin_and_policy(db_path: Path) -> None:
+    runner = CliRunner()
+    app = cli_app()
+    args = ["user", "add", "--db", str(db_path), "--username", "admin1", "--role", "admin"]
+    ok = runner.invoke(app, [*args, "--area", "/", "--password-stdin"], input=GOOD_PW + "\n")
+    assert ok.exit_code == 0, ok.output
+    assert "admin1" in ok.output
+    weak = runner.invoke(
+        app, [*args[:5], "admin2", *args[6:], "--area", "dali", "--password-stdin"], input="pw\n"
+    )
+    assert weak.exit_code != 0
+    assert "too short" in weak.output
+    # Not interactive and no --password-stdin: refuse rather than invent a password.
+    none = runner.invoke(app, [*args[:5], "admin3", *args[6:], "--area", "dali"], input="")
+    assert none.exit_code != 0
+    listed = runner.invoke(app, ["user", "list", "--db", str(db_path)])
+    assert listed.exit_code == 0
+    assert "admin1" in listed.output and "admin2" not in listed.output
+    conn = console_db.connect(db_path)
+    store = AccountStore(conn, FakeClock())
+    assert store.authenticate("admin1", GOOD_PW, "127.0.0.1").top_role is Role.ADMIN
+    conn.close()

@@ -1,0 +1,1 @@
+"""Tests of cloud_ingest.pipeline."""

@@ -1,0 +1,146 @@
+# mypy: allow-untyped-defs
+"""Conflict detection: a seq or event_id seen again with other content is dead-lettered, never
+written over the first; an identical redelivery passes. Real Mosquitto and InfluxDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from cloud_ingest.ops.reconcile import check
+from cloud_ingest.pipeline.conflicts import SeenIndex
+from cloud_ingest.pipeline.influx import InfluxV1
+from cloud_ingest.service import IngestService
+from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for, write_registry
+from warmcard.contract import Kind, Reason, TapEvent
+from warmcard.timestamps import format_ts, new_event_id, now_us
+
+
+@pytest.fixture
+def publisher(mosquitto) -> Iterator[Publisher]:
+    pub = Publisher(mosquitto.port)
+    yield pub
+    pub.close()
+
+
+def variant(event: TapEvent, **changes) -> TapEvent:
+    return TapEvent.model_validate(event.model_dump() | changes)
+
+
+def stored_rows(settings, device: str) -> list[dict]:
+    storage = InfluxV1(settings.influx)
+    try:
+        series = storage.query(
+            f'SELECT "seq", "event_id", "card_uid" FROM "taps" WHERE "device" = \'{device}\''
+        )
+    finally:
+        storage.close()
+    return [row for s in series for row in s.rows()]
+
+
+def test_conflicting_redelivery_is_dead_lettered_identical_is_not(
+    tmp_path, mosquitto, influxd, influx_db, topic_prefix, publisher
+):
+    ids = write_registry(tmp_path, topic_prefix)
+    settings = make_settings(tmp_path, mosquitto, influxd, influx_db, topic_prefix)
+    gate = ids["gate_a"]
+    maker = EventMaker(gate)
+    events = [maker.make(Kind.CHECK_IN, f"P000{i}") for i in (1, 2, 3)]
+    service = IngestService(settings)
+    service.start()
+    try:
+        wait_for(service.consumer.subscribed.is_set)
+        publisher.publish(events)
+        wait_for(lambda: service.metrics.acked == 3)
+        # Identical redelivery (MQTT at-least-once, or a kiosk re-sending): passes, no alarm.
+        publisher.publish([events[1], events[1]])
+        wait_for(lambda: service.metrics.acked == 5)
+        assert service.metrics.dead_letters == {}
+        assert service.metrics.stored == 5
+
+        later = events[1].ts_us + 500_000
+        forged = [
+            # seq 2 again at another time: InfluxDB would add a second point with seq 2.
+            variant(events[1], ts=format_ts(later), event_id=new_event_id(later)),
+            # seq 3 again, same time and kind, other card: InfluxDB would overwrite the fields.
+            variant(events[2], card_uid="04FFFFFF", event_id=new_event_id(events[2].ts_us)),
+            # A new seq reusing seq 1's event id.
+            variant(events[0], seq=4, ts=format_ts(events[2].ts_us + 1000)),
+        ]
+        publisher.publish(forged)
+        wait_for(lambda: service.metrics.acked == 8)
+        assert service.metrics.dead_letters == {"conflict": 3}
+        letters = service.deadletters.list(reason=Reason.CONFLICT)
+        assert sorted(letter.payload for letter in letters) == sorted(e.to_bytes() for e in forged)
+        recorded = {(c.seq, c.rule) for c in service.seen.conflicts(gate)}
+        assert recorded == {(2, "seq"), (3, "seq"), (4, "event_id")}
+
+        # The first content is what is stored, once each.
+        rows = stored_rows(settings, gate)
+        assert sorted((r["seq"], r["event_id"], r["card_uid"]) for r in rows) == sorted(
+            (e.seq, e.event_id, e.card_uid) for e in events
+        )
+
+        # Reconcile reports the refused conflicts; the seq line itself is whole.
+        day = service.live.snapshot()["sites"][0]["date"]
+        report = check(service.query_storage, service.registry, [gate], day, seen=service.seen)
+        assert report.gaps == []
+        assert sorted((c.seq, c.source) for c in report.conflicts) == [
+            (2, "ingest"),
+            (3, "ingest"),
+            (4, "ingest"),
+        ]
+        assert any("04FFFFFF" not in c.detail and c.seq == 3 for c in report.conflicts)
+
+        # The same forged message delivered again is refused again, recorded once.
+        publisher.publish([forged[0]])
+        wait_for(lambda: service.metrics.acked == 9)
+        assert service.metrics.dead_letters == {"conflict": 4}
+        assert len(service.seen.conflicts(gate)) == 3
+    finally:
+        service.stop()
+
+
+def _event(device: str, seq: int, ts_us: int, card: str = "04A1B2C3") -> TapEvent:
+    return TapEvent(
+        event_id=new_event_id(ts_us),
+        device_id=device,
+        seq=seq,
+        ts=format_ts(ts_us),
+        card_uid=card,
+        kind=Kind.CHECK_IN,
+        person_id="P0001",
+    )
+
+
+def test_seen_index_batches_persistence_and_pruning(tmp_path):
+    path = tmp_path / "seen.sqlite3"
+    now = now_us()
+    a = [_event("k-a", s, now + s) for s in range(1, 6)]
+    index = SeenIndex(path, retention_days=60)
+    assert index.admit(a[:3], now) == {}
+    # Within one batch: an identical copy passes, a different one conflicts.
+    twin = variant(a[3], card_uid="04BBBBBB", event_id=new_event_id(a[3].ts_us))
+    found = index.admit([a[3], a[3], twin, a[0]], now)
+    assert (
+        list(found) == [2] and found[2].rule == "seq" and found[2].first_event_id == a[3].event_id
+    )
+    index.close()
+
+    # The index survives a restart: a redelivery after it still passes, a forgery still conflicts.
+    index = SeenIndex(path, retention_days=60)
+    other_device = _event("k-b", 1, now)
+    assert index.admit([a[1], a[4], other_device], now) == {}
+    forged = variant(a[2], clock_synced=False)
+    assert list(index.admit([forged], now)) == [0]
+    assert index.size() == 6
+
+    # Rows are forgotten retention_days after first seen; conflicts too.
+    later = now + 61 * 86400 * 1_000_000
+    fresh = _event("k-a", 100, later)
+    index.admit([fresh], later)  # the first admit after the prune interval prunes
+    assert index.size() == 1
+    assert index.conflicts() == []
+    assert index.admit([forged], later) == {}  # forgotten: no longer detectable here
+    index.close()

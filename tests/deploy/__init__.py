@@ -1,0 +1,1 @@
+"""Tests of the shipped systemd units and production broker config."""

@@ -1,0 +1,1 @@
+"""Tests of the whole pipeline end to end: kiosks, broker, ingest, console."""

@@ -1,0 +1,1 @@
+"""Tests of the wire contract and warmcard's shared leaves."""
