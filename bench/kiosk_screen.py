@@ -32,10 +32,10 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # the closed pages' dropped streams are expected here
 
-    import firmware_gateway.gateway  # noqa: F401  (what `warmcard kiosk` loads anyway)
+    import kiosk.runtime  # noqa: F401  (what `warmcard kiosk` loads anyway)
 
     base = rss_kib()
-    from kiosk.feedback import Outcome
+    from kiosk.policy import Outcome
     from kiosk.screen import ScreenFeedback
 
     screen = ScreenFeedback(

@@ -1,4 +1,13 @@
-"""Time for the kiosk: wall time for event stamps, monotonic time for intervals, NTP sync state."""
+"""Time for the kiosk: wall time for event stamps, monotonic time for intervals, NTP sync state.
+
+Three names, three things:
+- `Clock`: the kiosk's source of time, passed in (wall µs, monotonic s, NTP sync state);
+  `SystemClock` is the machine's, `ManualClock` moves only when told.
+- `Monotonic`: a function returning seconds on a clock that never steps (`time.monotonic`),
+  all that drivers and transports need to time their waits.
+- a `..._us` int: a moment as UTC microseconds since the epoch (`Clock.now_us()`), which is
+  what the kiosk's policy is handed; it never reads a clock itself.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ import ctypes
 import ctypes.util
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +24,8 @@ from warmcard.timestamps import parse_ts
 # adjtimex(2) returns TIME_ERROR while the kernel considers the clock unsynchronised (STA_UNSYNC).
 _TIME_ERROR = 5
 _TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
+
+Monotonic = Callable[[], float]
 
 
 class Clock(Protocol):
@@ -32,7 +44,7 @@ class Clock(Protocol):
         ...
 
 
-def _kernel_synced() -> bool | None:
+def kernel_synced() -> bool | None:
     """The kernel's own view through adjtimex(2), or None where it cannot be asked."""
     # Every NTP client (systemd-timesyncd, chrony, ntpd) clears STA_UNSYNC in the kernel once it
     # has disciplined the clock, and the kernel sets it again when maxerror grows past 16 s
@@ -65,7 +77,7 @@ class SystemClock:
         return time.monotonic()
 
     def synced(self) -> bool:
-        kernel = _kernel_synced()
+        kernel = kernel_synced()
         if kernel is not None:
             return kernel
         # Not Linux/glibc: fall back to systemd-timesyncd's marker file.

@@ -27,8 +27,6 @@ log = logging.getLogger("warmcard.gateway.outbox")
 DEFAULT_RETENTION_S = 14 * 86400
 
 PENDING = "pending"
-ACKED = "acked"
-REJECTED = "rejected"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (
@@ -279,10 +277,6 @@ class Outbox:
     def last_seq(self) -> int:
         with self._lock:
             return self._state()[0]
-
-    def status_of(self, seq: int) -> str | None:
-        rows = self._read("SELECT status FROM events WHERE seq=?", (seq,))
-        return str(rows[0][0]) if rows else None
 
     def close(self) -> None:
         with self._lock:

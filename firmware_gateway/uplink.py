@@ -157,7 +157,7 @@ class Uplink:
     def backoff_delay(self, attempt: int) -> float:
         """Exponential backoff with 'equal jitter': half fixed, half random, so kiosks that lost
         the same broker at the same moment do not all come back in the same second."""
-        cap = min(self.timing.backoff_max_s, self.timing.backoff_min_s * 2 ** min(attempt, 30))
+        cap = min(self.timing.backoff_max_s, self.timing.backoff_min_s * 2.0 ** min(attempt, 30))
         return cap / 2 + self.rng.uniform(0, cap / 2)
 
     # ------------------------------------------------------------------ status

@@ -1,1 +1,2 @@
-"""What a tap means at this site: entrance and canteen policy, local roster, on-site screen."""
+"""The kiosk application: what a tap means (`policy`, pure) and the running kiosk composed of
+the gateway's parts (`runtime`), with its screen, voice, LED patterns and simulator."""

@@ -9,18 +9,10 @@ channels written against the two-argument protocol keep working unchanged.
 from __future__ import annotations
 
 import logging
-from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from kiosk.policy import Outcome
 from warmcard.contract import Kind
-
-
-class Outcome(StrEnum):
-    SUCCESS = "success"  # recorded: check-in, check-out or meal
-    REPEAT = "repeat"  # the same card again within the debounce window: already recorded
-    UNKNOWN = "unknown"  # card not on the roster: recorded for enrolment
-    MEAL_REPEAT = "meal_repeat"  # a second meal in the same period: recorded, with a warning
-    FAULT = "fault"  # not recorded (disk full, outbox error) or reader fault
 
 
 class Feedback(Protocol):

@@ -22,7 +22,7 @@ from importlib import resources
 from typing import Any
 
 from kiosk.errors import ScreenError
-from kiosk.feedback import Outcome
+from kiosk.policy import Outcome
 from warmcard.contract import Kind, Mode
 from warmcard.localtime import DEFAULT_TZ
 

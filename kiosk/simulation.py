@@ -1,6 +1,6 @@
 """Simulated kiosks playing a realistic day: shipped code, used by the demo and the tests.
 
-Each kiosk is a full Gateway with a SimReader, its own data dir and its own MQTT connection.
+Each kiosk is a full `Kiosk` with a SimReader, its own data dir and its own MQTT connection.
 The day is planned from each kiosk's retained config and roster, so it fits whatever opening
 hours and meal windows the cloud configured (the demo compresses them into minutes):
 - entrance: most elders arrive in the first third of the opening hours and leave in the last
@@ -24,13 +24,13 @@ from datetime import time as dtime
 from pathlib import Path
 
 from firmware_gateway.clock import Clock, ManualClock, SystemClock
-from firmware_gateway.gateway import Gateway
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import UplinkTiming
 from kiosk.errors import SimulationError
 from kiosk.feedback import LogFeedback
 from kiosk.policy import zone
+from kiosk.runtime import Kiosk
 from warmcard.contract import DeviceConfig, Mode, Roster
 from warmcard.settings import MqttSettings
 
@@ -49,7 +49,7 @@ class PlannedTap:
 
 @dataclass
 class SimKiosk:
-    gateway: Gateway
+    kiosk: Kiosk
     reader: SimReader
     feedback: LogFeedback
 
@@ -136,7 +136,7 @@ def plan_day(
 
 
 class Simulation:
-    """Several simulated kiosks in one process, each a full Gateway on its own connection."""
+    """Several simulated kiosks in one process, each a full `Kiosk` on its own connection."""
 
     def __init__(
         self,
@@ -169,7 +169,7 @@ class Simulation:
                 heartbeat_s=heartbeat_s,
                 min_free_bytes=min_free_bytes,
             )
-            gateway = Gateway(
+            kiosk = Kiosk(
                 settings,
                 reader,
                 feedback,
@@ -178,17 +178,17 @@ class Simulation:
                 timing=timing,
                 tick_s=tick_s,
             )
-            self.kiosks[device_id] = SimKiosk(gateway, reader, feedback)
+            self.kiosks[device_id] = SimKiosk(kiosk, reader, feedback)
 
     def start(self, ready_timeout: float = 60.0) -> None:
         """Start every kiosk and wait for each one's config and roster from the broker."""
-        for kiosk in self.kiosks.values():
-            kiosk.gateway.start()
+        for sim in self.kiosks.values():
+            sim.kiosk.start()
         deadline = time.monotonic() + ready_timeout
         missing = [
             device_id
-            for device_id, kiosk in self.kiosks.items()
-            if not kiosk.gateway.wait_ready(max(0.0, deadline - time.monotonic()))
+            for device_id, sim in self.kiosks.items()
+            if not sim.kiosk.wait_ready(max(0.0, deadline - time.monotonic()))
         ]
         if missing:
             raise SimulationError(
@@ -199,8 +199,8 @@ class Simulation:
 
     def plan(self) -> list[PlannedTap]:
         kiosks = {}
-        for device_id, kiosk in self.kiosks.items():
-            config, roster = kiosk.gateway.config, kiosk.gateway.roster
+        for device_id, sim in self.kiosks.items():
+            config, roster = sim.kiosk.config, sim.kiosk.roster
             if config is None or roster is None:
                 raise SimulationError(f"{device_id} has no config or roster yet; call start()")
             kiosks[device_id] = (config, roster)
@@ -250,5 +250,5 @@ class Simulation:
             self.stop()
 
     def stop(self) -> None:
-        for kiosk in self.kiosks.values():
-            kiosk.gateway.stop()
+        for sim in self.kiosks.values():
+            sim.kiosk.stop()

@@ -15,11 +15,11 @@ import subprocess
 import tempfile
 import threading
 import wave
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kiosk.errors import VoiceError
-from kiosk.feedback import Outcome
+from kiosk.policy import Outcome
 from warmcard.contract import Kind
 
 log = logging.getLogger("warmcard.kiosk.voice")
@@ -108,6 +108,16 @@ def wav_seconds(path: Path) -> float:
     if frames == 0 or rate == 0:
         raise VoiceError(f"WAV 文件是空的 Empty WAV file: {path}")
     return frames / rate
+
+
+def play_each(clip_dir: Path, player: Sequence[str], say: Callable[[str], None]) -> None:
+    """Play every prompt once, in turn, naming each: to check the speaker and volume."""
+    voice = VoiceFeedback(clip_dir, player)
+    for name in CLIPS:
+        path = voice.clip_path(name)
+        say(f"{name}: {path or '(missing: silent)'}")
+        if path is not None:
+            subprocess.run([*voice.player, str(path)], check=False)
 
 
 class VoiceFeedback:

@@ -24,6 +24,7 @@ import select
 import threading
 import time
 import tty
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from firmware_gateway.pn532 import device as cmd
@@ -381,3 +382,41 @@ class PN532Emulator:
         if payload[:1] in (b"\x60", b"\x61"):  # MIFARE Classic AUTH A/B: accepted
             return bytes([STATUS_OK])
         return bytes([STATUS_TIMEOUT])
+
+
+CONSOLE_HELP = (
+    "命令 Commands: present <UID> | remove | garble | silent | back | quit\n"
+    "  present 04A1B2C3   放卡 card on the reader\n"
+    "  remove             拿开 card off the reader\n"
+    "  garble             下一帧出错 next response garbled\n"
+    "  silent / back      读卡器无响应 / 恢复 reader stops answering / comes back"
+)
+
+
+def run_console(emulator: PN532Emulator, lines: Iterable[str], say: Callable[[str], None]) -> None:
+    """Drive the emulator from text commands (CONSOLE_HELP), one a line, until `quit` or EOF."""
+    for line in lines:
+        words = line.split()
+        if not words:
+            continue
+        verb = words[0].lower()
+        try:
+            if verb == "present" and len(words) == 2:
+                emulator.present(words[1])
+            elif verb == "remove":
+                emulator.remove()
+            elif verb == "garble":
+                emulator.garble_next()
+            elif verb == "silent":
+                emulator.go_silent()
+            elif verb == "back":
+                emulator.come_back()
+            elif verb in ("quit", "exit"):
+                break
+            else:
+                say(CONSOLE_HELP)
+                continue
+        except ValueError as exc:
+            say(f"卡号无效 Bad UID: {exc}")
+            continue
+        say("好 OK")

@@ -8,9 +8,9 @@ import os
 import select
 import termios
 import time
-from collections.abc import Callable
 from typing import Protocol
 
+from firmware_gateway.clock import Monotonic
 from firmware_gateway.pn532 import frames
 from firmware_gateway.pn532.errors import FrameError, NoAck, PortError, ResponseTimeout
 
@@ -46,17 +46,18 @@ def open_serial(path: str, baudrate: int = 115200) -> Port:
 
     try:
         # exclusive: a second process (e.g. a stray nfc-list) on the same UART corrupts frames.
-        return serial.Serial(path, baudrate=baudrate, timeout=0, exclusive=True)
+        port: Port = serial.Serial(path, baudrate=baudrate, timeout=0, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as exc:
         raise PortError(f"cannot open {path}: {exc}") from exc
+    return port
 
 
 class HsuTransport:
     """Frames over a serial port; one command in flight at a time."""
 
-    def __init__(self, port: Port, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, port: Port, monotonic: Monotonic = time.monotonic) -> None:
         self.port = port
-        self._clock = clock
+        self._monotonic = monotonic
         self._decoder = frames.FrameDecoder()
         self.frame_errors = 0
 
@@ -88,7 +89,7 @@ class HsuTransport:
         """Write one command frame and wait for its ACK; raises NoAck if none comes."""
         self.discard_input()
         self.write(frames.encode_command(data))
-        deadline = self._clock() + ack_timeout
+        deadline = self._monotonic() + ack_timeout
         while True:
             frame = self._read_frame(deadline)
             if frame is None:
@@ -102,7 +103,7 @@ class HsuTransport:
 
     def read_response(self, timeout: float) -> frames.Frame:
         """The response frame to the command just acknowledged; ResponseTimeout if none."""
-        deadline = self._clock() + timeout
+        deadline = self._monotonic() + timeout
         while True:
             frame = self._read_frame(deadline)
             if frame is None:
@@ -131,7 +132,7 @@ class HsuTransport:
                 raise FrameError("garbled frame from the PN532")
             if frame is not None:
                 return frame
-            remaining = deadline - self._clock()
+            remaining = deadline - self._monotonic()
             if remaining <= 0:
                 return None
             self._decoder.feed(self._read_some(remaining))

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from firmware_gateway.errors import UnknownReaderSpec
 from firmware_gateway.readers.base import Reader
+from warmcard.contract import ReaderState
 
 SCHEMES = ("sim", "pn532", "libnfc", "hid")
 
@@ -34,4 +37,25 @@ def open_reader(spec: str) -> Reader:
     )
 
 
-__all__ = ["SCHEMES", "Reader", "open_reader"]
+def read_taps(
+    reader: Reader,
+    count: int,
+    on_uid: Callable[[str], None],
+    on_state: Callable[[ReaderState], None],
+) -> None:
+    """Report each tap's UID and each change of the reader's state; `count` 0: until Ctrl-C."""
+    seen, last_state = 0, None
+    try:
+        while count == 0 or seen < count:
+            uid = reader.poll(0.5)
+            if reader.state != last_state:
+                last_state = reader.state
+                on_state(reader.state)
+            if uid is not None:
+                seen += 1
+                on_uid(uid)
+    except KeyboardInterrupt:
+        pass
+
+
+__all__ = ["SCHEMES", "Reader", "open_reader", "read_taps"]

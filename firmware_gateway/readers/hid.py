@@ -21,13 +21,14 @@ import contextlib
 import errno
 import logging
 import select
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
+from firmware_gateway.clock import Monotonic
 from firmware_gateway.errors import UnknownReaderSpec
+from firmware_gateway.readers.base import PollingReader
 from warmcard.cards import FORMATS, ORDERS, BadCardNumber, to_uid
 from warmcard.contract import ReaderState
 
@@ -78,7 +79,7 @@ def open_evdev(path: str) -> EventSource:
     return device
 
 
-class HidReader:
+class HidReader(PollingReader):
     """A keyboard-wedge reader through evdev; reopens it after unplugging."""
 
     def __init__(
@@ -86,67 +87,53 @@ class HidReader:
         spec: str,
         *,
         open_device: Callable[[str], EventSource] = open_evdev,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Monotonic = time.monotonic,
         key_gap: float = 0.1,
         repeat_window: float = 1.0,
         retry_interval: float = 1.0,
     ) -> None:
-        self.spec = spec
+        super().__init__(spec, monotonic=monotonic, retry_interval=retry_interval)
         self.path, self.order, self.format = parse_spec(spec)
         self._open_device = open_device
-        self._clock = clock
         self.key_gap = key_gap
         self.repeat_window = repeat_window
-        self.retry_interval = retry_interval
         self._dev: EventSource | None = None
-        self._state = ReaderState.ABSENT
         self._chars: list[str] = []
         self._garbled = False
         self._last_key_ts: float | None = None
         self._last_uid: str | None = None
         self._last_uid_ts = float("-inf")
-        self._ready: list[str] = []
-        self._next_attempt = 0.0
-        self._closed = threading.Event()
+        self._pending: list[str] = []
         self.rejected = 0
 
-    @property
-    def state(self) -> ReaderState:
-        return self._state
+    # ---- the driver's part of PollingReader -------------------------------------------------
 
-    def poll(self, timeout: float) -> str | None:
-        deadline = self._clock() + timeout
-        while not self._closed.is_set():
-            if self._ready:
-                return self._ready.pop(0)
-            now = self._clock()
-            if self._dev is None and now >= self._next_attempt:
-                self._open()
-            remaining = deadline - now
-            if remaining <= 0:
-                return None
-            if self._dev is None:
-                self._closed.wait(min(remaining, self._next_attempt - now))
-                continue
-            try:
-                ready, _, _ = select.select([self._dev], [], [], remaining)
-                if ready:
-                    for event in self._dev.read():
-                        self._on_event(event)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                self._lost(exc)
-        return None
+    def _is_open(self) -> bool:
+        return self._dev is not None
 
-    def close(self) -> None:
-        self._closed.set()
+    def _buffered(self) -> str | None:
+        return self._pending.pop(0) if self._pending else None
+
+    def _read(self, remaining: float) -> str | None:
+        assert self._dev is not None
+        try:
+            ready, _, _ = select.select([self._dev], [], [], remaining)
+            if ready:
+                for event in self._dev.read():
+                    self._on_event(event)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            log.warning("HID reader %s lost: %s", self.path, exc)
+            self._lost(ReaderState.ABSENT if exc.errno == errno.ENODEV else ReaderState.FAULT)
+            return None
+        return self._buffered()
+
+    def _close_device(self) -> None:
         if self._dev is not None:
-            self._dev.close()
+            with contextlib.suppress(OSError):
+                self._dev.close()
             self._dev = None
-        self._state = ReaderState.ABSENT
-
-    # ---- internals -------------------------------------------------------------------------
 
     def _open(self) -> None:
         try:
@@ -161,23 +148,15 @@ class HidReader:
             )
             if self._state is not state:
                 log.warning("HID reader %s unavailable: %s", self.path, exc)
-            self._state = state
-            self._next_attempt = self._clock() + self.retry_interval
+            self._unavailable(state)
             return
         self._dev = dev
         self._reset_line()
         if self._state is not ReaderState.OK:
             log.info("HID reader %s ready", self.path)
-        self._state = ReaderState.OK
+        self._ready()
 
-    def _lost(self, exc: OSError) -> None:
-        log.warning("HID reader %s lost: %s", self.path, exc)
-        if self._dev is not None:
-            with contextlib.suppress(OSError):
-                self._dev.close()
-        self._dev = None
-        self._state = ReaderState.ABSENT if exc.errno == errno.ENODEV else ReaderState.FAULT
-        self._next_attempt = self._clock() + min(self.retry_interval, 0.05)
+    # ---- internals -------------------------------------------------------------------------
 
     def _reset_line(self) -> None:
         self._chars, self._garbled, self._last_key_ts = [], False, None
@@ -218,4 +197,4 @@ class HidReader:
         repeat = uid == self._last_uid and ts - self._last_uid_ts < self.repeat_window
         self._last_uid, self._last_uid_ts = uid, ts
         if not repeat:
-            self._ready.append(uid)
+            self._pending.append(uid)

@@ -19,15 +19,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
+from firmware_gateway.clock import Monotonic
 from firmware_gateway.errors import UnknownReaderSpec
+from firmware_gateway.readers.base import PollingReader
 from warmcard.contract import ReaderState
 
 log = logging.getLogger(__name__)
-
-NFC_ETIMEOUT = -6
 
 
 class _Libnfc:
@@ -89,7 +88,7 @@ def parse_spec(spec: str) -> str:
     return connstring
 
 
-class LibnfcReader:
+class LibnfcReader(PollingReader):
     """ISO14443A UIDs through libnfc; reopens the device by itself after errors."""
 
     def __init__(
@@ -99,14 +98,12 @@ class LibnfcReader:
         interval: float = 0.05,
         removal_misses: int = 2,
         retry_interval: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Monotonic = time.monotonic,
     ) -> None:
-        self.spec = spec
+        super().__init__(spec, monotonic=monotonic, retry_interval=retry_interval)
         self.connstring = parse_spec(spec)
         self.interval = interval
         self.removal_misses = removal_misses
-        self.retry_interval = retry_interval
-        self._clock = clock
         self._lib = _libnfc()
         nfc = self._lib.nfc
         self._ctx = ctypes.POINTER(nfc.struct_nfc_context)()
@@ -115,55 +112,30 @@ class LibnfcReader:
             raise MemoryError("nfc_init failed")
         self._dev: Any = None
         self._modulation = nfc.nfc_modulation(nmt=nfc.NMT_ISO14443A, nbr=nfc.NBR_106)
-        self._state = ReaderState.ABSENT
         self._held: str | None = None
         self._misses = 0
         self._errors = 0
-        self._next_attempt = 0.0
         self._next_select = 0.0
-        self._closed = threading.Event()
-
-    @property
-    def state(self) -> ReaderState:
-        return self._state
-
-    def poll(self, timeout: float) -> str | None:
-        deadline = self._clock() + timeout
-        while not self._closed.is_set():
-            now = self._clock()
-            if self._dev is None and now >= self._next_attempt:
-                self._open()
-            wake = self._next_select if self._dev is not None else self._next_attempt
-            if wake > now:
-                if now >= deadline:
-                    return None
-                self._closed.wait(min(wake, deadline) - now)
-                continue
-            if self._dev is None:
-                continue
-            uid = self._select_once()
-            if uid is not None:
-                return uid
-            if self._clock() >= deadline:
-                return None
-        return None
 
     def close(self) -> None:
-        self._closed.set()
-        self._close_device()
+        super().close()
         if self._ctx:
             self._lib.exit(self._ctx)
             self._ctx = ctypes.POINTER(self._lib.nfc.struct_nfc_context)()
-        self._state = ReaderState.ABSENT
 
-    # ---- internals -------------------------------------------------------------------------
+    # ---- the driver's part of PollingReader -------------------------------------------------
+
+    def _is_open(self) -> bool:
+        return self._dev is not None
+
+    def _next_read_at(self) -> float:
+        return self._next_select
 
     def _open(self) -> None:
         lib, nfc = self._lib, self._lib.nfc
         dev = lib.open(self._ctx, self.connstring.encode())
         if not dev:
-            self._state = self._missing_state()
-            self._next_attempt = self._clock() + self.retry_interval
+            self._unavailable(self._missing_state())
             log.debug("nfc_open(%s) failed: %s", self.connstring, self._state.value)
             return
         # Initiator mode, RF on; NP_INFINITE_SELECT off makes every select a bounded call.
@@ -173,15 +145,20 @@ class LibnfcReader:
         ):
             log.warning("libnfc %s: init failed: %s", self.connstring, lib.strerror(dev))
             lib.close(dev)
-            self._state = ReaderState.FAULT
-            self._next_attempt = self._clock() + self.retry_interval
+            self._unavailable(ReaderState.FAULT)
             return
         self._dev = dev
         # `_held` survives a reopen: a card left on the reader through a glitch is not a new tap.
         self._misses, self._errors = 0, 0
         if self._state is not ReaderState.OK:
             log.info("libnfc %s ready", self.connstring)
-        self._state = ReaderState.OK
+        self._ready()
+
+    def _read(self, remaining: float) -> str | None:
+        # nfc_initiator_select_passive_target is bounded by libnfc itself (see module doc).
+        return self._select_once()
+
+    # ---- internals -------------------------------------------------------------------------
 
     def _missing_state(self) -> ReaderState:
         # pn532_uart:/dev/ttyUSB0:115200 — a missing device node means unplugged.
@@ -199,7 +176,7 @@ class LibnfcReader:
         lib = self._lib
         target = lib.nfc.nfc_target()
         n = lib.select_passive_target(self._dev, self._modulation, None, 0, ctypes.byref(target))
-        self._next_select = self._clock() + self.interval
+        self._next_select = self._monotonic() + self.interval
         if n < 0:
             self._errors += 1
             log.warning(
@@ -207,9 +184,7 @@ class LibnfcReader:
             )
             # One error is a garbled frame; two in a row mean the reader is gone: reopen it.
             if self._errors >= 2:
-                self._close_device()
-                self._state = ReaderState.FAULT
-                self._next_attempt = self._clock() + min(self.retry_interval, 0.05)
+                self._lost(ReaderState.FAULT)
             return None
         self._errors = 0
         if n == 0:

@@ -17,15 +17,16 @@ Polling strategy (the latency / CPU trade-off):
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
+from firmware_gateway.clock import Monotonic
 from firmware_gateway.errors import UnknownReaderSpec
 from firmware_gateway.pn532.device import PN532, PN532_IC, RETRY_FOREVER
 from firmware_gateway.pn532.errors import NoAck, PN532Error, PortError
 from firmware_gateway.pn532.transport import HsuTransport, Port, open_serial
+from firmware_gateway.readers.base import PollingReader
 from warmcard.contract import ReaderState
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def parse_spec(spec: str) -> tuple[str, int]:
     return path, baud
 
 
-class PN532Reader:
+class PN532Reader(PollingReader):
     """A PN532 over HSU: one UID per presentation; reconnects by itself."""
 
     def __init__(
@@ -58,90 +59,65 @@ class PN532Reader:
         spec: str,
         *,
         open_port: Callable[[str, int], Port] = open_serial,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Monotonic = time.monotonic,
         wait_window: float = 0.5,
         presence_interval: float = 0.1,
         presence_window: float = 0.05,
         removal_misses: int = 2,
         retry_interval: float = 1.0,
     ) -> None:
-        self.spec = spec
+        super().__init__(spec, monotonic=monotonic, retry_interval=retry_interval)
         self.path, self.baudrate = parse_spec(spec)
         self._open_port = open_port
-        self._clock = clock
         self.wait_window = wait_window
         self.presence_interval = presence_interval
         self.presence_window = presence_window
         self.removal_misses = removal_misses
-        self.retry_interval = retry_interval
         self._device: PN532 | None = None
-        self._state = ReaderState.ABSENT
         self._held: str | None = None
         self._misses = 0
         self._failures = 0
-        self._next_attempt = 0.0
         self._next_presence_check = 0.0
-        self._closed = threading.Event()
         self.firmware_version: str | None = None  # what the chip reported; `warmcard doctor`
-
-    @property
-    def state(self) -> ReaderState:
-        return self._state
 
     @property
     def held(self) -> str | None:
         """The UID of the card on the reader now, if any (already reported)."""
         return self._held
 
-    def poll(self, timeout: float) -> str | None:
-        deadline = self._clock() + timeout
-        while not self._closed.is_set():
-            now = self._clock()
-            if self._device is None:
-                if now >= self._next_attempt:
-                    self._connect()
-                if self._device is None:
-                    pause = min(deadline, self._next_attempt) - now
-                    if now >= deadline:
-                        return None
-                    self._closed.wait(max(0.0, pause))
-                    continue
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                return None
-            try:
-                uid = self._scan(remaining)
-                self._failures = 0
-            except PortError as exc:
-                self._drop(ReaderState.ABSENT, exc)
-                continue
-            except PN532Error as exc:
-                # One lost frame is noise; two failures in a row mean the chip is gone or wedged.
-                self._failures += 1
-                log.warning("PN532 on %s: %s", self.path, exc)
-                if self._failures >= 2:
-                    self._drop(ReaderState.FAULT, exc)
-                continue
-            if uid is not None:
-                return uid
-        return None
+    # ---- the driver's part of PollingReader -------------------------------------------------
 
-    def close(self) -> None:
-        self._closed.set()
+    def _is_open(self) -> bool:
+        return self._device is not None
+
+    def _close_device(self) -> None:
         if self._device is not None:
             self._device.transport.close()
             self._device = None
-        self._state = ReaderState.ABSENT
 
-    # ---- internals -------------------------------------------------------------------------
+    def _read(self, remaining: float) -> str | None:
+        try:
+            uid = self._scan(remaining)
+        except PortError as exc:
+            self._drop(ReaderState.ABSENT, exc)
+            return None
+        except PN532Error as exc:
+            # One lost frame is noise; two failures in a row mean the chip is gone or wedged.
+            self._failures += 1
+            log.warning("PN532 on %s: %s", self.path, exc)
+            if self._failures >= 2:
+                self._drop(ReaderState.FAULT, exc)
+            return None
+        self._failures = 0
+        return uid
 
-    def _connect(self) -> None:
+    def _open(self) -> None:
         try:
             port = self._open_port(self.path, self.baudrate)
         except PortError as exc:
             self._fail_connect(ReaderState.ABSENT, exc)
             return
-        device = PN532(HsuTransport(port, self._clock))
+        device = PN532(HsuTransport(port, self._monotonic))
         try:
             device.wakeup()
             try:
@@ -171,46 +147,43 @@ class PN532Reader:
         # tap; if it went away meanwhile, the first presence check after reconnecting clears it.
         if self._state is not ReaderState.OK:
             log.info("PN532 on %s ready: %s", self.path, fw)
-        self._state = ReaderState.OK
+        self._ready()
+
+    # ---- internals -------------------------------------------------------------------------
 
     def _fail_connect(self, state: ReaderState, exc: Exception) -> None:
         if self._state is ReaderState.OK or self._state is not state:
             log.warning("PN532 on %s unavailable (%s): %s", self.path, state.value, exc)
-        self._state = state
-        self._next_attempt = self._clock() + self.retry_interval
+        self._unavailable(state)
 
     def _drop(self, state: ReaderState, exc: Exception) -> None:
         log.warning("PN532 on %s lost (%s): %s", self.path, state.value, exc)
-        if self._device is not None:
-            self._device.transport.close()
-        self._device = None
-        self._state = state
         self._failures = 0
-        self._next_attempt = self._clock() + min(self.retry_interval, 0.05)
+        self._lost(state)
 
     def _scan(self, remaining: float) -> str | None:
         device = self._device
         assert device is not None
         if self._held is None:
-            started = self._clock()
+            started = self._monotonic()
             target = device.list_passive_106a(wait=min(remaining, self.wait_window))
             if target is None:
                 # A chip (or emulator) that ignores MaxRetries 0xFF answers "no target" at once;
                 # without this pause the host would busy-poll the UART at full speed.
-                quick = MIN_CYCLE_S - (self._clock() - started)
+                quick = MIN_CYCLE_S - (self._monotonic() - started)
                 if quick > 0:
                     self._closed.wait(min(quick, max(0.0, remaining)))
                 return None
             device.release()
             self._held, self._misses = target.uid, 0
-            self._next_presence_check = self._clock() + self.presence_interval
+            self._next_presence_check = self._monotonic() + self.presence_interval
             return target.uid
-        pause = self._next_presence_check - self._clock()
+        pause = self._next_presence_check - self._monotonic()
         if pause > 0:
             self._closed.wait(min(pause, remaining))
             if pause > remaining:
                 return None
-        self._next_presence_check = self._clock() + self.presence_interval
+        self._next_presence_check = self._monotonic() + self.presence_interval
         # Field off then on resets every card, so a card still there answers the next
         # InListPassiveTarget whatever state the last one left it in (e.g. HALT after release).
         device.rf_field(False)

@@ -1,6 +1,6 @@
 """The whole path on real parts, end to end.
 
-SimReader → Gateway (policy, SQLite outbox, MQTT 5 uplink) → Mosquitto → `warmcard ingest`
+SimReader → Kiosk (policy, SQLite outbox, MQTT 5 uplink) → Mosquitto → `warmcard ingest`
 (a child process, as systemd runs it) → InfluxDB → the occupancy API.
 """
 
@@ -22,11 +22,12 @@ from cloud_ingest.console.accounts import Role
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.settings import InfluxSettings
 from firmware_gateway.clock import ManualClock
-from firmware_gateway.gateway import Gateway
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import UplinkTiming
-from kiosk.feedback import LogFeedback, Outcome
+from kiosk import runtime
+from kiosk.feedback import LogFeedback
+from kiosk.policy import Outcome
 from tests.faults.tcpproxy import TcpProxy
 from tests.support.console import add_user, logged_in, place_sites
 from tests.support.ingest import TZ, Publisher, wait_for, write_registry
@@ -47,7 +48,7 @@ def card(i: int) -> str:
 
 @dataclass
 class Kiosk:
-    gateway: Gateway
+    gateway: runtime.Kiosk
     reader: SimReader
     feedback: LogFeedback
 
@@ -126,7 +127,7 @@ class Pipeline:
         )
         reader = SimReader()
         feedback = LogFeedback()
-        gateway = Gateway(
+        gateway = runtime.Kiosk(
             settings, reader, feedback, self.clock, rng=random.Random(1), timing=FAST, tick_s=0.1
         )
         gateway.start()

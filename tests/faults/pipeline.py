@@ -40,11 +40,11 @@ from cloud_ingest.registry.store import Registry
 from cloud_ingest.service import IngestService
 from cloud_ingest.settings import IngestSettings
 from firmware_gateway.clock import SystemClock
-from firmware_gateway.gateway import Gateway
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import UplinkTiming
-from kiosk.feedback import Outcome
+from kiosk.policy import Outcome
+from kiosk.runtime import Kiosk as Gateway  # `Kiosk` below is this file's handle
 from tests.faults.tcpproxy import TcpProxy
 from tests.support.ingest import import_registry_csv, wait_for
 from warmcard.command.servers import InfluxD, Ingest, Mosquitto

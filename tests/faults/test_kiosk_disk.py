@@ -8,8 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from firmware_gateway.gateway import MSG_DISK_FULL
-from kiosk.feedback import Outcome
+from kiosk.policy import MSG_DISK_FULL, Outcome
 from tests.faults.pipeline import Pipeline, read_outbox
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from kiosk.feedback import Outcome
+from kiosk.policy import Outcome
 from tests.faults.pipeline import Pipeline, wait_until
 from tests.faults.tcpproxy import has_mqtt_packet
 

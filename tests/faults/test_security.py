@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import SecretStr
 
-from kiosk.feedback import Outcome
+from kiosk.policy import Outcome
 from tests.faults.pipeline import Pipeline, wait_until
 from warmcard.command.pki import init_ca, issue_server_cert
 from warmcard.command.provision import BrokerFiles, provision_device, provision_service, revoke

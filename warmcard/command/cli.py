@@ -26,15 +26,18 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logg
 
 
 # Commands that run on the kiosk's Raspberry Pi. Started as one of these, `warmcard` loads only
-# the gateway's commands: the cloud side's imports (FastAPI, cryptography, argon2, ...) would
+# the Pi side's commands: the cloud side's imports (FastAPI, cryptography, argon2, ...) would
 # otherwise cost the kiosk process ~20 MB of its 60 MB memory budget.
 KIOSK_COMMANDS = frozenset({"kiosk", "doctor", "simulate", "voice", "emulate-pn532", "read-cards"})
 
 
 def _register(argv: list[str]) -> None:
     from firmware_gateway import cli as gateway_cli
+    from kiosk import cli as kiosk_cli
+    from kiosk.gpio_feedback import PATTERNS
 
-    gateway_cli.register(app)
+    gateway_cli.register(app, doctor_patterns=tuple(PATTERNS.values()))
+    kiosk_cli.register(app)
     command = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
     if command in KIOSK_COMMANDS:
         return

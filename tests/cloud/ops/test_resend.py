@@ -1,5 +1,5 @@
 # mypy: allow-untyped-defs
-"""Resend on request: reconcile finds a gap, asks the kiosk, a real Gateway re-publishes the range
+"""Resend on request: reconcile finds a gap, asks the kiosk, a real Kiosk re-publishes the range
 through real Mosquitto into real InfluxDB, and reconcile is then clean."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from cloud_ingest.ops.resend import commands_for
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.service import IngestService
 from firmware_gateway.clock import SystemClock
-from firmware_gateway.gateway import Gateway
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import UplinkTiming
-from kiosk.feedback import Outcome
+from kiosk.policy import Outcome
+from kiosk.runtime import Kiosk
 from tests.support.ingest import (
     TZ,
     Publisher,
@@ -60,7 +60,7 @@ def rig(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[tuple
     gate = ids["gate_a"]
     service = IngestService(settings)
     service.start()
-    gateway = Gateway(
+    gateway = Kiosk(
         GatewaySettings(
             device_id=gate,
             data_dir=tmp_path / gate,

@@ -1,6 +1,6 @@
 # mypy: allow-untyped-defs
 """The console's alerts, visits, registry and reports in headless Chromium, against the real app
-on real Mosquitto and InfluxDB with a real kiosk Gateway: an offline kiosk raises an alarm and
+on real Mosquitto and InfluxDB with a real Kiosk: an offline kiosk raises an alarm and
 clears it, a visit-due person is visited through the form and counted in the month's report,
 CSV/XLSX downloads are checked, and an unknown card tapped in enrol mode is assigned."""
 
@@ -22,11 +22,11 @@ from playwright.sync_api import Browser, Page
 
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.registry.store import bump_version
-from firmware_gateway.gateway import Gateway
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import UplinkTiming
 from kiosk.feedback import LogFeedback
+from kiosk.runtime import Kiosk
 from tests.faults.tcpproxy import TcpProxy
 from tests.support.console import LiveConsole, browser_login, live_console
 from tests.support.ingest import TZ, EventMaker, wait_for
@@ -51,8 +51,8 @@ def console(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[L
 
 
 @contextlib.contextmanager
-def kiosk(c: LiveConsole, device: str, port: int) -> Iterator[tuple[Gateway, SimReader]]:
-    """A real kiosk Gateway (simulated reader) on `port`, configured by ingest's downlink."""
+def kiosk(c: LiveConsole, device: str, port: int) -> Iterator[tuple[Kiosk, SimReader]]:
+    """A real Kiosk (simulated reader) on `port`, configured by ingest's downlink."""
     settings = GatewaySettings(
         device_id=device,
         data_dir=c.tmp / "kiosks" / device,
@@ -61,9 +61,7 @@ def kiosk(c: LiveConsole, device: str, port: int) -> Iterator[tuple[Gateway, Sim
         screen_port=None,
     )
     reader = SimReader()
-    gateway = Gateway(
-        settings, reader, LogFeedback(), rng=random.Random(1), timing=FAST, tick_s=0.2
-    )
+    gateway = Kiosk(settings, reader, LogFeedback(), rng=random.Random(1), timing=FAST, tick_s=0.2)
     gateway.start()
     try:
         assert gateway.wait_ready(15), "the kiosk got no config or roster from ingest"

@@ -1,4 +1,5 @@
-"""The kiosk gateway's composition root: reader loop, policy, outbox, feedback, uplink, ticker.
+"""The running kiosk, composed of the gateway's parts: reader loop, policy, outbox, feedback,
+uplink, ticker.
 
 Order for every tap: reader -> policy.decide -> outbox.record (committed) -> policy.apply ->
 feedback. The person sees success only for a tap already on disk. If the outbox cannot commit
@@ -25,18 +26,23 @@ from firmware_gateway.outbox import DEFAULT_RETENTION_S, Outbox
 from firmware_gateway.readers.base import Reader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import SOFTWARE, Uplink, UplinkTiming
-from kiosk.feedback import Feedback, Outcome, show_decision
-from kiosk.policy import MSG_FAULT, MSG_NOT_CONFIGURED, Decision, Policy
-from kiosk.roster import LocalCache
+from kiosk.cache import LocalCache
+from kiosk.feedback import Feedback, show_decision
+from kiosk.policy import (
+    MSG_DISK_FULL,
+    MSG_FAULT,
+    MSG_NOT_CONFIGURED,
+    MSG_READER_FAULT,
+    Decision,
+    Outcome,
+    Policy,
+)
 from warmcard.contract import DeviceConfig, ReaderState, Roster
 
 log = logging.getLogger("warmcard.gateway")
 
-MSG_DISK_FULL = "存储已满，未记录，请告知工作人员 Storage full, not recorded: please tell staff"
-MSG_READER_FAULT = "读卡器故障，请告知工作人员 Reader fault: please tell staff"
 
-
-class Gateway:
+class Kiosk:
     """One kiosk. `start()` runs its threads; `stop()` ends them and closes reader and outbox."""
 
     def __init__(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from kiosk.feedback import Outcome
-from kiosk.policy import Decision, Policy
+from kiosk.policy import Decision, Outcome, Policy
 from warmcard.contract import (
     DeviceConfig,
     Kind,

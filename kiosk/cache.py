@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
+from kiosk.policy.roster import RosterIndex
 from warmcard.contract import DeviceConfig, InvalidPayload, Roster, RosterEntry, parse_model
 
 log = logging.getLogger("warmcard.kiosk.roster")
@@ -41,7 +42,7 @@ class LocalCache:
         self._lock = threading.Lock()
         self._roster: Roster | None = self._load(Roster, self.roster_path)
         self._config: DeviceConfig | None = self._load(DeviceConfig, self.config_path)
-        self._by_uid = self._index(self._roster)
+        self._index = RosterIndex(self._roster)
 
     @property
     def roster_path(self) -> Path:
@@ -50,10 +51,6 @@ class LocalCache:
     @property
     def config_path(self) -> Path:
         return self.data_dir / "config.json"
-
-    @staticmethod
-    def _index(roster: Roster | None) -> dict[str, RosterEntry]:
-        return {} if roster is None else {e.card_uid: e for e in roster.entries}
 
     @staticmethod
     def _load(model: type[M], path: Path) -> M | None:
@@ -75,7 +72,7 @@ class LocalCache:
         return self._config
 
     def lookup(self, card_uid: str) -> RosterEntry | None:
-        return self._by_uid.get(card_uid)
+        return self._index.lookup(card_uid)
 
     def update_roster(self, roster: Roster) -> bool:
         """Replace the roster if its version or content changed; returns whether it did."""
@@ -84,7 +81,7 @@ class LocalCache:
                 return False
             _atomic_write(self.roster_path, roster.to_bytes())
             self._roster = roster
-            self._by_uid = self._index(roster)
+            self._index = RosterIndex(roster)
         log.info("roster version %s: %d cards", roster.version, len(roster.entries))
         return True
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from firmware_gateway.feedback import FAULT_INDICATOR, PATTERNS
 from firmware_gateway.pinmap import (
     HEADER_PIN,
     PinmapError,
@@ -53,12 +52,6 @@ def test_readme_rows_match_pinmap_pin_for_pin() -> None:
         role = role_match.group(1)
         rows[role] = (int(cells[1].removeprefix("GPIO")), int(cells[2]))
     assert rows == {role: (pin.bcm, pin.header_pin) for role, pin in pinmap.pins.items()}
-
-
-def test_readme_lists_every_feedback_pattern() -> None:
-    text = README.read_text()
-    for pattern in (*PATTERNS.values(), FAULT_INDICATOR):
-        assert f"| {pattern.name} | {pattern.description} |" in text, pattern.name
 
 
 def test_shipped_pinmap_is_the_repo_one() -> None:

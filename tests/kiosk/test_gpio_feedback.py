@@ -1,19 +1,23 @@
-"""GPIO feedback on gpiozero's MockFactory: each pattern checked on the pins' recorded histories."""
+"""The kiosk's LED and buzzer answers on gpiozero's MockFactory: each outcome's pattern checked on
+the pins' recorded histories."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 
 import pytest
-from gpiozero.pins.mock import MockFactory, MockPin
+from gpiozero.pins.mock import MockFactory
 
-from firmware_gateway.feedback import FAULT_INDICATOR, PATTERNS, GpioFeedback, Pattern, Step
-from firmware_gateway.pinmap import Pinmap, PinmapError, load_pinmap, parse_pinmap
-from kiosk.feedback import Feedback, Outcome
+from firmware_gateway.pinmap import load_pinmap
+from firmware_gateway.pins import Pattern, Step
+from kiosk.feedback import Feedback
+from kiosk.gpio_feedback import FAULT_INDICATOR, PATTERNS, GpioFeedback
+from kiosk.policy import Outcome
+from tests.gateway.pin_history import assert_history, clear, expected_history, pins
+from tests.support.paths import REPO
 
-TOLERANCE_S = 0.05  # gpiozero's own MockPin tolerance: the scheduler, not the code, is the limit
+README = REPO / "hardware" / "README.md"
 
 
 @pytest.fixture
@@ -21,42 +25,6 @@ def factory() -> Iterator[MockFactory]:
     factory = MockFactory()
     yield factory
     factory.close()
-
-
-def pins(green: int, red: int, buzzer: int, relay: int | None = None) -> Pinmap:
-    data: dict[str, object] = {
-        "green_led": {"bcm": green},
-        "red_led": {"bcm": red},
-        "buzzer": {"bcm": buzzer},
-    }
-    if relay is not None:
-        data["relay"] = {"bcm": relay, "active_high": False}
-    return parse_pinmap(data)
-
-
-def expected_history(steps: tuple[Step, ...], attr: str) -> list[tuple[float, bool]]:
-    """(seconds since the previous change, new state) for one output, as MockPin records it."""
-    history = [(0.0, False)]
-    state, since = False, 0.0
-    for step in (*steps, Step(0.0)):  # every pattern ends with everything off
-        value = getattr(step, attr)
-        if value != state:
-            history.append((since, value))
-            state, since = value, 0.0
-        since += step.seconds
-    return history
-
-
-def assert_history(pin: MockPin, expected: list[tuple[float, bool]]) -> None:
-    actual = [(s.timestamp, s.state) for s in pin.states]
-    assert [s for _, s in actual] == [s for _, s in expected], (actual, expected)
-    for (t_actual, _), (t_expected, _) in zip(actual, expected, strict=True):
-        assert math.isclose(t_actual, t_expected, abs_tol=TOLERANCE_S), (actual, expected)
-
-
-def clear(factory: MockFactory, *numbers: int) -> None:
-    for n in numbers:
-        factory.pin(n).clear_states()
 
 
 def test_pattern_table_is_exactly_the_documented_one() -> None:
@@ -171,11 +139,6 @@ def test_relay_pulses_on_success_only_and_respects_active_low(factory: MockFacto
         feedback.close()
 
 
-def test_relay_pulse_without_relay_pin_is_a_clear_error(factory: MockFactory) -> None:
-    with pytest.raises(PinmapError, match=r"no \[relay\]"):
-        GpioFeedback(pins(17, 27, 22), relay_pulse_s=0.5, pin_factory=factory)
-
-
 def test_fault_indicator_flashes_between_taps_and_stops(factory: MockFactory) -> None:
     # A faster indicator than the real 2 s one, so the loop is seen twice in a third of a second.
     fast = Pattern("fast", "test", (Step(0.05, red=True), Step(0.15)))
@@ -211,3 +174,9 @@ def test_default_pinmap_drives_the_documented_pins(factory: MockFactory) -> None
         assert factory.pin(pinmap["green_led"].bcm).state is False
     finally:
         feedback.close()
+
+
+def test_hardware_readme_lists_every_feedback_pattern() -> None:
+    text = README.read_text()
+    for pattern in (*PATTERNS.values(), FAULT_INDICATOR):
+        assert f"| {pattern.name} | {pattern.description} |" in text, pattern.name

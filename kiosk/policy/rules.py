@@ -21,21 +21,13 @@ Rules worth knowing:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kiosk.feedback import Outcome
-from warmcard.contract import (
-    DeviceConfig,
-    Kind,
-    MealPeriod,
-    MealWindow,
-    Mode,
-    RosterEntry,
-    TapEvent,
-)
+from kiosk.policy.outcomes import MSG_REPEAT, MSG_UNKNOWN, Decision, Outcome
+from kiosk.policy.roster import Lookup
+from warmcard.contract import DeviceConfig, Kind, MealPeriod, MealWindow, Mode, TapEvent
 from warmcard.localtime import DEFAULT_TZ
 
 log = logging.getLogger("warmcard.kiosk.policy")
@@ -51,26 +43,6 @@ MEAL_NAMES = {
     MealPeriod.LUNCH: "午餐 lunch",
     MealPeriod.DINNER: "晚餐 dinner",
 }
-
-MSG_REPEAT = "已记录 Already recorded"
-MSG_UNKNOWN = "未登记的卡，请找工作人员 Unknown card, please see staff"
-MSG_NOT_CONFIGURED = "未配置 Not configured"
-MSG_FAULT = "存储故障，未记录，请告知工作人员 Storage fault, not recorded: please tell staff"
-
-Lookup = Callable[[str], RosterEntry | None]
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The answer to one tap: what to record (kind None: nothing) and what to show."""
-
-    card_uid: str
-    kind: Kind | None
-    outcome: Outcome
-    message: str
-    person_id: str | None = None
-    meal_period: MealPeriod | None = None
-    auto: bool = False
 
 
 def zone(tz: str) -> ZoneInfo:

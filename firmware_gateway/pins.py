@@ -1,8 +1,10 @@
-"""LED and buzzer answers to a tap, played through gpiozero from a table of steps.
+"""The kiosk's LEDs, buzzer and relay, driven through gpiozero by patterns of timed steps.
 
-Each outcome has a named pattern: a tuple of steps (seconds, green, red, buzzer). A background
-thread plays them, so `show` returns at once; a new outcome cuts the one playing short, because
-the elder in front of the reader now is the one the lights must answer.
+A pattern is a tuple of steps (seconds, green, red, buzzer). A background thread plays them, so
+`play` returns at once; a new pattern cuts the one playing short, because the elder in front of
+the reader now is the one the lights must answer. A background pattern, if set, loops while
+nothing else plays. Which pattern means what is the kiosk's business (kiosk.gpio_feedback);
+this module only drives the pins of the pin map.
 
 The buzzer is an *active* buzzer switched by an NPN transistor (hardware/README.md): it has one
 pitch, so patterns differ by rhythm and length, never by tone.
@@ -11,15 +13,12 @@ pitch, so patterns differ by rhythm and length, never by tone.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 from gpiozero import LED, Buzzer, DigitalOutputDevice
 from gpiozero.pins import Factory
 
 from firmware_gateway.pinmap import Pinmap, PinmapError, load_pinmap
-from kiosk.feedback import Outcome
 
 
 @dataclass(frozen=True)
@@ -41,54 +40,13 @@ class Pattern:
         return sum(step.seconds for step in self.steps)
 
 
-_G, _R = {"green": True}, {"red": True}
-_GB, _RB = {"green": True, "buzzer": True}, {"red": True, "buzzer": True}
-
-PATTERNS: Mapping[Outcome, Pattern] = MappingProxyType(
-    {
-        Outcome.SUCCESS: Pattern(
-            "成功 Success",
-            "绿灯亮 0.5 秒，一声短鸣 · green 0.5 s, one short beep",
-            (Step(0.1, **_GB), Step(0.4, **_G)),
-        ),
-        Outcome.REPEAT: Pattern(
-            "已刷过 Repeat",
-            "绿灯闪两下，两声轻鸣 · green blinks twice, soft double beep",
-            (Step(0.05, **_GB), Step(0.15, **_G), Step(0.1), Step(0.05, **_GB), Step(0.15, **_G)),
-        ),
-        Outcome.UNKNOWN: Pattern(
-            "未登记的卡 Unknown card",
-            "红灯亮，一声长鸣 · red, one long beep",
-            (Step(0.8, **_RB), Step(0.2, **_R)),
-        ),
-        Outcome.MEAL_REPEAT: Pattern(
-            "本餐已领 Meal already served",
-            "红绿交替，三声鸣 · red/green alternate, triple beep",
-            (Step(0.15, **_RB), Step(0.15, **_G)) * 3,
-        ),
-        Outcome.FAULT: Pattern(
-            "故障 Fault",
-            "红灯慢闪，三声慢鸣 · red slow blink, slow repeated beep",
-            (Step(0.3, **_RB), Step(0.4)) * 3,
-        ),
-    }
-)
-
-# Played in a loop while `indicate_fault(True)`: silent, so a reader fault that lasts hours
-# does not beep at everyone in the courtyard, but a glance tells the staff something is wrong.
-FAULT_INDICATOR = Pattern(
-    "故障指示 Fault indicator",
-    "红灯每 2 秒闪一下，无声 · red flash every 2 s, silent",
-    (Step(0.1, **_R), Step(1.9)),
-)
-
 _OFF = Step(0.0)
 
 
-class GpioFeedback:
-    """`kiosk.feedback.Feedback` on the pin map's green LED, red LED, buzzer and optional relay.
+class PinPlayer:
+    """Plays patterns on the pin map's green LED, red LED and buzzer; pulses the optional relay.
 
-    `relay_pulse_s` > 0 pulses the relay (door latch, light) for that long on each success.
+    `relay_pulse_s` > 0 drives the relay, which `pulse_relay` then closes for that long.
     `pin_factory` None uses gpiozero's own choice (GPIOZERO_PIN_FACTORY, or the Pi's default).
     """
 
@@ -98,12 +56,8 @@ class GpioFeedback:
         *,
         relay_pulse_s: float = 0.0,
         pin_factory: Factory | None = None,
-        patterns: Mapping[Outcome, Pattern] = PATTERNS,
-        fault_indicator: Pattern = FAULT_INDICATOR,
     ) -> None:
         self.pinmap = pinmap if pinmap is not None else load_pinmap()
-        self.patterns = patterns
-        self.fault_indicator = fault_indicator
         self.relay_pulse_s = relay_pulse_s
         relay_pin = self.pinmap.get("relay")
         if relay_pulse_s > 0 and relay_pin is None:
@@ -127,21 +81,13 @@ class GpioFeedback:
         self._idle.set()
         self._pending: Pattern | None = None
         self._playing: Pattern | None = None
-        self._fault = False
+        self._background: Pattern | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="gpio-feedback", daemon=True)
         self._thread.start()
 
-    def show(self, outcome: Outcome, message: str = "") -> None:
-        """Start the outcome's pattern (interrupting any other) and return at once."""
-        self.play(self.patterns[outcome])
-        if outcome is Outcome.SUCCESS and self.relay is not None:
-            # gpiozero's own background thread times the pulse; a following tap does not cut
-            # a door latch short.
-            self.relay.blink(on_time=self.relay_pulse_s, off_time=0, n=1, background=True)
-
     def play(self, pattern: Pattern) -> None:
-        """Start any pattern (the doctor plays each one by name)."""
+        """Start a pattern (interrupting any other) and return at once."""
         with self._lock:
             if self._closed:
                 return
@@ -149,23 +95,30 @@ class GpioFeedback:
             self._idle.clear()
         self._wake.set()
 
-    def indicate_fault(self, on: bool) -> None:
-        """Persistent silent red flash between taps, while taps cannot be recorded.
+    def pulse_relay(self) -> None:
+        """Close the relay for `relay_pulse_s` (door latch, light); nothing if there is none."""
+        if self.relay is not None:
+            # gpiozero's own background thread times the pulse; a following tap does not cut
+            # a door latch short.
+            self.relay.blink(on_time=self.relay_pulse_s, off_time=0, n=1, background=True)
 
-        A tap's pattern that is playing is never cut short by this; the indicator starts or
-        stops once it ends.
+    def set_background(self, pattern: Pattern | None) -> None:
+        """Loop `pattern` between other patterns (None: stop looping it).
+
+        A pattern that is playing is never cut short by this; the background starts or stops
+        once it ends.
         """
         with self._lock:
-            if on == self._fault:
+            if pattern is self._background:
                 return
-            self._fault = on
+            previous, self._background = self._background, pattern
             self._idle.clear()
-            if self._playing is not None and self._playing is not self.fault_indicator:
+            if self._playing is not None and self._playing is not previous:
                 return
         self._wake.set()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until nothing is playing (never true while the fault indicator is on)."""
+        """Block until nothing is playing (never true while a background pattern is set)."""
         return self._idle.wait(timeout)
 
     def close(self) -> None:
@@ -198,13 +151,13 @@ class GpioFeedback:
                 if self._closed:
                     break
                 pattern, self._pending = self._pending, None
-                if pattern is None and self._fault:
-                    pattern = self.fault_indicator
+                if pattern is None:
+                    pattern = self._background
                 self._playing = pattern
             if pattern is None:
                 self._apply(_OFF)
                 with self._lock:
-                    if self._pending is None and not self._fault:
+                    if self._pending is None and self._background is None:
                         self._idle.set()
                 continue
             if self._play(pattern):
@@ -212,7 +165,7 @@ class GpioFeedback:
             self._apply(_OFF)
             with self._lock:
                 self._playing = None
-                if self._fault or self._pending is not None:
+                if self._background is not None or self._pending is not None:
                     self._wake.set()
                 else:
                     self._idle.set()

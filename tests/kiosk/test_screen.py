@@ -18,8 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from kiosk.errors import ScreenError
-from kiosk.feedback import Outcome
-from kiosk.policy import MSG_REPEAT, MSG_UNKNOWN
+from kiosk.policy import MSG_REPEAT, MSG_UNKNOWN, Outcome
 from kiosk.screen import HEADLINES, ScreenFeedback, _Hub, compose, split_bilingual
 from kiosk.voice import render_clips
 from warmcard.command.servers import Mosquitto

@@ -14,12 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from firmware_gateway.clock import ManualClock, SystemClock
-from firmware_gateway.gateway import MSG_DISK_FULL, Gateway
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import UplinkTiming
-from kiosk.feedback import Outcome
-from kiosk.policy import MSG_NOT_CONFIGURED
+from kiosk.policy import MSG_DISK_FULL, MSG_NOT_CONFIGURED, Outcome
+from kiosk.runtime import Kiosk
 from kiosk.simulation import Simulation, plan_day
 from tests.support.mqtt_watch import Watcher, wait_until
 from warmcard.command.servers import Mosquitto
@@ -61,7 +60,7 @@ class CommitCheckingFeedback:
 
 def make_gateway(
     tmp_path: Path, device: str, port: int, config: DeviceConfig | None, **kw: object
-) -> tuple[Gateway, SimReader, CommitCheckingFeedback]:
+) -> tuple[Kiosk, SimReader, CommitCheckingFeedback]:
     settings = GatewaySettings(
         device_id=device,
         data_dir=tmp_path / device,
@@ -72,7 +71,7 @@ def make_gateway(
     )
     reader = SimReader()
     feedback = CommitCheckingFeedback(settings.outbox_path)
-    gateway = Gateway(
+    gateway = Kiosk(
         settings, reader, feedback, SystemClock(), rng=random.Random(3), timing=FAST, tick_s=0.1
     )
     return gateway, reader, feedback
@@ -232,7 +231,7 @@ def test_simulated_day_on_two_kiosks(
         assert notes["repeat"] >= 1 and notes["second_meal"] >= 1
         assert sim.play(taps) == len(taps)
         clock.set(_yesterday("12:01"))
-        gateway = sim.kiosks[gate].gateway
+        gateway = sim.kiosks[gate].kiosk
         swept = gateway.run_auto_checkouts()
         assert gateway.policy is not None and gateway.policy.inside == {}
         outcomes = Counter(o for k in sim.kiosks.values() for o, _m in k.feedback.shown)
@@ -240,7 +239,7 @@ def test_simulated_day_on_two_kiosks(
         assert outcomes[Outcome.UNKNOWN] == notes["unknown"]
         assert outcomes[Outcome.MEAL_REPEAT] == notes["second_meal"]
         assert outcomes[Outcome.FAULT] == 0
-        recorded = {d: k.gateway.outbox.last_seq() for d, k in sim.kiosks.items()}
+        recorded = {d: k.kiosk.outbox.last_seq() for d, k in sim.kiosks.items()}
         assert recorded[gate] == notes["arrive"] + notes["leave"] + len(swept) + sum(
             1 for t in taps if t.note == "unknown" and t.device_id == gate
         )

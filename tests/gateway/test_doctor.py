@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,10 +26,11 @@ from firmware_gateway.doctor import (
     run_doctor,
 )
 from firmware_gateway.errors import ReaderError
-from firmware_gateway.feedback import PATTERNS, GpioFeedback
 from firmware_gateway.pinmap import Pinmap
+from firmware_gateway.pins import PinPlayer
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
+from kiosk.gpio_feedback import PATTERNS
 from warmcard.command.servers import Mosquitto, free_port
 
 
@@ -62,13 +64,14 @@ def by_name(results: list[CheckResult], prefix: str) -> CheckResult:
     return next(r for r in results if r.name.startswith(prefix))
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "warmcard", "doctor", *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -245,12 +248,12 @@ def test_clock_checks() -> None:
     def clock(year: int) -> float:
         return datetime(year, 6, 1, tzinfo=UTC).timestamp()
 
-    synced = DoctorDeps(wall_clock=lambda: clock(2025), ntp_synchronized=lambda: True)
+    synced = DoctorDeps(wall_time_s=lambda: clock(2025), ntp_synchronized=lambda: True)
     assert check_clock(synced).status is Status.PASS
-    unsynced = DoctorDeps(wall_clock=lambda: clock(2025), ntp_synchronized=lambda: False)
+    unsynced = DoctorDeps(wall_time_s=lambda: clock(2025), ntp_synchronized=lambda: False)
     warn = check_clock(unsynced)
     assert warn.status is Status.WARN and "not NTP synchronised" in warn.detail
-    epoch = DoctorDeps(wall_clock=lambda: 0.0, ntp_synchronized=lambda: False)
+    epoch = DoctorDeps(wall_time_s=lambda: 0.0, ntp_synchronized=lambda: False)
     wrong = check_clock(epoch)
     assert wrong.status is Status.FAIL
     assert "1970-01-01" in wrong.detail and "set-ntp true" in wrong.fix
@@ -260,7 +263,10 @@ def test_feedback_check_plays_and_names_every_pattern(tmp_path: Path) -> None:
     factory = MockFactory()
     try:
         settings = settings_for(tmp_path, extra="gpio = true")
-        deps, said = quiet_deps(feedback=lambda pinmap: GpioFeedback(pinmap, pin_factory=factory))
+        deps, said = quiet_deps(
+            player=lambda pinmap: PinPlayer(pinmap, pin_factory=factory),
+            patterns=tuple(PATTERNS.values()),  # what `warmcard doctor` passes
+        )
         result = check_feedback(settings, deps)
         assert result.status is Status.PASS, result
         for pattern in PATTERNS.values():
@@ -278,17 +284,25 @@ def test_feedback_check_plays_and_names_every_pattern(tmp_path: Path) -> None:
         factory.close()
 
 
+def test_warmcard_doctor_plays_the_kiosks_patterns(tmp_path: Path) -> None:
+    config = write_config(tmp_path, extra="gpio = true")
+    done = run_cli("--config", str(config), "--no-tap", env={"GPIOZERO_PIN_FACTORY": "mock"})
+    assert "[通过 PASS] 灯和蜂鸣器 LEDs and buzzer" in done.stdout, done.stdout + done.stderr
+    for pattern in PATTERNS.values():
+        assert f"▶ {pattern.name}: {pattern.description}" in done.stdout, pattern.name
+
+
 def test_feedback_check_without_gpio_is_skipped_not_failed(tmp_path: Path) -> None:
     result = check_feedback(settings_for(tmp_path), quiet_deps()[0])
     assert result.status is Status.SKIP and "gpio = true" in result.fix
 
 
 def test_feedback_check_reports_gpio_that_cannot_open(tmp_path: Path) -> None:
-    def no_gpio(pinmap: Pinmap) -> GpioFeedback:
+    def no_gpio(pinmap: Pinmap) -> PinPlayer:
         raise PermissionError("/dev/gpiochip0")
 
     settings = settings_for(tmp_path, extra="gpio = true")
-    result = check_feedback(settings, quiet_deps(feedback=no_gpio)[0])
+    result = check_feedback(settings, quiet_deps(player=no_gpio)[0])
     assert result.status is Status.FAIL and "gpio group" in result.fix
 
 

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from firmware_gateway.gateway import Gateway
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from kiosk.errors import VoiceError
-from kiosk.feedback import LogFeedback, MultiFeedback, Outcome
+from kiosk.feedback import LogFeedback, MultiFeedback
+from kiosk.policy import Outcome
+from kiosk.runtime import Kiosk
 from kiosk.voice import CLIPS, SITE_DIR, VoiceFeedback, clip_name, render_clips, wav_seconds
 from warmcard.command.cli import app
 from warmcard.contract import DeviceConfig, Kind, Mode, Roster, RosterEntry
@@ -192,7 +193,7 @@ def test_gateway_passes_the_kind_check_in_then_goodbye(clips: Path, tmp_path: Pa
             device_id="voice-k1", site_id="s-xizhou", mode=Mode.ENTRANCE, debounce_s=0
         ),
     )
-    gateway = Gateway(settings, SimReader(), MultiFeedback(logged, voice))
+    gateway = Kiosk(settings, SimReader(), MultiFeedback(logged, voice))
     try:
         gateway.apply_roster(Roster(site_id="s-xizhou", version="1", entries=[YANG]))
         assert gateway.handle_tap(YANG.card_uid).kind is Kind.CHECK_IN
