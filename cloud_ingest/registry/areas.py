@@ -34,12 +34,6 @@ class Level(StrEnum):
 
 
 LEVELS: tuple[Level, ...] = (Level.PREFECTURE, Level.COUNTY, Level.TOWNSHIP, Level.SITE)
-LEVEL_NAMES: dict[Level, tuple[str, str]] = {
-    Level.PREFECTURE: ("州", "Prefecture"),
-    Level.COUNTY: ("县市", "County"),
-    Level.TOWNSHIP: ("乡镇", "Township"),
-    Level.SITE: ("小院/社区", "Courtyard/community"),
-}
 MAX_DEPTH = len(LEVELS)
 
 SCHEMA = """

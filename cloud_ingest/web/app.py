@@ -103,7 +103,6 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = svc
-    app.state.placement = placement
     app.state.overview = Overview(svc.live, placement)
     # The monthly report's "visits made": the visits recorded through the alerts pages.
     app.state.visits = AlertVisits(svc.alerts.db_path)

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from cloud_ingest.console.overview import Overview
-from cloud_ingest.registry.placement import SitePlacement
 from cloud_ingest.service import IngestService
 
 
@@ -21,11 +20,5 @@ def get_overview(request: Request) -> Overview:
     return overview
 
 
-def get_placement(request: Request) -> SitePlacement:
-    placement: SitePlacement = request.app.state.placement
-    return placement
-
-
 Service = Annotated[IngestService, Depends(get_service)]
 OverviewDep = Annotated[Overview, Depends(get_overview)]
-PlacementDep = Annotated[SitePlacement, Depends(get_placement)]
