@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cloud_ingest.console.accounts import Action, User, can
+from cloud_ingest.console.accounts import Action, User, can, sites_allowed
 from cloud_ingest.errors import AreaError
 from cloud_ingest.pipeline.live import LiveState
 from cloud_ingest.registry import areas
@@ -146,10 +146,7 @@ class Overview:
             cached = self._visible.get(key)
         if cached is not None:
             return cached
-        paths = table.hierarchy.site_paths
-        result = frozenset(
-            s for s in table.rows if can(user, Action.VIEW, paths.get(s, areas.ROOT))
-        )
+        result = sites_allowed(user, Action.VIEW, table.rows, table.hierarchy.site_paths)
         with self._lock:
             if len(self._visible) > 256:
                 self._visible.clear()

@@ -179,6 +179,20 @@ def site_paths(conn: sqlite3.Connection) -> dict[str, str]:
     return dict(conn.execute("SELECT site_id, path FROM areas WHERE site_id IS NOT NULL"))
 
 
+def place_of(site_id: str | None, site_paths: Mapping[str, str]) -> str:
+    """Where a site sits: its leaf path, or the root for a site the hierarchy does not place."""
+    return site_paths.get(site_id, ROOT) if site_id else ROOT
+
+
+def sites_in(area: str, site_ids: Iterable[str], site_paths: Mapping[str, str]) -> list[str]:
+    """The sites among `site_ids` that lie in `area` (segment-wise), by id.
+
+    An unplaced site lies at the root, so only the root contains it. Every "which sites are in
+    this area" (reports, the console overview and its streams, `warmcard report`) asks here.
+    """
+    return sorted(s for s in site_ids if is_under(place_of(s, site_paths), area))
+
+
 Number = int | float
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from cloud_ingest.console.accounts import Action, User, can
+from cloud_ingest.console.accounts import Action, User, sites_allowed
 from cloud_ingest.registry import areas
 from cloud_ingest.registry.store import Registry
 from cloud_ingest.web.deps import Service
@@ -28,21 +28,13 @@ class Scope:
     edit: frozenset[str]
     paths: dict[str, str]
 
-    def path_of(self, site_id: str) -> str:
-        return self.paths.get(site_id, areas.ROOT)
-
 
 def scope_for(user: User, conn: sqlite3.Connection, registry: Registry) -> Scope:
     placed = areas.site_paths(conn)
-    paths = {s.site_id: placed.get(s.site_id, areas.ROOT) for s in registry.sites()}
-    view = frozenset(s for s, p in paths.items() if can(user, Action.VIEW, p))
-    edit = frozenset(s for s, p in paths.items() if can(user, Action.EDIT_REGISTRY, p))
+    paths = {s.site_id: areas.place_of(s.site_id, placed) for s in registry.sites()}
+    view = sites_allowed(user, Action.VIEW, paths, placed)
+    edit = sites_allowed(user, Action.EDIT_REGISTRY, paths, placed)
     return Scope(user, view, edit, paths)
-
-
-def sites_in_area(scope: Scope, area: str) -> list[str]:
-    """The visible sites inside `area` (segment-wise), by id."""
-    return sorted(s for s in scope.view if areas.is_under(scope.path_of(s), area))
 
 
 def current_scope(user: CurrentUser, store: AccountStoreDep, service: Service) -> Scope:

@@ -37,7 +37,7 @@ from cloud_ingest.web import pages
 from cloud_ingest.web.deps import Service
 from cloud_ingest.web.routes.registry import ERRORS, ErrorOut
 from cloud_ingest.web.security import NOT_FOUND, AccountStoreDep, SessionDep, csrf_protect
-from cloud_ingest.web.visibility import Scope, ScopeDep, sites_in_area
+from cloud_ingest.web.visibility import Scope, ScopeDep
 
 UNAVAILABLE: dict[int | str, dict[str, object]] = {
     503: {"model": ErrorOut, "description": "InfluxDB unreachable; try again"}
@@ -90,7 +90,8 @@ def _area(scope: Scope, conn_store: AccountStoreDep, area: str) -> str:
 def _make(
     request: Request, service: IngestService, scope: Scope, area: str, month: str
 ) -> MonthlyReport:
-    sites = [s for s in map(service.registry.site, sites_in_area(scope, area)) if s is not None]
+    inside = areas.sites_in(area, scope.view, scope.paths)
+    sites = [s for s in map(service.registry.site, inside) if s is not None]
     visits: VisitsSource | None = getattr(request.app.state, "visits", None)
     try:
         return monthly_report(service.query_storage, sites, area, month, visits)
