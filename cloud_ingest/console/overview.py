@@ -177,15 +177,13 @@ class Overview:
         """One page of the overview for this user, with the roll-up of the scope."""
         table = self.table()
         scope = self.scope(user, query.area, table)
-        visible = self.visible(user, table)
+        inside = set(areas.sites_in(scope, self.visible(user, table), table.hierarchy.site_paths))
         needle = query.q.strip().lower()
         rows = []
         for site_id in table.order:
-            if site_id not in visible:
+            if site_id not in inside:
                 continue
             row = table.rows[site_id]
-            if scope and not areas.is_under(row["area_path"], scope):
-                continue
             if query.offline and not row["kiosks_offline"]:
                 continue
             if query.has_meals and not row["meals_total"]:
@@ -219,15 +217,9 @@ class Overview:
     ) -> list[dict[str, Any]]:
         """Current rows of these sites (all when None) that the user may view inside `scope`."""
         table = self.table()
-        visible = self.visible(user, table)
+        inside = set(areas.sites_in(scope, self.visible(user, table), table.hierarchy.site_paths))
         ids = table.order if site_ids is None else sorted(set(site_ids))
-        return [
-            table.rows[s]
-            for s in ids
-            if s in visible
-            and s in table.rows
-            and (not scope or areas.is_under(table.rows[s]["area_path"], scope))
-        ]
+        return [table.rows[s] for s in ids if s in inside]
 
     def rollup(self, user: User, scope: str, table: _Table | None = None) -> dict[str, Any]:
         """Totals of the scope, of each area directly inside it, and the breadcrumb above it."""
