@@ -150,6 +150,11 @@ def can(user: User | None, action: Action, area_path: str) -> bool:
     return role is not None and role >= ACTION_ROLE[action]
 
 
+def view_areas(user: User) -> list[str]:
+    """Every area the user may view (any grant allows viewing); none for a disabled user."""
+    return [g.area for g in user.grants] if not user.disabled else []
+
+
 def sites_allowed(
     user: User, action: Action, site_ids: Iterable[str], site_paths: Mapping[str, str]
 ) -> frozenset[str]:

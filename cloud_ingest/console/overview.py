@@ -221,6 +221,19 @@ class Overview:
         ids = table.order if site_ids is None else sorted(set(site_ids))
         return [table.rows[s] for s in ids if s in inside]
 
+    def site_row(self, user: User, site_id: str) -> dict[str, Any] | None:
+        """The site's current row, or None when it is unknown or not the user's to view."""
+        rows = self.rows_for(user, [site_id], areas.ROOT)
+        return rows[0] if rows else None
+
+    def occupancy(self, user: User, site: str | None = None) -> dict[str, Any]:
+        """The live snapshot cut to the user's sites (and to `site` when given)."""
+        visible = self.visible(user)
+        wanted = {site} & visible if site is not None else visible
+        doc = self.live.snapshot()
+        doc["sites"] = [s for s in doc["sites"] if s["site_id"] in wanted]
+        return doc
+
     def rollup(self, user: User, scope: str, table: _Table | None = None) -> dict[str, Any]:
         """Totals of the scope, of each area directly inside it, and the breadcrumb above it."""
         table = table or self.table()
