@@ -8,6 +8,7 @@ overview), and only of people whose home site the user may also view.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -71,9 +72,9 @@ def _day(text: str | None, tz: str, now_us: int) -> date:
         raise HTTPException(422, "day must be YYYY-MM-DD, e.g. 2024-05-01") from None
 
 
-async def _query(fn: Any, *args: Any) -> dict[str, Any]:
+async def _query(fn: Callable[..., dict[str, Any]], *args: object) -> dict[str, Any]:
     try:
-        result: dict[str, Any] = await run_in_threadpool(fn, *args)
+        result = await run_in_threadpool(fn, *args)
     except IngestError as exc:
         raise HTTPException(503, f"InfluxDB 暂不可用 unavailable: {exc}") from None
     return result
