@@ -131,10 +131,6 @@ class IngestService:
             except Exception:
                 log.exception("sync loop error")
 
-    def resync_now(self) -> None:
-        self.registry.refresh()
-        self.live.rebuild()
-
     def stop(self) -> None:
         self._stop.set()
         self.consumer.stop()

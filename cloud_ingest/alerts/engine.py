@@ -102,7 +102,7 @@ class AlertEngine:
 
     def area_of(self, site_id: str | None) -> str:
         """The site's area path; '' (root: only whole-prefecture users see it) if unplaced."""
-        return self._site_paths.get(site_id, areas.ROOT) if site_id else areas.ROOT
+        return areas.place_of(site_id, self._site_paths)
 
     def _raise(self, findings: Iterable[Finding]) -> None:
         self.store.raise_many([(f, self.area_of(f.site_id)) for f in findings])

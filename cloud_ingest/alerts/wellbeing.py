@@ -94,7 +94,7 @@ def assess(
     out: list[Due] = []
     for person, flags in by_person.items():
         site = homes.get(person)
-        area = site_paths.get(site, areas.ROOT) if site else areas.ROOT
+        area = areas.place_of(site, site_paths)
         days = min(due_days(settings, f, area) for f, _ in flags)
         last = seen.get(person)
         since = max(

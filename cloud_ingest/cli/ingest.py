@@ -171,12 +171,8 @@ def register(app: typer.Typer) -> None:
         registry = Registry(settings.registry_path)
         storage = InfluxV1(settings.influx)
         try:
-            sites = [
-                s
-                for s in registry.sites()
-                if areas.is_under(placed.get(s.site_id, areas.ROOT), path)
-                and (s.site_id in placed or path == areas.ROOT)
-            ]
+            inside = areas.sites_in(path, (s.site_id for s in registry.sites()), placed)
+            sites = [s for s in map(registry.site, inside) if s is not None]
             visits = None
             if settings.alerts_db_file.exists():
                 visits = AlertVisits(settings.alerts_db_file)

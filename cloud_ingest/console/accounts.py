@@ -14,7 +14,7 @@ import hmac
 import re
 import secrets
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
@@ -148,6 +148,18 @@ def can(user: User | None, action: Action, area_path: str) -> bool:
         return False
     role = user.role_at(area_path)
     return role is not None and role >= ACTION_ROLE[action]
+
+
+def view_areas(user: User) -> list[str]:
+    """Every area the user may view (any grant allows viewing); none for a disabled user."""
+    return [g.area for g in user.grants] if not user.disabled else []
+
+
+def sites_allowed(
+    user: User, action: Action, site_ids: Iterable[str], site_paths: Mapping[str, str]
+) -> frozenset[str]:
+    """The sites among `site_ids` on which `user` may do `action` (unplaced: at the root)."""
+    return frozenset(s for s in site_ids if can(user, action, areas.place_of(s, site_paths)))
 
 
 def normalise_username(text: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cloud_ingest.console.accounts import Action, User, can
+from cloud_ingest.console.accounts import Action, User, can, sites_allowed
 from cloud_ingest.errors import AreaError
 from cloud_ingest.pipeline.live import LiveState
 from cloud_ingest.registry import areas
@@ -146,10 +146,7 @@ class Overview:
             cached = self._visible.get(key)
         if cached is not None:
             return cached
-        paths = table.hierarchy.site_paths
-        result = frozenset(
-            s for s in table.rows if can(user, Action.VIEW, paths.get(s, areas.ROOT))
-        )
+        result = sites_allowed(user, Action.VIEW, table.rows, table.hierarchy.site_paths)
         with self._lock:
             if len(self._visible) > 256:
                 self._visible.clear()
@@ -180,15 +177,13 @@ class Overview:
         """One page of the overview for this user, with the roll-up of the scope."""
         table = self.table()
         scope = self.scope(user, query.area, table)
-        visible = self.visible(user, table)
+        inside = set(areas.sites_in(scope, self.visible(user, table), table.hierarchy.site_paths))
         needle = query.q.strip().lower()
         rows = []
         for site_id in table.order:
-            if site_id not in visible:
+            if site_id not in inside:
                 continue
             row = table.rows[site_id]
-            if scope and not areas.is_under(row["area_path"], scope):
-                continue
             if query.offline and not row["kiosks_offline"]:
                 continue
             if query.has_meals and not row["meals_total"]:
@@ -222,15 +217,22 @@ class Overview:
     ) -> list[dict[str, Any]]:
         """Current rows of these sites (all when None) that the user may view inside `scope`."""
         table = self.table()
-        visible = self.visible(user, table)
+        inside = set(areas.sites_in(scope, self.visible(user, table), table.hierarchy.site_paths))
         ids = table.order if site_ids is None else sorted(set(site_ids))
-        return [
-            table.rows[s]
-            for s in ids
-            if s in visible
-            and s in table.rows
-            and (not scope or areas.is_under(table.rows[s]["area_path"], scope))
-        ]
+        return [table.rows[s] for s in ids if s in inside]
+
+    def site_row(self, user: User, site_id: str) -> dict[str, Any] | None:
+        """The site's current row, or None when it is unknown or not the user's to view."""
+        rows = self.rows_for(user, [site_id], areas.ROOT)
+        return rows[0] if rows else None
+
+    def occupancy(self, user: User, site: str | None = None) -> dict[str, Any]:
+        """The live snapshot cut to the user's sites (and to `site` when given)."""
+        visible = self.visible(user)
+        wanted = {site} & visible if site is not None else visible
+        doc = self.live.snapshot()
+        doc["sites"] = [s for s in doc["sites"] if s["site_id"] in wanted]
+        return doc
 
     def rollup(self, user: User, scope: str, table: _Table | None = None) -> dict[str, Any]:
         """Totals of the scope, of each area directly inside it, and the breadcrumb above it."""

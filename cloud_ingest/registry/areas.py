@@ -34,12 +34,6 @@ class Level(StrEnum):
 
 
 LEVELS: tuple[Level, ...] = (Level.PREFECTURE, Level.COUNTY, Level.TOWNSHIP, Level.SITE)
-LEVEL_NAMES: dict[Level, tuple[str, str]] = {
-    Level.PREFECTURE: ("州", "Prefecture"),
-    Level.COUNTY: ("县市", "County"),
-    Level.TOWNSHIP: ("乡镇", "Township"),
-    Level.SITE: ("小院/社区", "Courtyard/community"),
-}
 MAX_DEPTH = len(LEVELS)
 
 SCHEMA = """
@@ -183,6 +177,20 @@ def site_path(conn: sqlite3.Connection, site_id: str) -> str | None:
 def site_paths(conn: sqlite3.Connection) -> dict[str, str]:
     """Every placed site: site_id -> path."""
     return dict(conn.execute("SELECT site_id, path FROM areas WHERE site_id IS NOT NULL"))
+
+
+def place_of(site_id: str | None, site_paths: Mapping[str, str]) -> str:
+    """Where a site sits: its leaf path, or the root for a site the hierarchy does not place."""
+    return site_paths.get(site_id, ROOT) if site_id else ROOT
+
+
+def sites_in(area: str, site_ids: Iterable[str], site_paths: Mapping[str, str]) -> list[str]:
+    """The sites among `site_ids` that lie in `area` (segment-wise), by id.
+
+    An unplaced site lies at the root, so only the root contains it. Every "which sites are in
+    this area" (reports, the console overview and its streams, `warmcard report`) asks here.
+    """
+    return sorted(s for s in site_ids if is_under(place_of(s, site_paths), area))
 
 
 Number = int | float

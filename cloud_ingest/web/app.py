@@ -14,7 +14,7 @@ and answers only for the sites in the user's areas:
 - GET/POST /login, POST /logout, GET /api/v1/me
 - GET /api/v1/reconcile?device=&site=&day=|from=&to=
 - GET /api/v1/deadletters[?reason=&limit=], GET /api/v1/deadletters/{id}
-- GET /api/v1/alerts..., /alerts, /alerts/visits (cloud_ingest/web/routes/alerts.py)
+- GET /api/v1/alerts..., /alerts, /alerts/visits (cloud_ingest/web/routes/alerts/)
 - /registry/..., /api/v1/registry/... (people, cards, devices, enrol mode)
 - /reports, /api/v1/reports/monthly[.csv|.xlsx]
 - GET /healthz (200 ok / 503 degraded; details with the metrics token)
@@ -52,7 +52,6 @@ from cloud_ingest.web.routes import (
     registry,
     reports,
     sites,
-    stream,
 )
 from cloud_ingest.web.security import (
     AuthConfig,
@@ -103,7 +102,6 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = svc
-    app.state.placement = placement
     app.state.overview = Overview(svc.live, placement)
     # The monthly report's "visits made": the visits recorded through the alerts pages.
     app.state.visits = AlertVisits(svc.alerts.db_path)
@@ -113,7 +111,6 @@ def create_app(
     app.include_router(overview.router)
     app.include_router(sites.router)
     app.include_router(occupancy.router)
-    app.include_router(stream.router)
     app.include_router(health.router)
     # Fleet-wide operator views: they name every device, so only an admin of the whole hierarchy.
     operator_only = [Depends(require_whole_hierarchy_admin)]

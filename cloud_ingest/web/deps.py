@@ -1,14 +1,42 @@
-"""Dependencies shared by the routes."""
+"""What routes depend on, as Annotated aliases: the ingest service and what the app builds over it,
+the user's registry scope, the page being rendered, the requested monthly report, the metrics
+token and live-session checks.
+
+Only this module (and the login dependencies in `security`) reads ``app.state``; `create_app`
+fills it: ``service`` always, ``overview`` and ``visits`` in the full app (apps that mount a few
+routers in tests set only ``service``).
+"""
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
+from prometheus_client import CollectorRegistry
 
+from cloud_ingest.alerts.engine import AlertEngine
+from cloud_ingest.alerts.store import AlertStore, connect
+from cloud_ingest.console.accounts import AccountStore, Action, can
 from cloud_ingest.console.overview import Overview
-from cloud_ingest.registry.placement import SitePlacement
+from cloud_ingest.console.reports import MonthlyReport, VisitsSource, monthly_report
+from cloud_ingest.errors import AreaError, IngestError, ReportError
+from cloud_ingest.registry import areas
 from cloud_ingest.service import IngestService
+from cloud_ingest.web import render, sse
+from cloud_ingest.web.prometheus import IngestCollector
+from cloud_ingest.web.render import PageContext
+from cloud_ingest.web.schemas.reports import AreaQ, MonthQ
+from cloud_ingest.web.security import (
+    NOT_FOUND,
+    SESSION_COOKIE,
+    AccountStoreDep,
+    AuthConfigDep,
+    CurrentUser,
+    SessionDep,
+)
+from cloud_ingest.web.visibility import Scope, scope_for
 
 
 def get_service(request: Request) -> IngestService:
@@ -16,16 +44,131 @@ def get_service(request: Request) -> IngestService:
     return service
 
 
+ServiceDep = Annotated[IngestService, Depends(get_service)]
+
+
 def get_overview(request: Request) -> Overview:
     overview: Overview = request.app.state.overview
     return overview
 
 
-def get_placement(request: Request) -> SitePlacement:
-    placement: SitePlacement = request.app.state.placement
-    return placement
-
-
-Service = Annotated[IngestService, Depends(get_service)]
 OverviewDep = Annotated[Overview, Depends(get_overview)]
-PlacementDep = Annotated[SitePlacement, Depends(get_placement)]
+
+
+def get_engine(service: ServiceDep) -> AlertEngine:
+    return service.alerts
+
+
+EngineDep = Annotated[AlertEngine, Depends(get_engine)]
+
+
+def get_alert_store(engine: EngineDep) -> Iterator[AlertStore]:
+    """One connection per request; the engine's own is for the ingest and evaluator threads."""
+    store = AlertStore(connect(engine.db_path))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+AlertStoreDep = Annotated[AlertStore, Depends(get_alert_store)]
+
+
+def get_visits(request: Request) -> VisitsSource | None:
+    """The monthly report's "visits made", when the app provides a source (None: left out)."""
+    visits: VisitsSource | None = getattr(request.app.state, "visits", None)
+    return visits
+
+
+VisitsDep = Annotated[VisitsSource | None, Depends(get_visits)]
+
+
+def get_scope(user: CurrentUser, store: AccountStoreDep, service: ServiceDep) -> Scope:
+    return scope_for(user, store.conn, service.registry)
+
+
+ScopeDep = Annotated[Scope, Depends(get_scope)]
+
+
+def get_page(request: Request, session: SessionDep, service: ServiceDep) -> PageContext:
+    return PageContext(request, session, render.alert_poll_s(service.settings.alerts.evaluate_s))
+
+
+PageDep = Annotated[PageContext, Depends(get_page)]
+
+
+def metrics_token_ok(request: Request, service: ServiceDep) -> bool:
+    """True when the request carries `Authorization: Bearer <metrics_token>`."""
+    token = service.settings.metrics_token
+    if token is None:
+        return False
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
+
+
+MetricsTokenOk = Annotated[bool, Depends(metrics_token_ok)]
+
+
+def get_metrics_registry(request: Request, service: ServiceDep) -> CollectorRegistry:
+    # One registry per app (not prometheus_client's global one): several apps in one process
+    # (tests, workers) must not collide on metric names.
+    registry: CollectorRegistry | None = getattr(request.app.state, "metrics_registry", None)
+    if registry is None:
+        registry = CollectorRegistry(auto_describe=True)
+        registry.register(IngestCollector(service))
+        request.app.state.metrics_registry = registry
+    return registry
+
+
+MetricsRegistryDep = Annotated[CollectorRegistry, Depends(get_metrics_registry)]
+
+
+def get_session_alive(request: Request, config: AuthConfigDep) -> Callable[[], bool]:
+    return sse.session_checker(config, request.cookies.get(SESSION_COOKIE))
+
+
+SessionAliveDep = Annotated[Callable[[], bool], Depends(get_session_alive)]
+
+
+def report_area(scope: Scope, store: AccountStore, area: str) -> str:
+    """The area asked for a report, as a path; 404 if it does not exist or is not the user's."""
+    try:
+        path = areas.parse_path(area)
+    except AreaError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND) from None
+    if path != areas.ROOT and areas.get_area(store.conn, path) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+    if not can(scope.user, Action.EXPORT, path):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+    return path
+
+
+def build_report(
+    service: IngestService, visits: VisitsSource | None, scope: Scope, area: str, month: str
+) -> MonthlyReport:
+    """The month's report of the user's sites in `area`; 400 bad month, 503 no InfluxDB."""
+    inside = areas.sites_in(area, scope.view, scope.paths)
+    sites = [s for s in map(service.registry.site, inside) if s is not None]
+    try:
+        return monthly_report(service.query_storage, sites, area, month, visits)
+    except ReportError as exc:
+        raise HTTPException(400, str(exc)) from None
+    except IngestError as exc:
+        raise HTTPException(503, f"报表暂不可用 report unavailable: {exc}") from None
+
+
+def get_report(
+    scope: ScopeDep,
+    store: AccountStoreDep,
+    service: ServiceDep,
+    month: MonthQ,
+    visits: VisitsDep,
+    area: AreaQ = "",
+) -> MonthlyReport:
+    # A plain def: FastAPI runs it in the thread pool, so the InfluxDB queries never block
+    # the event loop, also for the async xlsx handler.
+    return build_report(service, visits, scope, report_area(scope, store, area), month)
+
+
+ReportDep = Annotated[MonthlyReport, Depends(get_report)]

@@ -44,6 +44,7 @@ from cloud_ingest.console.accounts import (
     can,
     csrf_matches,
 )
+from cloud_ingest.errors import AreaError
 from cloud_ingest.registry import areas
 
 SESSION_COOKIE = "warmcard_session"
@@ -169,12 +170,18 @@ def require_whole_hierarchy_admin(user: CurrentUser) -> User:
     return user
 
 
+def is_form(request: Request) -> bool:
+    """True for a browser's form post (urlencoded or multipart)."""
+    ctype = request.headers.get("content-type", "")
+    return ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))
+
+
 async def csrf_protect(request: Request, session: SessionDep) -> None:
     """Dependency: unsafe methods must carry the session's token in X-CSRF-Token or csrf_token."""
     if request.method in SAFE_METHODS:
         return
     submitted = request.headers.get(CSRF_HEADER)
-    if submitted is None and _is_form(request):
+    if submitted is None and is_form(request):
         value = (await request.form()).get(CSRF_FIELD)
         submitted = value if isinstance(value, str) else None
     if not csrf_matches(session.csrf_token, submitted):
@@ -221,7 +228,7 @@ def area_access(action: Action = Action.VIEW) -> Callable[..., areas.Area]:
     ) -> areas.Area:
         try:
             path = areas.parse_path(area_path)
-        except areas.AreaError:
+        except AreaError:
             raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND) from None
         area = areas.get_area(store.conn, path)
         if area is None or not can(user, Action.VIEW, path):
@@ -235,6 +242,7 @@ def area_access(action: Action = Action.VIEW) -> Callable[..., areas.Area]:
 
 require_site_access = site_access(Action.VIEW)
 require_area_access = area_access(Action.VIEW)
+SiteAccess = Annotated[SiteRef, Depends(require_site_access)]
 
 
 def install_login_redirect(app: FastAPI, login_path: str = "/login") -> None:
@@ -252,11 +260,6 @@ def install_login_redirect(app: FastAPI, login_path: str = "/login") -> None:
 # --- the router -------------------------------------------------------------------------
 
 auth_router = APIRouter(tags=["auth"])
-
-
-def _is_form(request: Request) -> bool:
-    ctype = request.headers.get("content-type", "")
-    return ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))
 
 
 def _safe_next(target: str | None, default: str) -> str:
@@ -334,7 +337,7 @@ async def _read_login(request: Request) -> dict[str, str]:
         if not isinstance(data, dict):
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "JSON object expected")
         return {k: v for k, v in data.items() if isinstance(v, str)}
-    if _is_form(request):
+    if is_form(request):
         form = await request.form()
         return {k: v for k, v in form.items() if isinstance(v, str)}
     raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "form or JSON expected")
@@ -415,7 +418,7 @@ def logout(request: Request, store: AccountStoreDep) -> Response:
     """End the session; needs the CSRF token like any other unsafe request."""
     store.end_session(request.cookies.get(SESSION_COOKIE))
     response: Response
-    if _is_form(request):
+    if is_form(request):
         response = RedirectResponse("login", status.HTTP_303_SEE_OTHER)
     else:
         response = Response(status_code=status.HTTP_204_NO_CONTENT)

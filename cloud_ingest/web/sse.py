@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from cloud_ingest import db
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.pipeline.live import LiveState
-from cloud_ingest.web.security import SESSION_COOKIE, get_auth_config
+from cloud_ingest.web.security import AuthConfig
 
 COALESCE_S = 0.1  # several batches within this window become one push
 KEEPALIVE_S = 15.0  # a comment line keeps proxies from closing an idle stream
@@ -26,10 +26,8 @@ def event(name: str, data: Any) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def session_checker(request: Request) -> Callable[[], bool]:
-    """A check that the request's session is still live (logout, expiry, disabled user)."""
-    config = get_auth_config(request)
-    token = request.cookies.get(SESSION_COOKIE)
+def session_checker(config: AuthConfig, token: str | None) -> Callable[[], bool]:
+    """A check that the session `token` is still live (logout, expiry, disabled user)."""
 
     def alive() -> bool:
         conn = db.connect(config.db_path)

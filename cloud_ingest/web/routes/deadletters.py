@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 
 from cloud_ingest.ops.payload_view import payload_json
-from cloud_ingest.web.deps import Service
+from cloud_ingest.web.deps import ServiceDep
 from warmcard.contract import Reason
 
 router = APIRouter()
@@ -19,7 +19,7 @@ router = APIRouter()
 
 @router.get("/api/v1/deadletters")
 def list_deadletters(
-    service: Service,
+    service: ServiceDep,
     reason: Reason | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def list_deadletters(
 
 
 @router.get("/api/v1/deadletters/{letter_id}")
-def get_deadletter(service: Service, letter_id: int) -> dict[str, Any]:
+def get_deadletter(service: ServiceDep, letter_id: int) -> dict[str, Any]:
     letter = service.deadletters.get(letter_id)
     if letter is None:
         raise HTTPException(404, f"没有这条死信 No dead letter {letter_id}")

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from cloud_ingest.web.deps import Service
-from cloud_ingest.web.routes.metrics import token_ok
+from cloud_ingest.web.deps import MetricsTokenOk, ServiceDep
 
 router = APIRouter(tags=["operations"])
 
@@ -24,8 +23,8 @@ router = APIRouter(tags=["operations"])
         503: {"description": '{"status": "degraded"}'},
     },
 )
-def healthz(request: Request, service: Service) -> JSONResponse:
+def healthz(service: ServiceDep, token_ok: MetricsTokenOk) -> JSONResponse:
     body = service.health()
     code = 200 if body["status"] == "ok" else 503
-    shown: dict[str, Any] = body if token_ok(service, request) else {"status": body["status"]}
+    shown: dict[str, Any] = body if token_ok else {"status": body["status"]}
     return JSONResponse(shown, status_code=code)

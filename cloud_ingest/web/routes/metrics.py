@@ -1,140 +1,41 @@
 """GET /metrics (Prometheus text format) behind a bearer token; /healthz details use the same token.
 
 Mount with ``app.include_router(metrics.router)``. The token is `metrics_token` in the ingest
-settings; without one /metrics is off (404). Figures are read at scrape time from the service:
-ingest counters (`service.metrics`), consumer queue, live-state sizes, alerts not closed by kind.
+settings; without one /metrics is off (404). Figures are read at scrape time from the service
+(`cloud_ingest.web.prometheus`): ingest counters, consumer queue, live-state sizes, alerts not
+closed by kind.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Iterator
-
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import Response
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.registry import Collector
 
-from cloud_ingest.alerts.store import AlertStore, Kind, connect
-from cloud_ingest.registry import areas
-from cloud_ingest.service import IngestService
-from cloud_ingest.web.deps import Service
+from cloud_ingest.web.deps import MetricsRegistryDep, MetricsTokenOk, ServiceDep
 
 router = APIRouter(tags=["operations"])
 
 
-def token_ok(service: IngestService, request: Request) -> bool:
-    """True when the request carries `Authorization: Bearer <metrics_token>`."""
-    token = service.settings.metrics_token
-    if token is None:
-        return False
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    expected = token.get_secret_value().encode()
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
-
-
-class IngestCollector(Collector):
-    """Reads the service's counters at every scrape (no second bookkeeping)."""
-
-    def __init__(self, service: IngestService) -> None:
-        self.service = service
-
-    def collect(self) -> Iterator[Metric]:
-        svc = self.service
-        m = svc.metrics
-        for name, value, text in (
-            ("received", m.received, "Event messages received from the broker"),
-            ("stored", m.stored, "Tap points InfluxDB accepted"),
-            ("acked", m.acked, "Messages acknowledged to the broker"),
-            ("batches", m.batches, "Batches handled"),
-            ("write_retries", m.write_retries, "InfluxDB writes retried while unavailable"),
-        ):
-            yield CounterMetricFamily(f"warmcard_ingest_{name}", text, value=value)
-        letters = CounterMetricFamily(
-            "warmcard_ingest_dead_letters", "Messages dead-lettered, by reason", labels=["reason"]
+def require_metrics_token(service: ServiceDep, token_ok: MetricsTokenOk) -> None:
+    """404 while /metrics is off, 401 without the token; before any figure is read."""
+    if service.settings.metrics_token is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "metrics off: set metrics_token")
+    if not token_ok:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "bearer token required",
+            headers={"WWW-Authenticate": 'Bearer realm="warmcard-metrics"'},
         )
-        for reason, count in sorted(m.dead_letters.items()):
-            letters.add_metric([reason], count)
-        yield letters
-        for name, value, text in (
-            ("storage_ok", int(m.storage_ok), "1 while InfluxDB accepts writes"),
-            ("mqtt_connected", int(svc.consumer.connected.is_set()), "1 while consuming events"),
-            ("consumer_pending", svc.consumer.pending, "Messages received, not yet handled"),
-            ("registry_version", svc.registry.version, "Registry version loaded"),
-        ):
-            yield GaugeMetricFamily(f"warmcard_ingest_{name}", text, value=value)
-        snapshot = svc.live.snapshot()
-        sites = snapshot["sites"]
-        yield GaugeMetricFamily("warmcard_live_sites", "Sites in live state", value=len(sites))
-        for name, key, text in (
-            ("present", "present", "People present now, all sites"),
-            ("arrivals", "arrivals", "People checked in today, all sites"),
-            ("meals", "meals_total", "Meals served today, all sites"),
-            ("unknown_cards", "unknown_cards", "Unknown cards tapped today, all sites"),
-        ):
-            total = sum(int(s[key]) for s in sites)
-            yield GaugeMetricFamily(f"warmcard_live_{name}", text, value=total)
-        states = GaugeMetricFamily(
-            "warmcard_live_devices", "Devices by last known state", labels=["state"]
-        )
-        counts: dict[str, int] = {}
-        for site in sites:
-            for device in site["devices"]:
-                counts[device["state"]] = counts.get(device["state"], 0) + 1
-        for state, n in sorted(counts.items()):
-            states.add_metric([state], n)
-        yield states
-        yield from self._alerts()
-
-    def _alerts(self) -> Iterator[Metric]:
-        engine = self.service.alerts
-        # Its own connection: a scrape runs in a request thread, not the engine's.
-        store = AlertStore(connect(engine.db_path))
-        try:
-            by_kind = store.counts([areas.ROOT])
-        finally:
-            store.close()
-        open_alerts = GaugeMetricFamily(
-            "warmcard_alerts_open",
-            "Alerts not closed (open or acknowledged), by kind",
-            labels=["kind"],
-        )
-        for kind in Kind:  # every kind, zeros included: a series that vanishes cannot alarm
-            open_alerts.add_metric([kind.value], by_kind.get(kind.value, 0))
-        yield open_alerts
-        yield CounterMetricFamily(
-            "warmcard_alerts_hook_errors",
-            "Batches the alerts hook failed on (taps still stored)",
-            value=engine.hook_errors,
-        )
-
-
-def _registry(request: Request, service: IngestService) -> CollectorRegistry:
-    # One registry per app (not prometheus_client's global one): several apps in one process
-    # (tests, workers) must not collide on metric names.
-    registry = getattr(request.app.state, "metrics_registry", None)
-    if registry is None:
-        registry = CollectorRegistry(auto_describe=True)
-        registry.register(IngestCollector(service))
-        request.app.state.metrics_registry = registry
-    return registry
 
 
 @router.get(
     "/metrics",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, 401: {}, 404: {}},
+    dependencies=[Depends(require_metrics_token)],
 )
-def metrics(request: Request, service: Service) -> Response:
+def metrics(registry: MetricsRegistryDep) -> Response:
     """Prometheus metrics; needs `Authorization: Bearer <metrics_token>`."""
-    if service.settings.metrics_token is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "metrics off: set metrics_token")
-    if not token_ok(service, request):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "bearer token required",
-            headers={"WWW-Authenticate": 'Bearer realm="warmcard-metrics"'},
-        )
-    return Response(generate_latest(_registry(request, service)), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -14,14 +14,14 @@ from fastapi import APIRouter, HTTPException, Query
 
 from cloud_ingest.errors import IngestError
 from cloud_ingest.ops.reconcile import check, resolve_days
-from cloud_ingest.web.deps import Service
+from cloud_ingest.web.deps import ServiceDep
 
 router = APIRouter()
 
 
 @router.get("/api/v1/reconcile")
 def get_reconcile(
-    service: Service,
+    service: ServiceDep,
     device: str | None = None,
     site: str | None = None,
     day: str | None = None,

@@ -215,10 +215,6 @@ class Mosquitto(_Server):
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    @property
-    def tls_url(self) -> str:
-        return f"mqtts://127.0.0.1:{self.tls_port}"
-
 
 @dataclass
 class InfluxD(_Server):

@@ -1,13 +1,13 @@
-"""The overview: GET / (page), GET /api/v1/overview (one page of sites + roll-ups) and
+"""The overview's JSON: GET /api/v1/overview (one page of sites + roll-ups) and
 GET /api/v1/overview/stream (SSE deltas: only the sites that changed, and the roll-up)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from cloud_ingest.console.accounts import User
 from cloud_ingest.console.overview import (
@@ -18,28 +18,11 @@ from cloud_ingest.console.overview import (
     OverviewQuery,
 )
 from cloud_ingest.registry import areas
-from cloud_ingest.web import pages, sse
-from cloud_ingest.web.deps import OverviewDep
-from cloud_ingest.web.security import NOT_FOUND, CurrentUser, SessionDep
+from cloud_ingest.web import sse
+from cloud_ingest.web.deps import OverviewDep, SessionAliveDep
+from cloud_ingest.web.security import NOT_FOUND, CurrentUser
 
 router = APIRouter()
-
-# Message keys the overview script shows (shared keys of console.js come first).
-PAGE_MESSAGES = (
-    "present_now", "capacity", "arrivals_today", "meals_today", "breakfast", "lunch", "dinner",
-    "meal_repeats", "kiosks", "kiosks_offline", "n_offline", "all_online", "n_sites", "page_of",
-    "no_sites", "all_areas", "area", "live", "connecting", "reconnecting", "updated_at",
-    "state_online", "state_offline", "state_stale", "state_unknown", "prefecture", "county",
-    "township", "loading",
-)  # fmt: skip
-
-
-# Alert tiles: (group of /api/v1/alerts/counts, where the tile leads, message key).
-ALERT_GROUPS = (
-    ("device", "/alerts", "device_alerts"),
-    ("wellbeing", "/alerts/visits", "visits_due"),
-    ("fraud", "/alerts", "fraud_alerts"),
-)
 
 
 def _scope(overview: Overview, user: User, area: str | None) -> str:
@@ -47,28 +30,6 @@ def _scope(overview: Overview, user: User, area: str | None) -> str:
         return overview.scope(user, area)
     except AreaNotVisible:
         raise HTTPException(404, NOT_FOUND) from None
-
-
-@router.get("/", response_class=HTMLResponse)
-def overview_page(request: Request, session: SessionDep, overview: OverviewDep) -> HTMLResponse:
-    """The live overview; the script loads pages from the API and follows the delta stream."""
-    lang = pages.page_lang(request)
-    return pages.render(
-        request,
-        "overview.html",
-        session,
-        active="overview",
-        title_key="overview",
-        script="overview.js",
-        live=True,
-        page_data={
-            "scope": overview.default_scope(session.user),
-            "messages": pages.messages(lang, PAGE_MESSAGES),
-            "page_size": 50,
-        },
-        sorts=("area", "name", "-present", "-arrivals", "-meals", "-offline"),
-        alert_groups=ALERT_GROUPS,
-    )
 
 
 SortParam = Annotated[str, Query(pattern="^-?(" + "|".join(s for s in SORTS if s[0] != "-") + ")$")]
@@ -95,10 +56,14 @@ def get_overview(
 
 
 async def _deltas(
-    request: Request, overview: Overview, user: User, scope: str, site: str | None
+    request: Request,
+    overview: Overview,
+    alive: Callable[[], bool],
+    user: User,
+    scope: str,
+    site: str | None,
 ) -> AsyncIterator[str]:
     live = overview.live
-    alive = sse.session_checker(request)
     version = live.version
     only = {site} if site else None
     # Kiosks turn "stale" by the clock, with no event: compare on every idle tick too.
@@ -129,6 +94,7 @@ async def overview_stream(
     request: Request,
     user: CurrentUser,
     overview: OverviewDep,
+    alive: SessionAliveDep,
     area: str | None = None,
     site: str | None = None,
 ) -> StreamingResponse:
@@ -138,4 +104,4 @@ async def overview_stream(
         raise HTTPException(404, NOT_FOUND)
     if site is not None:
         scope = areas.ROOT
-    return sse.stream_response(_deltas(request, overview, user, scope, site))
+    return sse.stream_response(_deltas(request, overview, alive, user, scope, site))

@@ -1,19 +1,19 @@
-"""One site: GET /sites/{site_id} (page), GET /api/v1/sites/{site_id} (today, kiosks, who is
-present), /timeline?day= (10-minute buckets of a day) and /history?days= (daily figures).
+"""One site's JSON: GET /api/v1/sites/{site_id} (today, kiosks, who is present), /timeline?day=
+(10-minute buckets of a day) and /history?days= (daily figures).
 
-Every route takes the site through `require_site_access`: a site outside the user's areas
+Every route takes the site through `SiteAccess`: a site outside the user's areas
 answers 404, like one that does not exist. Display names are shown here (never on the
 overview), and only of people whose home site the user may also view.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
 
 from cloud_ingest import i18n
 from cloud_ingest.console import site_history
@@ -21,29 +21,10 @@ from cloud_ingest.console.accounts import User
 from cloud_ingest.console.overview import Overview
 from cloud_ingest.errors import IngestError
 from cloud_ingest.service import IngestService
-from cloud_ingest.web import pages
-from cloud_ingest.web.deps import OverviewDep, Service
-from cloud_ingest.web.security import NOT_FOUND, CurrentUser, SessionDep, SiteRef
-from cloud_ingest.web.security import require_site_access as _require_site_access
+from cloud_ingest.web.deps import OverviewDep, ServiceDep
+from cloud_ingest.web.security import NOT_FOUND, CurrentUser, SiteAccess
 
 router = APIRouter()
-SiteAccess = Annotated[SiteRef, Depends(_require_site_access)]
-
-PAGE_MESSAGES = (
-    "present_now", "capacity", "arrivals_today", "meals_today", "breakfast", "lunch", "dinner",
-    "meal_repeats", "unknown_cards", "kiosks", "who_present", "since", "nobody_present",
-    "visitor", "last_heartbeat", "outbox_depth", "reader", "mode_entrance", "mode_canteen",
-    "state_online", "state_offline", "state_stale", "state_unknown", "repeat_flag",
-    "no_repeats", "daily_arrivals", "daily_meals", "meals_per_slot", "live", "connecting",
-    "reconnecting", "updated_at", "loading",
-)  # fmt: skip
-
-
-def _row(overview: Overview, user: User, site_id: str) -> dict[str, Any]:
-    rows = overview.rows_for(user, [site_id], "")
-    if not rows:
-        raise HTTPException(404, NOT_FOUND)
-    return rows[0]
 
 
 def _present(
@@ -67,32 +48,14 @@ def _present(
     return out
 
 
-@router.get("/sites/{site_id}", response_class=HTMLResponse)
-def site_page(
-    request: Request, ref: SiteAccess, session: SessionDep, overview: OverviewDep
-) -> HTMLResponse:
-    lang = pages.page_lang(request)
-    row = _row(overview, session.user, ref.site_id)
-    return pages.render(
-        request,
-        "site.html",
-        session,
-        active="overview",
-        title_key="site",
-        script="site.js",
-        live=True,
-        page_data={"site_id": ref.site_id, "messages": pages.messages(lang, PAGE_MESSAGES)},
-        site=row,
-        site_name=row["name_en"] if lang == i18n.EN and row["name_en"] else row["name_zh"],
-    )
-
-
 @router.get("/api/v1/sites/{site_id}")
 def get_site(
-    ref: SiteAccess, user: CurrentUser, overview: OverviewDep, service: Service
+    ref: SiteAccess, user: CurrentUser, overview: OverviewDep, service: ServiceDep
 ) -> dict[str, Any]:
     """Today's numbers, the kiosks (last heartbeat, outbox, reader) and who is present now."""
-    row = _row(overview, user, ref.site_id)
+    row = overview.site_row(user, ref.site_id)
+    if row is None:
+        raise HTTPException(404, NOT_FOUND)
     return {
         **row,
         "area_path": ref.area_path,
@@ -109,16 +72,18 @@ def _day(text: str | None, tz: str, now_us: int) -> date:
         raise HTTPException(422, "day must be YYYY-MM-DD, e.g. 2024-05-01") from None
 
 
-async def _query(fn: Any, *args: Any) -> dict[str, Any]:
+async def _query(fn: Callable[..., dict[str, Any]], *args: object) -> dict[str, Any]:
     try:
-        result: dict[str, Any] = await run_in_threadpool(fn, *args)
+        result = await run_in_threadpool(fn, *args)
     except IngestError as exc:
         raise HTTPException(503, f"InfluxDB 暂不可用 unavailable: {exc}") from None
     return result
 
 
 @router.get("/api/v1/sites/{site_id}/timeline")
-async def get_timeline(ref: SiteAccess, service: Service, day: str | None = None) -> dict[str, Any]:
+async def get_timeline(
+    ref: SiteAccess, service: ServiceDep, day: str | None = None
+) -> dict[str, Any]:
     """Arrivals, meals and people present per 10 minutes of a local day (default today)."""
     site = service.registry.site(ref.site_id)
     if site is None:
@@ -133,7 +98,7 @@ async def get_timeline(ref: SiteAccess, service: Service, day: str | None = None
 @router.get("/api/v1/sites/{site_id}/history")
 async def get_history(
     ref: SiteAccess,
-    service: Service,
+    service: ServiceDep,
     days: Annotated[int, Query(ge=1, le=site_history.MAX_DAYS)] = 30,
 ) -> dict[str, Any]:
     """Daily arrivals, meals and repeat meals of the last `days` local days, today included."""

@@ -1,0 +1,88 @@
+"""The Prometheus collector of /metrics: figures read from the service at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from cloud_ingest.alerts.store import AlertStore, Kind, connect
+from cloud_ingest.registry import areas
+from cloud_ingest.service import IngestService
+
+
+class IngestCollector(Collector):
+    """Reads the service's counters at every scrape (no second bookkeeping)."""
+
+    def __init__(self, service: IngestService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        svc = self.service
+        m = svc.metrics
+        for name, value, text in (
+            ("received", m.received, "Event messages received from the broker"),
+            ("stored", m.stored, "Tap points InfluxDB accepted"),
+            ("acked", m.acked, "Messages acknowledged to the broker"),
+            ("batches", m.batches, "Batches handled"),
+            ("write_retries", m.write_retries, "InfluxDB writes retried while unavailable"),
+        ):
+            yield CounterMetricFamily(f"warmcard_ingest_{name}", text, value=value)
+        letters = CounterMetricFamily(
+            "warmcard_ingest_dead_letters", "Messages dead-lettered, by reason", labels=["reason"]
+        )
+        for reason, count in sorted(m.dead_letters.items()):
+            letters.add_metric([reason], count)
+        yield letters
+        for name, value, text in (
+            ("storage_ok", int(m.storage_ok), "1 while InfluxDB accepts writes"),
+            ("mqtt_connected", int(svc.consumer.connected.is_set()), "1 while consuming events"),
+            ("consumer_pending", svc.consumer.pending, "Messages received, not yet handled"),
+            ("registry_version", svc.registry.version, "Registry version loaded"),
+        ):
+            yield GaugeMetricFamily(f"warmcard_ingest_{name}", text, value=value)
+        snapshot = svc.live.snapshot()
+        sites = snapshot["sites"]
+        yield GaugeMetricFamily("warmcard_live_sites", "Sites in live state", value=len(sites))
+        for name, key, text in (
+            ("present", "present", "People present now, all sites"),
+            ("arrivals", "arrivals", "People checked in today, all sites"),
+            ("meals", "meals_total", "Meals served today, all sites"),
+            ("unknown_cards", "unknown_cards", "Unknown cards tapped today, all sites"),
+        ):
+            total = sum(int(s[key]) for s in sites)
+            yield GaugeMetricFamily(f"warmcard_live_{name}", text, value=total)
+        states = GaugeMetricFamily(
+            "warmcard_live_devices", "Devices by last known state", labels=["state"]
+        )
+        counts: dict[str, int] = {}
+        for site in sites:
+            for device in site["devices"]:
+                counts[device["state"]] = counts.get(device["state"], 0) + 1
+        for state, n in sorted(counts.items()):
+            states.add_metric([state], n)
+        yield states
+        yield from self._alerts()
+
+    def _alerts(self) -> Iterator[Metric]:
+        engine = self.service.alerts
+        # Its own connection: a scrape runs in a request thread, not the engine's.
+        store = AlertStore(connect(engine.db_path))
+        try:
+            by_kind = store.counts([areas.ROOT])
+        finally:
+            store.close()
+        open_alerts = GaugeMetricFamily(
+            "warmcard_alerts_open",
+            "Alerts not closed (open or acknowledged), by kind",
+            labels=["kind"],
+        )
+        for kind in Kind:  # every kind, zeros included: a series that vanishes cannot alarm
+            open_alerts.add_metric([kind.value], by_kind.get(kind.value, 0))
+        yield open_alerts
+        yield CounterMetricFamily(
+            "warmcard_alerts_hook_errors",
+            "Batches the alerts hook failed on (taps still stored)",
+            value=engine.hook_errors,
+        )

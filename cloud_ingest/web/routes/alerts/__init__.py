@@ -1,0 +1,14 @@
+"""Alerts and visits, limited to the user's areas: JSON and the forms' posts in `api`, the
+/alerts pages in `pages`.
+
+Mount with ``app.include_router(alerts.router)`` on an app that has `configure_auth` and a
+service (its ``alerts`` is the AlertEngine).
+"""
+
+from fastapi import APIRouter
+
+from cloud_ingest.web.routes.alerts import api, pages
+
+router = APIRouter()
+router.include_router(api.router)
+router.include_router(pages.router)
