@@ -48,17 +48,7 @@ def due_days(settings: AlertSettings, flag: str, area_path: str) -> float:
 
 def home_sites(registry: Registry, person_ids: list[str]) -> dict[str, str]:
     """person_id -> home site_id, from the registry's people table."""
-    out: dict[str, str] = {}
-    with registry.lock:
-        for i in range(0, len(person_ids), 500):
-            chunk = person_ids[i : i + 500]
-            rows = registry.db.execute(
-                f"SELECT person_id, site_id FROM people WHERE person_id IN"
-                f" ({','.join('?' * len(chunk))})",
-                chunk,
-            ).fetchall()
-            out.update(rows)
-    return out
+    return {person: site for person, (_, site) in registry.people_homes(person_ids).items()}
 
 
 @dataclass(frozen=True)
@@ -156,8 +146,7 @@ def read_flags_csv(
         raise FlagImportError(
             [f"{name}:1: 表头应为 header must be person_id,flag[,active] (got {header})"]
         )
-    with registry.lock:
-        people = {p for (p,) in registry.db.execute("SELECT person_id FROM people")}
+    people = {p for (p,) in registry.query("SELECT person_id FROM people")}
     problems: list[str] = []
     rows: list[tuple[str, str, bool]] = []
     seen: dict[tuple[str, str], int] = {}

@@ -67,8 +67,8 @@ class EnrolMode:
         if not 0 < minutes <= MAX_MINUTES:
             raise RegistryEditError(f"分钟数须为 1–{MAX_MINUTES} minutes must be 1–{MAX_MINUTES}")
         now = self.registry.clock()
-        with self.registry.lock:
-            self.registry.db.execute(
+        with self.registry.write() as db:
+            db.execute(
                 "INSERT INTO enrol_windows (device_id, started_us, until_us, started_by) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
                 "started_us = excluded.started_us, until_us = excluded.until_us, "
@@ -78,27 +78,26 @@ class EnrolMode:
         return self.state(device_id)
 
     def stop(self, device_id: str) -> EnrolState:
-        with self.registry.lock:
-            self.registry.db.execute("DELETE FROM enrol_windows WHERE device_id = ?", (device_id,))
+        with self.registry.write() as db:
+            db.execute("DELETE FROM enrol_windows WHERE device_id = ?", (device_id,))
         return self.state(device_id)
 
     def state(self, device_id: str, limit: int = 20) -> EnrolState:
         """The window (if running) and the captures since it started, newest first."""
         now = self.registry.clock()
-        with self.registry.lock:
-            row = self.registry.db.execute(
-                "SELECT started_us, until_us FROM enrol_windows WHERE device_id = ?",
-                (device_id,),
-            ).fetchone()
-            captures = []
-            if row is not None:
-                captures = self.registry.db.execute(
-                    "SELECT e.id, e.device_id, e.card_uid, e.ts_us, "
-                    "EXISTS (SELECT 1 FROM cards c WHERE c.card_uid = e.card_uid AND c.active) "
-                    "FROM enrol_captures e WHERE e.device_id = ? AND e.ts_us >= ? "
-                    "ORDER BY e.ts_us DESC LIMIT ?",
-                    (device_id, row[0], limit),
-                ).fetchall()
+        windows = self.registry.query(
+            "SELECT started_us, until_us FROM enrol_windows WHERE device_id = ?", (device_id,)
+        )
+        row = windows[0] if windows else None
+        captures = []
+        if row is not None:
+            captures = self.registry.query(
+                "SELECT e.id, e.device_id, e.card_uid, e.ts_us, "
+                "EXISTS (SELECT 1 FROM cards c WHERE c.card_uid = e.card_uid AND c.active) "
+                "FROM enrol_captures e WHERE e.device_id = ? AND e.ts_us >= ? "
+                "ORDER BY e.ts_us DESC LIMIT ?",
+                (device_id, row[0], limit),
+            )
         active = row is not None and row[1] > now
         return EnrolState(
             device_id=device_id,
@@ -109,13 +108,13 @@ class EnrolMode:
         )
 
     def capture(self, capture_id: int) -> Capture | None:
-        with self.registry.lock:
-            row = self.registry.db.execute(
-                "SELECT e.id, e.device_id, e.card_uid, e.ts_us, "
-                "EXISTS (SELECT 1 FROM cards c WHERE c.card_uid = e.card_uid AND c.active) "
-                "FROM enrol_captures e WHERE e.id = ?",
-                (capture_id,),
-            ).fetchone()
+        rows = self.registry.query(
+            "SELECT e.id, e.device_id, e.card_uid, e.ts_us, "
+            "EXISTS (SELECT 1 FROM cards c WHERE c.card_uid = e.card_uid AND c.active) "
+            "FROM enrol_captures e WHERE e.id = ?",
+            (capture_id,),
+        )
+        row = rows[0] if rows else None
         return Capture(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
     def observe(
@@ -127,12 +126,11 @@ class EnrolMode:
         new captures. Costs one indexed query per batch while no window is open.
         """
         now = self.registry.clock()
-        with self.registry.lock:
-            windows = dict(
-                self.registry.db.execute(
-                    "SELECT device_id, started_us FROM enrol_windows WHERE until_us > ?", (now,)
-                ).fetchall()
+        windows = dict(
+            self.registry.query(
+                "SELECT device_id, started_us FROM enrol_windows WHERE until_us > ?", (now,)
             )
+        )
         if not windows:
             return 0
         rows = []
@@ -148,14 +146,14 @@ class EnrolMode:
             rows.append((doc["event_id"], ev.device_id, doc["card_uid"], ev.ts_us, now))
         if not rows:
             return 0
-        with self.registry.lock:
-            before = self.registry.db.total_changes
-            self.registry.db.executemany(
+        with self.registry.write() as db:
+            before = db.total_changes
+            db.executemany(
                 "INSERT OR IGNORE INTO enrol_captures "
                 "(event_id, device_id, card_uid, ts_us, captured_us) VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
-            added = self.registry.db.total_changes - before
+            added = db.total_changes - before
         if added:
             log.info("enrol mode: captured %d unknown card(s)", added)
         return added

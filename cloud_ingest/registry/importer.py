@@ -18,9 +18,7 @@ from cloud_ingest.errors import ImportFailed
 from cloud_ingest.registry.store import (
     MEAL_COLUMNS,
     Registry,
-    bump_version,
     parse_window,
-    record_history,
 )
 from warmcard.cards import canonical_uid
 from warmcard.contract import Mode
@@ -133,8 +131,7 @@ class _Validator:
         self.problems.append((rows.name, line, text))
 
     def existing(self, sql: str) -> set[str]:
-        with self.registry.lock:
-            return {r[0] for r in self.registry.db.execute(sql)}
+        return {r[0] for r in self.registry.query(sql)}
 
 
 def _check_time(v: _Validator, rows: _Rows, line: int, column: str, value: str) -> None:
@@ -348,10 +345,8 @@ def import_csv(
             card_rows,
         ),
     ]
-    with registry.lock:
-        db = registry.db
-        try:
-            db.execute("BEGIN IMMEDIATE")
+    try:
+        with registry.change() as db:
             for sql, rows in statements:
                 for start in range(0, len(rows), WRITE_CHUNK):
                     chunk = rows[start : start + WRITE_CHUNK]
@@ -359,16 +354,10 @@ def import_csv(
                     done += len(chunk)
                     if progress is not None:
                         progress(done, total)
-            record_history(db, registry.clock())
-            version = bump_version(db)
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise ImportFailed(
-                [("(registry)", 0, f"database error, nothing imported: {exc}")]
-            ) from None
-    registry.refresh()
+    except sqlite3.Error as exc:
+        raise ImportFailed(
+            [("(registry)", 0, f"database error, nothing imported: {exc}")]
+        ) from None
     return ImportSummary(
         counts={
             "sites": len(site_rows),
@@ -376,5 +365,5 @@ def import_csv(
             "people": len(people_rows),
             "cards": len(card_rows),
         },
-        version=version,
+        version=registry.version,
     )

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from cloud_ingest.errors import CardInUse, RegistryEditError
-from cloud_ingest.registry.store import Registry, bump_version, record_history
+from cloud_ingest.registry.store import Registry
 from warmcard.ids import CARD_UID_RE, PERSON_ID_RE
 
 MAX_PER_PAGE = 200
@@ -82,8 +80,7 @@ def _limits(page: int, per_page: int) -> tuple[int, int]:
 
 
 def _rows(registry: Registry, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
-    with registry.lock:
-        return registry.db.execute(sql, params).fetchall()
+    return registry.query(sql, params)
 
 
 # What a PersonRow, CardRow and DeviceRow are read from (lists and single lookups alike).
@@ -295,24 +292,6 @@ def _device_rows(rows: list[tuple[Any, ...]]) -> list[DeviceRow]:
 # ---------------------------------------------------------------------------------- edits
 
 
-@contextmanager
-def _change(registry: Registry) -> Iterator[sqlite3.Connection]:
-    """One write transaction: history reconciled and version bumped before it commits."""
-    with registry.lock:
-        db = registry.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            record_history(db, registry.clock())
-            bump_version(db)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-    registry.refresh()
-
-
 def _check_name(name: str) -> str:
     name = name.strip()
     if not name:
@@ -333,7 +312,7 @@ def add_person(registry: Registry, display_name: str, site_id: str) -> str:
     """Create a person at a site (the caller checked the right to edit it); returns the id."""
     name = _check_name(display_name)
     person_id = new_person_id()
-    with _change(registry) as db:
+    with registry.change() as db:
         db.execute(
             "INSERT INTO people (person_id, display_name, site_id) VALUES (?, ?, ?)",
             (person_id, name, site_id),
@@ -345,7 +324,7 @@ def update_person(
     registry: Registry, person_id: str, display_name: str | None, site_id: str | None
 ) -> None:
     """Rename a person or move them to another site (the caller checked both sites)."""
-    with _change(registry) as db:
+    with registry.change() as db:
         if display_name is not None:
             db.execute(
                 "UPDATE people SET display_name = ? WHERE person_id = ?",
@@ -368,7 +347,7 @@ def assign_card(
         raise RegistryEditError(f"card_uid {card_uid!r} is not canonical upper-case hex")
     if not PERSON_ID_RE.fullmatch(person_id):
         raise RegistryEditError(f"person_id {person_id!r} is not valid")
-    with _change(registry) as db:
+    with registry.change() as db:
         row = db.execute(f"{_CARD_SELECT} WHERE c.card_uid = ?", (card_uid,)).fetchone()
         previous = _card_rows([row])[0] if row else None
         if previous and previous.active and previous.site_id not in editable_sites:
@@ -386,5 +365,5 @@ def assign_card(
 
 def deactivate_card(registry: Registry, card_uid: str) -> None:
     """Take a card out of use (lost, returned); it stays in history and taps as unknown."""
-    with _change(registry) as db:
+    with registry.change() as db:
         db.execute("UPDATE cards SET active = 0 WHERE card_uid = ?", (card_uid,))

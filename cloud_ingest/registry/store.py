@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cloud_ingest import db as sqlite_db
 from cloud_ingest.errors import RegistryError
@@ -188,26 +190,63 @@ class Registry:
         self.path = Path(path)
         self.clock = clock
         try:
-            self.db = sqlite_db.connect(path, autocommit=True, shared=True)
-            self.db.executescript(SCHEMA)
-            migrate(self.db)
+            self._db = sqlite_db.connect(path, autocommit=True, shared=True)
+            self._db.executescript(SCHEMA)
+            migrate(self._db)
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot open registry {path}: {exc}") from None
-        self.lock = threading.RLock()
+        self._lock = threading.RLock()
         self._version = -1
         self._devices: dict[str, Device] = {}
         self._sites: dict[str, Site] = {}
         self.refresh()
 
     def close(self) -> None:
-        with self.lock:
-            self.db.close()
+        with self._lock:
+            self._db.close()
+
+    # ------------------------------------------------------------------ data access
+    #
+    # Every module outside this one reads and writes the registry through these three, so the
+    # connection, its lock and the transaction rules stay in one place.
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """All rows of one read, under the registry's lock."""
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on any error).
+
+        For rows that are not registry data proper (enrol windows and captures): the version
+        is not bumped, so no roster is republished.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def change(self) -> Iterator[sqlite3.Connection]:
+        """One edit of registry data: card history reconciled and the version bumped before it
+        commits, the cache refreshed after (the service then republishes changed rosters)."""
+        with self.write() as db:
+            yield db
+            record_history(db, self.clock())
+            bump_version(db)
+        self.refresh()
 
     # ------------------------------------------------------------------ cache
 
     def stored_version(self) -> int:
-        with self.lock:
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
         return int(row[0])
 
     @property
@@ -216,12 +255,12 @@ class Registry:
 
     def refresh(self) -> bool:
         """Reload the cache if an import changed the registry; True when it did."""
-        with self.lock:
+        with self._lock:
             version = self.stored_version()
             if version == self._version:
                 return False
             sites = {}
-            for row in self.db.execute(
+            for row in self._db.execute(
                 "SELECT site_id, name_zh, name_en, tz, capacity, opening, closing, "
                 "breakfast, lunch, dinner FROM sites"
             ):
@@ -242,7 +281,7 @@ class Registry:
                 )
             devices = {
                 row[0]: Device(row[0], row[1], Mode(row[2]), float(row[3]))
-                for row in self.db.execute(
+                for row in self._db.execute(
                     "SELECT device_id, site_id, mode, debounce_s FROM devices"
                 )
             }
@@ -271,11 +310,11 @@ class Registry:
         if not person_ids:
             return {}
         out: dict[str, tuple[str, str]] = {}
-        with self.lock:
+        with self._lock:
             for start in range(0, len(person_ids), 500):  # SQLite's bound-parameter limit
                 chunk = person_ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                for person, name, site in self.db.execute(
+                for person, name, site in self._db.execute(
                     f"SELECT person_id, display_name, site_id FROM people "
                     f"WHERE person_id IN ({marks})",
                     chunk,
@@ -303,8 +342,8 @@ class Registry:
 
     def roster(self, site_id: str) -> Roster:
         """Active cards of this site's people, with names; version is a content hash."""
-        with self.lock:
-            rows = self.db.execute(
+        with self._lock:
+            rows = self._db.execute(
                 "SELECT c.card_uid, c.person_id, p.display_name FROM cards c "
                 "JOIN people p USING (person_id) WHERE c.active = 1 AND p.site_id = ? "
                 "ORDER BY c.card_uid",

@@ -6,7 +6,8 @@ from collections import Counter
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from tests.faults.pipeline import TZ, OffsetClock, Pipeline, read_outbox, wait_until
+from tests.faults.kiosks import TZ, OffsetClock, read_outbox
+from tests.faults.pipeline import Pipeline, wait_until
 from warmcard.timestamps import now_us
 
 DAY_S = 86400

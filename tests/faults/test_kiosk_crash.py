@@ -8,7 +8,8 @@ import sqlite3
 
 import pytest
 
-from tests.faults.pipeline import Pipeline, read_outbox, wait_until
+from tests.faults.kiosks import read_outbox
+from tests.faults.pipeline import Pipeline, wait_until
 from tests.faults.tcpproxy import has_mqtt_packet
 
 PUBLISH, PUBACK = 3, 4

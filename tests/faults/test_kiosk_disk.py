@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kiosk.policy import MSG_DISK_FULL, Outcome
-from tests.faults.pipeline import Pipeline, read_outbox
+from tests.faults.kiosks import read_outbox
+from tests.faults.pipeline import Pipeline
 
 
 @contextlib.contextmanager

@@ -17,7 +17,6 @@ from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.console.reports import monthly_report
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.lineprotocol import encode_tap
-from cloud_ingest.registry.store import bump_version
 from cloud_ingest.service import IngestService
 from tests.support.console import client_as, close_unstarted, console_app, console_db_for
 from tests.support.ingest import make_settings, write_registry
@@ -133,10 +132,8 @@ def test_numbers_exact_with_site_tz_day_boundaries(month, tmp_path):
 def test_report_api_downloads_and_area_access(month, tmp_path):
     ids, _, service, _ = month
     a = ids["site_a"]
-    with service.registry.lock:
-        service.registry.db.execute("UPDATE sites SET name_zh = ? WHERE site_id = ?", (EVIL, a))
-        bump_version(service.registry.db)
-    service.registry.refresh()
+    with service.registry.change() as db:
+        db.execute("UPDATE sites SET name_zh = ? WHERE site_id = ?", (EVIL, a))
     app = console_app(service, console_db_for(tmp_path, ids))
     app.state.visits = record_visits(
         tmp_path / "alerts.sqlite3",

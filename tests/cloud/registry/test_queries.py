@@ -265,10 +265,8 @@ def test_old_registry_is_migrated_with_history(tmp_path):
     db.close()
     reg = Registry(path, clock=lambda: 5_000_000)
     try:
-        assert reg.db.execute("PRAGMA user_version").fetchone()[0] == 1
-        rows = reg.db.execute(
-            "SELECT card_uid, person_id, valid_from, valid_to FROM card_assignments"
-        ).fetchall()
+        assert reg.query("PRAGMA user_version")[0][0] == 1
+        rows = reg.query("SELECT card_uid, person_id, valid_from, valid_to FROM card_assignments")
         assert rows == [("04A1B2C3", "P1", None, None)]
         assert [e.card_uid for e in reg.roster("s-01").entries] == ["04A1B2C3"]
         assert reg.stored_version() == 3
@@ -277,7 +275,7 @@ def test_old_registry_is_migrated_with_history(tmp_path):
     # Opening again does not migrate twice.
     reg = Registry(path)
     try:
-        assert reg.db.execute("SELECT count(*) FROM card_assignments").fetchone()[0] == 1
+        assert reg.query("SELECT count(*) FROM card_assignments")[0][0] == 1
     finally:
         reg.close()
 
@@ -290,10 +288,10 @@ def test_import_reports_progress_and_records_history(tmp_path, topic_prefix):
     try:
         import_csv(reg, cards=tmp_path / "move.csv", progress=lambda d, t: seen.append((d, t)))
         assert seen[-1] == (2, 2) and seen[0][1] == 2
-        rows = reg.db.execute(
+        rows = reg.query(
             "SELECT person_id, valid_to FROM card_assignments WHERE card_uid = '04A1B201' "
             "ORDER BY id"
-        ).fetchall()
+        )
         assert rows == [("P0001", 7_000_000), ("P0002", None)]
     finally:
         reg.close()

@@ -21,7 +21,6 @@ from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page
 
 from cloud_ingest.alerts.settings import AlertSettings
-from cloud_ingest.registry.store import bump_version
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import UplinkTiming
@@ -166,12 +165,8 @@ def test_visit_due_closed_in_the_browser_and_counted_in_downloaded_reports(
     assert page.inner_text('[data-stat="elders"]') == "2"
     page.screenshot(path=str(shots / "console-reports.png"), full_page=True)
     # Renamed to what a spreadsheet would run as a formula; the downloads read the registry now.
-    with service.registry.lock:
-        service.registry.db.execute(
-            "UPDATE sites SET name_zh = ? WHERE site_id = ?", (EVIL, site_a)
-        )
-        bump_version(service.registry.db)
-    service.registry.refresh()
+    with service.registry.change() as db:
+        db.execute("UPDATE sites SET name_zh = ? WHERE site_id = ?", (EVIL, site_a))
     with page.expect_download() as csv_download:
         page.click("#export-csv")
     assert (
