@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from cloud_ingest.console import db as console_db
-from cloud_ingest.console.accounts import Role
+from cloud_ingest.console.roles import Role
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.settings import InfluxSettings
 from cloud_ingest.registry import areas

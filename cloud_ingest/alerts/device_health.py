@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+from cloud_ingest.alerts.models import Finding, Kind
 from cloud_ingest.alerts.settings import AlertSettings
-from cloud_ingest.alerts.store import Finding, Kind
 from cloud_ingest.pipeline.live import DeviceSeen
 from warmcard.contract import InvalidPayload, ReaderState
 from warmcard.timestamps import parse_ts

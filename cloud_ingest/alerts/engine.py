@@ -22,8 +22,9 @@ from cloud_ingest import db
 from cloud_ingest.alerts import wellbeing
 from cloud_ingest.alerts.device_health import DeviceHealth
 from cloud_ingest.alerts.fraud import PRESENCE, FraudDetector
+from cloud_ingest.alerts.models import DEVICE_KINDS, Finding, Kind, LastSeen
 from cloud_ingest.alerts.settings import AlertSettings
-from cloud_ingest.alerts.store import DEVICE_KINDS, AlertStore, Finding, Kind, LastSeen
+from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.errors import IngestError
 from cloud_ingest.pipeline.influx import Storage, quote_ident
 from cloud_ingest.pipeline.lineprotocol import MEASUREMENT

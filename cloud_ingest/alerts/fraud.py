@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import cast
 from zoneinfo import ZoneInfo
 
+from cloud_ingest.alerts.models import Finding, Kind
 from cloud_ingest.alerts.settings import AlertSettings
-from cloud_ingest.alerts.store import Finding, Kind
 from cloud_ingest.pipeline.live import LiveEvent
 from cloud_ingest.registry.store import Registry, Site
 from warmcard.contract import Kind as TapKind

@@ -15,12 +15,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from cloud_ingest import db
+from cloud_ingest.alerts.models import Alert, Finding, Kind, LastSeen, State, Visit
 from cloud_ingest.errors import AlertError
 from cloud_ingest.registry import areas
 from warmcard import localtime
@@ -78,104 +77,6 @@ CREATE TABLE IF NOT EXISTS alerts_meta (key TEXT PRIMARY KEY, value INTEGER NOT 
 """
 
 
-class State(StrEnum):
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    CLOSED = "closed"
-
-
-class Kind(StrEnum):
-    """Every alert kind; the value is what the `kind` column stores."""
-
-    DEVICE_OFFLINE = "device_offline"
-    OUTBOX_GROWING = "outbox_growing"
-    READER_FAULT = "reader_fault"
-    VISIT_DUE = "visit_due"
-    TWO_SITES = "two_sites"
-    MEAL_REPEAT = "meal_repeat"
-    MEAL_TWO_CANTEENS = "meal_two_canteens"
-    OUTSIDE_HOURS = "outside_hours"
-    TAP_BURST = "tap_burst"
-
-
-KIND_NAMES: dict[Kind, tuple[str, str]] = {
-    Kind.DEVICE_OFFLINE: ("设备离线", "Kiosk offline"),
-    Kind.OUTBOX_GROWING: ("待发数据积压", "Outbox growing"),
-    Kind.READER_FAULT: ("读卡器故障", "Reader fault"),
-    Kind.VISIT_DUE: ("需探访", "Visit due"),
-    Kind.TWO_SITES: ("同卡两地", "Same card at two sites"),
-    Kind.MEAL_REPEAT: ("重复用餐", "Repeat meal"),
-    Kind.MEAL_TWO_CANTEENS: ("两处用餐", "Meals at two canteens"),
-    Kind.OUTSIDE_HOURS: ("非开放时间刷卡", "Taps outside opening hours"),
-    Kind.TAP_BURST: ("短时大量刷卡", "Burst of taps"),
-}
-DEVICE_KINDS = frozenset({Kind.DEVICE_OFFLINE, Kind.OUTBOX_GROWING, Kind.READER_FAULT})
-FRAUD_KINDS = frozenset(
-    {Kind.TWO_SITES, Kind.MEAL_REPEAT, Kind.MEAL_TWO_CANTEENS, Kind.OUTSIDE_HOURS, Kind.TAP_BURST}
-)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A rule's verdict that an alert should be open; raising it twice updates one alert."""
-
-    kind: Kind
-    subject: str
-    at_us: int
-    detail_zh: str
-    detail_en: str
-    site_id: str | None = None
-    device_id: str | None = None
-    person_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Alert:
-    id: int
-    kind: Kind
-    subject: str
-    site_id: str | None
-    device_id: str | None
-    person_id: str | None
-    area_path: str
-    opened_at: int
-    last_seen_at: int
-    count: int
-    state: State
-    acked_at: int | None
-    acked_by: str | None
-    cleared_at: int | None
-    cleared_by: str | None
-    closed_by: str | None
-    detail_zh: str
-    detail_en: str
-
-    def as_json(self) -> dict[str, Any]:
-        zh, en = KIND_NAMES[self.kind]
-        return {
-            "id": self.id,
-            "kind": self.kind.value,
-            "kind_name": f"{zh} {en}",
-            "subject": self.subject,
-            "site_id": self.site_id,
-            "device_id": self.device_id,
-            "person_id": self.person_id,
-            "area_path": self.area_path,
-            "opened_at": self.opened_at,
-            "last_seen_at": self.last_seen_at,
-            "count": self.count,
-            "state": self.state.value,
-            "acked_at": self.acked_at,
-            "acked_by": self.acked_by,
-            "cleared_at": self.cleared_at,
-            "cleared_by": self.cleared_by,
-            "closed_by": self.closed_by,
-            "detail": f"{self.detail_zh} {self.detail_en}",
-            "detail_zh": self.detail_zh,
-            "detail_en": self.detail_en,
-        }
-
-
 _ALERT_COLUMNS = (
     "id, kind, subject, site_id, device_id, person_id, area_path, opened_at, last_seen_at, "
     "count, state, acked_at, acked_by, cleared_at, cleared_by, closed_by, detail_zh, detail_en"
@@ -187,26 +88,6 @@ def _alert(row: Sequence[Any]) -> Alert:
         row[0], Kind(row[1]), row[2], row[3], row[4], row[5], row[6], row[7], row[8],
         row[9], State(row[10]), *row[11:],
     )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class LastSeen:
-    person_id: str
-    ts_us: int
-    site_id: str
-    device_id: str
-    kind: str
-
-
-@dataclass(frozen=True)
-class Visit:
-    id: int
-    person_id: str
-    area_path: str
-    visited_at: int
-    recorded_by: str
-    note: str
-    alert_id: int | None
 
 
 def within_any(column: str, area_paths: Iterable[str]) -> tuple[str, tuple[str, ...]]:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud_ingest import i18n
+from cloud_ingest.alerts.models import Finding, Kind, LastSeen
 from cloud_ingest.alerts.settings import AlertSettings
-from cloud_ingest.alerts.store import AlertStore, Finding, Kind, LastSeen
+from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.errors import FlagImportError
 from cloud_ingest.registry import areas
 from cloud_ingest.registry.store import Registry

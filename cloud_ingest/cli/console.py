@@ -12,7 +12,8 @@ from typing import Annotated
 import typer
 
 from cloud_ingest.console import db as console_db
-from cloud_ingest.console.accounts import AccountStore, Role, User
+from cloud_ingest.console.accounts import AccountStore
+from cloud_ingest.console.roles import Role, User
 from cloud_ingest.errors import ConsoleError
 from cloud_ingest.registry import areas
 

@@ -1,9 +1,7 @@
 """Console users and access: argon2 passwords, roles granted on areas, sessions, CSRF, login limits.
 
-A user holds one or more grants, each a role (viewer < manager < admin) on an area path.
-`can(user, action, area_path)` is true when some grant covers the object's area (by whole
-path segments) with a role high enough for the action. There is no default account: the
-first administrator is created with ``warmcard user add``.
+Who may do what is in console.roles, the password policy in console.passwords. There is no
+default account: the first administrator is created with ``warmcard user add``.
 """
 
 from __future__ import annotations
@@ -14,23 +12,21 @@ import hmac
 import re
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from cloud_ingest.errors import AccountError, PasswordRejected
+from cloud_ingest.console.passwords import MAX_PASSWORD, check_password_policy
+from cloud_ingest.console.roles import Grant, Role, User
+from cloud_ingest.errors import AccountError
 from cloud_ingest.registry import areas
-from warmcard.settings import PLACEHOLDER_SECRETS
 
 Clock = Callable[[], float]
 """Seconds since the epoch; time.time in production, a fake in tests."""
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")
-MIN_PASSWORD = 10
-MAX_PASSWORD = 1024  # argon2 takes any length; a cap keeps a login form from being a DoS lever
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -69,99 +65,6 @@ def init_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
 
 
-class Role(IntEnum):
-    """Ordered: a higher role may do everything a lower one may."""
-
-    VIEWER = 1
-    MANAGER = 2
-    ADMIN = 3
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> Role:
-        try:
-            return cls[text.strip().upper()]
-        except KeyError:
-            raise AccountError(
-                f"未知角色 unknown role {text!r}; use viewer, manager or admin"
-            ) from None
-
-
-ROLE_NAMES: dict[Role, tuple[str, str]] = {
-    Role.VIEWER: ("查看员", "Viewer"),
-    Role.MANAGER: ("管理员", "Manager"),
-    Role.ADMIN: ("系统管理员", "Administrator"),
-}
-
-
-class Action(StrEnum):
-    """What a console route does to an object; each needs a minimum role on the object's area."""
-
-    VIEW = "view"  # pages, live figures, alerts
-    EXPORT = "export"  # monthly reports, CSV/XLSX
-    ACK_ALERT = "ack_alert"  # mark a well-being or anti-fraud alert handled
-    RECORD_VISIT = "record_visit"  # a watcher records a well-being visit (closes visit-due)
-    EDIT_REGISTRY = "edit_registry"  # people, cards, devices, sites
-    MANAGE_USERS = "manage_users"  # accounts and grants inside the area
-    MANAGE_AREAS = "manage_areas"  # the hierarchy itself
-
-
-ACTION_ROLE: dict[Action, Role] = {
-    Action.VIEW: Role.VIEWER,
-    Action.EXPORT: Role.VIEWER,
-    Action.ACK_ALERT: Role.MANAGER,
-    Action.RECORD_VISIT: Role.VIEWER,
-    Action.EDIT_REGISTRY: Role.MANAGER,
-    Action.MANAGE_USERS: Role.ADMIN,
-    Action.MANAGE_AREAS: Role.ADMIN,
-}
-
-
-@dataclass(frozen=True)
-class Grant:
-    role: Role
-    area: str
-
-
-@dataclass(frozen=True)
-class User:
-    id: int
-    username: str
-    grants: tuple[Grant, ...]
-    disabled: bool = False
-
-    @property
-    def top_role(self) -> Role | None:
-        return max((g.role for g in self.grants), default=None)
-
-    def role_at(self, area_path: str) -> Role | None:
-        """The highest role any grant gives on this area path, or None."""
-        return max((g.role for g in self.grants if areas.is_under(area_path, g.area)), default=None)
-
-
-def can(user: User | None, action: Action, area_path: str) -> bool:
-    """True if `user` may do `action` on an object in `area_path` (segment-wise containment)."""
-    if user is None or user.disabled:
-        return False
-    role = user.role_at(area_path)
-    return role is not None and role >= ACTION_ROLE[action]
-
-
-def view_areas(user: User) -> list[str]:
-    """Every area the user may view (any grant allows viewing); none for a disabled user."""
-    return [g.area for g in user.grants] if not user.disabled else []
-
-
-def sites_allowed(
-    user: User, action: Action, site_ids: Iterable[str], site_paths: Mapping[str, str]
-) -> frozenset[str]:
-    """The sites among `site_ids` on which `user` may do `action` (unplaced: at the root)."""
-    return frozenset(s for s in site_ids if can(user, action, areas.place_of(s, site_paths)))
-
-
 def normalise_username(text: str) -> str:
     """Lower-case and check a username; raise AccountError if it is not a valid one."""
     name = text.strip().lower()
@@ -170,60 +73,6 @@ def normalise_username(text: str) -> str:
             f"用户名无效 invalid username {text!r}: 2-32 characters of a-z, 0-9, '.', '_', '-'"
         )
     return name
-
-
-_COMMON_WORDS = PLACEHOLDER_SECRETS | frozenset(
-    [
-        "admin",
-        "administrator",
-        "warmcard",
-        "passw0rd",
-        "password",
-        "changeme",
-        "letmein",
-        "welcome",
-        "qwerty",
-        "abc",
-        "abcd",
-        "iloveyou",
-        "woaini",
-        "dali",
-        "root",
-        "test",
-        "user",
-        "guest",
-        "default",
-        "example",
-    ]
-)
-_RUNS = [
-    "0123456789",
-    "1234567890",
-    "9876543210",
-    "qwertyuiop",
-    "asdfghjkl",
-    "zxcvbnm",
-    "abcdefghij",
-]
-
-
-def check_password_policy(password: str, username: str = "") -> None:
-    """Raise PasswordRejected if a new password is too short, a placeholder or guessable."""
-    if len(password) < MIN_PASSWORD:
-        raise PasswordRejected(f"密码太短 password too short: at least {MIN_PASSWORD} characters")
-    if len(password) > MAX_PASSWORD:
-        raise PasswordRejected(f"密码太长 password too long: at most {MAX_PASSWORD} characters")
-    lowered = password.strip().lower()
-    # 'Password2024!' and 'admin123456' are the same placeholder with decoration.
-    core = lowered.rstrip("0123456789!@#$%^&*.?-_ ")
-    if len(set(lowered)) <= 2:
-        raise PasswordRejected("密码过于简单 password is one or two characters repeated")
-    if lowered in _COMMON_WORDS or core in _COMMON_WORDS:
-        raise PasswordRejected("密码是常见占位符 password is a common placeholder; choose another")
-    if any(lowered in run for run in _RUNS):
-        raise PasswordRejected("密码是键盘或数字序列 password is a keyboard or digit run")
-    if username and len(username) >= 3 and username.lower() in lowered:
-        raise PasswordRejected("密码不能包含用户名 password must not contain the username")
 
 
 @dataclass(frozen=True)

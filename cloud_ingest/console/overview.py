@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cloud_ingest.console.accounts import Action, User, can, sites_allowed
+from cloud_ingest.console.roles import Action, User, can, sites_allowed
 from cloud_ingest.errors import AreaError
 from cloud_ingest.pipeline.live import LiveState
 from cloud_ingest.registry import areas

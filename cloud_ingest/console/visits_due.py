@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from cloud_ingest import i18n
-from cloud_ingest.alerts.store import AlertStore, Kind, State
-from cloud_ingest.console.accounts import Action, User, can, view_areas
+from cloud_ingest.alerts.models import Kind, State
+from cloud_ingest.alerts.store import AlertStore
+from cloud_ingest.console.roles import Action, User, can, view_areas
 from cloud_ingest.registry.store import Registry
 
 

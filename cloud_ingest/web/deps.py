@@ -18,9 +18,10 @@ from prometheus_client import CollectorRegistry
 
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.store import AlertStore, connect
-from cloud_ingest.console.accounts import AccountStore, Action, can
+from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.overview import Overview
 from cloud_ingest.console.reports import MonthlyReport, VisitsSource, monthly_report
+from cloud_ingest.console.roles import Action, can
 from cloud_ingest.errors import AreaError, IngestError, ReportError
 from cloud_ingest.registry import areas
 from cloud_ingest.service import IngestService

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from cloud_ingest.alerts.store import AlertStore, Kind, connect
+from cloud_ingest.alerts.models import Kind
+from cloud_ingest.alerts.store import AlertStore, connect
 from cloud_ingest.registry import areas
 from cloud_ingest.service import IngestService
 

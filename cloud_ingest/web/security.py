@@ -33,17 +33,14 @@ from cloud_ingest import db, i18n
 from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import (
     AccountStore,
-    Action,
     Clock,
     LoginLimits,
     LoginRefused,
-    Role,
     Session,
     SessionPolicy,
-    User,
-    can,
     csrf_matches,
 )
+from cloud_ingest.console.roles import Action, Role, User, can
 from cloud_ingest.errors import AreaError
 from cloud_ingest.registry import areas
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, status
 
-from cloud_ingest.console.accounts import Action, User, sites_allowed
 from cloud_ingest.console.enrolment import Capture
+from cloud_ingest.console.roles import Action, User, sites_allowed
 from cloud_ingest.errors import CardInUse, RegistryEditError
 from cloud_ingest.registry import areas
 from cloud_ingest.registry import queries as rc

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from cloud_ingest.console.accounts import Role
+from cloud_ingest.console.roles import Role
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.settings import InfluxSettings
 from firmware_gateway.clock import ManualClock

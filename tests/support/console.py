@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from cloud_ingest.console import db as console_db
-from cloud_ingest.console.accounts import AccountStore, Role
+from cloud_ingest.console.accounts import AccountStore
+from cloud_ingest.console.roles import Role
 from cloud_ingest.registry import areas
 from cloud_ingest.service import IngestService
 from cloud_ingest.web.app import create_app

@@ -170,7 +170,8 @@ def setup_console(db: Path, folder: Path, sites: list[SeedSite]) -> dict[str, st
     """Areas placing the seeded sites, plus a demo admin and a township viewer with random
     passwords (returned, never stored in clear). There is no default password."""
     from cloud_ingest.console import db as console_db
-    from cloud_ingest.console.accounts import AccountStore, Role
+    from cloud_ingest.console.accounts import AccountStore
+    from cloud_ingest.console.roles import Role
     from cloud_ingest.registry import areas
 
     rows = list(DEMO_AREAS) + [

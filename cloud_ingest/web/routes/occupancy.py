@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from cloud_ingest.console.accounts import User
 from cloud_ingest.console.overview import Overview
+from cloud_ingest.console.roles import User
 from cloud_ingest.web import sse
 from cloud_ingest.web.deps import OverviewDep, SessionAliveDep
 from cloud_ingest.web.security import NOT_FOUND, CurrentUser

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException
 
-from cloud_ingest.alerts.store import Kind, State
+from cloud_ingest.alerts.models import Kind, State
 
 MAX_NOTE = 1000
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cloud_ingest.alerts.engine import AlertEngine
-from cloud_ingest.alerts.store import Alert, Kind, State
+from cloud_ingest.alerts.models import Alert, Kind, State
 from cloud_ingest.pipeline.live import LiveState
 from tests.support.alerts import UsClock, local_us, make_engine
 from tests.support.ingest import write_registry

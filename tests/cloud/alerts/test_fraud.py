@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloud_ingest.alerts.engine import AlertEngine
-from cloud_ingest.alerts.store import Alert, Kind
+from cloud_ingest.alerts.models import Alert, Kind
 from cloud_ingest.pipeline.live import LiveEvent
 from tests.support.alerts import MIN, US, UsClock, ev, local_us, make_engine
 from tests.support.ingest import write_registry

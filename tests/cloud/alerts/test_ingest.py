@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from cloud_ingest.alerts.engine import AlertEngine
+from cloud_ingest.alerts.models import Kind, State
 from cloud_ingest.alerts.settings import AlertSettings
-from cloud_ingest.alerts.store import AlertStore, Kind, State
+from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.service import IngestService
 from tests.support.alerts import DAY, write_areas

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cloud_ingest.alerts.engine import AlertEngine
-from cloud_ingest.alerts.store import Alert, Kind, State
+from cloud_ingest.alerts.models import Alert, Kind, State
 from cloud_ingest.alerts.wellbeing import read_flags_csv
 from cloud_ingest.errors import AlertError, FlagImportError
 from tests.support.alerts import DAY, UsClock, ev, local_us, make_engine

@@ -12,17 +12,8 @@ from typer.testing import CliRunner
 from cloud_ingest.cli import console as console_cli
 from cloud_ingest.console import accounts
 from cloud_ingest.console import db as console_db
-from cloud_ingest.console.accounts import (
-    AccountStore,
-    Action,
-    Grant,
-    LoginLimits,
-    LoginRefused,
-    Role,
-    SessionPolicy,
-    User,
-    can,
-)
+from cloud_ingest.console.accounts import AccountStore, LoginLimits, LoginRefused, SessionPolicy
+from cloud_ingest.console.roles import Action, Grant, Role, User, can
 from cloud_ingest.errors import AccountError, PasswordRejected
 from cloud_ingest.registry import areas
 from tests.support.console import FAST_HASHER, FakeClock, console_db_with_areas

@@ -10,8 +10,8 @@ import sqlite3
 import pytest
 from fastapi.testclient import TestClient
 
-from cloud_ingest.alerts.store import Finding
-from cloud_ingest.alerts.store import Kind as AlertKind
+from cloud_ingest.alerts.models import Finding
+from cloud_ingest.alerts.models import Kind as AlertKind
 from cloud_ingest.console.enrolment import card_uid_from_text
 from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.registry.importer import import_csv

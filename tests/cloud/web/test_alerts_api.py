@@ -11,9 +11,10 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from cloud_ingest.alerts.store import Finding, Kind
+from cloud_ingest.alerts.models import Finding, Kind
 from cloud_ingest.console import db as console_db
-from cloud_ingest.console.accounts import AccountStore, Role
+from cloud_ingest.console.accounts import AccountStore
+from cloud_ingest.console.roles import Role
 from cloud_ingest.service import IngestService
 from cloud_ingest.settings import IngestSettings
 from cloud_ingest.web.routes import alerts

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
-from cloud_ingest.console.accounts import Role
+from cloud_ingest.console.roles import Role
 from cloud_ingest.web.app import create_app
 from tests.support.console import add_user, auth_config, logged_in, place_sites
 from tests.support.ingest import (

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from cloud_ingest.console.accounts import Role
+from cloud_ingest.console.roles import Role
 from cloud_ingest.web.app import create_app
 from tests.support.console import add_user, auth_config, logged_in, place_sites, serve
 from tests.support.ingest import (

@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
 from cloud_ingest.console import db as console_db
-from cloud_ingest.console.accounts import AccountStore, Action, Role
+from cloud_ingest.console.accounts import AccountStore
+from cloud_ingest.console.roles import Action, Role
 from cloud_ingest.registry import areas
 from cloud_ingest.web.security import (
     LOGIN_CSRF_COOKIE,

@@ -22,15 +22,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from cloud_ingest.alerts import wellbeing
 from cloud_ingest.alerts.engine import AlertEngine
-from cloud_ingest.alerts.store import (
-    DEVICE_KINDS,
-    FRAUD_KINDS,
-    Alert,
-    AlertStore,
-    Kind,
-    State,
-)
-from cloud_ingest.console.accounts import Action, User, can, view_areas
+from cloud_ingest.alerts.models import DEVICE_KINDS, FRAUD_KINDS, Alert, Kind, State
+from cloud_ingest.alerts.store import AlertStore
+from cloud_ingest.console.roles import Action, User, can, view_areas
 from cloud_ingest.console.visits_due import due_rows
 from cloud_ingest.web.deps import AlertStoreDep, EngineDep
 from cloud_ingest.web.schemas.alerts import MAX_NOTE, parse_filters

@@ -12,8 +12,9 @@ from fastapi.responses import HTMLResponse
 from cloud_ingest import i18n
 from cloud_ingest.alerts import wellbeing
 from cloud_ingest.alerts.engine import AlertEngine
-from cloud_ingest.alerts.store import KIND_NAMES, AlertStore, Kind, State
-from cloud_ingest.console.accounts import Action, User, can, view_areas
+from cloud_ingest.alerts.models import KIND_NAMES, Kind, State
+from cloud_ingest.alerts.store import AlertStore
+from cloud_ingest.console.roles import Action, User, can, view_areas
 from cloud_ingest.console.visits_due import due_rows
 from cloud_ingest.web import render
 from cloud_ingest.web.deps import AlertStoreDep, EngineDep, PageDep

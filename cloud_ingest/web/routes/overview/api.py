@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from cloud_ingest.console.accounts import User
 from cloud_ingest.console.overview import (
     MAX_PAGE_SIZE,
     SORTS,
@@ -17,6 +16,7 @@ from cloud_ingest.console.overview import (
     Overview,
     OverviewQuery,
 )
+from cloud_ingest.console.roles import User
 from cloud_ingest.registry import areas
 from cloud_ingest.web import sse
 from cloud_ingest.web.deps import OverviewDep, SessionAliveDep

@@ -17,8 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from cloud_ingest import i18n
 from cloud_ingest.console import site_history
-from cloud_ingest.console.accounts import User
 from cloud_ingest.console.overview import Overview
+from cloud_ingest.console.roles import User
 from cloud_ingest.errors import IngestError
 from cloud_ingest.service import IngestService
 from cloud_ingest.web.deps import OverviewDep, ServiceDep
