@@ -1,9 +1,14 @@
-"""The ingest service: wires registry, storage, dead letters, live state and the MQTT clients.
+"""The console's service (`warmcard console`): registry, live state, alerts, enrol mode and
+the device link, beside the web app that shows them.
 
-In-process use (tests, demo):
+It consumes no events: ingest workers store them and publish what they stored on the
+stored-taps channel (cloud_ingest.pipeline.stored), which every console subscribes to, so the
+live state, the alert rules and enrol mode see every tap whichever worker took it. At start,
+and every ``live_resync_s``, today is rebuilt from InfluxDB, so a console that was down or
+disconnected converges by itself. Any number of consoles may run behind a reverse proxy.
 
-    service = IngestService(IngestSettings.load("ingest.toml"))
-    service.start()      # returns at once; connects and consumes in background threads
+    service = ConsoleService(IngestSettings.load("ingest.toml"))
+    service.start()      # returns at once; connects in background threads
     ...
     service.stop()
 
@@ -19,12 +24,12 @@ from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.console.enrolment import EnrolMode
 from cloud_ingest.errors import IngestError
 from cloud_ingest.pipeline.conflicts import SeenIndex
-from cloud_ingest.pipeline.consumer import BatchProcessor, Consumer, Metrics
 from cloud_ingest.pipeline.deadletter import DeadLetterStore
 from cloud_ingest.pipeline.devicelink import DeviceLink
 from cloud_ingest.pipeline.downlink import Downlink
 from cloud_ingest.pipeline.influx import InfluxV1, Storage
 from cloud_ingest.pipeline.live import Clock, LiveState
+from cloud_ingest.pipeline.stored import StoredTap
 from cloud_ingest.registry.store import Registry
 from cloud_ingest.settings import IngestSettings
 from warmcard.timestamps import now_us
@@ -32,39 +37,27 @@ from warmcard.timestamps import now_us
 log = logging.getLogger(__name__)
 
 
-class IngestService:
+class ConsoleService:
     def __init__(
         self,
         settings: IngestSettings,
         *,
-        storage: Storage | None = None,
         query_storage: Storage | None = None,
         clock: Clock = now_us,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.registry = Registry(settings.registry_path, clock=clock)
+        # The workers write these; the console's operator pages read them.
         self.deadletters = DeadLetterStore(settings.deadletter_path)
-        # Separate HTTP clients: the writer never waits behind a slow resync query.
-        self.storage = storage or InfluxV1(settings.influx)
-        self.query_storage = query_storage or InfluxV1(settings.influx)
-        self.metrics = Metrics()
         self.seen = SeenIndex(settings.seen_index_file, retention_days=settings.seen_retention_days)
+        self.query_storage = query_storage or InfluxV1(settings.influx)
         self.live = LiveState(
             self.registry,
             self.query_storage,
             default_tz=settings.tz,
             clock=clock,
             stale_s=settings.status_stale_s,
-        )
-        self.processor = BatchProcessor(
-            self.storage,
-            self.deadletters,
-            self.registry,
-            self.live,
-            self.metrics,
-            clock=clock,
-            seen=self.seen,
         )
         self.alerts = AlertEngine(
             settings.alerts,
@@ -76,16 +69,32 @@ class IngestService:
             default_tz=settings.tz,
             clock=clock,
         )
-        self.processor.on_stored.append(lambda live, _good: self.alerts.on_stored(live))
         self.enrol = EnrolMode(self.registry)
-        self.processor.on_stored.append(self.enrol.observe)
-        self.consumer = Consumer(settings, self.processor, clock=clock)
-        self.devicelink = DeviceLink(settings, self.live, on_connect=self._publish_downlink)
+        self.stored_batches = 0
+        self.stored_taps = 0
+        self.devicelink = DeviceLink(
+            settings,
+            self.live,
+            client_id=f"{settings.console_id}-link",
+            on_connect=self._publish_downlink,
+            on_stored=self._on_stored,
+        )
         self.downlink = Downlink(self.registry, self.devicelink)
         self._downlink_version = self.registry.version  # on connect everything is published
         self._stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
         self.started = False
+
+    def _on_stored(self, taps: list[StoredTap]) -> None:
+        """A worker stored `taps`: count them live, run the alert rules, keep enrol captures."""
+        self.live.apply([t.live for t in taps])
+        self.alerts.on_stored([t.live for t in taps])
+        try:
+            self.enrol.observe(taps)
+        except Exception:
+            log.exception("enrol mode: capture failed (the taps are stored)")
+        self.stored_batches += 1
+        self.stored_taps += len(taps)
 
     def _publish_downlink(self) -> None:
         self.downlink.publish_all()
@@ -93,12 +102,10 @@ class IngestService:
     def start(self) -> None:
         """Connect everything; InfluxDB being down at start is survived (the consumer waits)."""
         try:
-            self.storage.ensure_database()
             self.live.rebuild()
         except IngestError as exc:
             log.warning("live state not rebuilt at start (%s); will retry", exc)
         self._stop.clear()
-        self.consumer.start()
         self.devicelink.start()
         self.alerts.start()
         self._sync_thread = threading.Thread(
@@ -133,12 +140,10 @@ class IngestService:
 
     def stop(self) -> None:
         self._stop.set()
-        self.consumer.stop()
         self.devicelink.stop()
         self.alerts.stop()
         if self._sync_thread is not None:
             self._sync_thread.join(5)
-        self.storage.close()
         self.query_storage.close()
         self.registry.close()
         self.deadletters.close()
@@ -146,13 +151,14 @@ class IngestService:
         self.started = False
 
     def health(self) -> dict[str, object]:
-        ok = self.consumer.connected.is_set() and self.metrics.storage_ok
+        """ok while the device link (status, stored taps, downlink) is connected."""
+        linked = self.devicelink.connected.is_set()
         return {
-            "status": "ok" if ok else "degraded",
-            "mqtt_connected": self.consumer.connected.is_set(),
-            "status_link_connected": self.devicelink.connected.is_set(),
-            "storage_ok": self.metrics.storage_ok,
-            "pending": self.consumer.pending,
+            "status": "ok" if linked else "degraded",
+            "role": "console",
+            "status_link_connected": linked,
+            "live_synced_us": self.live.last_sync_us,
+            "stored_batches": self.stored_batches,
+            "stored_taps": self.stored_taps,
             "registry_version": self.registry.version,
-            "metrics": self.metrics.as_json(),
         }

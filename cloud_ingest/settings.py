@@ -14,8 +14,17 @@ from warmcard.settings import TomlSettings, reject_placeholder
 
 
 class ApiSettings(BaseModel):
+    """Where `warmcard console` serves the console (put a reverse proxy with TLS in front)."""
+
     host: str = "127.0.0.1"
     port: int = 8080
+
+
+class WorkerSettings(BaseModel):
+    """Where `warmcard ingest` answers /healthz and /metrics (nothing else)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8081
 
 
 class IngestSettings(TomlSettings, PipelineSettings):
@@ -32,6 +41,10 @@ class IngestSettings(TomlSettings, PipelineSettings):
     seen_index_path: Path | None = None
     seen_retention_days: float = Field(default=60.0, gt=0)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    # One per console process: its link connection's client id is `<console_id>-link` (the
+    # broker keys sessions by it; with use_username_as_clientid, give each console its user).
+    console_id: str = Field(default="console-1", pattern=r"^[a-z0-9][a-z0-9-]{1,50}$")
     tz: str = DEFAULT_TZ
     live_resync_s: float = Field(default=30.0, gt=0)
     # A device whose heartbeat is older than this shows as "stale" on the live page.

@@ -34,8 +34,8 @@ WRONG_ARROWS: dict[str, tuple[str, str]] = {
         "cloud_ingest/console/exports.py",
         "import kiosk.errors",
     ),
-    "Cloud layers: commands, web, service, settings, console|ops, alerts, pipeline, registry, "
-    "leaves": ("cloud_ingest/pipeline/live.py", "import cloud_ingest.console.overview"),
+    "Cloud layers: commands, web, service|worker, settings, console|ops, alerts, pipeline, "
+    "registry, leaves": ("cloud_ingest/pipeline/live.py", "import cloud_ingest.console.overview"),
     "Pi side: the kiosk (application) sits on the gateway (edge), never the other way": (
         "firmware_gateway/outbox.py",
         "import kiosk.errors",

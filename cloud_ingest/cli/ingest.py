@@ -1,4 +1,4 @@
-"""`warmcard ingest` (the service) and `warmcard import` (registry CSV)."""
+"""`warmcard ingest` (a worker), `warmcard console` (the console) and `warmcard import`."""
 
 from __future__ import annotations
 
@@ -6,11 +6,16 @@ import contextlib
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from warmcard.settings import SettingsError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from cloud_ingest.settings import IngestSettings
 
 
 def _clean_exit_server() -> type:
@@ -32,35 +37,50 @@ def _clean_exit_server() -> type:
     return CleanExitServer
 
 
+def _load(config: Path | None) -> IngestSettings:
+    from cloud_ingest.settings import IngestSettings
+
+    try:
+        return IngestSettings.load(config)
+    except SettingsError as exc:
+        typer.echo(f"配置错误 Config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _serve(app: FastAPI, host: str, port: int) -> None:
+    """Serve until SIGTERM/Ctrl-C; open SSE streams would hold shutdown forever, hence the
+    graceful timeout."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=3)
+    _clean_exit_server()(config).run()
+
+
 def register(app: typer.Typer) -> None:
-    """Add `ingest` and `import` to the `warmcard` app."""
+    """Add `ingest`, `console` and `import` to the `warmcard` app."""
 
     @app.command("ingest")
     def ingest(
         config: Annotated[Path | None, typer.Option("--config", "-c", help="ingest.toml")] = None,
     ) -> None:
-        """Run the cloud ingest service: MQTT consumer, live state, API and live page."""
-        import uvicorn
+        """Run one ingest worker: consume, validate, store, ack; /healthz and /metrics only."""
+        from cloud_ingest.worker import IngestWorker, create_health_app
 
-        from cloud_ingest.settings import IngestSettings
+        settings = _load(config)
+        # SIGTERM/Ctrl-C: the lifespan stops the consumer after the batch in hand (the
+        # session and any unacked messages stay on the broker for the other workers).
+        app_ = create_health_app(IngestWorker(settings))
+        _serve(app_, settings.worker.host, settings.worker.port)
+
+    @app.command("console")
+    def console(
+        config: Annotated[Path | None, typer.Option("--config", "-c", help="ingest.toml")] = None,
+    ) -> None:
+        """Run the console: pages, API and live streams, live state, alerts, device link."""
         from cloud_ingest.web.app import create_app
 
-        try:
-            settings = IngestSettings.load(config)
-        except SettingsError as exc:
-            typer.echo(f"配置错误 Config error: {exc}", err=True)
-            raise typer.Exit(2) from None
-        # SIGTERM/Ctrl-C: uvicorn stops accepting, then the lifespan stops the consumer (the
-        # session and any unacked messages stay on the broker). Open SSE streams would hold
-        # shutdown forever, hence the graceful timeout.
-        config_ = uvicorn.Config(
-            create_app(settings),
-            host=settings.api.host,
-            port=settings.api.port,
-            timeout_graceful_shutdown=3,
-            log_level="info",
-        )
-        _clean_exit_server()(config_).run()
+        settings = _load(config)
+        _serve(create_app(settings), settings.api.host, settings.api.port)
 
     @app.command("import")
     def import_(

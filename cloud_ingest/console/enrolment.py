@@ -2,20 +2,19 @@
 
 Enrol mode: a manager opens a window of N minutes for one device; every unknown_card tap
 stored from that device during the window is kept as a capture, which the console offers
-for assignment to a person. The captures live in the registry database, so any ingest worker
-of a shared subscription may see the tap and any console process may show it.
+for assignment to a person. Every console process sees every stored tap (the stored-taps
+channel, cloud_ingest.pipeline.stored) and the captures live in the registry database, so any
+console may show them; a capture is keyed by event id, so several consoles store it once.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from cloud_ingest.errors import RegistryEditError
-from cloud_ingest.pipeline.live import LiveEvent
+from cloud_ingest.pipeline.stored import StoredTap
 from cloud_ingest.registry.store import Registry
 from warmcard.cards import BadCardNumber, uid_from_text
 from warmcard.contract import Kind
@@ -49,12 +48,6 @@ class EnrolState:
     started_us: int | None
     until_us: int | None
     captures: list[Capture]
-
-
-class StoredMessage(Protocol):
-    """What the hook reads of a stored MQTT message (consumer.Incoming)."""
-
-    payload: bytes
 
 
 class EnrolMode:
@@ -117,13 +110,11 @@ class EnrolMode:
         row = rows[0] if rows else None
         return Capture(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
-    def observe(
-        self, live: Sequence[tuple[str, LiveEvent]], messages: Sequence[StoredMessage]
-    ) -> int:
-        """Ingest hook after a batch is stored: keep unknown cards tapped in open windows.
+    def observe(self, taps: Sequence[StoredTap]) -> int:
+        """After a batch is stored: keep unknown cards tapped at kiosks with an open window.
 
-        `live` and `messages` are aligned (one entry per stored event). Returns the number of
-        new captures. Costs one indexed query per batch while no window is open.
+        Returns the number of new captures. Costs one indexed query per batch while no window
+        is open.
         """
         now = self.registry.clock()
         windows = dict(
@@ -134,16 +125,13 @@ class EnrolMode:
         if not windows:
             return 0
         rows = []
-        for (_, ev), msg in zip(live, messages, strict=True):
+        for tap in taps:
+            ev = tap.event
             started = windows.get(ev.device_id)
             # A backlog delivered late holds old unknown taps: only taps made in the window.
             if ev.kind is not Kind.UNKNOWN_CARD or started is None or ev.ts_us < started:
                 continue
-            try:
-                doc = json.loads(msg.payload)
-            except ValueError:  # stored events were validated; defensive only
-                continue
-            rows.append((doc["event_id"], ev.device_id, doc["card_uid"], ev.ts_us, now))
+            rows.append((tap.event_id, ev.device_id, tap.card_uid, ev.ts_us, now))
         if not rows:
             return 0
         with self.registry.write() as db:

@@ -35,6 +35,7 @@ from cloud_ingest.pipeline.lineprotocol import encode_tap
 from cloud_ingest.pipeline.live import LiveEvent, LiveState
 from cloud_ingest.pipeline.mqtt_client import BatchingClient, configure_client
 from cloud_ingest.pipeline.settings import PipelineSettings
+from cloud_ingest.pipeline.stored import StoredTap
 from cloud_ingest.registry.store import Registry
 from warmcard.contract import (
     EVENTS_FILTER,
@@ -50,8 +51,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]
 Sleep = Callable[[float], bool]  # waits up to n seconds; True when asked to stop
-# Called after a batch is stored and acked, with the stored events and their messages aligned.
-StoredHook = Callable[[list[tuple[str, LiveEvent]], list["Incoming"]], object]
+# Called after a batch is stored, before it is acked, with the taps InfluxDB accepted.
+StoredHook = Callable[[list[StoredTap]], object]
 
 
 @dataclass(slots=True)
@@ -120,11 +121,12 @@ class BatchProcessor:
         self.seen = seen  # conflict detection (cloud_ingest.pipeline.conflicts); None: off
         self.on_stored: list[StoredHook] = []
 
-    def after_store(self, live: list[tuple[str, LiveEvent]], good: list[Incoming]) -> None:
-        """Run the stored-batch hooks (e.g. enrol mode); a failing hook never stalls ingest."""
+    def after_store(self, taps: list[StoredTap]) -> None:
+        """Run the stored-batch hooks (the stored-taps publisher); a failing hook never stalls
+        ingest: consoles converge from InfluxDB whatever a hook missed."""
         for hook in self.on_stored:
             try:
-                hook(live, good)
+                hook(taps)
             except Exception:
                 log.exception("stored-batch hook %r failed", hook)
 
@@ -141,12 +143,10 @@ class BatchProcessor:
 
     def classify(
         self, batch: list[Incoming]
-    ) -> tuple[
-        list[str], list[tuple[str, LiveEvent]], list[Incoming], list[DeadLetter], list[Incoming]
-    ]:
+    ) -> tuple[list[str], list[StoredTap], list[Incoming], list[DeadLetter], list[Incoming]]:
         """Split a batch into points to write and letters to keep."""
         lines: list[str] = []
-        live: list[tuple[str, LiveEvent]] = []
+        live: list[StoredTap] = []
         good: list[Incoming] = []
         letters: list[DeadLetter] = []
         bad: list[Incoming] = []
@@ -180,7 +180,9 @@ class BatchProcessor:
                 bad.append(msg)
                 continue
             lines.append(line)
-            live.append((site, LiveEvent.from_tap(event, ts_us)))
+            live.append(
+                StoredTap(site, LiveEvent.from_tap(event, ts_us), event.event_id, event.card_uid)
+            )
             good.append(msg)
             events.append(event)
             stamps.append(ts_us)
@@ -214,10 +216,10 @@ class BatchProcessor:
     def write(
         self,
         lines: list[str],
-        live: list[tuple[str, LiveEvent]],
+        live: list[StoredTap],
         good: list[Incoming],
         sleep: Sleep,
-    ) -> tuple[list[tuple[str, LiveEvent]], list[Incoming]] | None:
+    ) -> tuple[list[StoredTap], list[Incoming]] | None:
         """Store the points, retrying while the store is unavailable; None if asked to stop.
 
         Returns what was stored; points the store refuses as bad data are dead-lettered
@@ -237,8 +239,8 @@ class BatchProcessor:
                 delay = min(delay * 2, 5.0)
 
     def _write_isolating(
-        self, lines: list[str], live: list[tuple[str, LiveEvent]], good: list[Incoming]
-    ) -> tuple[list[tuple[str, LiveEvent]], list[Incoming]]:
+        self, lines: list[str], live: list[StoredTap], good: list[Incoming]
+    ) -> tuple[list[StoredTap], list[Incoming]]:
         try:
             self.storage.write(lines)
         except StorageRejected as exc:
@@ -429,11 +431,13 @@ class Consumer:
             stored = p.write(lines, live, good, self._sleep)
             if stored is None:
                 return  # stopping while the store is down: leave unacked
-            live_ok, good_ok = stored
-            if p.live is not None and live_ok:
-                p.live.apply(live_ok)
+            taps_ok, _ = stored
+            if p.live is not None and taps_ok:
+                p.live.apply([t.live for t in taps_ok])
+            # Before the ack: the stored-taps message leaves on this connection ahead of the
+            # PUBACKs, so a console never misses a tap the kiosk already saw acknowledged.
+            p.after_store(taps_ok)
             self._ack(good)  # refused points were dead-lettered inside write()
-            p.after_store(live_ok, good_ok)
         self.metrics.batches += 1
         self.metrics.last_batch_us = self.clock()
 

@@ -1,7 +1,8 @@
-"""A non-shared, clean-session MQTT connection: device status in, config and roster out.
+"""A console's non-shared, clean-session MQTT connection: device status and stored taps in,
+config, roster and commands out.
 
-Every ingest worker keeps its own (client id `<client_id>-status`), so each one sees every
-device's retained heartbeat and last-will.
+Every console keeps its own (client id `<console_id>-link`), so each one sees every device's
+retained heartbeat and last-will, and every worker's stored-taps messages (pipeline.stored).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from cloud_ingest.pipeline.live import LiveState
 from cloud_ingest.pipeline.mqtt_client import configure_client
 from cloud_ingest.pipeline.settings import PipelineSettings
+from cloud_ingest.pipeline.stored import STORED_FILTER, STORED_ROOT, StoredTap, decode
 from warmcard.contract import (
     STATUS_FILTER,
     DeviceStatus,
@@ -35,21 +37,25 @@ class DeviceLink:
         settings: PipelineSettings,
         live: LiveState,
         *,
+        client_id: str,
         on_connect: Callable[[], None] | None = None,
+        on_stored: Callable[[list[StoredTap]], None] | None = None,
         client: mqtt.Client | None = None,
     ) -> None:
         self.settings = settings
         self.live = live
         self.on_connected = on_connect
+        self.on_stored = on_stored
         self.client = client or mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"{settings.client_id}-status",
-            protocol=mqtt.MQTTv5,
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
         configure_client(self.client, settings.link)
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # status (and stored taps) subscriptions granted
         self.invalid = 0
 
     def _on_connect(
@@ -58,12 +64,29 @@ class DeviceLink:
         if reason.is_failure:
             log.error("broker refused status connection: %s", reason)
             return
-        client.subscribe(STATUS_FILTER, qos=1)
+        topics = [(STATUS_FILTER, 1)]
+        if self.on_stored is not None:
+            topics.append((STORED_FILTER, 1))
+        client.subscribe(topics)
         self.connected.set()
         if self.on_connected is not None:
             # Republish downlink on every (re)connect: retained and idempotent, and it repairs a
             # broker that lost its retained store.
             threading.Thread(target=self._safe_on_connected, daemon=True).start()
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("broker refused the link's subscriptions: %s", reasons)
+            return
+        self.subscribed.set()
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
 
     def _safe_on_connected(self) -> None:
         try:
@@ -73,6 +96,9 @@ class DeviceLink:
             log.exception("downlink publish failed")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic.startswith(STORED_ROOT + "/"):
+            self._stored(message)
+            return
         try:
             device_id = device_from_topic(message.topic)
             if not message.payload:
@@ -86,6 +112,19 @@ class DeviceLink:
             log.warning("ignored status on %s: %s", message.topic, exc)
             return
         self.live.update_status(device_id, status)
+
+    def _stored(self, message: mqtt.MQTTMessage) -> None:
+        try:
+            taps = decode(bytes(message.payload))
+        except InvalidPayload as exc:
+            self.invalid += 1
+            log.warning("ignored stored taps on %s: %s", message.topic, exc)
+            return
+        try:
+            assert self.on_stored is not None
+            self.on_stored(taps)
+        except Exception:  # never kill paho's network thread; the next resync catches up
+            log.exception("stored taps on %s not applied", message.topic)
 
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         self.client.publish(topic, payload, qos=qos, retain=retain)
@@ -103,3 +142,4 @@ class DeviceLink:
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
+        self.subscribed.clear()

@@ -1,4 +1,4 @@
-"""FastAPI app; its lifespan starts and stops the ingest service (consumer and live state).
+"""The console's FastAPI app; its lifespan starts and stops the ConsoleService.
 
 Every route except /login, /healthz and /static needs a console login (docs/console-access.md)
 and answers only for the sites in the user's areas:
@@ -39,7 +39,7 @@ from fastapi.staticfiles import StaticFiles
 from cloud_ingest.alerts.report_visits import AlertVisits
 from cloud_ingest.console.overview import Overview
 from cloud_ingest.registry.placement import SitePlacement
-from cloud_ingest.service import IngestService
+from cloud_ingest.service import ConsoleService
 from cloud_ingest.settings import IngestSettings
 from cloud_ingest.web.routes import (
     alerts,
@@ -66,7 +66,7 @@ from cloud_ingest.web.security import (
 def create_app(
     settings: IngestSettings | None = None,
     *,
-    service: IngestService | None = None,
+    service: ConsoleService | None = None,
     auth: AuthConfig | None = None,
 ) -> FastAPI:
     """An app owning `service` (built from `settings` if not given).
@@ -75,7 +75,7 @@ def create_app(
     password hasher or a clock).
     """
     if service is None:
-        service = IngestService(settings or IngestSettings())
+        service = ConsoleService(settings or IngestSettings())
     svc = service
     placement = SitePlacement(Path(svc.settings.console_db), svc.registry)
     if auth is None:

@@ -24,9 +24,9 @@ from cloud_ingest.console.reports import MonthlyReport, VisitsSource, monthly_re
 from cloud_ingest.console.roles import Action, can
 from cloud_ingest.errors import AreaError, IngestError, ReportError
 from cloud_ingest.registry import areas
-from cloud_ingest.service import IngestService
+from cloud_ingest.service import ConsoleService
 from cloud_ingest.web import render, sse
-from cloud_ingest.web.prometheus import IngestCollector
+from cloud_ingest.web.prometheus import ConsoleCollector
 from cloud_ingest.web.render import PageContext
 from cloud_ingest.web.schemas.reports import AreaQ, MonthQ
 from cloud_ingest.web.security import (
@@ -40,12 +40,12 @@ from cloud_ingest.web.security import (
 from cloud_ingest.web.visibility import Scope, scope_for
 
 
-def get_service(request: Request) -> IngestService:
-    service: IngestService = request.app.state.service
+def get_service(request: Request) -> ConsoleService:
+    service: ConsoleService = request.app.state.service
     return service
 
 
-ServiceDep = Annotated[IngestService, Depends(get_service)]
+ServiceDep = Annotated[ConsoleService, Depends(get_service)]
 
 
 def get_overview(request: Request) -> Overview:
@@ -117,7 +117,7 @@ def get_metrics_registry(request: Request, service: ServiceDep) -> CollectorRegi
     registry: CollectorRegistry | None = getattr(request.app.state, "metrics_registry", None)
     if registry is None:
         registry = CollectorRegistry(auto_describe=True)
-        registry.register(IngestCollector(service))
+        registry.register(ConsoleCollector(service))
         request.app.state.metrics_registry = registry
     return registry
 
@@ -146,7 +146,7 @@ def report_area(scope: Scope, store: AccountStore, area: str) -> str:
 
 
 def build_report(
-    service: IngestService, visits: VisitsSource | None, scope: Scope, area: str, month: str
+    service: ConsoleService, visits: VisitsSource | None, scope: Scope, area: str, month: str
 ) -> MonthlyReport:
     """The month's report of the user's sites in `area`; 400 bad month, 503 no InfluxDB."""
     inside = areas.sites_in(area, scope.view, scope.paths)

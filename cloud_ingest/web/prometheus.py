@@ -1,4 +1,5 @@
-"""The Prometheus collector of /metrics: figures read from the service at scrape time."""
+"""The console's Prometheus collector of /metrics: live state, alerts and the device link, read
+at scrape time. The ingest counters are the workers' (cloud_ingest.worker, on their own port)."""
 
 from __future__ import annotations
 
@@ -10,39 +11,27 @@ from prometheus_client.registry import Collector
 from cloud_ingest.alerts.models import Kind
 from cloud_ingest.alerts.store import AlertStore, connect
 from cloud_ingest.registry import areas
-from cloud_ingest.service import IngestService
+from cloud_ingest.service import ConsoleService
 
 
-class IngestCollector(Collector):
+class ConsoleCollector(Collector):
     """Reads the service's counters at every scrape (no second bookkeeping)."""
 
-    def __init__(self, service: IngestService) -> None:
+    def __init__(self, service: ConsoleService) -> None:
         self.service = service
 
     def collect(self) -> Iterator[Metric]:
         svc = self.service
-        m = svc.metrics
         for name, value, text in (
-            ("received", m.received, "Event messages received from the broker"),
-            ("stored", m.stored, "Tap points InfluxDB accepted"),
-            ("acked", m.acked, "Messages acknowledged to the broker"),
-            ("batches", m.batches, "Batches handled"),
-            ("write_retries", m.write_retries, "InfluxDB writes retried while unavailable"),
-        ):
-            yield CounterMetricFamily(f"warmcard_ingest_{name}", text, value=value)
-        letters = CounterMetricFamily(
-            "warmcard_ingest_dead_letters", "Messages dead-lettered, by reason", labels=["reason"]
-        )
-        for reason, count in sorted(m.dead_letters.items()):
-            letters.add_metric([reason], count)
-        yield letters
-        for name, value, text in (
-            ("storage_ok", int(m.storage_ok), "1 while InfluxDB accepts writes"),
-            ("mqtt_connected", int(svc.consumer.connected.is_set()), "1 while consuming events"),
-            ("consumer_pending", svc.consumer.pending, "Messages received, not yet handled"),
+            ("link_connected", int(svc.devicelink.connected.is_set()), "1 while linked to devices"),
             ("registry_version", svc.registry.version, "Registry version loaded"),
         ):
-            yield GaugeMetricFamily(f"warmcard_ingest_{name}", text, value=value)
+            yield GaugeMetricFamily(f"warmcard_console_{name}", text, value=value)
+        yield CounterMetricFamily(
+            "warmcard_console_stored_taps",
+            "Stored taps received from the ingest workers",
+            value=svc.stored_taps,
+        )
         snapshot = svc.live.snapshot()
         sites = snapshot["sites"]
         yield GaugeMetricFamily("warmcard_live_sites", "Sites in live state", value=len(sites))

@@ -19,7 +19,7 @@ from cloud_ingest.errors import CardInUse, RegistryEditError
 from cloud_ingest.registry import areas
 from cloud_ingest.registry import queries as rc
 from cloud_ingest.registry.store import Registry
-from cloud_ingest.service import IngestService
+from cloud_ingest.service import ConsoleService
 from cloud_ingest.web.security import FORBIDDEN, NOT_FOUND
 
 
@@ -53,40 +53,40 @@ def require_edit(scope: Scope, site_id: str) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, FORBIDDEN)
 
 
-def visible_person(service: IngestService, scope: Scope, person_id: str) -> rc.PersonRow:
+def visible_person(service: ConsoleService, scope: Scope, person_id: str) -> rc.PersonRow:
     person = rc.get_person(service.registry, scope.view, person_id)
     if person is None:
         raise not_found()
     return person
 
 
-def editable_person(service: IngestService, scope: Scope, person_id: str) -> rc.PersonRow:
+def editable_person(service: ConsoleService, scope: Scope, person_id: str) -> rc.PersonRow:
     person = visible_person(service, scope, person_id)
     require_edit(scope, person.site_id)
     return person
 
 
-def visible_card(service: IngestService, scope: Scope, card_uid: str) -> rc.CardRow:
+def visible_card(service: ConsoleService, scope: Scope, card_uid: str) -> rc.CardRow:
     card = rc.get_card(service.registry, scope.view, card_uid)
     if card is None:
         raise not_found()
     return card
 
 
-def visible_device(service: IngestService, scope: Scope, device_id: str) -> rc.DeviceRow:
+def visible_device(service: ConsoleService, scope: Scope, device_id: str) -> rc.DeviceRow:
     device = rc.get_device(service.registry, scope.view, device_id, service.registry.clock())
     if device is None:
         raise not_found()
     return device
 
 
-def editable_device(service: IngestService, scope: Scope, device_id: str) -> rc.DeviceRow:
+def editable_device(service: ConsoleService, scope: Scope, device_id: str) -> rc.DeviceRow:
     device = visible_device(service, scope, device_id)
     require_edit(scope, device.site_id)
     return device
 
 
-def visible_capture(service: IngestService, scope: Scope, capture_id: int) -> Capture:
+def visible_capture(service: ConsoleService, scope: Scope, capture_id: int) -> Capture:
     capture = service.enrol.capture(capture_id)
     if capture is None:
         raise not_found()
@@ -101,7 +101,7 @@ def edit_error(exc: RegistryEditError) -> HTTPException:
 
 
 def assign_card(
-    service: IngestService, scope: Scope, uid: str, person_id: str
+    service: ConsoleService, scope: Scope, uid: str, person_id: str
 ) -> tuple[rc.CardRow, str | None]:
     """Give the card to a person the user may edit; the card and its earlier holder, if shown."""
     person = editable_person(service, scope, person_id)

@@ -18,6 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from typer.testing import CliRunner
 
+from cloud_ingest.pipeline.stored import STORED_FILTER, stored_topic
 from tests.support.mqtt_client import NOT_AUTHORISED, Client, accepted, code
 from warmcard.command.cli import app
 from warmcard.command.pki import CaFiles, init_ca, issue_device_cert, issue_server_cert
@@ -192,6 +193,27 @@ def test_downlink_publishes_config_and_roster_only(
     assert accepted(kiosk.publish(events_topic(a), b"tap"))
     assert down.received(status_topic(a)) == [b"hb"]
     assert down.received(events_topic(a), count=1, timeout=1.0) == []
+
+
+def test_stored_taps_go_from_each_worker_to_the_consoles_only(
+    secure: Secure, dev: tuple[str, str], clients: list[Client]
+) -> None:
+    """cloud_ingest.pipeline.stored: a worker writes only its own topic, the console link reads
+    every worker's, and a device can neither forge stored taps nor read them."""
+    a, _ = dev
+    mine, theirs = stored_topic("ingest-1"), stored_topic("ingest-2")
+    down = connect(clients, secure, "downlink")
+    assert code(down.subscribe(STORED_FILTER)) < 0x80
+    ingest = connect(clients, secure, "ingest-1", client_id="ingest-1")
+    assert accepted(ingest.publish(mine, b"stored"))
+    assert code(ingest.publish(theirs, b"forged")) == NOT_AUTHORISED
+    assert down.received(mine) == [b"stored"]
+    kiosk = connect(clients, secure, a)
+    assert code(kiosk.publish(mine, b"forged")) == NOT_AUTHORISED
+    kiosk.subscribe(STORED_FILTER)  # granted by the acl_file, but nothing is delivered
+    assert accepted(ingest.publish(mine, b"again"))
+    assert kiosk.received(mine, count=1, timeout=1.0) == []
+    assert down.received(mine, count=2) == [b"stored", b"again"]
 
 
 def test_resend_commands_reach_only_their_device(

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from cloud_ingest.service import IngestService
 from tests.support.console import client_as, console_app, console_db_for
 from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for, write_registry
 from tests.support.mqtt_watch import Watcher
+from tests.support.stack import Stack
 from warmcard.contract import Kind, Roster, roster_topic
 from warmcard.timestamps import now_us
 
@@ -20,7 +20,7 @@ from warmcard.timestamps import now_us
 def live(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
     ids = write_registry(tmp_path, topic_prefix)
     settings = make_settings(tmp_path, mosquitto, influxd, influx_db, topic_prefix)
-    service = IngestService(settings)
+    service = Stack(settings)
     service.start()
     wait_for(service.consumer.subscribed.is_set)
     wait_for(service.devicelink.connected.is_set)
@@ -103,6 +103,5 @@ def test_unknown_card_tapped_in_enrol_mode_is_assigned_and_roster_republished(li
     assert mgr.delete(url).json()["active"] is False
     publisher.publish([fresh.make(Kind.UNKNOWN_CARD, None, card_uid="04CAFE02")])
     wait_for(lambda: service.metrics.acked == 5)
-    with service.registry.lock:
-        captured = service.registry.db.execute("SELECT card_uid FROM enrol_captures").fetchall()
+    captured = service.registry.query("SELECT card_uid FROM enrol_captures")
     assert captured == [("04CAFE01",)]

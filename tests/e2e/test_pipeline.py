@@ -31,7 +31,7 @@ from kiosk.policy import Outcome
 from tests.faults.tcpproxy import TcpProxy
 from tests.support.console import add_user, logged_in, place_sites
 from tests.support.ingest import TZ, Publisher, wait_for, write_registry
-from warmcard.command.servers import InfluxD, Ingest, Mosquitto
+from warmcard.command.servers import Console, InfluxD, Ingest, Mosquitto
 from warmcard.contract import Kind, events_topic
 from warmcard.localtime import day_window
 from warmcard.settings import MqttSettings
@@ -71,6 +71,7 @@ class Pipeline:
     influx: InfluxD
     database: str
     ingest: Ingest
+    console: Console
     ids: dict[str, str]
     clock: ManualClock
     kiosks: dict[str, Kiosk] = field(default_factory=dict)
@@ -103,7 +104,7 @@ class Pipeline:
 
     def occupancy(self) -> dict[str, dict[str, object]]:
         """The occupancy API as the prefecture's administrator sees it."""
-        client = logged_in(self.ingest.url, "admin.dali")
+        client = logged_in(self.console.url, "admin.dali")
         try:
             body = client.get("/api/v1/occupancy").json()
         finally:
@@ -111,7 +112,7 @@ class Pipeline:
         return {site["site_id"]: site for site in body["sites"]}
 
     def health(self) -> dict[str, Any]:
-        """/healthz with its details (metrics token)."""
+        """The ingest worker's /healthz with its details (metrics token)."""
         auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
         body: dict[str, Any] = httpx.get(f"{self.ingest.url}/healthz", headers=auth).json()
         return body
@@ -155,25 +156,29 @@ def pipeline(
     add_user(console, "admin.dali", Role.ADMIN, "dali")
     broker = Mosquitto(tmp_path / "mosquitto")
     broker.start()
-    ingest = Ingest(
-        tmp_path / "ingest",
-        broker=broker,
-        influx=influxd,
-        database=influx_db,
-        client_id=f"ingest-{topic_prefix}",
-        registry_path=tmp_path / "registry.sqlite3",
-        console_db=console,
-        metrics_token=METRICS_TOKEN,
-        extra_toml="batch_ms = 50\nlive_resync_s = 3600\nsession_expiry_s = 600",
-    )
+    # The two cloud roles as systemd runs them: `warmcard ingest` and `warmcard console`.
+    shared: dict[str, Any] = {
+        "broker": broker,
+        "influx": influxd,
+        "database": influx_db,
+        "registry_path": tmp_path / "registry.sqlite3",
+        "console_db": console,
+        "deadletter_path": tmp_path / "deadletter.sqlite3",
+        "metrics_token": METRICS_TOKEN,
+        "extra_toml": "batch_ms = 50\nlive_resync_s = 3600\nsession_expiry_s = 600",
+    }
+    ingest = Ingest(tmp_path / "ingest", client_id=f"ingest-{topic_prefix}", **shared)
+    console_proc = Console(tmp_path / "console", client_id=f"console-{topic_prefix}", **shared)
+    console_proc.start(timeout=60)
     ingest.start(timeout=60)
-    pipe = Pipeline(tmp_path, broker, influxd, influx_db, ingest, ids, clock)
+    pipe = Pipeline(tmp_path, broker, influxd, influx_db, ingest, console_proc, ids, clock)
     try:
         yield pipe
     finally:
         for kiosk in pipe.kiosks.values():
             kiosk.gateway.stop()
         ingest.stop()
+        console_proc.stop()
         broker.stop()
 
 

@@ -1,7 +1,7 @@
 """The fault suite's harness: one whole pipeline per test, on real parts, and its final check.
 
 Kiosk (in-process running kiosk + SimReader, or a `warmcard kiosk` child fed through `sim:fifo=`)
--> TcpProxy -> Mosquitto (per test) -> ingest (in-process IngestService or `warmcard ingest`
+-> TcpProxy -> Mosquitto (per test) -> ingest (in-process Stack or `warmcard ingest`
 children) -> InfluxDB (session server, per-test database).
 
 `Pipeline.check()` is the one verdict every scenario ends with: per device, the set of seqs in
@@ -31,7 +31,6 @@ from cloud_ingest.pipeline.deadletter import DeadLetterStore
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.settings import InfluxSettings
 from cloud_ingest.registry.store import Registry
-from cloud_ingest.service import IngestService
 from cloud_ingest.settings import IngestSettings
 from firmware_gateway.clock import SystemClock
 from firmware_gateway.readers.sim import SimReader
@@ -52,6 +51,7 @@ from tests.faults.kiosks import (
 )
 from tests.faults.tcpproxy import TcpProxy
 from tests.support.ingest import import_registry_csv, wait_for
+from tests.support.stack import Stack
 from warmcard.command.servers import InfluxD, Ingest, Mosquitto
 from warmcard.contract import DeviceConfig, TapEvent
 from warmcard.settings import MqttSettings
@@ -147,9 +147,9 @@ class Pipeline:
         values.update(kw)
         return IngestSettings(**values)
 
-    def start_ingest(self, name: str = "ingest-1", **kw: Any) -> IngestService:
-        """The real IngestService in this process; waits until it is subscribed."""
-        service = IngestService(self.ingest_settings(name, **kw))
+    def start_ingest(self, name: str = "ingest-1", **kw: Any) -> Stack:
+        """The real Stack in this process; waits until it is subscribed."""
+        service = Stack(self.ingest_settings(name, **kw))
         service.start()
         self.services.append(service)
         wait_for(service.consumer.subscribed.is_set, timeout=15)

@@ -24,7 +24,6 @@ from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import Role
 from cloud_ingest.registry import areas
-from cloud_ingest.service import IngestService
 from cloud_ingest.web.app import create_app
 from cloud_ingest.web.routes import health, metrics, registry, reports
 from cloud_ingest.web.security import (
@@ -34,7 +33,8 @@ from cloud_ingest.web.security import (
     configure_auth,
     install_login_redirect,
 )
-from tests.support.ingest import Publisher, make_settings, wait_for, write_registry
+from tests.support.ingest import Publisher, make_settings, write_registry
+from tests.support.stack import Stack
 
 PASSWORD = "erhai-sunrise-2718"
 # Cheap argon2 for tests only; production uses the library's RFC 9106 defaults.
@@ -196,10 +196,10 @@ def console_db_for(tmp: Path, ids: dict[str, str]) -> Path:
     return path
 
 
-def console_app(service: IngestService, db_path: Path) -> FastAPI:
+def console_app(service: Stack, db_path: Path) -> FastAPI:
     """What the console shell's create_app will do, minus its own pages and lifespan."""
     app = FastAPI(title="Warmcard console (test)", version="1")
-    app.state.service = service
+    app.state.service = service.console
     configure_auth(app, AuthConfig(db_path=db_path, cookie_secure=False, hasher=FAST_HASHER))
     app.include_router(auth_router)
     install_login_redirect(app)
@@ -217,22 +217,19 @@ def client_as(app: FastAPI, username: str) -> TestClient:
     return client
 
 
-def close_unstarted(service: IngestService) -> None:
-    """Release what an IngestService that was never started holds (stop() expects a start)."""
-    service.storage.close()
-    service.query_storage.close()
-    service.registry.close()
-    service.deadletters.close()
+def close_unstarted(service: Stack) -> None:
+    """Release what a stack that was never started holds (stop() expects a start)."""
+    service.close_unstarted()
 
 
-def operator_client(service: IngestService) -> TestClient:
+def operator_client(service: Stack) -> TestClient:
     """The real app over `service`, logged in as an admin of the whole hierarchy, and a check
     that nobody less gets in: returns the admin's client."""
     db = service.settings.console_db
     place_sites(db, {"ops-site": "dali/xizhou"})
     add_user(db, "ops-root", Role.ADMIN, "/")
     add_user(db, "ops-township", Role.ADMIN, "dali/xizhou")
-    app = create_app(service=service, auth=auth_config(db))
+    app = create_app(service=service.console, auth=auth_config(db))
     township = TestClient(app, follow_redirects=False)
     login(township, "ops-township")
     anonymous = TestClient(app, follow_redirects=False)
@@ -326,7 +323,7 @@ class LiveConsole:
     url: str
     app: FastAPI
     ids: dict[str, str]
-    service: IngestService
+    service: Stack
     publisher: Publisher
     tmp: Path
 
@@ -342,10 +339,7 @@ def live_console(
     app = create_app(ingest, auth=auth_config(ingest.console_db))
     publisher = Publisher(mosquitto.port)
     try:
-        with serve(app) as url:
-            service: IngestService = app.state.service
-            wait_for(service.consumer.subscribed.is_set)
-            wait_for(service.devicelink.connected.is_set)
+        with serve(app) as url, Stack(ingest, console=app.state.service) as service:
             yield LiveConsole(url, app, ids, service, publisher, tmp)
     finally:
         publisher.close()

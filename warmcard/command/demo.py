@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from warmcard.command.demo_seed import SeedSite, make_seed
-from warmcard.command.servers import InfluxD, Ingest, Mosquitto, free_port
+from warmcard.command.servers import Console, InfluxD, Ingest, Mosquitto, free_port
 from warmcard.localtime import DEFAULT_TZ
 
 DEMO_TZ = DEFAULT_TZ
@@ -244,18 +244,23 @@ def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> in
         console_db = run_dir / "console.sqlite3"
         passwords = setup_console(console_db, run_dir / "seed", seed_sites)
 
-        ingest = Ingest(
-            run_dir / "ingest",
-            port=_port(8080),
-            broker=broker,
-            influx=influx,
-            client_id="demo-ingest-1",
-            registry_path=run_dir / "registry.sqlite3",
-            console_db=console_db,
-            extra_toml="live_resync_s = 10\nstatus_stale_s = 60",
-        )
-        stack.enter_context(ingest)
-        url = ingest.url
+        # The two cloud roles, as systemd runs them: one ingest worker and the console, on the
+        # same registry, console database and dead letters.
+        roles = [
+            role(
+                run_dir / role.name,
+                port=_port(port),
+                broker=broker,
+                influx=influx,
+                registry_path=run_dir / "registry.sqlite3",
+                console_db=console_db,
+                deadletter_path=run_dir / "deadletter.sqlite3",
+                extra_toml="live_resync_s = 10\nstatus_stale_s = 60",
+            )
+            for role, port in ((Ingest, 8081), (Console, 8080))
+        ]
+        ingest, console = (stack.enter_context(r) for r in roles)
+        url = console.url
 
         devices = [d for s in seed_sites for d in (s.entrance_device, s.canteen_device)]
         sim_args = ["simulate", "--broker-host", "127.0.0.1", "--broker-port", str(broker.port)]
@@ -279,6 +284,7 @@ def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> in
         while not stop and (deadline is None or time.monotonic() < deadline):
             for name, proc, log in (
                 ("ingest", ingest.proc, ingest.log_file),
+                ("console", console.proc, console.log_file),
                 ("kiosks", sim, sim_log),
             ):
                 if proc is None or proc.poll() is not None:

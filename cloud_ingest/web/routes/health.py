@@ -1,7 +1,8 @@
-"""GET /healthz: 200 when the broker link is up and InfluxDB accepts writes, else 503.
+"""GET /healthz: 200 while the console's device link is up, else 503.
 
-Anonymous callers (load balancers, systemd, `warmcard.command.servers.Ingest`) get only the status;
-the details (counters, queue, registry version, last storage error) need the metrics token.
+Anonymous callers (load balancers, systemd, `warmcard.command.servers.Console`) get only the
+status; the details (stored taps received, live sync, registry version) need the metrics token.
+Each ingest worker answers its own /healthz (cloud_ingest.worker).
 """
 
 from __future__ import annotations

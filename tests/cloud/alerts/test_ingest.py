@@ -14,20 +14,20 @@ from cloud_ingest.alerts.models import Kind, State
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.pipeline.influx import InfluxV1
-from cloud_ingest.service import IngestService
 from tests.support.alerts import DAY, write_areas
 from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for, write_registry
+from tests.support.stack import Stack
 from warmcard.contract import DeviceStatus, MealPeriod, ReaderState, status_topic
 from warmcard.contract import Kind as Tap
 from warmcard.timestamps import now_us
 
-Running = tuple[IngestService, dict[str, str], Publisher]
+Running = tuple[Stack, dict[str, str], Publisher]
 
 
 @pytest.fixture
 def running(
     tmp_path: Path, mosquitto: Any, influxd: Any, influx_db: str, topic_prefix: str
-) -> Iterator[tuple[IngestService, dict[str, str], Publisher]]:
+) -> Iterator[tuple[Stack, dict[str, str], Publisher]]:
     ids = write_registry(tmp_path, topic_prefix)
     write_areas(tmp_path / "console.sqlite3", ids)
     settings = make_settings(
@@ -35,7 +35,7 @@ def running(
         console_db=tmp_path / "console.sqlite3",
         alerts=AlertSettings(evaluate_s=3600),  # the test ticks by hand
     )  # fmt: skip
-    service = IngestService(settings)
+    service = Stack(settings)
     # Flagged three days ago and never seen since: due at once.
     service.alerts.store.set_flags([("P0001", "lives_alone", True)], now_us() - 3 * DAY)
     service.start()

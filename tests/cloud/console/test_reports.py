@@ -17,9 +17,9 @@ from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.console.reports import monthly_report
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.lineprotocol import encode_tap
-from cloud_ingest.service import IngestService
 from tests.support.console import client_as, close_unstarted, console_app, console_db_for
 from tests.support.ingest import make_settings, write_registry
+from tests.support.stack import Stack
 from warmcard.command.cli import app as warmcard_app
 from warmcard.contract import Kind, MealPeriod, TapEvent
 from warmcard.timestamps import format_ts, new_event_id
@@ -101,7 +101,7 @@ def month(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
     t.add(canteen, a, utc(2026, 11, 30, 16, 10), Kind.MEAL, "P0004", D)
     storage = InfluxV1(settings.influx)
     storage.write(t.lines)
-    service = IngestService(settings)  # not started: reports read InfluxDB directly
+    service = Stack(settings)  # not started: reports read InfluxDB directly
     yield ids, settings, service, storage
     storage.close()
     close_unstarted(service)

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from cloud_ingest.ops.payload_view import hex_dump
 from cloud_ingest.pipeline.deadletter import DeadLetter, DeadLetterStore
-from cloud_ingest.service import IngestService
 from tests.support.console import operator_client
 from tests.support.ingest import make_settings
+from tests.support.stack import Stack
 from warmcard.command.cli import app
 from warmcard.contract import Reason
 
@@ -124,7 +124,7 @@ def test_api_deadletters(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
         deadletter_path=tmp_path / "dl.sqlite3",
     )
     ids = seed(tmp_path / "dl.sqlite3")
-    service = IngestService(settings)
+    service = Stack(settings)
     try:
         client = operator_client(service)  # no lifespan: nothing to consume
         body = client.get("/api/v1/deadletters").json()

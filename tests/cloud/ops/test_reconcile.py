@@ -14,9 +14,9 @@ from cloud_ingest.ops.reconcile import IN_FLIGHT, MISSING, Gap, check, day_bound
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.lineprotocol import encode_tap
 from cloud_ingest.registry.store import Registry
-from cloud_ingest.service import IngestService
 from tests.support.console import operator_client
 from tests.support.ingest import TZ, make_settings, write_ingest_toml, write_registry
+from tests.support.stack import Stack
 from warmcard.command.cli import app
 from warmcard.contract import DeviceStatus, Kind, TapEvent
 from warmcard.timestamps import format_ts, new_event_id
@@ -197,7 +197,7 @@ def test_api_reconcile(env):
     ids, settings, storage, _ = env
     gate = ids["gate_a"]
     store(storage, ids["site_a"], [tap(gate, s, at(DAY, 9, s)) for s in (1, 3)])
-    service = IngestService(settings)
+    service = Stack(settings)
     try:
         client = operator_client(service)  # no lifespan: nothing to consume
         service.live.update_status(

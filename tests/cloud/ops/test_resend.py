@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from cloud_ingest.ops.reconcile import check
 from cloud_ingest.ops.resend import commands_for
 from cloud_ingest.pipeline.influx import InfluxV1
-from cloud_ingest.service import IngestService
 from firmware_gateway.clock import SystemClock
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
@@ -30,6 +29,7 @@ from tests.support.ingest import (
     write_ingest_toml,
     write_registry,
 )
+from tests.support.stack import Stack
 from warmcard.command.cli import app
 from warmcard.contract import (
     MAX_RESEND_RANGE,
@@ -58,7 +58,7 @@ def rig(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[tuple
     ids = write_registry(tmp_path, topic_prefix)
     settings = make_settings(tmp_path, mosquitto, influxd, influx_db, topic_prefix)
     gate = ids["gate_a"]
-    service = IngestService(settings)
+    service = Stack(settings)
     service.start()
     gateway = Kiosk(
         GatewaySettings(

@@ -11,8 +11,8 @@ import pytest
 from cloud_ingest.ops.reconcile import check
 from cloud_ingest.pipeline.conflicts import SeenIndex
 from cloud_ingest.pipeline.influx import InfluxV1
-from cloud_ingest.service import IngestService
 from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for, write_registry
+from tests.support.stack import Stack
 from warmcard.contract import Kind, Reason, TapEvent
 from warmcard.timestamps import format_ts, new_event_id, now_us
 
@@ -47,7 +47,7 @@ def test_conflicting_redelivery_is_dead_lettered_identical_is_not(
     gate = ids["gate_a"]
     maker = EventMaker(gate)
     events = [maker.make(Kind.CHECK_IN, f"P000{i}") for i in (1, 2, 3)]
-    service = IngestService(settings)
+    service = Stack(settings)
     service.start()
     try:
         wait_for(service.consumer.subscribed.is_set)

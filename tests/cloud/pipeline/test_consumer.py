@@ -14,7 +14,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.registry.importer import import_csv
 from cloud_ingest.registry.store import Registry
-from cloud_ingest.service import IngestService
 from tests.support.ingest import (
     EventMaker,
     Publisher,
@@ -26,6 +25,7 @@ from tests.support.ingest import (
     wait_for,
     write_registry,
 )
+from tests.support.stack import Stack
 from warmcard.contract import (
     DeviceConfig,
     Kind,
@@ -55,8 +55,8 @@ def publisher(mosquitto) -> Iterator[Publisher]:
     pub.close()
 
 
-def start(settings) -> IngestService:
-    service = IngestService(settings)
+def start(settings) -> Stack:
+    service = Stack(settings)
     service.start()
     wait_for(service.consumer.subscribed.is_set)
     return service

@@ -16,7 +16,7 @@ from cloud_ingest.console.enrolment import card_uid_from_text
 from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.registry.importer import import_csv
 from cloud_ingest.registry.store import Registry
-from cloud_ingest.service import IngestService
+from cloud_ingest.worker import create_health_app
 from tests.support.console import (
     METRICS_TOKEN,
     client_as,
@@ -25,6 +25,7 @@ from tests.support.console import (
     console_db_for,
 )
 from tests.support.ingest import make_settings, write_registry
+from tests.support.stack import Stack
 from warmcard.cards import from_uid
 
 
@@ -40,7 +41,7 @@ def env(tmp_path, topic_prefix):
         tmp_path, FakeServer(), FakeServer(), "unused", topic_prefix, metrics_token=METRICS_TOKEN
     )
     clock = iter(range(1_800_000_000_000_000, 1_900_000_000_000_000, 1_000_000))
-    service = IngestService(settings, clock=lambda: next(clock))  # not started: no broker
+    service = Stack(settings, clock=lambda: next(clock))  # not started: no broker
     app = console_app(service, console_db_for(tmp_path, ids))
     yield app, ids, service
     close_unstarted(service)
@@ -303,8 +304,6 @@ def test_metrics_need_the_token_and_healthz_hides_details(env):
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
-    service.metrics.received = 12
-    service.metrics.dead_letters["schema"] += 2
     gate = service.registry.devices()[0]
     service.alerts.store.raise_alert(
         Finding(AlertKind.READER_FAULT, gate.device_id, 1, "读卡器故障", "reader fault",
@@ -313,16 +312,35 @@ def test_metrics_need_the_token_and_healthz_hides_details(env):
     )  # fmt: skip
     r = client.get("/metrics", headers=auth)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    assert "warmcard_ingest_received_total 12.0" in r.text
-    assert 'warmcard_ingest_dead_letters_total{reason="schema"} 2.0' in r.text
     assert "warmcard_live_sites 2.0" in r.text
-    assert "warmcard_ingest_consumer_pending 0.0" in r.text
+    assert "warmcard_console_link_connected 0.0" in r.text
     assert 'warmcard_alerts_open{kind="reader_fault"} 1.0' in r.text
     assert 'warmcard_alerts_open{kind="visit_due"} 0.0' in r.text
+    assert "warmcard_ingest_" not in r.text  # the workers' counters are on their own port
     health = client.get("/healthz")
     assert health.status_code == 503 and health.json() == {"status": "degraded"}
     detail = client.get("/healthz", headers=auth).json()
-    assert detail["metrics"]["received"] == 12 and "pending" in detail
+    assert detail["role"] == "console" and detail["status_link_connected"] is False
+
+
+def test_worker_metrics_and_healthz_need_the_token(env):
+    _, _, service = env
+    client = TestClient(create_health_app(service.worker))  # no lifespan: not started
+    auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    assert client.get("/metrics").status_code == 401
+    service.worker_metrics.received = 12
+    service.worker_metrics.dead_letters["schema"] += 2
+    r = client.get("/metrics", headers=auth)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert "warmcard_ingest_received_total 12.0" in r.text
+    assert 'warmcard_ingest_dead_letters_total{reason="schema"} 2.0' in r.text
+    assert "warmcard_ingest_consumer_pending 0.0" in r.text
+    assert "warmcard_live_" not in r.text
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.json() == {"status": "degraded"}
+    detail = client.get("/healthz", headers=auth).json()
+    assert detail["role"] == "ingest" and detail["metrics"]["received"] == 12
+    assert "pending" in detail
 
 
 def test_metrics_off_without_token_and_placeholder_refused(tmp_path, topic_prefix):
@@ -336,7 +354,7 @@ def test_metrics_off_without_token_and_placeholder_refused(tmp_path, topic_prefi
         IngestSettings(metrics_token=SecretStr("short"))
     ids = write_registry(tmp_path, topic_prefix)
     settings = make_settings(tmp_path, FakeServer(), FakeServer(), "unused", topic_prefix)
-    service = IngestService(settings)
+    service = Stack(settings)
     try:
         app = console_app(service, console_db_for(tmp_path, ids))
         assert TestClient(app).get("/metrics").status_code == 404

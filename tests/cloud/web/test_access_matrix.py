@@ -20,9 +20,9 @@ import pytest
 from starlette.routing import Mount
 
 from cloud_ingest.alerts.settings import AlertSettings
-from cloud_ingest.service import IngestService
 from tests.support.console import METRICS_TOKEN, PASSWORD, live_console, login
 from tests.support.ingest import TZ, EventMaker, wait_for
+from tests.support.stack import Stack
 from warmcard.contract import DeviceStatus, Kind, ReaderState, status_topic
 from warmcard.timestamps import now_us
 
@@ -67,7 +67,7 @@ class Call:
 class World:
     url: str
     ids: dict[str, str]
-    service: IngestService
+    service: Stack
     alert_b: int
     capture_b: int
     month: str

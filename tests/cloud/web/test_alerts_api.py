@@ -15,23 +15,23 @@ from cloud_ingest.alerts.models import Finding, Kind
 from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import Role
-from cloud_ingest.service import IngestService
 from cloud_ingest.settings import IngestSettings
 from cloud_ingest.web.routes import alerts
 from cloud_ingest.web.security import AuthConfig, auth_router, configure_auth
 from tests.support.alerts import DAY, UsClock, local_us, write_areas
 from tests.support.ingest import write_registry
+from tests.support.stack import Stack
 
 PW = "courtyard-alerts-77"
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 T0 = local_us(2024, 5, 6, 10)
 
 
-World = tuple[FastAPI, IngestService, dict[str, int], UsClock]
+World = tuple[FastAPI, Stack, dict[str, int], UsClock]
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[FastAPI, IngestService, dict[str, int], UsClock]]:
+def world(tmp_path: Path) -> Iterator[tuple[FastAPI, Stack, dict[str, int], UsClock]]:
     ids = write_registry(tmp_path, "ap")
     console = tmp_path / "console.sqlite3"
     write_areas(console, ids)
@@ -47,7 +47,7 @@ def world(tmp_path: Path) -> Iterator[tuple[FastAPI, IngestService, dict[str, in
         deadletter_path=tmp_path / "deadletter.sqlite3",
         console_db=console,
     )
-    service = IngestService(settings, clock=clock)  # not started: no broker needed here
+    service = Stack(settings, clock=clock)  # not started: no broker needed here
     app = FastAPI()
     configure_auth(
         app,
@@ -55,7 +55,7 @@ def world(tmp_path: Path) -> Iterator[tuple[FastAPI, IngestService, dict[str, in
     )
     app.include_router(auth_router)
     app.include_router(alerts.router)
-    app.state.service = service
+    app.state.service = service.console
     engine = service.alerts
     engine.refresh_site_paths()
     made = {

@@ -32,6 +32,7 @@ from tests.support.ingest import (
     wait_for,
     write_registry,
 )
+from tests.support.stack import Stack
 from warmcard.command.servers import free_port
 from warmcard.contract import DeviceStatus, Kind, ReaderState, status_topic
 
@@ -58,9 +59,9 @@ def api(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[tuple
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     wait_for(lambda: server.started)
-    service = app.state.service
-    wait_for(service.consumer.subscribed.is_set)
+    service = Stack(settings, console=app.state.service).start()
     yield f"http://127.0.0.1:{sock.getsockname()[1]}", ids, service
+    service.stop()
     server.should_exit = True
     thread.join(15)
     sock.close()
@@ -193,11 +194,12 @@ def test_page_and_health(api, login_as):
     assert health.json() == {"status": "ok"}  # anonymous: no details
     auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
     body = httpx.get(url + "/healthz", headers=auth).json()
-    assert body["status"] == "ok" and body["mqtt_connected"] and body["storage_ok"]
+    assert body["status"] == "ok" and body["role"] == "console" and body["status_link_connected"]
 
 
-def test_warmcard_ingest_command_serves_and_stops_on_sigterm(
-    tmp_path, mosquitto, influxd, influx_db, topic_prefix
+@pytest.mark.parametrize("role", ["ingest", "console"])
+def test_each_warmcard_role_serves_and_stops_on_sigterm(
+    tmp_path, mosquitto, influxd, influx_db, topic_prefix, role
 ):
     write_registry(tmp_path, topic_prefix)
     port = free_port()
@@ -218,14 +220,14 @@ port = {mosquitto.port}
 url = "{influxd.url}"
 database = "{influx_db}"
 
-[api]
+[{"worker" if role == "ingest" else "api"}]
 port = {port}
 """,
         encoding="utf-8",
     )
     warmcard = Path(sys.executable).with_name("warmcard")
     proc = subprocess.Popen(
-        [str(warmcard), "ingest", "--config", str(config)],
+        [str(warmcard), role, "--config", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

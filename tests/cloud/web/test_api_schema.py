@@ -12,7 +12,6 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from cloud_ingest.service import IngestService
 from cloud_ingest.web.security import CSRF_HEADER, SESSION_COOKIE
 from tests.support.console import (
     METRICS_TOKEN,
@@ -22,6 +21,7 @@ from tests.support.console import (
     console_db_for,
 )
 from tests.support.ingest import make_settings, write_registry
+from tests.support.stack import Stack
 
 
 class NoBroker:
@@ -34,7 +34,7 @@ def console(tmp_path, influxd, influx_db, topic_prefix):
     settings = make_settings(
         tmp_path, NoBroker(), influxd, influx_db, topic_prefix, metrics_token=METRICS_TOKEN
     )
-    service = IngestService(settings)  # reports read the real InfluxDB; no broker needed
+    service = Stack(settings)  # reports read the real InfluxDB; no broker needed
     app = console_app(service, console_db_for(tmp_path, ids))
     client = client_as(app, "mgr-a")
     auth = {

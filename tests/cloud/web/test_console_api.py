@@ -28,6 +28,7 @@ from tests.support.ingest import (
     today_base_us,
     wait_for,
 )
+from tests.support.stack import Stack
 from warmcard.contract import DeviceStatus, Kind, MealPeriod, ReaderState, status_topic
 from warmcard.localtime import day_window
 
@@ -75,9 +76,7 @@ def console(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[d
     app = create_app(settings, auth=auth_config(settings.console_db))
     publisher = Publisher(mosquitto.port)
     clients: list[httpx.Client] = []
-    with serve(app) as url:
-        service = app.state.service
-        wait_for(service.consumer.subscribed.is_set)
+    with serve(app) as url, Stack(settings, console=app.state.service) as service:
         events = []
         for i in range(1, N_SITES + 1):
             ins, meals = expected_day(i)

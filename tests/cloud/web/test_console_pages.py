@@ -17,6 +17,7 @@ from cloud_ingest.web.app import create_app
 from cloud_ingest.web.security import AuthConfig
 from tests.support.console import browser_login, serve
 from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for
+from tests.support.stack import Stack
 from warmcard.command.demo import (
     DEMO_ADMIN,
     DEMO_VIEWER,
@@ -52,9 +53,7 @@ def demo_console(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Itera
     passwords = setup_console(settings.console_db, tmp_path / "seed", seed)
     app = create_app(settings, auth=AuthConfig(db_path=settings.console_db, cookie_secure=False))
     publisher = Publisher(mosquitto.port)
-    with serve(app) as url:
-        service = app.state.service
-        wait_for(service.consumer.subscribed.is_set)
+    with serve(app) as url, Stack(settings, console=app.state.service) as service:
         events = []
         for n, site in enumerate(seed):
             gate = EventMaker(site.entrance_device)

@@ -244,10 +244,12 @@ class InfluxD(_Server):
 
 @dataclass
 class Ingest(_Server):
-    """Warmcard's own ingest service as a child process (`warmcard ingest`), as systemd runs it.
+    """One ingest worker as a child process (`warmcard ingest`), as systemd runs it.
 
-    `port` is its HTTP API; `extra_toml` lines are appended to the generated ingest.toml.
-    `broker_port` / `influx_url` override where it connects (e.g. through a fault proxy).
+    `port` is its /healthz and /metrics port; `extra_toml` lines are appended to the generated
+    ingest.toml. `broker_port` / `influx_url` override where it connects (e.g. through a fault
+    proxy). Workers and consoles that serve one deployment share `registry_path`,
+    `console_db` and `deadletter_path` (by default files in `run_dir`).
     """
 
     broker: Mosquitto | None = None
@@ -258,25 +260,34 @@ class Ingest(_Server):
     client_id: str = "ingest-1"
     registry_path: Path | None = None
     console_db: Path | None = None
+    deadletter_path: Path | None = None
     metrics_token: str | None = None
     extra_toml: str = ""
     name = "ingest"
+    command = "ingest"
+    section = "worker"  # the ingest.toml table that holds this process's HTTP port
 
     @property
     def config_path(self) -> Path:
-        return self.run_dir / "ingest.toml"
+        return self.run_dir / f"{self.name}.toml"
+
+    def _identity(self) -> str:
+        return f'client_id = "{self.client_id}"'
 
     def write_config(self) -> Path:
         if self.broker is None or self.influx is None:
-            raise ServerError("ingest needs a broker and an InfluxDB")
+            raise ServerError(f"{self.name} needs a broker and an InfluxDB")
         registry = self.registry_path or self.run_dir / "registry.sqlite3"
         console = self.console_db or self.run_dir / "console.sqlite3"
+        letters = self.deadletter_path or self.run_dir / "deadletter.sqlite3"
         token = f'metrics_token = "{self.metrics_token}"' if self.metrics_token else ""
         self.config_path.write_text(
-            f"""# Written by warmcard.command.servers.Ingest.
-client_id = "{self.client_id}"
+            f"""# Written by warmcard.command.servers.{type(self).__name__}.
+{self._identity()}
 registry_path = "{registry}"
-deadletter_path = "{self.run_dir / "deadletter.sqlite3"}"
+deadletter_path = "{letters}"
+# One conflict index for every worker and console of this deployment.
+seen_index_path = "{letters.with_name("seen.sqlite3")}"
 console_db = "{console}"
 # Plain http on 127.0.0.1 only, hence session cookies without the Secure flag.
 cookie_secure = false
@@ -291,7 +302,7 @@ port = {self.broker_port or self.broker.port}
 url = "{self.influx_url or self.influx.url}"
 database = "{self.database}"
 
-[api]
+[{self.section}]
 host = "127.0.0.1"
 port = {self.port}
 """
@@ -299,7 +310,31 @@ port = {self.port}
         return self.config_path
 
     def _command(self) -> list[str]:
-        return [sys.executable, "-m", "warmcard", "ingest", "--config", str(self.write_config())]
+        return [
+            sys.executable,
+            "-m",
+            "warmcard",
+            self.command,
+            "--config",
+            str(self.write_config()),
+        ]
 
     def _ready(self, deadline: float) -> bool:
         return self._wait_http("/healthz", 200, deadline)
+
+
+@dataclass
+class Console(Ingest):
+    """The console as a child process (`warmcard console`): pages, API, live state, alerts.
+
+    `port` is its HTTP port; `client_id` is its console id (its link connection's client id
+    is `<console id>-link`).
+    """
+
+    client_id: str = "console-1"
+    name = "console"
+    command = "console"
+    section = "api"
+
+    def _identity(self) -> str:
+        return f'console_id = "{self.client_id}"'

@@ -17,7 +17,7 @@ from cloud_ingest import i18n
 from cloud_ingest.console.enrolment import card_uid_from_text
 from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.registry import queries as rc
-from cloud_ingest.service import IngestService
+from cloud_ingest.service import ConsoleService
 from cloud_ingest.web import render
 from cloud_ingest.web import visibility as vis
 from cloud_ingest.web.deps import PageDep, ScopeDep, ServiceDep
@@ -80,7 +80,7 @@ def _page(
 
 def _list_page(
     ctx: PageContext,
-    service: IngestService,
+    service: ConsoleService,
     section: str,
     rows: list[Any],
     total: int,

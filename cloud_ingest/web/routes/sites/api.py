@@ -20,7 +20,7 @@ from cloud_ingest.console import site_history
 from cloud_ingest.console.overview import Overview
 from cloud_ingest.console.roles import User
 from cloud_ingest.errors import IngestError
-from cloud_ingest.service import IngestService
+from cloud_ingest.service import ConsoleService
 from cloud_ingest.web.deps import OverviewDep, ServiceDep
 from cloud_ingest.web.security import NOT_FOUND, CurrentUser, SiteAccess
 
@@ -28,7 +28,7 @@ router = APIRouter()
 
 
 def _present(
-    service: IngestService, overview: Overview, user: User, site_id: str, tz: str
+    service: ConsoleService, overview: Overview, user: User, site_id: str, tz: str
 ) -> list[dict[str, Any]]:
     people = service.live.present_people(site_id)
     homes = service.registry.people_homes([p for p, _ in people])
