@@ -4,7 +4,7 @@
 
 Writes today's taps for every site (about 60 check-ins, 60 check-outs and 100 meals at each
 canteen) and 30 days of the same for a sample of sites, with batched line protocol. Then runs
-the real `warmcard ingest` process (logins, live state rebuilt from InfluxDB) and measures,
+the real `warmcard console` process (logins, live state rebuilt from InfluxDB) and measures,
 over HTTP with a logged-in client in this process: /api/v1/overview (first page, a search, an
 area), the site history, and a naive baseline in the same run that computes the overview by
 querying InfluxDB per request.
@@ -36,7 +36,7 @@ from cloud_ingest.registry import areas
 from cloud_ingest.registry.importer import import_csv
 from cloud_ingest.registry.store import Registry
 from tests.support.console import add_user, logged_in
-from warmcard.command.servers import InfluxD, Ingest, Mosquitto
+from warmcard.command.servers import Console, InfluxD, Mosquitto
 from warmcard.localtime import day_window
 from warmcard.timestamps import now_us
 
@@ -186,10 +186,10 @@ def main() -> None:
                 f"{len(sites)} sites, {points} points ({len(sample)} sites with 30 days) "
                 f"written and registered in {time.perf_counter() - t0:.1f} s"
             )
-            # The service runs as its own process, as in production: a client in the same
+            # The console runs as its own process, as in production: a client in the same
             # interpreter as uvicorn would measure lock hand-offs (~45 ms a request), not the API.
-            ingest = Ingest(
-                tmp / "ingest",
+            console = Console(
+                tmp / "console",
                 broker=broker,
                 influx=influx,
                 database="bench",
@@ -198,9 +198,10 @@ def main() -> None:
                 extra_toml="live_resync_s = 3600",
             )
             t1 = time.perf_counter()
-            with ingest, closing(logged_in(ingest.url, "bench.admin")) as client:
-                # Ingest rebuilds live state from InfluxDB at start, before it answers /healthz.
-                print(f"ingest started, live state rebuilt in {time.perf_counter() - t1:.2f} s")
+            with console, closing(logged_in(console.url, "bench.admin")) as client:
+                # The console rebuilds live state from InfluxDB at start, before it answers
+                # /healthz.
+                print(f"console started, live state rebuilt in {time.perf_counter() - t1:.2f} s")
                 first = client.get("/api/v1/overview").json()
                 assert first["total"] == len(sites), first["total"]
                 assert first["rollup"]["scope"]["arrivals"] > 0

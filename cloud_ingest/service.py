@@ -33,6 +33,7 @@ from cloud_ingest.pipeline.stored import StoredTap
 from cloud_ingest.registry.store import Registry
 from cloud_ingest.settings import IngestSettings
 from warmcard.timestamps import now_us
+from warmcard.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class ConsoleService:
         *,
         query_storage: Storage | None = None,
         clock: Clock = now_us,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -83,6 +85,9 @@ class ConsoleService:
         self._downlink_version = self.registry.version  # on connect everything is published
         self._stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
+        # systemd (Type=notify): READY once started, pings only while the sync loop turns.
+        self.watchdog = watchdog or Watchdog.from_environ()
+        self.watchdog.register("sync")
         self.started = False
 
     def _on_stored(self, taps: list[StoredTap]) -> None:
@@ -112,6 +117,8 @@ class ConsoleService:
             target=self._sync_loop, name="ingest-sync", daemon=True
         )
         self._sync_thread.start()
+        self.watchdog.start()
+        self.watchdog.ready(f"控制台 console {self.settings.console_id} running")
         self.started = True
 
     def _sync_loop(self) -> None:
@@ -119,6 +126,7 @@ class ConsoleService:
         elapsed = 0.0
         next_resync = self.settings.live_resync_s if self.live.last_sync_us else 0.0
         while not self._stop.wait(1.0):
+            self.watchdog.beat("sync")
             elapsed += 1.0
             try:
                 # Compare with the version last published, not refresh()'s answer: a console
@@ -139,6 +147,7 @@ class ConsoleService:
                 log.exception("sync loop error")
 
     def stop(self) -> None:
+        self.watchdog.close()
         self._stop.set()
         self.devicelink.stop()
         self.alerts.stop()

@@ -36,6 +36,7 @@ from cloud_ingest.pipeline.stored import StoredTap, encode, stored_topic
 from cloud_ingest.registry.store import Registry
 from cloud_ingest.settings import IngestSettings
 from warmcard.timestamps import now_us
+from warmcard.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,12 @@ class StoredPublisher:
 
 class IngestWorker:
     def __init__(
-        self, settings: IngestSettings, *, storage: Storage | None = None, clock: Clock = now_us
+        self,
+        settings: IngestSettings,
+        *,
+        storage: Storage | None = None,
+        clock: Clock = now_us,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -74,6 +80,10 @@ class IngestWorker:
         )
         self.consumer = Consumer(settings, self.processor, clock=clock)
         self.processor.on_stored.append(StoredPublisher(self.consumer.client, settings.client_id))
+        # systemd (Type=notify): READY once started, pings only while the batcher turns.
+        self.watchdog = watchdog or Watchdog.from_environ()
+        self.watchdog.register("batcher")
+        self.consumer.on_tick = lambda: self.watchdog.beat("batcher")
         self.started = False
 
     def start(self) -> None:
@@ -83,9 +93,12 @@ class IngestWorker:
         except IngestError as exc:
             log.warning("InfluxDB not ready at start (%s); batches wait for it", exc)
         self.consumer.start()
+        self.watchdog.start()
+        self.watchdog.ready(f"接收中 ingest worker {self.settings.client_id} running")
         self.started = True
 
     def stop(self) -> None:
+        self.watchdog.close()
         self.consumer.stop()
         self.storage.close()
         self.registry.close()

@@ -300,6 +300,9 @@ class Consumer:
         self.subscribed = threading.Event()
         self.batch_max = settings.batch_max
         self.batch_s = settings.batch_ms / 1000
+        # Called each time round the batcher loop, and while it waits out a store outage:
+        # the systemd watchdog's proof that the loop is alive.
+        self.on_tick: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ paho callbacks
 
@@ -394,11 +397,13 @@ class Consumer:
     # ------------------------------------------------------------------ worker
 
     def _sleep(self, seconds: float) -> bool:
+        self.on_tick()
         return self._stop.wait(seconds)
 
     def _run(self) -> None:
         queue = self._queue
         while not self._stop.is_set():
+            self.on_tick()
             if not queue:
                 self._wake.wait(0.5)
                 self._wake.clear()

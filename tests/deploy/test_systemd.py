@@ -29,7 +29,11 @@ def exec_start(unit: Path) -> list[str]:
 
 
 def test_units_exist() -> None:
-    assert [u.name for u in UNITS] == ["warmcard-ingest.service", "warmcard-kiosk.service"]
+    assert [u.name for u in UNITS] == [
+        "warmcard-console.service",
+        "warmcard-ingest.service",
+        "warmcard-kiosk.service",
+    ]
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
@@ -173,3 +177,13 @@ def test_udev_rules_are_well_formed_and_name_the_readers() -> None:
             ids.add(f"{vendor.group(1)}:{product.group(1)}")
     # CH340, CP210x, FTDI FT232R, ACR122U
     assert {"1a86:7523", "10c4:ea60", "0403:6001", "072f:2200"} <= ids
+
+
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [("warmcard-ingest.service", "ingest"), ("warmcard-console.service", "console")],
+)
+def test_cloud_roles_run_apart_each_with_a_memory_bound(name: str, command: str) -> None:
+    unit = REPO / "systemd" / name
+    assert exec_start(unit)[1] == command
+    assert re.search(r"^MemoryMax=\d+[MG]$", unit.read_text(), re.M)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -226,10 +227,15 @@ port = {port}
         encoding="utf-8",
     )
     warmcard = Path(sys.executable).with_name("warmcard")
+    # systemd's notify socket, as Type=notify units get it: READY=1 must arrive.
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(20)
     proc = subprocess.Popen(
         [str(warmcard), role, "--config", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")},
     )
     try:
 
@@ -240,9 +246,13 @@ port = {port}
                 return False
 
         wait_for(healthy, timeout=20)
+        notes = b""
+        while b"READY=1" not in notes:
+            notes += notify.recv(4096) + b"\n"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:
+        notify.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
