@@ -321,8 +321,9 @@ class AccountStore:
                 raise LoginRefused(rate_limited=True, retry_after_s=wait)
             conn.execute("DELETE FROM login_failures WHERE at <= ?", (now - self.limits.window_s,))
             rowids = tuple(
-                conn.execute("INSERT INTO login_failures (key, at) VALUES (?, ?)", (key, now))
-                .lastrowid
+                conn.execute(
+                    "INSERT INTO login_failures (key, at) VALUES (?, ?)", (key, now)
+                ).lastrowid
                 or 0
                 for key in (f"user:{username_key}", f"ip:{ip}")
             )
