@@ -1,0 +1,94 @@
+# mypy: allow-untyped-defs
+"""Login limits and session counts under simultaneous requests, on a real uvicorn: the limit of
+5 failures per username holds for 40 logins sent at once, and a user holds at most 10 sessions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from cloud_ingest.console import db as console_db
+from cloud_ingest.console.accounts import AccountStore
+from cloud_ingest.console.roles import Role
+from cloud_ingest.web.security import LOGIN_CSRF_COOKIE, auth_router, configure_auth
+from tests.support.console import (
+    FAST_HASHER,
+    PASSWORD,
+    auth_config,
+    console_db_with_areas,
+    logged_in,
+    serve,
+)
+
+SIMULTANEOUS = 40
+
+
+def auth_app(tmp_path: Path) -> FastAPI:
+    path = console_db_with_areas(tmp_path)
+    conn = console_db.connect(path)
+    try:
+        AccountStore(conn, time.time, FAST_HASHER).add_user(
+            "li.wei", PASSWORD, Role.VIEWER, "dali/eryuan"
+        )
+    finally:
+        conn.close()
+    app = FastAPI()
+    configure_auth(app, auth_config(path))
+    app.include_router(auth_router)
+    return app
+
+
+def test_simultaneous_logins_cannot_race_past_the_limit(tmp_path: Path) -> None:
+    with serve(auth_app(tmp_path)) as url:
+        clients = [httpx.Client(base_url=url, timeout=60) for _ in range(SIMULTANEOUS)]
+        tokens = []
+        for c in clients:
+            assert c.get("/login").status_code == 200
+            tokens.append(c.cookies[LOGIN_CSRF_COOKIE])
+        start = threading.Barrier(SIMULTANEOUS)
+        statuses: list[int] = []
+
+        def attempt(i: int) -> None:
+            start.wait()
+            r = clients[i].post(
+                "/login",
+                json={"username": "li.wei", "password": f"guess-number-{i}"},
+                headers={"X-CSRF-Token": tokens[i]},
+            )
+            statuses.append(r.status_code)
+
+        threads = [threading.Thread(target=attempt, args=(i,)) for i in range(SIMULTANEOUS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        counts = Counter(statuses)
+        print(
+            f"\n{SIMULTANEOUS} simultaneous logins for one username: {dict(sorted(counts.items()))}"
+        )
+        # Exactly five passwords were tried; every other attempt was refused before its check.
+        assert counts == {401: 5, 429: SIMULTANEOUS - 5}
+        # And the right password is now refused too, until the window has passed.
+        right = clients[0].post(
+            "/login",
+            json={"username": "li.wei", "password": PASSWORD},
+            headers={"X-CSRF-Token": tokens[0]},
+        )
+        assert right.status_code == 429 and "尝试次数过多" in right.json()["detail"]
+        for c in clients:
+            c.close()
+
+
+def test_a_user_holds_at_most_ten_sessions(tmp_path: Path) -> None:
+    with serve(auth_app(tmp_path)) as url:
+        clients = [logged_in(url, "li.wei") for _ in range(12)]
+        alive = [c.get("/api/v1/me").status_code for c in clients]
+        for c in clients:
+            c.close()
+    # The two oldest logins ended when the eleventh and twelfth began.
+    assert alive == [401, 401] + [200] * 10
