@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, sync_playwright
+from starlette.routing import Mount
 
 from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
@@ -208,6 +209,20 @@ def console_app(service: IngestService, db_path: Path) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(health.router)
     return app
+
+
+def app_routes(app: Any) -> set[tuple[str, str]]:
+    """(method, path) of every route the app answers, routers included; mounts as MOUNT."""
+    found: set[tuple[str, str]] = set()
+    for route in app.routes:
+        if isinstance(route, Mount):
+            found.add(("MOUNT", route.path))
+        elif hasattr(route, "effective_route_contexts"):  # an included router (FastAPI ≥ 0.120)
+            for ctx in route.effective_route_contexts():
+                found.update((m, ctx.path) for m in ctx.methods - {"HEAD"})
+        else:
+            found.update((m, route.path) for m in route.methods - {"HEAD"})
+    return found
 
 
 def client_as(app: FastAPI, username: str) -> TestClient:

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.console import console_db_for
 from tests.support.ingest import write_registry
-from warmcard.command.servers import Ingest, InfluxD, Mosquitto
+from warmcard.command.servers import InfluxD, Ingest, Mosquitto
 
 MIB = 1024 * 1024
 LOGINS = 100
