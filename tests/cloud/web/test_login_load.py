@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import select
 import socket
+import sqlite3
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -152,6 +154,12 @@ def test_simultaneous_logins_bound_memory_and_keep_healthz_fast(ingest: Ingest) 
     assert len(statuses) == LOGINS and set(counts) <= {401, 429}
     assert counts[429] > 0  # beyond the running and waiting checks: refused at once
     assert counts[401] >= 2
+    # Only the checked logins count as failures; those refused as too busy do not.
+    with closing(sqlite3.connect(ingest.console_db)) as db:  # type: ignore[arg-type]
+        (counted,) = db.execute(
+            "SELECT COUNT(*) FROM login_failures WHERE key LIKE 'user:spray-%'"
+        ).fetchone()
+    assert counted == counts[401]
     # Two checks at 64 MiB each, plus their threads; unbounded, this was 2.5 GB.
     assert growth_mib < 400
     assert probe.worst < 1.0

@@ -9,13 +9,19 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import anyio
 import httpx
 from fastapi import FastAPI
 
 from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import Role
-from cloud_ingest.web.security import LOGIN_CSRF_COOKIE, auth_router, configure_auth
+from cloud_ingest.web.security import (
+    LOGIN_CSRF_COOKIE,
+    PasswordChecks,
+    auth_router,
+    configure_auth,
+)
 from tests.support.console import (
     FAST_HASHER,
     PASSWORD,
@@ -92,3 +98,49 @@ def test_a_user_holds_at_most_ten_sessions(tmp_path: Path) -> None:
             c.close()
     # The two oldest logins ended when the eleventh and twelfth began.
     assert alive == [401, 401] + [200] * 10
+
+
+def test_password_checks_run_two_at_once_queue_eight_and_refuse_the_rest() -> None:
+    """The per-process bound on argon2 checks, on its own (what the load test measures)."""
+    checks = PasswordChecks(slots=2, queue=8, wait_s=2.0)
+    release = threading.Event()
+    running: list[int] = []
+
+    def check(i: int) -> int:
+        running.append(i)
+        release.wait(5)
+        return i
+
+    async def twelve_at_once() -> list[int | None]:
+        results: list[int | None] = [None] * 12
+
+        async def one(i: int) -> None:
+            results[i] = await checks.run(check, i)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(12):
+                tg.start_soon(one, i)
+                await anyio.sleep(0.01)
+            await anyio.sleep(0.1)
+            assert len(running) == 2  # two run, eight wait, the last two were sent away
+            release.set()
+        return results
+
+    assert anyio.run(twelve_at_once) == [*range(10), None, None]
+
+    # Waiting is bounded in time too: behind a check that does not finish, a waiter gives up.
+    release.clear()
+    short = PasswordChecks(slots=1, queue=8, wait_s=0.3)
+
+    async def behind_a_stuck_check() -> tuple[int | None, float]:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(short.run, check, 1)
+            await anyio.sleep(0.05)
+            t0 = time.monotonic()
+            waited = await short.run(check, 2)
+            took = time.monotonic() - t0
+            release.set()
+        return waited, took
+
+    waited, took = anyio.run(behind_a_stuck_check)
+    assert waited is None and 0.25 < took < 1.0
