@@ -9,7 +9,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +137,47 @@ def logged_in(base_url: str, username: str, password: str = PASSWORD) -> httpx.C
     client = httpx.Client(base_url=base_url, follow_redirects=False, timeout=10)
     login(client, username, password)
     return client
+
+
+def login_csrf(client: httpx.Client) -> str:
+    """GET /login for the login CSRF cookie, which a login post must echo."""
+    assert client.get("/login").status_code == 200
+    return str(client.cookies[LOGIN_CSRF_COOKIE])
+
+
+def simultaneous_logins(url: str, logins: Sequence[tuple[str, str, str | None]]) -> list[int]:
+    """JSON logins of (username, password, client address or None), each on its own connection,
+    all sent the moment the last is ready; their statuses in the same order."""
+    clients = [
+        httpx.Client(
+            base_url=url,
+            timeout=120,
+            transport=httpx.HTTPTransport(local_address=address) if address else None,
+        )
+        for _, _, address in logins
+    ]
+    tokens = [login_csrf(c) for c in clients]
+    start = threading.Barrier(len(logins))
+    statuses = [0] * len(logins)
+
+    def attempt(i: int) -> None:
+        start.wait()
+        username, password, _ = logins[i]
+        r = clients[i].post(
+            "/login",
+            json={"username": username, "password": password},
+            headers={"X-CSRF-Token": tokens[i]},
+        )
+        statuses[i] = r.status_code
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(logins))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    for c in clients:
+        c.close()
+    return statuses
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.console import console_db_for
+from tests.support.console import console_db_for, login_csrf, simultaneous_logins
 from tests.support.ingest import write_registry
 from warmcard.command.servers import InfluxD, Ingest, Mosquitto
 
@@ -31,17 +31,11 @@ LOGINS = 100
 def ingest(
     tmp_path: Path, mosquitto: Mosquitto, influxd: InfluxD, influx_db: str, topic_prefix: str
 ) -> Iterator[Ingest]:
-    ids = write_registry(tmp_path, topic_prefix)
-    proc = Ingest(
-        tmp_path / "ingest",
-        broker=mosquitto,
-        influx=influxd,
-        database=influx_db,
-        client_id=f"ingest-{topic_prefix}",
-        registry_path=tmp_path / "registry.sqlite3",
-        console_db=console_db_for(tmp_path, ids),
-        extra_toml=f'share_group = "g{topic_prefix}"',
-    )
+    console_db_for(tmp_path, write_registry(tmp_path, topic_prefix))
+    # run_dir is tmp_path, so the registry and console database just written are the defaults.
+    proc = Ingest(tmp_path, broker=mosquitto, influx=influxd, database=influx_db)
+    proc.client_id = f"ingest-{topic_prefix}"
+    proc.extra_toml = f'share_group = "g{topic_prefix}"'
     proc.start(timeout=60)
     try:
         yield proc
@@ -60,12 +54,6 @@ def status_kib(pid: int, field: str) -> int:
 def reset_peak(pid: int) -> None:
     """Make VmHWM start again from the current RSS (Linux: `5` to clear_refs)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
-
-
-def login_form(client: httpx.Client) -> str:
-    """GET /login for its CSRF cookie, which the login post must echo."""
-    assert client.get("/login").status_code == 200
-    return client.cookies["warmcard_login_csrf"]
 
 
 class HealthProbe:
@@ -102,7 +90,7 @@ def test_simultaneous_logins_bound_memory_and_keep_healthz_fast(ingest: Ingest) 
     pid = ingest.proc.pid  # type: ignore[union-attr]
     # Warm up: the first check of an unknown name makes the dummy hash once.
     with httpx.Client(base_url=ingest.url, timeout=30) as warm:
-        csrf = login_form(warm)
+        csrf = login_csrf(warm)
         r = warm.post("/login", json={"username": "warm-up", "password": "x" * 12},
                       headers={"X-CSRF-Token": csrf})  # fmt: skip
         assert r.status_code == 401
@@ -111,43 +99,18 @@ def test_simultaneous_logins_bound_memory_and_keep_healthz_fast(ingest: Ingest) 
 
     # 100 callers, each from its own loopback address and with its own username, so neither the
     # per-address nor the per-username limit stops them: only the bound on checks can.
-    clients = [
-        httpx.Client(
-            base_url=ingest.url,
-            timeout=120,
-            transport=httpx.HTTPTransport(local_address=f"127.0.1.{i + 1}"),
-        )
-        for i in range(LOGINS)
-    ]
-    tokens = [login_form(c) for c in clients]
-    start = threading.Barrier(LOGINS)
-    statuses: list[int] = []
-
-    def attempt(i: int) -> None:
-        start.wait()
-        r = clients[i].post(
-            "/login",
-            json={"username": f"spray-{i}", "password": "wrong-password-1"},
-            headers={"X-CSRF-Token": tokens[i]},
-        )
-        statuses.append(r.status_code)
-
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(LOGINS)]
+    logins = [(f"spray-{i}", "wrong-password-1", f"127.0.1.{i + 1}") for i in range(LOGINS)]
     with HealthProbe(ingest.url) as probe:
         time.sleep(0.3)
         t0 = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(300)
+        statuses = simultaneous_logins(ingest.url, logins)
         took = time.monotonic() - t0
-    for c in clients:
-        c.close()
 
     growth_mib = (status_kib(pid, "VmHWM") - base_kib) / 1024
     counts = Counter(statuses)
     print(
-        f"\n{LOGINS} simultaneous logins: {dict(sorted(counts.items()))} in {took:.1f} s; "
+        f"\n{LOGINS} simultaneous logins: {dict(sorted(counts.items()))} in {took:.1f} s "
+        "(their 100 GET /login included); "
         f"RSS {base_kib / 1024:.0f} MiB, peak +{growth_mib:.0f} MiB; "
         f"/healthz worst {probe.worst:.2f} s over {len(probe.times)} probes"
     )
@@ -155,7 +118,7 @@ def test_simultaneous_logins_bound_memory_and_keep_healthz_fast(ingest: Ingest) 
     assert counts[429] > 0  # beyond the running and waiting checks: refused at once
     assert counts[401] >= 2
     # Only the checked logins count as failures; those refused as too busy do not.
-    with closing(sqlite3.connect(ingest.console_db)) as db:  # type: ignore[arg-type]
+    with closing(sqlite3.connect(ingest.run_dir / "console.sqlite3")) as db:
         (counted,) = db.execute(
             "SELECT COUNT(*) FROM login_failures WHERE key LIKE 'user:spray-%'"
         ).fetchone()
@@ -225,7 +188,7 @@ def test_large_bodies_are_refused_before_they_are_read(ingest: Ingest) -> None:
     assert chunked == 413
     # A login's real body is far below the cap, and the server still answers.
     with httpx.Client(base_url=ingest.url, timeout=10) as client:
-        csrf = login_form(client)
+        csrf = login_csrf(client)
         r = client.post("/login", json={"username": "li.wei", "password": "p" * 1024},
                         headers={"X-CSRF-Token": csrf})  # fmt: skip
         assert r.status_code == 401
