@@ -26,6 +26,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "尝试次数过多，请 {minutes} 分钟后再试",
         "Too many attempts; try again in {minutes} min",
     ),
+    "login_busy": (
+        "同时登录的人太多，请几秒后再试",
+        "Too many logins at this moment; try again in a few seconds",
+    ),
+    "body_too_large": ("请求内容过大", "Request body too large"),
+    "bad_day": (
+        "日期须为 2000-01-01 至 2099-12-31 之间的 YYYY-MM-DD，例如 2024-05-01",
+        "day must be YYYY-MM-DD between 2000-01-01 and 2099-12-31, e.g. 2024-05-01",
+    ),
     "not_found": ("未找到", "Not found"),
     "login_needed": ("请先登录", "Please log in"),
     "csrf_failed": ("表单已过期，请刷新页面", "Form expired or forged; reload the page"),

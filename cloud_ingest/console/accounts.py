@@ -89,6 +89,9 @@ class SessionPolicy:
     lifetime_s: float = 12 * 3600  # one working day, then log in again
     idle_s: float = 2 * 3600
     touch_every_s: float = 60  # write last_seen at most this often, not on every request
+    # A phone, an office PC and a few browsers; a new login beyond this ends the oldest session,
+    # so a leaked password or a script logging in in a loop cannot pile up sessions.
+    max_per_user: int = 10
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,16 @@ class Session:
     user: User
     csrf_token: str
     expires_at: float
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A login counted against the limits and not yet decided (see `AccountStore.claim_login`)."""
+
+    username_key: str
+    client_ip: str
+    user_row: int
+    ip_row: int
 
 
 class LoginRefused(AccountError):
@@ -292,15 +305,33 @@ class AccountStore:
                 wait = max(wait, recent[-limit] + self.limits.window_s - now)
         return wait
 
-    def _record_failure(self, username_key: str, ip: str, now: float) -> None:
-        with self.conn:
-            self.conn.executemany(
-                "INSERT INTO login_failures (key, at) VALUES (?, ?)",
-                ((f"user:{username_key}", now), (f"ip:{ip}", now)),
+    def _claim_attempt(self, username_key: str, ip: str, now: float) -> tuple[int, int]:
+        """Check the limits and record this attempt as a failure, in one write transaction.
+
+        Recording before the password check, under BEGIN IMMEDIATE (one writer at a time across
+        every process sharing the file), is what makes the limit hold for simultaneous logins:
+        each attempt sees the ones before it, finished or not. A success deletes the rows again.
+        Returns the rowids of the username's and the address's rows.
+        """
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            wait = self._retry_after(username_key, ip, now)
+            if wait > 0:
+                raise LoginRefused(rate_limited=True, retry_after_s=wait)
+            conn.execute("DELETE FROM login_failures WHERE at <= ?", (now - self.limits.window_s,))
+            rowids = tuple(
+                conn.execute(
+                    "INSERT INTO login_failures (key, at) VALUES (?, ?)", (key, now)
+                ).lastrowid
+                or 0
+                for key in (f"user:{username_key}", f"ip:{ip}")
             )
-            self.conn.execute(
-                "DELETE FROM login_failures WHERE at <= ?", (now - self.limits.window_s,)
-            )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return rowids[0], rowids[1]
 
     def _verify_dummy(self, password: str) -> None:
         # Unknown users cost the same argon2 work as known ones, so timing does not tell them
@@ -313,17 +344,32 @@ class AccountStore:
         with contextlib.suppress(VerificationError):
             self.hasher.verify(dummy, password)
 
-    def authenticate(self, username: str, password: str, client_ip: str) -> User:
-        """Check credentials under the login limits; raise LoginRefused, the same for any name.
+    def claim_login(self, username: str, client_ip: str) -> LoginAttempt:
+        """Step 1 of a login: refuse at the limit (429), else count this attempt as a failure now.
 
         The throttle is checked before the password, per username whether or not it exists,
         so neither the answer nor its timing reveals which usernames exist.
         """
         now = self.clock()
         key = username.strip().lower()[:64]
-        wait = self._retry_after(key, client_ip, now)
-        if wait > 0:
-            raise LoginRefused(rate_limited=True, retry_after_s=wait)
+        user_row, ip_row = self._claim_attempt(key, client_ip, now)
+        return LoginAttempt(key, client_ip, user_row, ip_row)
+
+    def withdraw(self, attempt: LoginAttempt) -> None:
+        """Forget a claimed attempt whose password was never checked (the server was busy)."""
+        with self.conn:
+            self.conn.execute(
+                "DELETE FROM login_failures WHERE rowid IN (?, ?)",
+                (attempt.user_row, attempt.ip_row),
+            )
+
+    def check_password(self, attempt: LoginAttempt, password: str) -> User:
+        """Step 2: the argon2 check; raise LoginRefused, the same for any name.
+
+        A failure stays counted (step 1 wrote it); a success clears the username's failures
+        and this attempt's row for the address.
+        """
+        key = attempt.username_key
         row = None
         if USERNAME_RE.fullmatch(key) and len(password) <= MAX_PASSWORD:
             row = self.conn.execute(
@@ -338,10 +384,12 @@ class AccountStore:
             except (VerifyMismatchError, InvalidHashError, VerificationError):
                 ok = False
         if not ok or row is None or row[2]:
-            self._record_failure(key, client_ip, now)
             raise LoginRefused(rate_limited=False)
         with self.conn:
-            self.conn.execute("DELETE FROM login_failures WHERE key = ?", (f"user:{key}",))
+            self.conn.execute(
+                "DELETE FROM login_failures WHERE key = ? OR rowid = ?",
+                (f"user:{key}", attempt.ip_row),
+            )
             if self.hasher.check_needs_rehash(row[1]):
                 # Parameters were raised since this hash was made; upgrade it while we have it.
                 self.conn.execute(
@@ -352,10 +400,14 @@ class AccountStore:
         assert user is not None
         return user
 
+    def authenticate(self, username: str, password: str, client_ip: str) -> User:
+        """Check credentials under the login limits: `claim_login`, then `check_password`."""
+        return self.check_password(self.claim_login(username, client_ip), password)
+
     # --- sessions ---------------------------------------------------------------------
 
     def start_session(self, user: User, client_ip: str = "") -> NewSession:
-        """Create a server-side session; only the token's hash is stored."""
+        """Create a session (only the token's hash is stored); end the oldest beyond the cap."""
         token = secrets.token_urlsafe(32)
         now = self.clock()
         expires = now + self.policy.lifetime_s
@@ -364,6 +416,11 @@ class AccountStore:
                 "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at,"
                 " client_ip) VALUES (?, ?, ?, ?, ?, ?)",
                 (hash_token(token), user.id, now, now, expires, client_ip),
+            )
+            self.conn.execute(
+                "DELETE FROM sessions WHERE user_id = ? AND rowid NOT IN (SELECT rowid FROM"
+                " sessions WHERE user_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?)",
+                (user.id, user.id, self.policy.max_per_user),
             )
         return NewSession(token=token, csrf_token=csrf_token_for(token), expires_at=expires)
 

@@ -19,6 +19,10 @@ from warmcard.contract import Kind, MealPeriod
 
 BUCKET_S = 600  # 10 minutes
 MAX_DAYS = 90
+# The days a timeline may be asked for: before 2000 there is no data, and at the ends of the
+# calendar (0001-01-01, 9999-12-31) a local day's bounds overflow datetime.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
 
 
 def local_today(tz: str, now_us: int) -> date:

@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from cloud_ingest.errors import AreaError, AreaImportError
+from cloud_ingest.registry.names import name_problem
 from warmcard.ids import SITE_ID_RE
 
 ROOT = ""
@@ -286,9 +287,9 @@ def import_areas_csv(conn: sqlite3.Connection, file: Path) -> ImportResult:
             problems.append(f"{name}:{line}: 路径重复 {path!r} already on line {rows[path][0]}")
             continue
         bad_name = [
-            f"{col} {'empty' if not v else 'longer than ' + str(MAX_NAME)}"
+            f"{col} {problem}"
             for col, v in (("name_zh", name_zh), ("name_en", name_en))
-            if not v or len(v) > MAX_NAME
+            if (problem := name_problem(v, MAX_NAME))
         ]
         if bad_name:
             problems.append(f"{name}:{line}: {path}: 名称无效 " + ", ".join(bad_name))

@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cloud_ingest.errors import ImportFailed
+from cloud_ingest.registry.names import name_problem
 from cloud_ingest.registry.store import (
     MEAL_COLUMNS,
     Registry,
@@ -24,6 +25,9 @@ from warmcard.cards import canonical_uid
 from warmcard.contract import Mode
 from warmcard.ids import DEVICE_ID_RE, HHMM_RE, PERSON_ID_RE, SITE_ID_RE
 from warmcard.localtime import DEFAULT_TZ
+
+MAX_SITE_NAME = 100
+MAX_PERSON_NAME = 64
 
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # file kind: (required columns, optional columns)
@@ -144,8 +148,11 @@ def _validate_sites(v: _Validator, rows: _Rows) -> list[Row]:
     out: list[Row] = []
     for line, row in rows.rows:
         before = len(v.problems)
-        if not row["name_zh"]:
-            v.problem(rows, line, "name_zh is empty")
+        for column in ("name_zh", "name_en"):
+            value = row.get(column, "")
+            problem = name_problem(value, MAX_SITE_NAME) if value or column == "name_zh" else None
+            if problem:
+                v.problem(rows, line, f"{column} {problem}")
         tz = row.get("tz") or DEFAULT_TZ
         try:
             ZoneInfo(tz)
@@ -227,10 +234,9 @@ def _validate_people(v: _Validator, rows: _Rows, sites: set[str]) -> list[Row]:
     for line, row in rows.rows:
         before = len(v.problems)
         name = row["display_name"]
-        if not name:
-            v.problem(rows, line, "display_name is empty")
-        elif len(name) > 64 or any(ord(c) < 32 for c in name):
-            v.problem(rows, line, "display_name must be at most 64 characters on one line")
+        problem = name_problem(name, MAX_PERSON_NAME)
+        if problem:
+            v.problem(rows, line, f"display_name {problem}")
         if row["site_id"] not in sites:
             v.problem(
                 rows,

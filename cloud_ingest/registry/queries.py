@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud_ingest.errors import CardInUse, RegistryEditError
+from cloud_ingest.registry.names import name_problem
 from cloud_ingest.registry.store import Registry
 from warmcard.ids import CARD_UID_RE, PERSON_ID_RE
 
@@ -296,9 +297,10 @@ def _check_name(name: str) -> str:
     name = name.strip()
     if not name:
         raise RegistryEditError("显示名为空 display_name is empty")
-    if len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
+    if name_problem(name, MAX_NAME):
         raise RegistryEditError(
-            f"显示名须为一行且不超过 {MAX_NAME} 字 display_name: one line, ≤ 64"
+            f"显示名须为一行可见文字且不超过 {MAX_NAME} 字 "
+            f"display_name: one line of visible text, ≤ {MAX_NAME}"
         )
     return name
 

@@ -41,6 +41,7 @@ from cloud_ingest.console.overview import Overview
 from cloud_ingest.registry.placement import SitePlacement
 from cloud_ingest.service import ConsoleService
 from cloud_ingest.settings import IngestSettings
+from cloud_ingest.web.middleware import BodyLimit, PrivateResponses
 from cloud_ingest.web.routes import (
     alerts,
     deadletters,
@@ -122,10 +123,12 @@ def create_app(
     app.include_router(metrics.router)
     app.add_api_route(
         "/openapi.json",
-        lambda _: JSONResponse(app.openapi()),
+        lambda: JSONResponse(app.openapi()),
         dependencies=[Depends(current_user)],
         include_in_schema=False,
     )
+    app.add_middleware(PrivateResponses)
+    app.add_middleware(BodyLimit)
     static = resources.files("cloud_ingest.web").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     # Browsers ask for it on every page, the login page included; no icon, no 404 in the logs.

@@ -125,8 +125,10 @@ def get_metrics_registry(request: Request, service: ServiceDep) -> CollectorRegi
 MetricsRegistryDep = Annotated[CollectorRegistry, Depends(get_metrics_registry)]
 
 
-def get_session_alive(request: Request, config: AuthConfigDep) -> Callable[[], bool]:
-    return sse.session_checker(config, request.cookies.get(SESSION_COOKIE))
+def get_session_alive(
+    request: Request, config: AuthConfigDep, session: SessionDep
+) -> Callable[[], bool]:
+    return sse.session_checker(config, request.cookies.get(SESSION_COOKIE), session.user)
 
 
 SessionAliveDep = Annotated[Callable[[], bool], Depends(get_session_alive)]

@@ -1,5 +1,6 @@
 """Server-Sent Events plumbing shared by the streams: wake on live-state changes, coalesce them,
-keep idle connections open, and end when the client leaves or its session does."""
+keep idle connections open, and end when the client leaves, its session ends or its user's grants
+change (checked every RECHECK_S seconds, busy or idle)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,19 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from cloud_ingest import db
 from cloud_ingest.console.accounts import AccountStore
+from cloud_ingest.console.roles import User
 from cloud_ingest.pipeline.live import LiveState
 from cloud_ingest.web.security import AuthConfig
 
 COALESCE_S = 0.1  # several batches within this window become one push
 KEEPALIVE_S = 15.0  # a comment line keeps proxies from closing an idle stream
-HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+RECHECK_S = 5.0  # how long a stream may outlive its session or a change of its user's grants
+HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
 def event(name: str, data: Any) -> str:
@@ -26,14 +30,16 @@ def event(name: str, data: Any) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def session_checker(config: AuthConfig, token: str | None) -> Callable[[], bool]:
-    """A check that the session `token` is still live (logout, expiry, disabled user)."""
+def session_checker(config: AuthConfig, token: str | None, user: User) -> Callable[[], bool]:
+    """A check that the session `token` is still live (logout, expiry, disabled user) and that
+    `user`'s grants are those the stream was opened with (a stream filters by them)."""
 
     def alive() -> bool:
         conn = db.connect(config.db_path)
         try:
             store = AccountStore(conn, config.clock, config.hasher, config.limits, config.sessions)
-            return store.session(token) is not None
+            session = store.session(token)
+            return session is not None and session.user.grants == user.grants
         finally:
             conn.close()
 
@@ -46,8 +52,14 @@ async def changes(
     alive: Callable[[], bool],
     *,
     keepalive_s: float = KEEPALIVE_S,
+    recheck_s: float = RECHECK_S,
 ) -> AsyncIterator[bool]:
-    """Yield True after each (coalesced) live change, False when idle for `keepalive_s`."""
+    """Yield True after each (coalesced) live change, False when idle for `keepalive_s`; end when
+    the client leaves or `alive()` fails, which is asked every `recheck_s` whatever the traffic.
+
+    A busy stream never idles, so a check made only when idle never came: streams of a disabled
+    user went on sending for as long as taps kept arriving.
+    """
     loop = asyncio.get_running_loop()
     changed = asyncio.Event()
 
@@ -56,16 +68,25 @@ async def changes(
 
     live.add_listener(notify)
     try:
+        next_check = last_sent = loop.time()
         while True:
-            try:
-                await asyncio.wait_for(changed.wait(), keepalive_s)
-            except TimeoutError:
-                if await request.is_disconnected() or not alive():
+            now = loop.time()
+            if now >= next_check:
+                if await request.is_disconnected() or not await run_in_threadpool(alive):
                     return
-                yield False
+                next_check = now + recheck_s
+            try:
+                await asyncio.wait_for(
+                    changed.wait(), min(next_check, last_sent + keepalive_s) - now
+                )
+            except TimeoutError:
+                if loop.time() >= last_sent + keepalive_s:
+                    last_sent = loop.time()
+                    yield False
                 continue
             await asyncio.sleep(COALESCE_S)
             changed.clear()
+            last_sent = loop.time()
             yield True
     finally:
         live.remove_listener(notify)

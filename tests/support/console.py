@@ -9,7 +9,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, sync_playwright
+from starlette.routing import Mount
 
 from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
@@ -138,6 +139,47 @@ def logged_in(base_url: str, username: str, password: str = PASSWORD) -> httpx.C
     return client
 
 
+def login_csrf(client: httpx.Client) -> str:
+    """GET /login for the login CSRF cookie, which a login post must echo."""
+    assert client.get("/login").status_code == 200
+    return str(client.cookies[LOGIN_CSRF_COOKIE])
+
+
+def simultaneous_logins(url: str, logins: Sequence[tuple[str, str, str | None]]) -> list[int]:
+    """JSON logins of (username, password, client address or None), each on its own connection,
+    all sent the moment the last is ready; their statuses in the same order."""
+    clients = [
+        httpx.Client(
+            base_url=url,
+            timeout=120,
+            transport=httpx.HTTPTransport(local_address=address) if address else None,
+        )
+        for _, _, address in logins
+    ]
+    tokens = [login_csrf(c) for c in clients]
+    start = threading.Barrier(len(logins))
+    statuses = [0] * len(logins)
+
+    def attempt(i: int) -> None:
+        start.wait()
+        username, password, _ = logins[i]
+        r = clients[i].post(
+            "/login",
+            json={"username": username, "password": password},
+            headers={"X-CSRF-Token": tokens[i]},
+        )
+        statuses[i] = r.status_code
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(logins))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    for c in clients:
+        c.close()
+    return statuses
+
+
 @contextlib.contextmanager
 def serve(app: Any) -> Iterator[str]:
     """Run the app on a real uvicorn (lifespan on) in a thread; yields its base URL."""
@@ -208,6 +250,20 @@ def console_app(service: Stack, db_path: Path) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(health.router)
     return app
+
+
+def app_routes(app: Any) -> set[tuple[str, str]]:
+    """(method, path) of every route the app answers, routers included; mounts as MOUNT."""
+    found: set[tuple[str, str]] = set()
+    for route in app.routes:
+        if isinstance(route, Mount):
+            found.add(("MOUNT", route.path))
+        elif hasattr(route, "effective_route_contexts"):  # an included router (FastAPI ≥ 0.120)
+            for ctx in route.effective_route_contexts():
+                found.update((m, ctx.path) for m in ctx.methods - {"HEAD"})
+        else:
+            found.update((m, route.path) for m in route.methods - {"HEAD"})
+    return found
 
 
 def client_as(app: FastAPI, username: str) -> TestClient:

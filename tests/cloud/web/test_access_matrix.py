@@ -17,10 +17,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from starlette.routing import Mount
 
 from cloud_ingest.alerts.settings import AlertSettings
-from tests.support.console import METRICS_TOKEN, PASSWORD, live_console, login
+from tests.support.console import METRICS_TOKEN, PASSWORD, app_routes, live_console, login
 from tests.support.ingest import TZ, EventMaker, wait_for
 from tests.support.stack import Stack
 from warmcard.contract import DeviceStatus, Kind, ReaderState, status_topic
@@ -241,20 +240,6 @@ LISTS: dict[tuple[str, str], list[str]] = {
     ],
 }
 STREAMS = {"/api/v1/stream", "/api/v1/overview/stream"}  # read the first events, then close
-
-
-def app_routes(app) -> set[tuple[str, str]]:
-    """(method, path) of every route the app answers, routers included; mounts as MOUNT."""
-    found: set[tuple[str, str]] = set()
-    for route in app.routes:
-        if isinstance(route, Mount):
-            found.add(("MOUNT", route.path))
-        elif hasattr(route, "effective_route_contexts"):  # an included router (FastAPI ≥ 0.120)
-            for ctx in route.effective_route_contexts():
-                found.update((m, ctx.path) for m in ctx.methods - {"HEAD"})
-        else:
-            found.update((m, route.path) for m in route.methods - {"HEAD"})
-    return found
 
 
 def sample(w: World, method: str, path: str) -> Call:

@@ -67,9 +67,12 @@ def _day(text: str | None, tz: str, now_us: int) -> date:
     if not text:
         return site_history.local_today(tz, now_us)
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
-        raise HTTPException(422, "day must be YYYY-MM-DD, e.g. 2024-05-01") from None
+        day = None
+    if day is None or not site_history.FIRST_DAY <= day <= site_history.LAST_DAY:
+        raise HTTPException(422, i18n.both("bad_day"))
+    return day
 
 
 async def _query(fn: Callable[..., dict[str, Any]], *args: object) -> dict[str, Any]:

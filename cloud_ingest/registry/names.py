@@ -1,0 +1,27 @@
+"""What a name shown to people (a site, an area, a person) may hold: one line of visible text.
+
+A NUL or an escape sequence in a site name reaches every page, CSV and XLSX export and terminal
+that shows it; a bidi override (U+202E) shows a name reversed; zero-width characters make two
+different names look the same.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Cc: C0 and C1 controls, NUL, DEL; Cf: format characters (bidi overrides, zero-width ones);
+# Cs: lone surrogates; Zl, Zp: line and paragraph separators. Private-use characters stay
+# allowed: older systems put rare characters of people's names there.
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def name_problem(name: str, max_len: int) -> str | None:
+    """What is wrong with `name` (English, for `file:line: problem` reports), or None if fine."""
+    if not name:
+        return "is empty"
+    if len(name) > max_len:
+        return f"is longer than {max_len} characters"
+    for c in name:
+        if unicodedata.category(c) in REFUSED_CATEGORIES:
+            return f"holds a control or invisible character (U+{ord(c):04X})"
+    return None

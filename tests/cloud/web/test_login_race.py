@@ -1,0 +1,125 @@
+# mypy: allow-untyped-defs
+"""Login limits and session counts under simultaneous requests, on a real uvicorn: the limit of
+5 failures per username holds for 40 logins sent at once, and a user holds at most 10 sessions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import anyio
+import httpx
+from fastapi import FastAPI
+
+from cloud_ingest.console import db as console_db
+from cloud_ingest.console.accounts import AccountStore
+from cloud_ingest.console.roles import Role
+from cloud_ingest.web.security import (
+    PasswordChecks,
+    auth_router,
+    configure_auth,
+)
+from tests.support.console import (
+    FAST_HASHER,
+    PASSWORD,
+    auth_config,
+    console_db_with_areas,
+    logged_in,
+    login_csrf,
+    serve,
+    simultaneous_logins,
+)
+
+SIMULTANEOUS = 40
+
+
+def auth_app(tmp_path: Path) -> FastAPI:
+    path = console_db_with_areas(tmp_path)
+    conn = console_db.connect(path)
+    try:
+        AccountStore(conn, time.time, FAST_HASHER).add_user(
+            "li.wei", PASSWORD, Role.VIEWER, "dali/eryuan"
+        )
+    finally:
+        conn.close()
+    app = FastAPI()
+    configure_auth(app, auth_config(path))
+    app.include_router(auth_router)
+    return app
+
+
+def test_simultaneous_logins_cannot_race_past_the_limit(tmp_path: Path) -> None:
+    with serve(auth_app(tmp_path)) as url:
+        guesses = [("li.wei", f"guess-number-{i}", None) for i in range(SIMULTANEOUS)]
+        counts = Counter(simultaneous_logins(url, guesses))
+        print(
+            f"\n{SIMULTANEOUS} simultaneous logins for one username: {dict(sorted(counts.items()))}"
+        )
+        # Exactly five passwords were tried; every other attempt was refused before its check.
+        assert counts == {401: 5, 429: SIMULTANEOUS - 5}
+        # And the right password is now refused too, until the window has passed.
+        with httpx.Client(base_url=url, timeout=10) as client:
+            right = client.post(
+                "/login",
+                json={"username": "li.wei", "password": PASSWORD},
+                headers={"X-CSRF-Token": login_csrf(client)},
+            )
+        assert right.status_code == 429 and "尝试次数过多" in right.json()["detail"]
+
+
+def test_a_user_holds_at_most_ten_sessions(tmp_path: Path) -> None:
+    with serve(auth_app(tmp_path)) as url:
+        clients = [logged_in(url, "li.wei") for _ in range(12)]
+        alive = [c.get("/api/v1/me").status_code for c in clients]
+        for c in clients:
+            c.close()
+    # The two oldest logins ended when the eleventh and twelfth began.
+    assert alive == [401, 401] + [200] * 10
+
+
+def test_password_checks_run_two_at_once_queue_eight_and_refuse_the_rest() -> None:
+    """The per-process bound on argon2 checks, on its own (what the load test measures)."""
+    checks = PasswordChecks(slots=2, queue=8, wait_s=2.0)
+    release = threading.Event()
+    running: list[int] = []
+
+    def check(i: int) -> int:
+        running.append(i)
+        release.wait(5)
+        return i
+
+    async def twelve_at_once() -> list[int | None]:
+        results: list[int | None] = [None] * 12
+
+        async def one(i: int) -> None:
+            results[i] = await checks.run(check, i)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(12):
+                tg.start_soon(one, i)
+                await anyio.sleep(0.01)
+            await anyio.sleep(0.1)
+            assert len(running) == 2  # two run, eight wait, the last two were sent away
+            release.set()
+        return results
+
+    assert anyio.run(twelve_at_once) == [*range(10), None, None]
+
+    # Waiting is bounded in time too: behind a check that does not finish, a waiter gives up.
+    release.clear()
+    short = PasswordChecks(slots=1, queue=8, wait_s=0.3)
+
+    async def behind_a_stuck_check() -> tuple[int | None, float]:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(short.run, check, 1)
+            await anyio.sleep(0.05)
+            t0 = time.monotonic()
+            waited = await short.run(check, 2)
+            took = time.monotonic() - t0
+            release.set()
+        return waited, took
+
+    waited, took = anyio.run(behind_a_stuck_check)
+    assert waited is None and 0.25 < took < 1.0
