@@ -44,7 +44,13 @@ class IngestService:
         self.settings = settings
         self.clock = clock
         self.registry = Registry(settings.registry_path, clock=clock)
-        self.deadletters = DeadLetterStore(settings.deadletter_path)
+        self.deadletters = DeadLetterStore(
+            settings.deadletter_path,
+            keep_bytes=settings.deadletter_keep_bytes,
+            device_quota=settings.deadletter_device_quota,
+            retention_days=settings.deadletter_retention_days,
+            clock=clock,
+        )
         # Separate HTTP clients: the writer never waits behind a slow resync query.
         self.storage = storage or InfluxV1(settings.influx)
         self.query_storage = query_storage or InfluxV1(settings.influx)
