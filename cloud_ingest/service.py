@@ -25,6 +25,7 @@ from cloud_ingest.pipeline.devicelink import DeviceLink
 from cloud_ingest.pipeline.downlink import Downlink
 from cloud_ingest.pipeline.influx import InfluxV1, Storage
 from cloud_ingest.pipeline.live import Clock, LiveState
+from cloud_ingest.pipeline.provenance import Provenance
 from cloud_ingest.registry.store import Registry
 from cloud_ingest.settings import IngestSettings
 from warmcard.timestamps import now_us
@@ -71,6 +72,7 @@ class IngestService:
             self.metrics,
             clock=clock,
             seen=self.seen,
+            provenance=Provenance(self.registry, roster_lag_s=settings.roster_lag_s),
         )
         self.alerts = AlertEngine(
             settings.alerts,
@@ -83,6 +85,7 @@ class IngestService:
             clock=clock,
         )
         self.processor.on_stored.append(lambda live, _good: self.alerts.on_stored(live))
+        self.processor.on_suspect.append(self.alerts.on_suspect)
         self.enrol = EnrolMode(self.registry)
         self.processor.on_stored.append(self.enrol.observe)
         self.consumer = Consumer(settings, self.processor, clock=clock)

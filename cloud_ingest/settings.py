@@ -36,6 +36,9 @@ class IngestSettings(TomlSettings, PipelineSettings):
     deadletter_keep_bytes: int = Field(default=4096, ge=256, le=65536)
     deadletter_device_quota: int = Field(default=1000, ge=1)
     deadletter_retention_days: float = Field(default=90.0, gt=0)
+    # A tap naming a card's previous holder still matches this long after the card changed
+    # hands: a kiosk's roster may lag a reassignment (pipeline.provenance).
+    roster_lag_s: float = Field(default=3 * 86400, ge=0)
     api: ApiSettings = Field(default_factory=ApiSettings)
     tz: str = DEFAULT_TZ
     live_resync_s: float = Field(default=30.0, gt=0)
