@@ -9,6 +9,7 @@ yesterday is still right for yesterday's taps:
 - the card must have been that person's at the tap's time, or until at most `roster_lag_s`
   before it (a kiosk's roster may lag a reassignment), give or take `CLOCK_SKEW_US` (a kiosk
   clock may be off by minutes; one that never synced is checked at the time of arrival);
+  before a card's first recorded holder, that holder counts as holding it;
 - the person's home site must be the device's site (a site's roster holds only its people).
 
 A mismatch is not lost: the tap is stored as a suspect point (`suspect_taps`, which no count
@@ -70,8 +71,12 @@ class Provenance:
             "SELECT card_uid, person_id, valid_from, valid_to FROM card_assignments"
         ):
             history[card].append((start if start is not None else -1, end or _OPEN, person))
-        for spans in history.values():
+        for card, spans in history.items():
             spans.sort()
+            # Before its first recorded holder nobody else held the card: that holder's older
+            # taps (a backlog from before an import) are theirs.
+            first_from, first_to, first_person = spans[0]
+            spans[0] = (-1, first_to, first_person)
         self._homes, self._history, self._version = homes, dict(history), version
 
     def _holders(self, card: str, ts_us: int) -> list[str]:
