@@ -28,8 +28,8 @@ from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.errors import IngestError
 from cloud_ingest.pipeline.influx import Storage, quote_ident
 from cloud_ingest.pipeline.lineprotocol import MEASUREMENT
-from cloud_ingest.pipeline.provenance import Mismatch
 from cloud_ingest.pipeline.live import LiveEvent, LiveState
+from cloud_ingest.pipeline.provenance import Mismatch
 from cloud_ingest.registry import areas
 from cloud_ingest.registry.store import Registry
 from warmcard.localtime import DEFAULT_TZ

@@ -39,7 +39,10 @@ KIND_NAMES: dict[Kind, tuple[str, str]] = {
     Kind.MEAL_TWO_CANTEENS: ("两处用餐", "Meals at two canteens"),
     Kind.OUTSIDE_HOURS: ("非开放时间刷卡", "Taps outside opening hours"),
     Kind.TAP_BURST: ("短时大量刷卡", "Burst of taps"),
-    Kind.TAP_MISMATCH: ("刷卡与登记不符（未计数）", "Tap does not match the registry (not counted)"),
+    Kind.TAP_MISMATCH: (
+        "刷卡与登记不符（未计数）",
+        "Tap does not match the registry (not counted)",
+    ),
 }
 DEVICE_KINDS = frozenset({Kind.DEVICE_OFFLINE, Kind.OUTBOX_GROWING, Kind.READER_FAULT})
 FRAUD_KINDS = frozenset(

@@ -199,7 +199,9 @@ class BatchProcessor:
                         f"device {event.device_id} is not in the registry; import it",
                     )
                 ts_us = event.ts_us
-                mismatch = provenance.check(site, event, ts_us, msg.received_us) if provenance else None
+                mismatch = (
+                    provenance.check(site, event, ts_us, msg.received_us) if provenance else None
+                )
                 if mismatch is None:
                     line = encode_tap(event, site, ts_us)
                 else:

@@ -205,8 +205,7 @@ class DeadLetterStore:
         """(device, reason, count, bytes) of letters counted but not kept, largest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT device, reason, count, bytes FROM dead_letter_overflow "
-                "ORDER BY count DESC"
+                "SELECT device, reason, count, bytes FROM dead_letter_overflow ORDER BY count DESC"
             ).fetchall()
         return [(str(a), str(b), int(c), int(d)) for a, b, c, d in rows]
 

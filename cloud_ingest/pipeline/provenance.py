@@ -71,11 +71,11 @@ class Provenance:
             "SELECT card_uid, person_id, valid_from, valid_to FROM card_assignments"
         ):
             history[card].append((start if start is not None else -1, end or _OPEN, person))
-        for card, spans in history.items():
+        for spans in history.values():
             spans.sort()
             # Before its first recorded holder nobody else held the card: that holder's older
             # taps (a backlog from before an import) are theirs.
-            first_from, first_to, first_person = spans[0]
+            _, first_to, first_person = spans[0]
             spans[0] = (-1, first_to, first_person)
         self._homes, self._history, self._version = homes, dict(history), version
 
@@ -89,9 +89,7 @@ class Provenance:
             if start - CLOCK_SKEW_US <= ts_us < stop + self.roster_lag_us + CLOCK_SKEW_US
         ]
 
-    def check(
-        self, site_id: str, event: TapEvent, ts_us: int, received_us: int
-    ) -> Mismatch | None:
+    def check(self, site_id: str, event: TapEvent, ts_us: int, received_us: int) -> Mismatch | None:
         """None when the tap names no person or matches the registry."""
         person = event.person_id
         if person is None:

@@ -180,8 +180,9 @@ def test_revoked_device_keeps_taps_until_reprovisioned(secure: Pipeline) -> None
 
 def test_a_device_in_ingests_share_group_swallows_nothing(secure: Pipeline) -> None:
     """Issue #9.1 on the real ingest: device B (persistent session) subscribes to ingest's
-    shared subscription (even knowing the group) and leaves; gate A's 100 taps then all reach InfluxDB. Under the old
-    acl_file B's SUBACK was 0x01 and InfluxDB got 50 of 100, with no dead letter."""
+    shared subscription (even knowing the group) and leaves; gate A's 100 taps then all reach
+    InfluxDB. Under the old acl_file B's SUBACK was 0x01 and InfluxDB got 50 of 100, with no
+    dead letter."""
     p = secure
     p.start_ingest()
     rogue = device_mqtt(p, "gate_b")
@@ -197,7 +198,7 @@ def test_a_device_in_ingests_share_group_swallows_nothing(secure: Pipeline) -> N
         done.set()
 
     thief.on_subscribe = on_subscribe
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
     thief.connect("127.0.0.1", p.broker.tls_port, clean_start=False, properties=props)
     thief.loop_start()

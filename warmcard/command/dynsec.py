@@ -29,8 +29,6 @@ ADMIN_USER = "warmcard-admin"
 ADMIN_ROLE = "warmcard-admin"
 DEVICE_GROUP = "devices"
 DEVICE_DENY_ROLE = "device-deny"
-# A device id that only the downlink user may publish events for: the shared-subscription probe.
-PROBE_DEVICE = "share-probe"
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
 # Mosquitto 2.0.11's own hash: PBKDF2-SHA512 over a 12-byte salt (src/password_mosq.h).
@@ -76,8 +74,8 @@ class Roles:
         return None
 
     def reserved(self, name: str) -> bool:
-        """Names a device may not take: a service's, the admin's, the probe's."""
-        return self.service_role(name) is not None or name in {ADMIN_USER, PROBE_DEVICE}
+        """Names a device may not take: a service's and the admin's."""
+        return self.service_role(name) is not None or name == ADMIN_USER
 
 
 def hash_password(password: str, salt: bytes | None = None) -> dict[str, Any]:

@@ -33,7 +33,6 @@ from warmcard.command.dynsec import (
     device_role_name,
     initial_config,
 )
-
 from warmcard.command.pki import (
     CaFiles,
     init_ca,
@@ -314,8 +313,12 @@ def provision_service(
     password = new_password()
     with _locked(files), _control(files, broker or BrokerAddress()) as control:
         control.run(
-            {"command": "createClient", "username": username, "password": password,
-             "roles": [{"rolename": role}]},
+            {
+                "command": "createClient",
+                "username": username,
+                "password": password,
+                "roles": [{"rolename": role}],
+            },
             tolerate=("Client already exists",),
         )
         # Rotating: the same client, a new password, its role as the file says now.

@@ -79,7 +79,9 @@ def test_forged_taps_are_kept_apart_uncounted_and_alerted(
             {"person_unknown": 1, "card_person": 1, "site": 1}
         )
         # ... and raised, naming what did not match.
-        alerts = wait_for(lambda: mismatch_alerts(service) if len(mismatch_alerts(service)) == 3 else None)
+        alerts = wait_for(
+            lambda: mismatch_alerts(service) if len(mismatch_alerts(service)) == 3 else None
+        )
         device = ids["canteen_a"]
         assert "person P9999 is not in the registry" in alerts[f"{device}:person_unknown"]
         assert f"card {CARD_P1} was not P0002's" in alerts[f"{device}:card_person"]
@@ -95,9 +97,7 @@ def test_a_reassigned_card_is_right_for_the_taps_of_its_time(
     """P1's card went to P3 yesterday: P1's taps from before count, P3's from today count;
     P1's tap today is a suspect once past the roster lag (0 here)."""
     ids = write_registry(tmp_path, topic_prefix)
-    settings = make_settings(
-        tmp_path, mosquitto, influxd, influx_db, topic_prefix, roster_lag_s=0
-    )
+    settings = make_settings(tmp_path, mosquitto, influxd, influx_db, topic_prefix, roster_lag_s=0)
     gate = EventMaker(ids["gate_a"])
     moved_us = gate.base_us - DAY_US
     registry = Registry(settings.registry_path)

@@ -8,17 +8,15 @@ from pydantic import SecretStr, ValidationError
 from cloud_ingest.pipeline.settings import PipelineSettings
 from warmcard.settings import MqttSettings
 
-USERS = {
-    "mqtt": MqttSettings(username="ingest-1", password=SecretStr("p" * 32)),
-    "link_mqtt": MqttSettings(username="downlink", password=SecretStr("q" * 32)),
-}
+MQTT = MqttSettings(username="ingest-1", password=SecretStr("p" * 32))
+LINK = MqttSettings(username="downlink", password=SecretStr("q" * 32))
 
 
 def test_a_guessable_share_group_is_refused_on_a_broker_with_users() -> None:
     """Issue #9.1: `ingest` (the old default) names the group any client could aim at."""
     with pytest.raises(ValidationError, match="share_group 'ingest' is guessable"):
-        PipelineSettings(**USERS)
-    ok = PipelineSettings(**USERS, share_group="ingest-3f9c0a7be21d44c6a1b2c3d4")
+        PipelineSettings(mqtt=MQTT, link_mqtt=LINK)
+    ok = PipelineSettings(mqtt=MQTT, link_mqtt=LINK, share_group="ingest-3f9c0a7be21d44c6a1b2c3d4")
     assert ok.share_group.startswith("ingest-")
     # The open demo broker has no users: the default still serves there.
     assert PipelineSettings().share_group == "ingest"
