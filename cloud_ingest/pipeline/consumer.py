@@ -184,7 +184,7 @@ class BatchProcessor:
         events: list[TapEvent] = []
         stamps: list[int] = []
         self._suspect = {}
-        provenance = self.provenance
+        provenance = self.provenance.current() if self.provenance else None
         for msg in batch:
             try:
                 if msg.retain:

@@ -21,7 +21,6 @@ costs dictionary lookups only.
 
 from __future__ import annotations
 
-import bisect
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -56,15 +55,20 @@ class Provenance:
         self.registry = registry
         self.roster_lag_us = int(roster_lag_s * 1_000_000)
         self._lock = threading.Lock()
+        self._snapshot = Snapshot({}, {}, self.roster_lag_us)
         self._version = -1
-        self._homes: dict[str, str] = {}
-        # card -> sorted [(valid_from, valid_to, person)]
-        self._history: dict[str, list[tuple[int, int, str]]] = {}
 
-    def _load(self) -> None:
-        version = self.registry.version
-        if version == self._version:
-            return
+    def current(self) -> Snapshot:
+        """The registry's people and card history as of its version now (read once per version);
+        take one per batch."""
+        with self._lock:
+            version = self.registry.version
+            if version != self._version:
+                self._snapshot = self._load()
+                self._version = version
+            return self._snapshot
+
+    def _load(self) -> Snapshot:
         homes = {p: s for p, s in self.registry.query("SELECT person_id, site_id FROM people")}
         history: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
         for card, person, start, end in self.registry.query(
@@ -77,28 +81,38 @@ class Provenance:
             # taps (a backlog from before an import) are theirs.
             _, first_to, first_person = spans[0]
             spans[0] = (-1, first_to, first_person)
-        self._homes, self._history, self._version = homes, dict(history), version
+        return Snapshot(homes, dict(history), self.roster_lag_us)
+
+    def check(self, site_id: str, event: TapEvent, ts_us: int, received_us: int) -> Mismatch | None:
+        return self.current().check(site_id, event, ts_us, received_us)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One registry version's people (home sites) and card history; read-only, lock-free."""
+
+    homes: dict[str, str]
+    history: dict[str, list[tuple[int, int, str]]]  # card -> sorted [(from, to, person)]
+    roster_lag_us: int
 
     def _holders(self, card: str, ts_us: int) -> list[str]:
         """Who held the card at ts_us, or until at most roster_lag before it."""
-        spans = self._history.get(card, [])
-        end = bisect.bisect_right(spans, (ts_us + CLOCK_SKEW_US, _OPEN, "\uffff"))
-        return [
-            p
-            for start, stop, p in spans[:end]
-            if start - CLOCK_SKEW_US <= ts_us < stop + self.roster_lag_us + CLOCK_SKEW_US
-        ]
+        spans = self.history.get(card, ())
+        late = self.roster_lag_us + CLOCK_SKEW_US
+        return [p for start, stop, p in spans if start - CLOCK_SKEW_US <= ts_us < stop + late]
 
     def check(self, site_id: str, event: TapEvent, ts_us: int, received_us: int) -> Mismatch | None:
         """None when the tap names no person or matches the registry."""
         person = event.person_id
         if person is None:
             return None
-        at_us = ts_us if event.clock_synced else received_us
-        with self._lock:
-            self._load()
-            home = self._homes.get(person)
-            holders = self._holders(event.card_uid, at_us)
+        home = self.homes.get(person)
+        if home == site_id:
+            holders = self._holders(event.card_uid, ts_us if event.clock_synced else received_us)
+            if person in holders:
+                return None
+        else:
+            holders = self._holders(event.card_uid, ts_us if event.clock_synced else received_us)
         card = event.card_uid
         if home is None:
             what = "person_unknown"
@@ -112,10 +126,8 @@ class Provenance:
                 f"card {card} was not {person}'s at that time "
                 f"(registry holder: {', '.join(holders) or 'nobody'})"
             )
-        elif home != site_id:
+        else:
             what = "site"
             zh = f"{person} 属于 {home}，却在 {site_id} 的设备上刷卡"
             en = f"{person} belongs to {home}, tapped on a device of {site_id}"
-        else:
-            return None
         return Mismatch(what, event.device_id, site_id, event.seq, ts_us, card, person, zh, en)
