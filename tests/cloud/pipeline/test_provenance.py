@@ -17,6 +17,7 @@ from tests.support.ingest import (
     Publisher,
     influx_counts,
     make_settings,
+    running,
     wait_for,
     write_registry,
 )
@@ -61,10 +62,7 @@ def test_forged_taps_are_kept_apart_uncounted_and_alerted(
         canteen.make(Kind.MEAL, "P0002", MealPeriod.LUNCH, card_uid=CARD_P1),  # P1's card
         canteen.make(Kind.MEAL, "P0007", MealPeriod.LUNCH),  # site B's person at site A
     ]
-    service = IngestService(settings)
-    service.start()
-    try:
-        wait_for(service.consumer.subscribed.is_set)
+    with running(settings) as service:
         publisher.publish(events)
         wait_for(lambda: service.metrics.acked == 4)
         # Kept: nothing is lost ...
@@ -87,8 +85,6 @@ def test_forged_taps_are_kept_apart_uncounted_and_alerted(
         assert f"card {CARD_P1} was not P0002's" in alerts[f"{device}:card_person"]
         assert "registry holder: P0001" in alerts[f"{device}:card_person"]
         assert f"P0007 belongs to {ids['site_b']}" in alerts[f"{device}:site"]
-    finally:
-        service.stop()
 
 
 def test_a_reassigned_card_is_right_for_the_taps_of_its_time(
@@ -117,13 +113,8 @@ def test_a_reassigned_card_is_right_for_the_taps_of_its_time(
         gate.make(Kind.CHECK_IN, "P0003", card_uid=CARD_P1),  # after: P3's
         gate.make(Kind.CHECK_IN, "P0001", card_uid=CARD_P1),  # after, as P1: suspect
     ]
-    service = IngestService(settings)
-    service.start()
-    try:
-        wait_for(service.consumer.subscribed.is_set)
+    with running(settings) as service:
         publisher.publish(events)
         wait_for(lambda: service.metrics.acked == 3)
         assert influx_counts(settings) == Counter({(ids["site_a"], "check_in"): 2})
         assert [(r["seq"], r["person_id"]) for r in suspects(settings)] == [(3, "P0001")]
-    finally:
-        service.stop()
