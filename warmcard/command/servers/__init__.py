@@ -208,7 +208,7 @@ class Mosquitto(_Server):
         return all(_wait_tcp(port, deadline) for port in ports)
 
     def reload(self) -> None:
-        """SIGHUP: re-read the password file and ACL (what `systemctl reload mosquitto` does)."""
+        """SIGHUP: re-read the config and reload certificates (`systemctl reload mosquitto`)."""
         if self.proc is None or self.proc.poll() is not None:
             raise ServerError("mosquitto is not running; nothing to reload")
         os.kill(self.proc.pid, signal.SIGHUP)
