@@ -35,6 +35,7 @@ from warmcard.contract import (
 )
 
 PUBLISHERS = 4
+SEED_FILES = ("sites", "devices", "people", "cards")
 
 
 def write_event_files(workdir: Path, total: int, prefix: str) -> list[tuple[str, Path]]:
@@ -152,16 +153,25 @@ def influx_count(influx: InfluxD, db: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
-def seed_registry(workdir: Path, files: list[tuple[str, Path]]) -> Path:
-    """One site holding every benchmark device."""
+def seed_registry(workdir: Path, files: list[tuple[str, Path]], per_device: int) -> Path:
+    """One site holding every benchmark device, and the people and cards the events name, so
+    ingest's registry check (card -> person -> site) takes its ordinary, matching path."""
     seed = workdir / "seed"
     seed.mkdir(exist_ok=True)
     (seed / "sites.csv").write_text("site_id,name_zh\nbench-site,基准测试院\n")
     (seed / "devices.csv").write_text(
         "device_id,site_id,mode\n" + "".join(f"{d},bench-site,entrance\n" for d, _ in files)
     )
+    people = {bench_event("seed", seq, 0).person_id for seq in range(1, per_device + 1)}
+    (seed / "people.csv").write_text(
+        "person_id,display_name,site_id\n" + "".join(f"{p},长者,bench-site\n" for p in people)
+    )
+    cards = [bench_event("seed", seq, 0) for seq in range(1, per_device + 1)]
+    (seed / "cards.csv").write_text(
+        "card_uid,person_id,active\n" + "".join(f"{e.card_uid},{e.person_id},1\n" for e in cards)
+    )
     registry = workdir / "registry.sqlite3"
-    import_seed(registry, {"sites": seed / "sites.csv", "devices": seed / "devices.csv"})
+    import_seed(registry, {name: seed / f"{name}.csv" for name in SEED_FILES})
     return registry
 
 
@@ -175,7 +185,7 @@ def measure_ingest(
 ) -> float:
     """`workers` ingest processes on the shared subscription, each with its own client id."""
     db = f"bench_ingest_{workers}"
-    registry = seed_registry(workdir, files)
+    registry = seed_registry(workdir, files, total // PUBLISHERS)
     with ExitStack() as stack:
         for n in range(workers):
             stack.enter_context(

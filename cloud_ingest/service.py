@@ -51,7 +51,13 @@ class ConsoleService:
         self.clock = clock
         self.registry = Registry(settings.registry_path, clock=clock)
         # The workers write these; the console's operator pages read them.
-        self.deadletters = DeadLetterStore(settings.deadletter_path)
+        self.deadletters = DeadLetterStore(
+            settings.deadletter_path,
+            keep_bytes=settings.deadletter_keep_bytes,
+            device_quota=settings.deadletter_device_quota,
+            retention_days=settings.deadletter_retention_days,
+            clock=clock,
+        )
         self.seen = SeenIndex(settings.seen_index_file, retention_days=settings.seen_retention_days)
         self.query_storage = query_storage or InfluxV1(settings.influx)
         self.live = LiveState(

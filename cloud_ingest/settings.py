@@ -40,6 +40,14 @@ class IngestSettings(TomlSettings, PipelineSettings):
     # the dead letters. Workers on one host should share one file.
     seen_index_path: Path | None = None
     seen_retention_days: float = Field(default=60.0, gt=0)
+    # Dead letters are bounded (a device decides what it sends): a payload prefix, its length and
+    # SHA-256; past a device's quota they are only counted; older ones are pruned.
+    deadletter_keep_bytes: int = Field(default=4096, ge=256, le=65536)
+    deadletter_device_quota: int = Field(default=1000, ge=1)
+    deadletter_retention_days: float = Field(default=90.0, gt=0)
+    # A tap naming a card's previous holder still matches this long after the card changed
+    # hands: a kiosk's roster may lag a reassignment (pipeline.provenance).
+    roster_lag_s: float = Field(default=3 * 86400, ge=0)
     api: ApiSettings = Field(default_factory=ApiSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     # One per console process: its link connection's client id is `<console_id>-link` (the

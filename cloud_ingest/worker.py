@@ -26,12 +26,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.errors import IngestError
 from cloud_ingest.pipeline.conflicts import SeenIndex
 from cloud_ingest.pipeline.consumer import BatchProcessor, Consumer, Metrics
 from cloud_ingest.pipeline.deadletter import DeadLetterStore
 from cloud_ingest.pipeline.influx import InfluxV1, Storage
 from cloud_ingest.pipeline.live import Clock
+from cloud_ingest.pipeline.provenance import Mismatch, Provenance
 from cloud_ingest.pipeline.stored import StoredTap, encode, stored_topic
 from cloud_ingest.registry.store import Registry
 from cloud_ingest.settings import IngestSettings
@@ -47,10 +49,12 @@ class StoredPublisher:
     def __init__(self, client: mqtt.Client, worker: str) -> None:
         self.client = client
         self.topic = stored_topic(worker)
+        self.taps = 0  # taps published, for /healthz and tests
 
     def __call__(self, taps: list[StoredTap]) -> None:
         for payload in encode(taps):
             self.client.publish(self.topic, payload, qos=1, retain=False)
+        self.taps += len(taps)
 
 
 class IngestWorker:
@@ -65,7 +69,13 @@ class IngestWorker:
         self.settings = settings
         self.clock = clock
         self.registry = Registry(settings.registry_path, clock=clock)
-        self.deadletters = DeadLetterStore(settings.deadletter_path)
+        self.deadletters = DeadLetterStore(
+            settings.deadletter_path,
+            keep_bytes=settings.deadletter_keep_bytes,
+            device_quota=settings.deadletter_device_quota,
+            retention_days=settings.deadletter_retention_days,
+            clock=clock,
+        )
         self.storage = storage or InfluxV1(settings.influx)
         self.metrics = Metrics()
         self.seen = SeenIndex(settings.seen_index_file, retention_days=settings.seen_retention_days)
@@ -77,14 +87,33 @@ class IngestWorker:
             self.metrics,
             clock=clock,
             seen=self.seen,
+            provenance=Provenance(self.registry, roster_lag_s=settings.roster_lag_s),
         )
+        # Taps that do not match the registry are stored apart and alerted from here: the
+        # alert store is shared with the consoles, which show and notify.
+        self.alerts = AlertEngine(
+            settings.alerts,
+            self.registry,
+            None,
+            None,
+            console_db_path=settings.console_db,
+            db_path=settings.alerts_db_file,
+            default_tz=settings.tz,
+            clock=clock,
+        )
+        self.processor.on_suspect.append(self._alert_suspects)
         self.consumer = Consumer(settings, self.processor, clock=clock)
-        self.processor.on_stored.append(StoredPublisher(self.consumer.client, settings.client_id))
+        self.publisher = StoredPublisher(self.consumer.client, settings.client_id)
+        self.processor.on_stored.append(self.publisher)
         # systemd (Type=notify): READY once started, pings only while the batcher turns.
         self.watchdog = watchdog or Watchdog.from_environ()
         self.watchdog.register("batcher")
         self.consumer.on_tick = lambda: self.watchdog.beat("batcher")
         self.started = False
+
+    def _alert_suspects(self, found: list[Mismatch]) -> None:
+        self.alerts.refresh_site_paths()  # rare: read where the sites sit now
+        self.alerts.on_suspect(found)
 
     def start(self) -> None:
         """Connect; InfluxDB being down at start is survived (the consumer waits and retries)."""
@@ -104,6 +133,7 @@ class IngestWorker:
         self.registry.close()
         self.deadletters.close()
         self.seen.close()
+        self.alerts.store.close()
         self.started = False
 
     def health(self) -> dict[str, object]:
@@ -115,6 +145,7 @@ class IngestWorker:
             "mqtt_connected": self.consumer.connected.is_set(),
             "storage_ok": self.metrics.storage_ok,
             "pending": self.consumer.pending,
+            "published_taps": self.publisher.taps,
             "registry_version": self.registry.version,
             "metrics": self.metrics.as_json(),
         }

@@ -29,6 +29,7 @@ from cloud_ingest.errors import IngestError
 from cloud_ingest.pipeline.influx import Storage, quote_ident
 from cloud_ingest.pipeline.lineprotocol import MEASUREMENT
 from cloud_ingest.pipeline.live import LiveEvent, LiveState
+from cloud_ingest.pipeline.provenance import Mismatch
 from cloud_ingest.registry import areas
 from cloud_ingest.registry.store import Registry
 from warmcard.localtime import DEFAULT_TZ
@@ -135,6 +136,31 @@ class AlertEngine:
         except Exception:
             self.hook_errors += 1
             log.exception("alerts hook failed on a batch of %d (taps are stored)", len(batch))
+
+    def on_suspect(self, found: list[Mismatch]) -> None:
+        """Taps stored apart because they do not match the registry: one alert per device and
+        what did not match, naming it and what to do. Never raises."""
+        try:
+            findings = [
+                Finding(
+                    Kind.TAP_MISMATCH,
+                    f"{m.device_id}:{m.what}",
+                    m.ts_us,
+                    f"{m.detail_zh}（设备 {m.device_id}，序号 {m.seq}）。此刷卡已保存但未计数；"
+                    "请核对登记（卡、人员、所属院）或检查该设备是否被冒用。",
+                    f"{m.detail_en} (device {m.device_id}, seq {m.seq}). The tap is kept but "
+                    "not counted; check the registry (card, person, home site) or whether the "
+                    "device is being misused.",
+                    site_id=m.site_id,
+                    device_id=m.device_id,
+                    person_id=m.person_id,
+                )
+                for m in found
+            ]
+            self._raise(findings)
+        except Exception:
+            self.hook_errors += 1
+            log.exception("alerts hook failed on %d suspect taps (they are stored)", len(found))
 
     def flush_sightings(self) -> int:
         """Write the sightings noted since the last flush to `last_seen`; returns how many."""

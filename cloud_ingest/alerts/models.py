@@ -26,6 +26,7 @@ class Kind(StrEnum):
     MEAL_TWO_CANTEENS = "meal_two_canteens"
     OUTSIDE_HOURS = "outside_hours"
     TAP_BURST = "tap_burst"
+    TAP_MISMATCH = "tap_mismatch"
 
 
 KIND_NAMES: dict[Kind, tuple[str, str]] = {
@@ -38,10 +39,21 @@ KIND_NAMES: dict[Kind, tuple[str, str]] = {
     Kind.MEAL_TWO_CANTEENS: ("两处用餐", "Meals at two canteens"),
     Kind.OUTSIDE_HOURS: ("非开放时间刷卡", "Taps outside opening hours"),
     Kind.TAP_BURST: ("短时大量刷卡", "Burst of taps"),
+    Kind.TAP_MISMATCH: (
+        "刷卡与登记不符（未计数）",
+        "Tap does not match the registry (not counted)",
+    ),
 }
 DEVICE_KINDS = frozenset({Kind.DEVICE_OFFLINE, Kind.OUTBOX_GROWING, Kind.READER_FAULT})
 FRAUD_KINDS = frozenset(
-    {Kind.TWO_SITES, Kind.MEAL_REPEAT, Kind.MEAL_TWO_CANTEENS, Kind.OUTSIDE_HOURS, Kind.TAP_BURST}
+    {
+        Kind.TWO_SITES,
+        Kind.MEAL_REPEAT,
+        Kind.MEAL_TWO_CANTEENS,
+        Kind.OUTSIDE_HOURS,
+        Kind.TAP_BURST,
+        Kind.TAP_MISMATCH,
+    }
 )
 
 

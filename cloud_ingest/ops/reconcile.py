@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from cloud_ingest.pipeline.conflicts import Conflict as SeenConflict
 from cloud_ingest.pipeline.influx import Storage, quote_ident, quote_string
-from cloud_ingest.pipeline.lineprotocol import MEASUREMENT
+from cloud_ingest.pipeline.lineprotocol import MEASUREMENT, SUSPECT_MEASUREMENT
 from cloud_ingest.registry.store import Registry
 from warmcard.contract import DeviceStatus
 from warmcard.localtime import DEFAULT_TZ
@@ -260,13 +260,17 @@ class _Point:
     event_id: str
 
 
+# A suspect tap (stored apart, counted nowhere) is still delivered: its seq is no gap.
+_BOTH = f"{quote_ident(MEASUREMENT)}, {quote_ident(SUSPECT_MEASUREMENT)}"
+
+
 def _device_filter(device_id: str) -> str:
     return f"{quote_ident('device')} = {quote_string(device_id)}"
 
 
 def _points(storage: Storage, device_id: str, start_us: int, end_us: int) -> list[_Point]:
     series = storage.query(
-        f'SELECT "seq", "event_id" FROM {quote_ident(MEASUREMENT)} '
+        f'SELECT "seq", "event_id" FROM {_BOTH} '
         f"WHERE {_device_filter(device_id)} "
         f"AND time >= '{format_ts(start_us)}' AND time < '{format_ts(end_us)}'"
     )
@@ -283,14 +287,19 @@ def _points(storage: Storage, device_id: str, start_us: int, end_us: int) -> lis
 
 def _neighbour(storage: Storage, device_id: str, fn: str, time_cond: str) -> _Point | None:
     series = storage.query(
-        f'SELECT {fn}("seq") FROM {quote_ident(MEASUREMENT)} '
-        f"WHERE {_device_filter(device_id)} AND {time_cond}"
+        f'SELECT {fn}("seq") FROM {_BOTH} WHERE {_device_filter(device_id)} AND {time_cond}'
     )
-    for s in series:
-        for row in s.values:
-            if row[1] is not None:
-                return _Point(int(row[0]), int(row[1]), "")
-    return None
+    found = [
+        _Point(int(row[0]), int(row[1]), "")
+        for s in series
+        for row in s.values
+        if row[1] is not None
+    ]
+    if not found:
+        return None
+    # One series per measurement: the nearest of them is the neighbour.
+    pick = max if fn in ("max", "last") else min
+    return pick(found, key=lambda p: (p.ts_us, p.seq))
 
 
 # ---------------------------------------------------------------------------- the check

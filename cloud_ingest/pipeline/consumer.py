@@ -31,9 +31,10 @@ from cloud_ingest.errors import InvalidPoint, StorageRejected, StorageUnavailabl
 from cloud_ingest.pipeline.conflicts import SeenIndex
 from cloud_ingest.pipeline.deadletter import DeadLetter, DeadLetterStore
 from cloud_ingest.pipeline.influx import Storage
-from cloud_ingest.pipeline.lineprotocol import encode_tap
+from cloud_ingest.pipeline.lineprotocol import SUSPECT_MEASUREMENT, encode_tap
 from cloud_ingest.pipeline.live import LiveEvent, LiveState
 from cloud_ingest.pipeline.mqtt_client import BatchingClient, configure_client
+from cloud_ingest.pipeline.provenance import Mismatch, Provenance
 from cloud_ingest.pipeline.settings import PipelineSettings
 from cloud_ingest.pipeline.stored import StoredTap
 from cloud_ingest.registry.store import Registry
@@ -53,6 +54,8 @@ Clock = Callable[[], int]
 Sleep = Callable[[float], bool]  # waits up to n seconds; True when asked to stop
 # Called after a batch is stored, before it is acked, with the taps InfluxDB accepted.
 StoredHook = Callable[[list[StoredTap]], object]
+# Called after suspect taps (stored apart, counted nowhere) are stored, with what did not match.
+SuspectHook = Callable[[list[Mismatch]], object]
 
 
 @dataclass(slots=True)
@@ -78,6 +81,7 @@ class Metrics:
     batches: int = 0
     write_retries: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
+    suspects: Counter[str] = field(default_factory=Counter)
     storage_ok: bool = True
     last_storage_error: str | None = None
     last_batch_us: int | None = None
@@ -90,6 +94,7 @@ class Metrics:
             "batches": self.batches,
             "write_retries": self.write_retries,
             "dead_letters": dict(self.dead_letters),
+            "suspect_taps": dict(self.suspects),
             "storage_ok": self.storage_ok,
             "last_storage_error": self.last_storage_error,
         }
@@ -109,6 +114,7 @@ class BatchProcessor:
         clock: Clock = now_us,
         registry_refresh_s: float = 1.0,
         seen: SeenIndex | None = None,
+        provenance: Provenance | None = None,
     ) -> None:
         self.storage = storage
         self.deadletters = deadletters
@@ -120,6 +126,31 @@ class BatchProcessor:
         self._last_refresh_us = 0
         self.seen = seen  # conflict detection (cloud_ingest.pipeline.conflicts); None: off
         self.on_stored: list[StoredHook] = []
+        # card -> person -> site against the registry's history; None: off
+        self.provenance = provenance
+        self.on_suspect: list[SuspectHook] = []
+        self._suspect: dict[int, Mismatch] = {}  # id(Incoming) -> mismatch, this batch
+
+    def split_suspects(
+        self, live: list[StoredTap], good: list[Incoming]
+    ) -> tuple[list[StoredTap], list[Incoming], list[Mismatch]]:
+        """Stored taps that count, apart from the suspect ones (which count nowhere)."""
+        if not self._suspect:
+            return live, good, []
+        keep = [i for i, msg in enumerate(good) if id(msg) not in self._suspect]
+        found = [self._suspect[id(msg)] for msg in good if id(msg) in self._suspect]
+        return [live[i] for i in keep], [good[i] for i in keep], found
+
+    def after_suspects(self, found: list[Mismatch]) -> None:
+        """Report stored suspect taps upwards (alerts); a failing hook never stalls ingest."""
+        for m in found:
+            self.metrics.suspects[m.what] += 1
+            log.warning("suspect tap stored apart: %s seq %d: %s", m.device_id, m.seq, m.detail_en)
+        for hook in self.on_suspect:
+            try:
+                hook(found)
+            except Exception:
+                log.exception("suspect hook %r failed", hook)
 
     def after_store(self, taps: list[StoredTap]) -> None:
         """Run the stored-batch hooks (the stored-taps publisher); a failing hook never stalls
@@ -152,6 +183,8 @@ class BatchProcessor:
         bad: list[Incoming] = []
         events: list[TapEvent] = []
         stamps: list[int] = []
+        self._suspect = {}
+        provenance = self.provenance.current() if self.provenance else None
         for msg in batch:
             try:
                 if msg.retain:
@@ -166,7 +199,15 @@ class BatchProcessor:
                         f"device {event.device_id} is not in the registry; import it",
                     )
                 ts_us = event.ts_us
-                line = encode_tap(event, site, ts_us)
+                mismatch = (
+                    provenance.check(site, event, ts_us, msg.received_us) if provenance else None
+                )
+                if mismatch is None:
+                    line = encode_tap(event, site, ts_us)
+                else:
+                    # Kept (no tap is lost) where no count reads it, and reported.
+                    line = encode_tap(event, site, ts_us, measurement=SUSPECT_MEASUREMENT)
+                    self._suspect[id(msg)] = mismatch
             except InvalidPayload as exc:
                 letters.append(
                     DeadLetter(msg.received_us, msg.topic, msg.payload, exc.reason, exc.detail)
@@ -436,13 +477,15 @@ class Consumer:
             stored = p.write(lines, live, good, self._sleep)
             if stored is None:
                 return  # stopping while the store is down: leave unacked
-            taps_ok, _ = stored
+            taps_ok, _, suspects = p.split_suspects(*stored)
             if p.live is not None and taps_ok:
                 p.live.apply([t.live for t in taps_ok])
             # Before the ack: the stored-taps message leaves on this connection ahead of the
             # PUBACKs, so a console never misses a tap the kiosk already saw acknowledged.
             p.after_store(taps_ok)
             self._ack(good)  # refused points were dead-lettered inside write()
+            if suspects:
+                p.after_suspects(suspects)
         self.metrics.batches += 1
         self.metrics.last_batch_us = self.clock()
 

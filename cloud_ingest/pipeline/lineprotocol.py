@@ -31,6 +31,9 @@ from cloud_ingest.errors import InvalidPoint
 from warmcard.contract import TapEvent
 
 MEASUREMENT = "taps"
+# Taps that do not match the registry (cloud_ingest.pipeline.provenance): the same point shape,
+# kept apart so that no count (live, reports, alerts) reads them; reconcile reads both.
+SUSPECT_MEASUREMENT = "suspect_taps"
 
 _FORBIDDEN = ("\n", "\r", "\\")
 _KEY_TABLE = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
@@ -101,7 +104,9 @@ def encode_point(
     return f"{','.join(parts)} {field_text} {int(timestamp)}"
 
 
-def encode_tap(event: TapEvent, site_id: str, ts_us: int | None = None) -> str:
+def encode_tap(
+    event: TapEvent, site_id: str, ts_us: int | None = None, *, measurement: str = MEASUREMENT
+) -> str:
     """The tap point for one validated event, stamped with the registry's site."""
     tags = f"kind={event.kind.value}"
     if event.meal_period is not None:
@@ -118,4 +123,4 @@ def encode_tap(event: TapEvent, site_id: str, ts_us: int | None = None) -> str:
         f",clock_synced={'true' if event.clock_synced else 'false'}"
     )
     ts = event.ts_us if ts_us is None else ts_us
-    return f"{MEASUREMENT},device={escape_key(event.device_id, 'device')},{tags} {fields} {ts}"
+    return f"{measurement},device={escape_key(event.device_id, 'device')},{tags} {fields} {ts}"

@@ -29,7 +29,10 @@ class PipelineSettings(BaseModel):
     link_mqtt: MqttSettings | None = None
     # Fixed per worker: the broker keys the persistent session (queued messages) by it.
     client_id: str = "ingest-1"
-    share_group: str = "ingest"
+    # Workers in one group share the events ($share/<group>/...). On a broker with users the
+    # group must not be guessable: `warmcard provision ingest-N --service` prints the one
+    # `--ca-init` made (docs/broker.md). The broker refuses devices any $share anyway.
+    share_group: str = Field(default="ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     # Unacked messages the broker may have in flight to us; must exceed batch_max to batch well.
     receive_maximum: int = Field(default=20000, ge=1, le=65535)
@@ -45,6 +48,15 @@ class PipelineSettings(BaseModel):
             raise ValueError(
                 "link_mqtt needs its own username (e.g. 'downlink') when mqtt.username is set: "
                 "a second connection under the consumer's username takes over its session"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _unguessable_share_group(self) -> PipelineSettings:
+        if self.mqtt.username and len(self.share_group) < 16:
+            raise ValueError(
+                f"共享组名太短 share_group {self.share_group!r} is guessable: use the one that "
+                "`warmcard provision ingest-1 --service` prints (at least 16 characters)"
             )
         return self
 

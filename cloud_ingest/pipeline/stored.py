@@ -8,9 +8,10 @@ connection), and every console subscribes to ``warmcard/internal/v1/stored/+`` w
 A console that missed messages (restarted, disconnected) still converges: it rebuilds today from
 InfluxDB at start and every ``live_resync_s``.
 
-Only services may use the topic (deploy/mosquitto/acl); devices can neither publish nor read
-it. The payload carries ids, never names: ``{"v": 1, "taps": [[site_id, device_id, seq, ts_us,
-kind, meal_period, person_id, event_id, card_uid], ...]}``.
+Only services may use the topic (deploy/mosquitto/dynsec-roles.json: the ingest role writes,
+the downlink role reads); devices can neither publish nor read it. The payload carries ids,
+never names: ``{"v": 1, "taps": [[site_id, device_id, seq, ts_us, kind, meal_period,
+person_id, event_id, card_uid], ...]}``.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ and paths rewritten (warmcard.command.servers.Mosquitto(secure_dir=...)).
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 import tomllib
 import uuid
@@ -23,10 +25,14 @@ from tests.support.mqtt_client import NOT_AUTHORISED, Client, accepted, code
 from warmcard.command.cli import app
 from warmcard.command.pki import CaFiles, init_ca, issue_device_cert, issue_server_cert
 from warmcard.command.provision import (
+    BrokerAddress,
     BrokerFiles,
     ProvisionError,
+    init_broker,
     provision_device,
     provision_service,
+    revoke,
+    share_group,
     write_bundle,
 )
 from warmcard.command.servers import SECURE_CONF_DIR, Mosquitto
@@ -44,31 +50,35 @@ from warmcard.settings import MqttSettings
 class Secure:
     broker: Mosquitto
     files: BrokerFiles
+    address: BrokerAddress
     passwords: dict[str, str]
     bundles: Path
 
-    def device(self, device_id: str) -> str:
-        """Provision a device (password + certificate), reload, and return its password."""
-        creds = provision_device(self.files, device_id, host="127.0.0.1")
+    def device(self, device_id: str) -> None:
+        """Provision a device (certificate + its own role); in effect at once, no reload."""
+        creds = provision_device(self.files, device_id, host="127.0.0.1", broker=self.address)
         write_bundle(creds, self.bundles / device_id)
-        self.broker.reload()
-        time.sleep(0.2)  # SIGHUP is asynchronous; Mosquitto re-reads between its loop turns
-        self.passwords[device_id] = creds.password
+
+    def service(self, name: str) -> str:
+        creds = provision_service(self.files, name, broker=self.address)
+        assert creds.password is not None
+        self.passwords[name] = creds.password
         return creds.password
 
 
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
     root = tmp_path_factory.mktemp("secure-broker")
-    files = BrokerFiles.at(root / "etc", SECURE_CONF_DIR / "acl")
+    files = BrokerFiles.at(root / "etc", SECURE_CONF_DIR / "dynsec-roles.json")
     init_ca(files.ca)
     issue_server_cert(files.ca, ["localhost", "127.0.0.1"])
-    passwords = {
-        name: provision_service(files, name).password
-        for name in ("ingest-1", "ingest-2", "downlink")
-    }
+    init_broker(files)
     with Mosquitto(root / "run", secure_dir=files.broker_dir) as broker:
-        yield Secure(broker, files, passwords, root / "bundles")
+        address = BrokerAddress("127.0.0.1", broker.port, broker.tls_port)
+        made = Secure(broker, files, address, {}, root / "bundles")
+        for name in ("ingest-1", "ingest-2", "downlink"):
+            made.service(name)
+        yield made
 
 
 @pytest.fixture
@@ -96,7 +106,15 @@ def connect(
     password: str | None = None,
     **kwargs: Any,
 ) -> Client:
+    """A service on the loopback listener (password), a device on the TLS one (its bundle)."""
     clean_start = kwargs.pop("clean_start", True)
+    bundle = secure.bundles / (user or "-")
+    if user is not None and bundle.is_dir():
+        c = Client(user, password, **kwargs)
+        clients.append(c)
+        c.tls(bundle / "ca.crt", bundle / "device.crt", bundle / "device.key")
+        c.connect(secure.broker.tls_port, clean_start=clean_start)
+        return c
     c = Client(
         user, password if password is not None else secure.passwords.get(user or ""), **kwargs
     )
@@ -114,14 +132,22 @@ def test_anonymous_connect_refused(secure: Secure, clients: list[Client]) -> Non
     assert not c.connected
 
 
-def test_wrong_password_refused(
+def test_wrong_password_refused(secure: Secure, clients: list[Client]) -> None:
+    wrong = connect(clients, secure, "ingest-1", "not-the-password", client_id="ingest-1")
+    assert code(wrong.connack) == NOT_AUTHORISED
+    right = connect(clients, secure, "ingest-1", client_id="ingest-1")
+    assert code(right.connack) == 0
+
+
+def test_devices_are_refused_on_the_service_listener(
     secure: Secure, dev: tuple[str, str], clients: list[Client]
 ) -> None:
+    """Issue #9.2: a device's name, with or without any password, does not log in on loopback."""
     a, _ = dev
-    wrong = connect(clients, secure, a, "not-the-password")
-    assert code(wrong.connack) == NOT_AUTHORISED
-    right = connect(clients, secure, a)
-    assert code(right.connack) == 0
+    for password in (None, "", "guess"):
+        c = Client(a, password)
+        clients.append(c)
+        assert code(c.connect(secure.broker.port)) == NOT_AUTHORISED, password
 
 
 # ---------------------------------------------------------------------------- publish ACL
@@ -198,19 +224,19 @@ def test_downlink_publishes_config_and_roster_only(
 def test_stored_taps_go_from_each_worker_to_the_consoles_only(
     secure: Secure, dev: tuple[str, str], clients: list[Client]
 ) -> None:
-    """cloud_ingest.pipeline.stored: a worker writes only its own topic, the console link reads
-    every worker's, and a device can neither forge stored taps nor read them."""
+    """cloud_ingest.pipeline.stored: the workers write the channel, the console link reads it,
+    and a device can neither forge stored taps nor read them (SUBACK 0x87)."""
     a, _ = dev
-    mine, theirs = stored_topic("ingest-1"), stored_topic("ingest-2")
+    mine = stored_topic("ingest-1")
     down = connect(clients, secure, "downlink")
     assert accepted(down.subscribe(STORED_FILTER))
     ingest = connect(clients, secure, "ingest-1", client_id="ingest-1")
     assert accepted(ingest.publish(mine, b"stored"))
-    assert code(ingest.publish(theirs, b"forged")) == NOT_AUTHORISED
     assert down.received(mine) == [b"stored"]
+    assert code(down.publish(mine, b"forged")) == NOT_AUTHORISED  # the console only reads
     kiosk = connect(clients, secure, a)
     assert code(kiosk.publish(mine, b"forged")) == NOT_AUTHORISED
-    kiosk.subscribe(STORED_FILTER)  # granted by the acl_file, but nothing is delivered
+    assert code(kiosk.subscribe(STORED_FILTER)) == NOT_AUTHORISED
     assert accepted(ingest.publish(mine, b"again"))
     assert kiosk.received(mine, count=1, timeout=1.0) == []
     assert down.received(mine, count=2) == [b"stored", b"again"]
@@ -222,9 +248,7 @@ def test_resend_commands_reach_only_their_device(
     """downlink and operator may write a device's command topic; only that device reads it."""
     a, b = dev
     if "operator" not in secure.passwords:
-        secure.passwords["operator"] = provision_service(secure.files, "operator").password
-        secure.broker.reload()
-        time.sleep(0.2)
+        secure.service("operator")
     owner = connect(clients, secure, a)
     spy = connect(clients, secure, b)
     owner.subscribe(command_topic(a))
@@ -258,18 +282,17 @@ def test_resend_commands_reach_only_their_device(
 def test_device_reads_nothing_of_another_device(
     secure: Secure, dev: tuple[str, str], clients: list[Client]
 ) -> None:
-    """Mosquitto 2.0's acl_file never refuses a SUBSCRIBE (SUBACK grants it); the read ACL is
-    applied to every message delivered, retained ones included, so nothing arrives."""
+    """Each subscription outside the device's own topics is refused (SUBACK 0x87)."""
     a, b = dev
     down = connect(clients, secure, "downlink")
     down.publish(config_topic(b), b"cfg-b", retain=True)
     down.publish(roster_topic(b), b"names-of-b", retain=True)
     spy = connect(clients, secure, a)
-    for topic in (config_topic(b), roster_topic(b), "warmcard/v1/devices/+/events", "#"):
-        assert code(spy.subscribe(topic)) == 1, topic  # granted: a 2.0.11 limitation
+    for topic in (config_topic(b), roster_topic(b), "warmcard/v1/devices/+/events", "#", "$SYS/#"):
+        assert code(spy.subscribe(topic)) == NOT_AUTHORISED, topic
     owner = connect(clients, secure, b)
-    owner.subscribe(config_topic(b))
-    owner.subscribe(roster_topic(b))
+    assert code(owner.subscribe(config_topic(b))) == 1
+    assert code(owner.subscribe(roster_topic(b))) == 1
     owner.publish(events_topic(b), b"tap-b")
     # The owner gets its retained config and roster: the messages exist and are deliverable.
     assert owner.received(config_topic(b)) == [b"cfg-b"]
@@ -278,26 +301,50 @@ def test_device_reads_nothing_of_another_device(
     assert [m.topic for m in spy.messages] == []
 
 
-def test_device_joining_ingest_share_group_swallows_events_known_limitation(
+SHARED_EVENTS = "warmcard/v1/devices/+/events"
+
+
+def test_a_device_cannot_join_ingests_shared_subscription(
     secure: Secure, dev: tuple[str, str], clients: list[Client]
 ) -> None:
-    """A device may join $share/ingest (SUBSCRIBE is not ACL-checked); the broker then routes
-    some events to it, the read ACL drops them, and no other member gets them. A plain
-    subscription is immune. docs/broker.md: why ingest uses the plain filter until then."""
-    a, b = dev
-    shared = connect(clients, secure, "ingest-1", client_id="ingest-1")
-    shared.subscribe("$share/ingest/warmcard/v1/devices/+/events")
-    plain = connect(clients, secure, "ingest-2", client_id="ingest-2")
-    plain.subscribe("warmcard/v1/devices/+/events")
-    thief = connect(clients, secure, b)
-    assert code(thief.subscribe("$share/ingest/warmcard/v1/devices/+/events")) == 1
-    kiosk = connect(clients, secure, a)
-    for n in range(20):
-        assert accepted(kiosk.publish(events_topic(a), str(n).encode()))
-    assert len(plain.received(events_topic(a), 20)) == 20
-    got_shared = shared.received(events_topic(a), 20, timeout=1.0)
-    assert len(got_shared) < 20
-    assert thief.messages == []
+    """Issue #9.1: device B, persistent session, subscribes to ingest's share group and leaves;
+    device C publishes 100. Under acl_file B's SUBACK was granted and ingest got 50 of 100; now
+    every $share subscription of a device is refused (0x87, whatever the group), ingest gets all."""
+    _, b = dev
+    group = share_group(secure.files)
+    assert len(group) >= 24 and group != "ingest"  # not guessable
+    c = f"k-{uuid.uuid4().hex[:6]}-c"
+    secure.device(c)
+    ingest = connect(clients, secure, "ingest-1", client_id="ingest-1", clean_start=False)
+    assert code(ingest.subscribe(f"$share/{group}/{SHARED_EVENTS}")) == 1
+    thief = connect(clients, secure, b, clean_start=False)
+    for topic in (f"$share/ingest/{SHARED_EVENTS}", f"$share/{group}/{SHARED_EVENTS}", "$share/#"):
+        assert code(thief.subscribe(topic)) == NOT_AUTHORISED, topic
+    thief.close()
+    kiosk = connect(clients, secure, c)
+    for n in range(100):
+        assert accepted(kiosk.publish(events_topic(c), str(n).encode()))
+    got = ingest.received(events_topic(c), 100)
+    assert sorted(int(x) for x in got) == list(range(100))
+
+
+def test_revoking_a_device_disconnects_it_and_ends_its_session(
+    secure: Secure, dev: tuple[str, str], clients: list[Client]
+) -> None:
+    """Revocation is immediate (no reload): the live client is dropped, its session is gone,
+    and its still-valid certificate gets nothing: every publish and subscribe is refused."""
+    a, _ = dev
+    live = connect(clients, secure, a, clean_start=False)
+    assert code(live.subscribe(config_topic(a))) == 1
+    assert accepted(live.publish(events_topic(a), b"before"))
+    assert revoke(secure.files, a, secure.address)
+    assert live._wait(lambda: live.disconnected is not None)
+    again = connect(clients, secure, a, clean_start=False)
+    assert again.connected
+    assert again.session_present is False  # the session (and its subscription) ended
+    assert code(again.publish(events_topic(a), b"after")) == NOT_AUTHORISED
+    assert code(again.subscribe(config_topic(a))) == NOT_AUTHORISED
+    assert not revoke(secure.files, a, secure.address)  # nothing left to revoke
 
 
 # ---------------------------------------------------------------------------- sessions
@@ -335,7 +382,18 @@ def test_provision_cli_revoke_and_reprovision(
 ) -> None:
     device = f"k-{uuid.uuid4().hex[:6]}-rev"
     runner = CliRunner()
-    common = ["--broker-dir", str(secure.files.broker_dir), "--acl", str(secure.files.acl)]
+    common = [
+        "--broker-dir",
+        str(secure.files.broker_dir),
+        "--roles",
+        str(secure.files.roles_path),
+        "--dynsec-file",
+        str(secure.files.dynsec_file),
+        "--broker-port",
+        str(secure.broker.port),
+        "--device-port",
+        str(secure.broker.tls_port),
+    ]
     result = runner.invoke(
         app,
         ["provision", device, "--host", "127.0.0.1", "--out", str(tmp_path / "b1"), *common],
@@ -345,33 +403,39 @@ def test_provision_cli_revoke_and_reprovision(
         **tomllib.loads((tmp_path / "b1" / "kiosk-mqtt.toml").read_text())["mqtt"]
     )
     assert settings.username == device and settings.tls and settings.port == 8883
-    password = settings.password.get_secret_value() if settings.password else ""
-    assert password in result.output  # printed once for the technician
+    assert settings.password is None  # the certificate is the credential
     assert (tmp_path / "b1" / "device.key").stat().st_mode & 0o077 == 0
-    secure.broker.reload()
-    time.sleep(0.2)
-    live = connect(clients, secure, device, password)
+    secure.bundles.joinpath(device).symlink_to(tmp_path / "b1")
+    live = connect(clients, secure, device)
     assert live.connected
+    assert accepted(live.publish(events_topic(device), b"tap"))
 
     result = runner.invoke(app, ["provision", device, "--revoke", *common])
     assert result.exit_code == 0, result.output
-    assert "systemctl reload mosquitto" in result.output
-    secure.broker.reload()
-    # The reload also drops the revoked device's live connection.
+    assert "已吊销 Revoked" in result.output
     assert live._wait(lambda: live.disconnected is not None)
-    assert code(connect(clients, secure, device, password).connack) == NOT_AUTHORISED
+    after = connect(clients, secure, device)
+    assert code(after.publish(events_topic(device), b"x")) == NOT_AUTHORISED
 
     result = runner.invoke(
         app,
         ["provision", device, "--host", "127.0.0.1", "--out", str(tmp_path / "b2"), *common],
     )
     assert result.exit_code == 0, result.output
-    new = tomllib.loads((tmp_path / "b2" / "kiosk-mqtt.toml").read_text())["mqtt"]["password"]
-    assert new != password
-    secure.broker.reload()
-    time.sleep(0.2)
-    assert code(connect(clients, secure, device, new).connack) == 0
-    assert code(connect(clients, secure, device, password).connack) == NOT_AUTHORISED
+    secure.bundles.joinpath(device).unlink()
+    secure.bundles.joinpath(device).symlink_to(tmp_path / "b2")
+    new = connect(clients, secure, device)
+    assert accepted(new.publish(events_topic(device), b"tap"))
+
+    # A service: a password on the loopback listener, the share group printed for ingest.
+    result = runner.invoke(
+        app, ["provision", "ingest-3", "--service", "--out", str(tmp_path / "s"), *common]
+    )
+    assert result.exit_code == 0, result.output
+    assert f'share_group = "{share_group(secure.files)}"' in result.output
+    password = tomllib.loads((tmp_path / "s" / "kiosk-mqtt.toml").read_text())["mqtt"]["password"]
+    svc = connect(clients, secure, "ingest-3", password, client_id="ingest-3")
+    assert svc.connected
 
 
 def test_provision_refuses_service_names_and_invalid_ids(secure: Secure) -> None:
@@ -385,18 +449,18 @@ def test_provision_refuses_service_names_and_invalid_ids(secure: Secure) -> None
 # ---------------------------------------------------------------------------- TLS listener
 
 
-def _tls_client(clients: list[Client], user: str, password: str) -> Client:
+def _tls_client(clients: list[Client], user: str, password: str | None) -> Client:
     c = Client(user, password)
     clients.append(c)
     return c
 
 
-def test_tls_device_with_certificate_and_password_connects(
+def test_tls_device_with_its_certificate_connects(
     secure: Secure, dev: tuple[str, str], clients: list[Client]
 ) -> None:
     a, _ = dev
     bundle = secure.bundles / a
-    c = _tls_client(clients, a, secure.passwords[a])
+    c = _tls_client(clients, a, None)
     c.tls(bundle / "ca.crt", bundle / "device.crt", bundle / "device.key")
     assert code(c.connect(secure.broker.tls_port)) == 0
     assert accepted(c.publish(events_topic(a), b"over-tls"))
@@ -407,7 +471,7 @@ def test_tls_without_client_certificate_refused(
     secure: Secure, dev: tuple[str, str], clients: list[Client]
 ) -> None:
     a, _ = dev
-    c = _tls_client(clients, a, secure.passwords[a]).tls(secure.bundles / a / "ca.crt")
+    c = _tls_client(clients, a, None).tls(secure.bundles / a / "ca.crt")
     assert code(c.connect(secure.broker.tls_port)) is None
     assert not c.connected  # the broker ends the handshake: "peer did not return a certificate"
 
@@ -421,21 +485,55 @@ def test_tls_certificate_from_another_ca_refused(
     issued = issue_device_cert(rogue, a)
     (tmp_path / "d.crt").write_bytes(issued.cert_pem)
     (tmp_path / "d.key").write_bytes(issued.key_pem)
-    c = _tls_client(clients, a, secure.passwords[a])
+    c = _tls_client(clients, a, None)
     c.tls(secure.bundles / a / "ca.crt", tmp_path / "d.crt", tmp_path / "d.key")
     assert code(c.connect(secure.broker.tls_port)) is None
     assert not c.connected
 
 
-def test_tls_device_with_certificate_but_wrong_password_refused(
+def test_a_certificate_speaks_only_for_its_own_device(
     secure: Secure, dev: tuple[str, str], clients: list[Client]
 ) -> None:
+    """Issue #9.2: A's certificate with B's username (and any password) is A, never B: the
+    username is the certificate's CN. Before, it connected and published as B (PUBACK 0x00)."""
     a, b = dev
     bundle = secure.bundles / a
-    # a's certificate with b's password: the certificate admits to TLS, the password decides who.
-    c = _tls_client(clients, a, secure.passwords[b])
+    c = _tls_client(clients, b, "b-password-guess")
     c.tls(bundle / "ca.crt", bundle / "device.crt", bundle / "device.key")
-    assert code(c.connect(secure.broker.tls_port)) == NOT_AUTHORISED
+    assert code(c.connect(secure.broker.tls_port)) == 0
+    assert code(c.publish(events_topic(b), b"as-b")) == NOT_AUTHORISED
+    assert code(c.publish(status_topic(b), b"as-b")) == NOT_AUTHORISED
+    assert code(c.subscribe(config_topic(b))) == NOT_AUTHORISED
+    assert accepted(c.publish(events_topic(a), b"as-a"))
+
+
+@pytest.mark.parametrize(
+    ("cipher", "admitted"),
+    [
+        ("ECDHE-ECDSA-AES128-GCM-SHA256", True),
+        ("ECDHE-ECDSA-CHACHA20-POLY1305", True),
+        ("ECDHE-ECDSA-AES128-SHA256", False),  # CBC
+        ("ECDHE-ECDSA-AES256-SHA", False),  # CBC, SHA-1
+    ],
+)
+def test_tls12_admits_aead_suites_only(
+    secure: Secure, dev: tuple[str, str], clients: list[Client], cipher: str, admitted: bool
+) -> None:
+    a, _ = dev
+    bundle = secure.bundles / a
+    ctx = ssl.create_default_context(cafile=str(bundle / "ca.crt"))
+    ctx.load_cert_chain(bundle / "device.crt", bundle / "device.key")
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(cipher + ":@SECLEVEL=0")
+    with socket.create_connection(("127.0.0.1", secure.broker.tls_port), timeout=5) as raw:
+        try:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                negotiated = tls.cipher()
+        except ssl.SSLError:
+            negotiated = None
+    assert (negotiated is not None) == admitted, negotiated
+    if admitted:
+        assert negotiated is not None and negotiated[0] == cipher
 
 
 def test_tls_client_refuses_a_broker_it_does_not_trust(
@@ -445,6 +543,6 @@ def test_tls_client_refuses_a_broker_it_does_not_trust(
     other = CaFiles(tmp_path / "other")
     init_ca(other)
     bundle = secure.bundles / a
-    c = _tls_client(clients, a, secure.passwords[a])
+    c = _tls_client(clients, a, None)
     c.tls(other.ca_cert, bundle / "device.crt", bundle / "device.key")
     assert code(c.connect(secure.broker.tls_port)) is None

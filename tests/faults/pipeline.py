@@ -74,6 +74,8 @@ class Pipeline:
     # Ingest's status/downlink connection; its own user on the secure broker.
     link_mqtt: MqttSettings | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Not guessable (ingest refuses a short group when the broker has users).
+    share_group: str = field(default_factory=lambda: f"ingest-{uuid.uuid4().hex}")
 
     def __post_init__(self) -> None:
         tag = uuid.uuid4().hex[:6]
@@ -135,7 +137,7 @@ class Pipeline:
             if self.link_mqtt
             else None,
             client_id=name,
-            share_group="ingest",
+            share_group=self.share_group,
             session_expiry_s=600,
             influx=InfluxSettings(url=self.influxd.url, database=self.db),
             registry_path=self.registry_path,

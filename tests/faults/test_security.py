@@ -5,19 +5,30 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import SecretStr
 
 from kiosk.policy import Outcome
 from tests.faults.pipeline import Pipeline, wait_until
 from warmcard.command.pki import init_ca, issue_server_cert
-from warmcard.command.provision import BrokerFiles, provision_device, provision_service, revoke
+from warmcard.command.provision import (
+    BrokerAddress,
+    BrokerFiles,
+    init_broker,
+    provision_device,
+    provision_service,
+    revoke,
+    write_bundle,
+)
 from warmcard.command.servers import SECURE_CONF_DIR, InfluxD
 from warmcard.contract import Kind, TapEvent, events_topic
 from warmcard.settings import MqttSettings
@@ -28,17 +39,19 @@ NOT_AUTHORISED = 0x87
 
 @pytest.fixture
 def secure(tmp_path: Path, influxd: InfluxD, influx_db: str) -> Iterator[Pipeline]:
-    files = BrokerFiles.at(tmp_path / "etc", SECURE_CONF_DIR / "acl")
+    files = BrokerFiles.at(tmp_path / "etc", SECURE_CONF_DIR / "dynsec-roles.json")
     init_ca(files.ca)
     issue_server_cert(files.ca, ["localhost", "127.0.0.1"])
-    ingest = provision_service(files, "ingest-1").password
+    init_broker(files)
     p = Pipeline(tmp_path, influxd, influx_db, secure_dir=files.broker_dir)
     p.files = files  # type: ignore[attr-defined]
-    p.service_mqtt = MqttSettings(username="ingest-1", password=SecretStr(ingest))
-    downlink = provision_service(files, "downlink").password
-    p.link_mqtt = MqttSettings(username="downlink", password=SecretStr(downlink))
-    p.broker.reload()
-    time.sleep(0.3)  # SIGHUP is handled between Mosquitto's loop turns
+    p.address = BrokerAddress("127.0.0.1", p.broker.port, p.broker.tls_port)  # type: ignore[attr-defined]
+    # Kiosks reach the device listener (TLS) through their own proxy.
+    p.device_proxy = p.new_proxy(p.broker.tls_port)  # type: ignore[attr-defined]
+    ingest = provision_service(files, "ingest-1", broker=p.address).password  # type: ignore[attr-defined]
+    p.service_mqtt = MqttSettings(username="ingest-1", password=SecretStr(ingest or ""))
+    downlink = provision_service(files, "downlink", broker=p.address).password  # type: ignore[attr-defined]
+    p.link_mqtt = MqttSettings(username="downlink", password=SecretStr(downlink or ""))
     try:
         yield p
     finally:
@@ -46,29 +59,38 @@ def secure(tmp_path: Path, influxd: InfluxD, influx_db: str) -> Iterator[Pipelin
 
 
 def device_mqtt(p: Pipeline, key: str) -> MqttSettings:
-    """Provision a device and return how its kiosk connects (loopback listener, via the proxy)."""
-    creds = provision_device(p.files, p.ids[key], host="127.0.0.1")  # type: ignore[attr-defined]
-    p.broker.reload()
-    time.sleep(0.3)  # SIGHUP is handled between Mosquitto's loop turns
+    """Provision a device and return how its kiosk connects (TLS listener, via the proxy)."""
+    files, address = p.files, p.address  # type: ignore[attr-defined]
+    creds = provision_device(files, p.ids[key], host="127.0.0.1", broker=address)
+    bundle = p.tmp / "bundles" / f"{p.ids[key]}-{uuid.uuid4().hex[:4]}"
+    write_bundle(creds, bundle)
     return MqttSettings(
-        port=p.proxy.port, username=creds.username, password=SecretStr(creds.password)
+        port=p.device_proxy.port,  # type: ignore[attr-defined]
+        username=creds.username,
+        tls=True,
+        ca_file=bundle / "ca.crt",
+        cert_file=bundle / "device.crt",
+        key_file=bundle / "device.key",
     )
 
 
 def publish_as(p: Pipeline, settings: MqttSettings, topic: str, payload: bytes) -> ReasonCode:
-    """Connect with a device's credentials, publish once at QoS 1, return the PUBACK code."""
+    """Connect with a device's certificate, publish once at QoS 1, return the PUBACK code."""
     acks: dict[int, ReasonCode] = {}
     done = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    assert settings.password is not None
-    client.username_pw_set(settings.username, settings.password.get_secret_value())
+    client.tls_set(
+        ca_certs=str(settings.ca_file),
+        certfile=str(settings.cert_file),
+        keyfile=str(settings.key_file),
+    )
 
     def on_publish(_c: object, _u: object, mid: int, rc: ReasonCode, _p: object) -> None:
         acks[mid] = rc
         done.set()
 
     client.on_publish = on_publish
-    client.connect("127.0.0.1", p.broker.port)
+    client.connect("127.0.0.1", p.broker.tls_port)
     client.loop_start()
     try:
         info = client.publish(topic, payload, qos=1)
@@ -131,7 +153,7 @@ def test_device_posing_as_another_is_refused_and_logged(secure: Pipeline) -> Non
 
 
 def test_revoked_device_keeps_taps_until_reprovisioned(secure: Pipeline) -> None:
-    """15. A kiosk's credentials are revoked mid-day: it is disconnected, keeps answering and
+    """15. A kiosk is revoked mid-day: it is dropped and refused (0x87), keeps answering and
     recording taps, and delivers them all once the technician installs new credentials."""
     p = secure
     p.start_ingest()
@@ -139,14 +161,12 @@ def test_revoked_device_keeps_taps_until_reprovisioned(secure: Pipeline) -> None
     gate = p.kiosk("gate_a", data_dir=data_dir, mqtt=device_mqtt(p, "gate_a"))
     gate.tap(20)
     gate.wait_sent()
-    assert revoke(p.files, gate.device_id)  # type: ignore[attr-defined]
-    p.broker.reload()
-    wait_until(lambda: not gate.gateway.uplink.connected, timeout=10)
+    assert revoke(p.files, gate.device_id, p.address)  # type: ignore[attr-defined]
+    # Dropped at once; its certificate still opens a connection, where everything is refused.
     gate.tap(30)
-    time.sleep(1.0)  # reconnect attempts are refused meanwhile
+    time.sleep(1.5)
     assert gate.gateway.outbox.depth() == 30
     assert gate.outcomes()[Outcome.FAULT] == 0
-    assert not gate.gateway.uplink.connected
     # The technician re-provisions and installs the new kiosk-mqtt.toml; the kiosk restarts.
     new = device_mqtt(p, "gate_a")
     gate.stop()
@@ -156,3 +176,38 @@ def test_revoked_device_keeps_taps_until_reprovisioned(secure: Pipeline) -> None
     again.tap(5, start=50)
     again.wait_sent()
     assert p.check() == 55
+
+
+def test_a_device_in_ingests_share_group_swallows_nothing(secure: Pipeline) -> None:
+    """Issue #9.1 on the real ingest: device B (persistent session) subscribes to ingest's
+    shared subscription (even knowing the group) and leaves; gate A's 100 taps then all reach
+    InfluxDB. Under the old acl_file B's SUBACK was 0x01 and InfluxDB got 50 of 100, with no
+    dead letter."""
+    p = secure
+    p.start_ingest()
+    rogue = device_mqtt(p, "gate_b")
+    granted: list[ReasonCode] = []
+    done = threading.Event()
+    thief = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    thief.tls_set(
+        ca_certs=str(rogue.ca_file), certfile=str(rogue.cert_file), keyfile=str(rogue.key_file)
+    )
+
+    def on_subscribe(_c: object, _u: object, _m: int, rcs: list[ReasonCode], _p: object) -> None:
+        granted.extend(rcs)
+        done.set()
+
+    thief.on_subscribe = on_subscribe
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    thief.connect("127.0.0.1", p.broker.tls_port, clean_start=False, properties=props)
+    thief.loop_start()
+    thief.subscribe(f"$share/{p.share_group}/warmcard/v1/devices/+/events", qos=1)
+    assert done.wait(10)
+    thief.disconnect()
+    thief.loop_stop()
+    assert [rc.value for rc in granted] == [NOT_AUTHORISED]
+    gate = p.kiosk("gate_a", mqtt=device_mqtt(p, "gate_a"))
+    gate.tap(100)
+    gate.wait_sent()
+    assert p.check() == 100

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,16 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
         time.sleep(interval)
+
+
+@contextmanager
+def running(settings: IngestSettings) -> Iterator[Any]:
+    """An in-process worker and console (tests.support.stack), subscribed, stopped however the
+    block ends."""
+    from tests.support.stack import Stack
+
+    with Stack(settings) as stack:
+        yield stack
 
 
 def make_settings(

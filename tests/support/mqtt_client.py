@@ -38,6 +38,7 @@ class Client:
         if username is not None:
             self.paho.username_pw_set(username, password)
         self.connack: ReasonCode | None = None
+        self.session_present: bool | None = None
         self.disconnected: ReasonCode | None = None
         self.acks: dict[int, ReasonCode] = {}
         self.subacks: dict[int, list[ReasonCode]] = {}
@@ -57,6 +58,7 @@ class Client:
         self, client: Any, userdata: Any, flags: Any, rc: ReasonCode, props: Any
     ) -> None:
         self.connack = rc
+        self.session_present = bool(flags.session_present)
         self._note()
 
     def _on_disconnect(

@@ -30,7 +30,7 @@ class SettledMetrics:
     @property
     def acked(self) -> int:
         worker, console = self._stack.worker, self._stack.console
-        caught_up = console.stored_taps >= worker.metrics.stored
+        caught_up = console.stored_taps >= worker.publisher.taps
         return worker.metrics.acked if caught_up else -1
 
     def __getattr__(self, name: str) -> Any:

@@ -8,19 +8,31 @@ from __future__ import annotations
 
 import fcntl
 import grp
+import json
 import os
-import re
+import pwd
 import secrets
-import shutil
-import subprocess
+import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
+import paho.mqtt.client as mqtt
 import typer
+from paho.mqtt.enums import CallbackAPIVersion
 
+from warmcard.command.dynsec import (
+    DEVICE_GROUP,
+    Control,
+    DynsecError,
+    Roles,
+    device_role,
+    device_role_name,
+    initial_config,
+)
 from warmcard.command.pki import (
     CaFiles,
     init_ca,
@@ -32,12 +44,16 @@ from warmcard.errors import WarmcardError
 from warmcard.ids import DEVICE_ID_RE
 
 DEFAULT_BROKER_DIR = Path("/etc/mosquitto/warmcard")
+DEFAULT_DYNSEC_FILE = Path("/var/lib/mosquitto/dynamic-security.json")
 DEFAULT_KIOSK_DIR = Path("/etc/warmcard/mqtt")
 DEVICE_PORT = 8883
 SERVICE_PORT = 1883
 BROKER_GROUP = "mosquitto"
-RELOAD_HINT = "重新加载 Reload the broker: systemctl reload mosquitto  (sends SIGHUP)"
-_ACL_USER_RE = re.compile(r"^\s*user\s+(\S+)\s*$")
+BROKER_USER = "mosquitto"
+SHARE_GROUP_FILE = "share-group"
+RESTART_HINT = (
+    "重启 Restart the broker so it loads the plugin's config: systemctl restart mosquitto"
+)
 
 
 class ProvisionError(WarmcardError):
@@ -46,30 +62,55 @@ class ProvisionError(WarmcardError):
 
 @dataclass(frozen=True)
 class BrokerFiles:
-    """The broker directory: password file, ACL, CA and server certificate."""
+    """The broker directory (CA, server certificate, admin secret), the roles, the plugin config."""
 
     broker_dir: Path
-    acl: Path
+    roles_path: Path
+    dynsec_file: Path
 
     @classmethod
-    def at(cls, broker_dir: Path, acl: Path | None = None) -> BrokerFiles:
-        return cls(Path(broker_dir), Path(acl) if acl else Path(broker_dir) / "acl")
-
-    @property
-    def passwd(self) -> Path:
-        return self.broker_dir / "passwd"
+    def at(
+        cls, broker_dir: Path, roles: Path | None = None, dynsec: Path | None = None
+    ) -> BrokerFiles:
+        """Tests keep the plugin's config in the broker directory; production in /var/lib."""
+        broker_dir = Path(broker_dir)
+        return cls(
+            broker_dir,
+            Path(roles) if roles else broker_dir / "dynsec-roles.json",
+            Path(dynsec) if dynsec else broker_dir / "dynamic-security.json",
+        )
 
     @property
     def ca(self) -> CaFiles:
         return CaFiles(self.broker_dir)
 
+    @property
+    def admin_secret(self) -> Path:
+        return self.broker_dir / "dynsec-admin.secret"
+
+    @property
+    def roles(self) -> Roles:
+        try:
+            return Roles.load(self.roles_path)
+        except DynsecError as exc:
+            raise ProvisionError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where `provision` reaches the running broker: its loopback and device listeners."""
+
+    host: str = "127.0.0.1"
+    service_port: int = SERVICE_PORT
+    device_port: int = DEVICE_PORT
+
 
 @dataclass(frozen=True)
 class Credentials:
-    """What one provisioning run hands out; the password exists nowhere else in clear."""
+    """What one provisioning run hands out; a password exists nowhere else in clear."""
 
     username: str
-    password: str
+    password: str | None
     mqtt_toml: str
     ca_pem: bytes | None = None
     cert_pem: bytes | None = None
@@ -81,106 +122,104 @@ def new_password() -> str:
     return secrets.token_urlsafe(24)
 
 
-def acl_users(acl: Path) -> set[str]:
-    """The service users the ACL names with `user` lines (they are never device ids)."""
-    try:
-        text = acl.read_text()
-    except OSError as exc:
-        raise ProvisionError(
-            f"读不到 ACL cannot read the ACL {acl} ({exc.strerror}); install "
-            "deploy/mosquitto/acl there or pass --acl"
-        ) from None
-    return {m.group(1) for line in text.splitlines() if (m := _ACL_USER_RE.match(line))}
-
-
-def _share_with_broker(path: Path) -> None:
-    """Mosquitto reads the password file and its key after dropping root: give it group read."""
+def _chown_broker(path: Path, mode: int) -> None:
+    """Mosquitto reads (and the plugin rewrites) these files after dropping root."""
     if os.geteuid() != 0:
         return
     try:
         gid = grp.getgrnam(BROKER_GROUP).gr_gid
+        uid = pwd.getpwnam(BROKER_USER).pw_uid if mode == 0o600 else 0
     except KeyError:
         return
-    os.chown(path, 0, gid)
-    os.chmod(path, 0o640)
+    os.chown(path, uid, gid)
+    os.chmod(path, mode)
+
+
+def _share_with_broker(path: Path) -> None:
+    _chown_broker(path, 0o640)
 
 
 @contextmanager
 def _locked(files: BrokerFiles) -> Iterator[None]:
-    """One provisioning run at a time: mosquitto_passwd rewrites the whole file."""
+    """One provisioning run at a time."""
     files.broker_dir.mkdir(parents=True, exist_ok=True)
     with (files.broker_dir / ".provision.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
 
-def _mosquitto_passwd() -> str:
-    binary = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-    if not Path(binary).exists():
-        raise ProvisionError("找不到 mosquitto_passwd not found; apt-get install mosquitto")
-    return binary
+def init_broker(files: BrokerFiles) -> bool:
+    """Write the plugin's first config (roles, devices group, admin) unless it exists.
 
-
-def set_password(files: BrokerFiles, username: str, password: str) -> None:
-    """Add or replace a user in the password file (hashed by mosquitto_passwd, PBKDF2-SHA512)."""
-    if not files.passwd.exists():
-        write_private(files.passwd, b"")
-    # The password goes through stdin, twice (it asks to re-enter), never on the command line
-    # where `ps` would show it.
-    proc = subprocess.run(
-        [_mosquitto_passwd(), str(files.passwd), username],
-        input=f"{password}\n{password}\n".encode(),
-        capture_output=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise ProvisionError(
-            f"mosquitto_passwd failed for {username}: {proc.stderr.decode(errors='replace')}"
-        )
-    _share_with_broker(files.passwd)
-
-
-def password_users(files: BrokerFiles) -> set[str]:
-    if not files.passwd.exists():
-        return set()
-    lines = files.passwd.read_text().splitlines()
-    return {line.split(":", 1)[0] for line in lines if ":" in line}
-
-
-def remove_password(files: BrokerFiles, username: str) -> bool:
-    """Delete a user from the password file; False when it was not there."""
-    if username not in password_users(files):
+    The plugin reads this file only when the broker starts; afterwards every change goes
+    through $CONTROL (`Control`), and the plugin saves the file itself. True when written.
+    """
+    if files.dynsec_file.exists():
+        if not files.admin_secret.exists():
+            raise ProvisionError(
+                f"缺少管理员密码 {files.admin_secret} is missing but {files.dynsec_file} exists; "
+                "restore it from backup, or stop mosquitto, move the plugin file away and run "
+                "--ca-init again (every device must then be provisioned again)"
+            )
         return False
-    proc = subprocess.run(
-        [_mosquitto_passwd(), "-D", str(files.passwd), username],
-        capture_output=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise ProvisionError(
-            f"mosquitto_passwd -D failed for {username}: {proc.stderr.decode(errors='replace')}"
-        )
+    password = new_password()
+    config = initial_config(files.roles, password)
+    write_private(files.admin_secret, password.encode())
+    write_private(files.dynsec_file, json.dumps(config, indent=2).encode())
+    _chown_broker(files.dynsec_file, 0o600)
+    share = files.broker_dir / SHARE_GROUP_FILE
+    if not share.exists():
+        # Ingest's shared-subscription group: unguessable, so no client can aim at it.
+        write_private(share, f"ingest-{secrets.token_hex(12)}".encode())
     return True
+
+
+def share_group(files: BrokerFiles) -> str:
+    """The ingest workers' shared-subscription group written by init_broker."""
+    try:
+        return (files.broker_dir / SHARE_GROUP_FILE).read_text().strip()
+    except OSError:
+        raise ProvisionError(
+            f"没有共享组 no {files.broker_dir / SHARE_GROUP_FILE}; run "
+            "`warmcard provision --ca-init` first"
+        ) from None
+
+
+@contextmanager
+def _control(files: BrokerFiles, broker: BrokerAddress) -> Iterator[Control]:
+    try:
+        password = files.admin_secret.read_text().strip()
+    except OSError:
+        raise ProvisionError(
+            f"读不到 cannot read {files.admin_secret}; run `warmcard provision --ca-init` "
+            "first, as root"
+        ) from None
+    try:
+        control = Control(broker.host, broker.service_port, password)
+    except DynsecError as exc:
+        raise ProvisionError(str(exc)) from None
+    try:
+        yield control
+    except DynsecError as exc:
+        raise ProvisionError(str(exc)) from None
+    finally:
+        control.close()
 
 
 def mqtt_toml(
     *,
     username: str,
-    password: str,
+    password: str | None,
     host: str,
     port: int,
     tls: bool,
     kiosk_dir: Path,
 ) -> str:
     """The [mqtt] section (warmcard.settings.MqttSettings) for the device's or service's TOML."""
-    lines = [
-        "[mqtt]",
-        f'host = "{host}"',
-        f"port = {port}",
-        f'username = "{username}"',
-        f'password = "{password}"',
-        f"tls = {'true' if tls else 'false'}",
-    ]
+    lines = ["[mqtt]", f'host = "{host}"', f"port = {port}", f'username = "{username}"']
+    if password is not None:
+        lines.append(f'password = "{password}"')
+    lines.append(f"tls = {'true' if tls else 'false'}")
     if tls:
         lines += [
             f'ca_file = "{kiosk_dir / "ca.crt"}"',
@@ -196,10 +235,11 @@ def _check_device_id(files: BrokerFiles, device_id: str) -> None:
             f"设备编号无效 invalid device id {device_id!r}: 2-63 of [a-z0-9-], "
             "starting with a letter or digit"
         )
-    if device_id in acl_users(files.acl):
-        # A device with a service's name would get that service's ACL (e.g. read every event).
+    if files.roles.reserved(device_id):
+        # A device with a service's name would be that service (e.g. read every event).
         raise ProvisionError(
-            f"保留名称 {device_id!r} is a service user in {files.acl}; choose another device id"
+            f"保留名称 {device_id!r} is a service or reserved name in {files.roles_path}; "
+            "choose another device id"
         )
 
 
@@ -210,23 +250,40 @@ def provision_device(
     host: str,
     port: int = DEVICE_PORT,
     kiosk_dir: Path = DEFAULT_KIOSK_DIR,
+    broker: BrokerAddress | None = None,
 ) -> Credentials:
-    """Give a kiosk a fresh password and client certificate (replacing any earlier ones)."""
+    """Give a kiosk a client certificate (CN = device id) and its own role on the broker.
+
+    The device listener takes the username from the certificate (use_identity_as_username):
+    the certificate is the device's credential, and the plugin decides what it may do.
+    """
     _check_device_id(files, device_id)
-    password = new_password()
-    with _locked(files):
+    with _locked(files), _control(files, broker or BrokerAddress()) as control:
         issued = issue_device_cert(files.ca, device_id)
-        set_password(files, device_id, password)
-        # The cloud keeps the certificate (for audit), never the device's key.
+        control.run(
+            {"command": "createRole", **device_role(device_id)},
+            tolerate=("Role already exists",),
+        )
+        # A client without a password: it cannot log in on the loopback listener at all.
+        control.run(
+            {
+                "command": "createClient",
+                "username": device_id,
+                "roles": [{"rolename": device_role_name(device_id)}],
+                "groups": [{"groupname": DEVICE_GROUP}],
+            },
+            tolerate=("Client already exists",),
+        )
+        # The cloud keeps the certificate (for audit and revocation), never the device's key.
         record = files.broker_dir / "devices" / f"{device_id}.crt"
         record.parent.mkdir(exist_ok=True)
         record.write_bytes(issued.cert_pem)
     return Credentials(
         username=device_id,
-        password=password,
+        password=None,
         mqtt_toml=mqtt_toml(
             username=device_id,
-            password=password,
+            password=None,
             host=host,
             port=port,
             tls=True,
@@ -239,32 +296,94 @@ def provision_device(
 
 
 def provision_service(
-    files: BrokerFiles, username: str, *, host: str = "127.0.0.1", port: int = SERVICE_PORT
+    files: BrokerFiles,
+    username: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = SERVICE_PORT,
+    broker: BrokerAddress | None = None,
 ) -> Credentials:
-    """Give a cloud service (ingest-N, downlink, monitor) a fresh password for the loopback port."""
-    users = acl_users(files.acl)
-    if username not in users:
+    """Give a cloud service (ingest-N, downlink, operator, monitor) a fresh password."""
+    role = files.roles.service_role(username)
+    if role is None:
         raise ProvisionError(
-            f"未知服务 {username!r} has no `user` block in {files.acl} "
-            f"(known: {', '.join(sorted(users))}); add one there first"
+            f"未知服务 {username!r} matches no service in {files.roles_path} "
+            f"(known: {', '.join(sorted(files.roles.services))}); add it there first"
         )
     password = new_password()
-    with _locked(files):
-        set_password(files, username, password)
+    with _locked(files), _control(files, broker or BrokerAddress()) as control:
+        control.run(
+            {
+                "command": "createClient",
+                "username": username,
+                "password": password,
+                "roles": [{"rolename": role}],
+            },
+            tolerate=("Client already exists",),
+        )
+        # Rotating: the same client, a new password, its role as the file says now.
+        control.run(
+            {"command": "setClientPassword", "username": username, "password": password},
+            {"command": "modifyClient", "username": username, "roles": [{"rolename": role}]},
+        )
     toml = mqtt_toml(
         username=username, password=password, host=host, port=port, tls=False, kiosk_dir=Path()
     )
+    if role == "ingest":
+        toml = f'share_group = "{share_group(files)}"\n\n' + toml
     return Credentials(username=username, password=password, mqtt_toml=toml)
 
 
-def revoke(files: BrokerFiles, username: str) -> bool:
-    """Remove a user's password; effective for new connections after the broker reloads."""
-    with _locked(files):
-        removed = remove_password(files, username)
+def _wipe_session(files: BrokerFiles, device_id: str, broker: BrokerAddress) -> None:
+    """End a device's persistent session (and any subscription it holds).
+
+    The device listener takes the client id from the certificate, so only a certificate with
+    the device's CN reaches its session: a throwaway one is minted here, used once with a clean
+    start and a zero session expiry, and deleted.
+    """
+    issued = issue_device_cert(files.ca, device_id)
+    done = threading.Event()
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key = Path(tmp) / "c.crt", Path(tmp) / "c.key"
+        cert.write_bytes(issued.cert_pem)
+        write_private(key, issued.key_pem)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        client.tls_set(ca_certs=str(files.ca.ca_cert), certfile=str(cert), keyfile=str(key))
+        client.tls_insecure_set(True)  # our CA is checked; the name is whatever --server-name was
+        client.on_connect = lambda *_a: done.set()
+        try:
+            client.connect(broker.host, broker.device_port, clean_start=True)
+        except OSError as exc:
+            raise ProvisionError(
+                f"会话未清除 could not end {device_id}'s session on port {broker.device_port} "
+                f"({exc}); it expires by itself (persistent_client_expiration)"
+            ) from None
+        client.loop_start()
+        done.wait(5)
+        client.disconnect()
+        client.loop_stop()
+
+
+def revoke(files: BrokerFiles, username: str, broker: BrokerAddress | None = None) -> bool:
+    """Take a user off the broker at once: its client and role go, a live connection is
+    dropped, and a device's session ends. False when the broker did not know the user."""
+    broker = broker or BrokerAddress()
+    device = not files.roles.reserved(username)
+    with _locked(files), _control(files, broker) as control:
+        answers = control.run(
+            {"command": "deleteClient", "username": username}, tolerate=("Client not found",)
+        )
+        if device:
+            control.run(
+                {"command": "deleteRole", "rolename": device_role_name(username)},
+                tolerate=("Role not found",),
+            )
         record = files.broker_dir / "devices" / f"{username}.crt"
         if record.exists():
             record.rename(record.with_suffix(".crt.revoked"))
-    return removed
+    if device:
+        _wipe_session(files, username, broker)
+    return not any(a.get("error") for a in answers)
 
 
 def write_bundle(creds: Credentials, out: Path) -> None:
@@ -282,27 +401,37 @@ def write_bundle(creds: Credentials, out: Path) -> None:
 def provision_command(
     name: Annotated[
         str | None,
-        typer.Argument(help="设备编号 device id (= MQTT username), or a service with --service."),
+        typer.Argument(help="设备编号 device id (= certificate CN), or a service with --service."),
     ] = None,
     ca_init: Annotated[
-        bool, typer.Option("--ca-init", help="Create the device CA (once), (re)issue broker cert.")
+        bool,
+        typer.Option(
+            "--ca-init", help="Create the device CA and the plugin's config (once); broker cert."
+        ),
     ] = False,
     server_name: Annotated[
         list[str] | None,
         typer.Option("--server-name", help="Broker DNS name or IP for its cert; repeatable."),
     ] = None,
     revoke_: Annotated[
-        bool, typer.Option("--revoke", help="Remove the user's credentials.")
+        bool, typer.Option("--revoke", help="Take the user off the broker now.")
     ] = False,
     service: Annotated[
-        bool, typer.Option("--service", help="A cloud service user named in the ACL (no cert).")
+        bool, typer.Option("--service", help="A cloud service user (password, loopback).")
     ] = False,
-    broker_dir: Annotated[
-        Path, typer.Option(help="Password file, CA, certs.")
-    ] = DEFAULT_BROKER_DIR,
-    acl: Annotated[
-        Path | None, typer.Option(help="Installed ACL (default: BROKER_DIR/acl).")
+    broker_dir: Annotated[Path, typer.Option(help="CA, certs, admin secret.")] = DEFAULT_BROKER_DIR,
+    roles: Annotated[
+        Path | None, typer.Option(help="Service roles (default: BROKER_DIR/dynsec-roles.json).")
     ] = None,
+    dynsec_file: Annotated[
+        Path, typer.Option(help="The plugin's config (plugin_opt_config_file).")
+    ] = DEFAULT_DYNSEC_FILE,
+    broker_port: Annotated[
+        int, typer.Option(help="The broker's loopback listener, for $CONTROL.")
+    ] = SERVICE_PORT,
+    device_port: Annotated[
+        int, typer.Option(help="The broker's device listener (ends a revoked session).")
+    ] = DEVICE_PORT,
     host: Annotated[str | None, typer.Option(help="Broker address the client uses.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: 8883 devices, 1883 services.")] = None,
     out: Annotated[
@@ -312,8 +441,9 @@ def provision_command(
         Path, typer.Option(help="Bundle's place on the kiosk.")
     ] = DEFAULT_KIOSK_DIR,
 ) -> None:
-    """开通设备 Provision a kiosk (password + client cert) or a service; revoke; make the CA."""
-    files = BrokerFiles.at(broker_dir, acl)
+    """开通设备 Provision a kiosk (client cert + role) or a service; revoke; make the CA."""
+    files = BrokerFiles.at(broker_dir, roles, dynsec_file)
+    broker = BrokerAddress("127.0.0.1", broker_port, device_port)
     try:
         if ca_init:
             made = init_ca(files.ca)
@@ -323,30 +453,36 @@ def provision_command(
             typer.echo(f"{state} device CA {files.ca.ca_cert}")
             serial = f"{issued.serial:x}"
             typer.echo(f"已签发 Issued broker certificate {files.ca.server_cert} (serial {serial})")
+            if init_broker(files):
+                typer.echo(f"已写入 Wrote the security plugin's first config {files.dynsec_file}")
             typer.echo(
                 f"保管好 Keep {files.ca.ca_key} offline-safe: it can mint device certificates."
             )
-            typer.echo(RELOAD_HINT)
+            typer.echo(RESTART_HINT)
             if name is None:
                 return
         if name is None:
             raise ProvisionError("请给出设备编号 give a device id (or --ca-init)")
         if revoke_:
-            if revoke(files, name):
-                typer.echo(f"已吊销 Revoked {name}: its password is gone from {files.passwd}.")
+            if revoke(files, name, broker):
+                typer.echo(f"已吊销 Revoked {name}: disconnected, session ended, no rights left.")
             else:
-                typer.echo(f"无此用户 {name} had no credentials in {files.passwd}; nothing to do.")
-            typer.echo(RELOAD_HINT)
+                typer.echo(f"无此用户 {name} was not known to the broker; nothing to do.")
             return
         if service:
             creds = provision_service(
-                files, name, host=host or "127.0.0.1", port=port or SERVICE_PORT
+                files, name, host=host or "127.0.0.1", port=port or SERVICE_PORT, broker=broker
             )
         else:
             if not host:
                 raise ProvisionError("请给出 --host: the broker address kiosks connect to")
             creds = provision_device(
-                files, name, host=host, port=port or DEVICE_PORT, kiosk_dir=kiosk_dir
+                files,
+                name,
+                host=host,
+                port=port or DEVICE_PORT,
+                kiosk_dir=kiosk_dir,
+                broker=broker,
             )
         bundle = out or Path(f"provision-{name}")
         write_bundle(creds, bundle)
@@ -354,10 +490,10 @@ def provision_command(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     where = "its service's config" if service else f"{kiosk_dir}/ on the kiosk"
-    typer.echo(f"已开通 Provisioned {name}. Bundle: {bundle}/ (copy to {where})")
-    typer.echo("密码只显示这一次 The password is shown only here and in the bundle:\n")
+    typer.echo(f"已开通 Provisioned {name} (in effect now). Bundle: {bundle}/ (copy to {where})")
+    if creds.password is not None:
+        typer.echo("密码只显示这一次 The password is shown only here and in the bundle:\n")
     typer.echo(creds.mqtt_toml)
-    typer.echo(RELOAD_HINT)
 
 
 def register(app: typer.Typer) -> None:

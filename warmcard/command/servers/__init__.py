@@ -132,7 +132,7 @@ class _Server:
         self.stop()
 
 
-# The production broker config and ACL (docs/broker.md), run as they are by `secure_dir` brokers.
+# The production broker config and roles (docs/broker.md), run as they are by `secure_dir` brokers.
 SECURE_CONF_DIR = Path(__file__).resolve().parents[3] / "deploy" / "mosquitto"
 
 
@@ -141,9 +141,10 @@ class Mosquitto(_Server):
     """A Mosquitto broker; `extra_conf` lines are appended to its config.
 
     Without `secure_dir`: the open test config in this folder (anonymous, one plain listener).
-    With `secure_dir` (a broker directory made by `warmcard provision`: passwd, ca.crt,
-    server.crt, server.key): deploy/mosquitto/mosquitto.conf and its ACL, with only the ports,
-    paths and user rewritten; `port` is the loopback service listener, `tls_port` the device one.
+    With `secure_dir` (a broker directory made by `warmcard provision --ca-init`: ca.crt,
+    server.crt, server.key, dynamic-security.json): deploy/mosquitto/mosquitto.conf, with only
+    the ports, paths and user rewritten; `port` is the loopback service listener, `tls_port`
+    the device one.
     """
 
     extra_conf: str = ""
@@ -179,8 +180,9 @@ class Mosquitto(_Server):
             "listener 1883 127.0.0.1": f"listener {self.port} 127.0.0.1",
             "user": f"user {getpass.getuser()}",
             "persistence_location": f"persistence_location {data}/",
-            "acl_file": f"acl_file {SECURE_CONF_DIR / 'acl'}",
-            "password_file": f"password_file {secure_dir / 'passwd'}",
+            "plugin_opt_config_file": (
+                f"plugin_opt_config_file {secure_dir / 'dynamic-security.json'}"
+            ),
             "cafile": f"cafile {secure_dir / 'ca.crt'}",
             "certfile": f"certfile {secure_dir / 'server.crt'}",
             "keyfile": f"keyfile {secure_dir / 'server.key'}",
@@ -206,7 +208,7 @@ class Mosquitto(_Server):
         return all(_wait_tcp(port, deadline) for port in ports)
 
     def reload(self) -> None:
-        """SIGHUP: re-read the password file and ACL (what `systemctl reload mosquitto` does)."""
+        """SIGHUP: re-read the config and reload certificates (`systemctl reload mosquitto`)."""
         if self.proc is None or self.proc.poll() is not None:
             raise ServerError("mosquitto is not running; nothing to reload")
         os.kill(self.proc.pid, signal.SIGHUP)
