@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
@@ -65,7 +66,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def open_site(
-    browser: Browser, tmp_path: Path, clips: Path, mode: Mode, **settings: object
+    browser: Browser, tmp_path: Path, clips: Path, mode: Mode, **settings: Any
 ) -> Iterator[Site]:
     screen = ScreenFeedback(port=0, site="喜洲幸福小院", hold=dict.fromkeys(Outcome, 60.0)).start()
     player, played = fake_player(tmp_path, play_s=0.05)

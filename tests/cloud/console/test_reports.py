@@ -174,7 +174,14 @@ def test_report_api_downloads_and_area_access(month, tmp_path):
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert rows[0][0] == "日期 Date"
     first = rows[1]
-    assert first[:3] == ["2026-11-01", a, "'" + EVIL] and first[3:] == ["2", "0", "2", "2", "4", "1"]
+    assert first[:3] == ["2026-11-01", a, "'" + EVIL] and first[3:] == [
+        "2",
+        "0",
+        "2",
+        "2",
+        "4",
+        "1",
+    ]
     assert not any(cell.startswith("=") for row in rows for cell in row)
     summary = {row[0]: row[-1] for row in rows if row[0] and not row[0][0].isdigit()}
     assert summary["用餐长者(去重) Distinct elders served"] == "4"
