@@ -147,20 +147,17 @@ def monthly_report(
                 if period in PERIODS and n:
                     key = (s.tags["site"], _local_day(int(ts), tz))
                     report.meals.setdefault(key, dict.fromkeys(PERIODS, 0))[period] += int(n)
-        for s in storage.query(
-            f'SELECT count("seq") FROM {taps} WHERE "kind" = \'meal\' AND "manual" = true '
-            f'AND {where} GROUP BY time(1d), "site" {group}'
+        for target, select, condition in (
+            (report.manual, 'count("seq")', '"kind" = \'meal\' AND "manual" = true'),
+            (report.attendance, 'count(distinct("person_id"))', "\"kind\" = 'check_in'"),
         ):
-            for ts, n in s.values:
-                if n:
-                    report.manual[(s.tags["site"], _local_day(int(ts), tz))] = int(n)
-        for s in storage.query(
-            f'SELECT count(distinct("person_id")) FROM {taps} '
-            f'WHERE "kind" = \'check_in\' AND {where} GROUP BY time(1d), "site" {group}'
-        ):
-            for ts, n in s.values:
-                if n:
-                    report.attendance[(s.tags["site"], _local_day(int(ts), tz))] = int(n)
+            for s in storage.query(
+                f"SELECT {select} FROM {taps} WHERE {condition} AND {where} "
+                f'GROUP BY time(1d), "site" {group}'
+            ):
+                for ts, n in s.values:
+                    if n:
+                        target[(s.tags["site"], _local_day(int(ts), tz))] = int(n)
         # The people themselves, not a count per zone: one person may eat in two zones' sites.
         for s in storage.query(
             f'SELECT distinct("person_id") FROM {taps} WHERE "kind" = \'meal\' AND {where}'

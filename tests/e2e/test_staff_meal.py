@@ -22,7 +22,13 @@ from kiosk.feedback import LogFeedback, MultiFeedback
 from kiosk.runtime import Kiosk
 from kiosk.screen import ScreenFeedback
 from tests.support.console import add_user, logged_in, place_sites
-from tests.support.ingest import TZ, import_registry_csv, wait_for, write_registry
+from tests.support.ingest import (
+    TZ,
+    import_registry_csv,
+    local_ingest,
+    wait_for,
+    write_registry,
+)
 from warmcard.command.servers import InfluxD, Ingest, Mosquitto
 from warmcard.contract import Kind, Role
 from warmcard.settings import MqttSettings
@@ -45,17 +51,15 @@ def canteen(
     console = tmp_path / "console.sqlite3"
     place_sites(console, {ids["site_a"]: "dali/dali-city/xizhou"})
     add_user(console, "head.xizhou", ConsoleRole.ADMIN, "dali/dali-city/xizhou")
-    ingest = Ingest(
-        tmp_path / "ingest",
-        broker=mosquitto,
-        influx=influxd,
-        database=influx_db,
-        client_id=f"ingest-{topic_prefix}",
-        registry_path=tmp_path / "registry.sqlite3",
-        console_db=console,
-        extra_toml="batch_ms = 50",
-    )
-    ingest.start(timeout=60)
+    with local_ingest(
+        tmp_path, mosquitto, influxd, influx_db, topic_prefix, console_db=console
+    ) as ingest:
+        yield from _kiosk(tmp_path, mosquitto, ingest, ids)
+
+
+def _kiosk(
+    tmp_path: Path, mosquitto: Mosquitto, ingest: Ingest, ids: dict[str, str]
+) -> Iterator[tuple[Kiosk, ScreenFeedback, Ingest, dict[str, str]]]:
     screen = ScreenFeedback(port=0).start()
     kiosk = Kiosk(
         GatewaySettings(
@@ -79,7 +83,6 @@ def canteen(
     finally:
         kiosk.stop()
         screen.stop()
-        ingest.stop()
 
 
 def test_staff_card_touch_list_meal_counted_as_manual_in_the_report(

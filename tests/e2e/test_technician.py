@@ -6,7 +6,6 @@ Every check passes."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from firmware_gateway.pn532.emulator import PN532Emulator
 from kiosk.doctor_checks import KIOSK_CHECKS
 from kiosk.gpio_feedback import PATTERNS
 from tests.support.fakeroot import install, make_root
-from tests.support.ingest import write_registry
+from tests.support.ingest import local_ingest, password_file, write_registry
 from warmcard.command.servers import InfluxD, Ingest, Mosquitto, free_port
 
 ASOUNDRC = """pcm.warmcard_speaker {{
@@ -39,13 +38,7 @@ def broker(tmp_path: Path, topic_prefix: str) -> Iterator[Mosquitto]:
     connects anonymously here."""
     run_dir = tmp_path / "broker"
     run_dir.mkdir()
-    passwords = run_dir / "passwords"
-    subprocess.run(
-        ["mosquitto_passwd", "-c", "-b", str(passwords), f"{topic_prefix}-canteen-a", "pw-0123"],
-        check=True,
-        capture_output=True,
-    )
-    passwords.chmod(0o600)
+    passwords = password_file(run_dir, f"{topic_prefix}-canteen-a", "pw-0123")
     extra = f"allow_anonymous true\npassword_file {passwords}\n"
     with Mosquitto(run_dir, extra_conf=extra) as server:
         yield server
@@ -56,20 +49,8 @@ def ingest(
     tmp_path: Path, broker: Mosquitto, influxd: InfluxD, influx_db: str, topic_prefix: str
 ) -> Iterator[tuple[Ingest, dict[str, str]]]:
     ids = write_registry(tmp_path, topic_prefix)
-    server = Ingest(
-        tmp_path / "ingest",
-        broker=broker,
-        influx=influxd,
-        database=influx_db,
-        client_id=f"ingest-{topic_prefix}",
-        registry_path=tmp_path / "registry.sqlite3",
-        extra_toml="batch_ms = 50",
-    )
-    server.start(timeout=60)
-    try:
+    with local_ingest(tmp_path, broker, influxd, influx_db, topic_prefix) as server:
         yield server, ids
-    finally:
-        server.stop()
 
 
 def test_installer_then_doctor_all_pass(

@@ -32,7 +32,7 @@ from firmware_gateway.pins import PinPlayer
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from kiosk.gpio_feedback import PATTERNS
-from tests.support.ingest import Publisher
+from tests.support.ingest import Publisher, password_file
 from warmcard.command.servers import Mosquitto, free_port
 from warmcard.contract import (
     DeviceConfig,
@@ -234,13 +234,7 @@ def test_broker_reachable_passes(tmp_path: Path, mosquitto: Mosquitto) -> None:
 def locked_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     """A broker that knows one kiosk account and refuses everyone else."""
     run_dir = tmp_path_factory.mktemp("locked-broker")
-    passwords = run_dir / "passwords"
-    subprocess.run(
-        ["mosquitto_passwd", "-c", "-b", str(passwords), "dali-doctor-01", "right-password"],
-        check=True,
-        capture_output=True,
-    )
-    passwords.chmod(0o600)
+    passwords = password_file(run_dir, "dali-doctor-01", "right-password")
     extra = f"allow_anonymous false\npassword_file {passwords}\n"
     with Mosquitto(run_dir, extra_conf=extra) as broker:
         yield broker
