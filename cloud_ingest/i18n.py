@@ -201,6 +201,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "month": ("月份", "Month"),
     "show": ("查看", "Show"),
     "meals_served": ("用餐合计", "Meals served"),
+    "meals_by_hand": ("其中补录", "Of which by hand"),
     "elders_served": ("用餐长者（去重）", "Distinct elders served"),
     "visits_made": ("探访次数", "Visits made"),
     "not_available": ("未提供", "Not available"),

@@ -113,6 +113,8 @@ class Outbox:
         meal_period: MealPeriod | None = None,
         auto: bool = False,
         clock_synced: bool = True,
+        manual: bool = False,
+        witness_card: str | None = None,
     ) -> TapEvent:
         """Commit one tap and return it; raises OutboxFull or OutboxError, never half-records."""
         self._check_disk()
@@ -137,6 +139,8 @@ class Outbox:
                         person_id=person_id,
                         auto=auto,
                         clock_synced=clock_synced,
+                        manual=manual,
+                        witness_card=witness_card,
                     )
                     self._db.execute(
                         "INSERT INTO events (seq, ts_us, payload, status) VALUES (?, ?, ?, ?)",

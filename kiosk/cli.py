@@ -80,12 +80,21 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--player", help="Player command, as in voice_player.")
         ] = "aplay -q",
     ) -> None:
-        """Play every prompt once, in turn, naming each: to check the speaker and volume."""
+        """Play every prompt once, in turn, naming each: to check the speaker and volume.
+
+        Exits 1 when any prompt is missing or did not play (no sound card, wrong -D device)."""
         import shlex
 
         from kiosk.voice import play_each
 
-        play_each(clip_dir, shlex.split(player), typer.echo)
+        failed = play_each(clip_dir, shlex.split(player), typer.echo)
+        if failed:
+            typer.echo(
+                f"错误 error: {len(failed)} 条提示没有播出 prompt(s) did not play: "
+                + "; ".join(failed),
+                err=True,
+            )
+            raise typer.Exit(1)
 
     @app.command("simulate")
     def simulate(

@@ -45,6 +45,11 @@ PATTERNS: Mapping[Outcome, Pattern] = MappingProxyType(
             "红灯慢闪，三声慢鸣 · red slow blink, slow repeated beep",
             (Step(0.3, **_RB), Step(0.4)) * 3,
         ),
+        Outcome.STAFF: Pattern(
+            "工作人员卡 Staff card",
+            "绿灯长亮 1 秒，两声短鸣 · green 1 s, two short beeps",
+            (Step(0.08, **_GB), Step(0.08, **_G), Step(0.08, **_GB), Step(0.76, **_G)),
+        ),
     }
 )
 

@@ -10,6 +10,11 @@ Until a DeviceConfig is known (cloud's retained config, the cached copy, or
 kiosk cannot know whether a tap is a check-in or a meal, and an event with a guessed kind would
 be counted wrongly. The refused tap is logged with its UID, and the visible fault tells staff
 the kiosk is not in service. The cached config makes this a first-installation state only.
+
+A staff card at a canteen opens a staff session (`STAFF_SESSION_S`): the screen lists today's
+elders (`meal_list`) and one touch records a meal by hand (`record_manual`), committed like a
+tap, marked manual, with the staff card as witness. The session serves one meal; any other tap
+ends it, so an elder at the kiosk never finds a list someone left open.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from firmware_gateway.clock import Clock, SystemClock
 from firmware_gateway.errors import GatewayError, OutboxError, OutboxFull
@@ -31,15 +37,36 @@ from kiosk.feedback import Feedback, show_decision
 from kiosk.policy import (
     MSG_DISK_FULL,
     MSG_FAULT,
+    MSG_NO_STAFF_CARD,
     MSG_NOT_CONFIGURED,
     MSG_READER_FAULT,
     Decision,
     Outcome,
     Policy,
 )
-from warmcard.contract import DeviceConfig, ReaderState, Roster
+from warmcard.contract import DeviceConfig, ReaderState, Roster, RosterEntry
 
 log = logging.getLogger("warmcard.gateway")
+
+# How long a staff card's list stays open for one touch (the screen holds it as long).
+STAFF_SESSION_S = 60.0
+
+
+@dataclass(frozen=True)
+class StaffSession:
+    """A staff card was tapped: one meal may be recorded by hand until `until` (monotonic s)."""
+
+    witness: RosterEntry
+    until: float
+
+
+@dataclass(frozen=True)
+class ListedElder:
+    """One line of the staff's list: who, and whether this meal period is already served."""
+
+    person_id: str
+    name: str
+    served: bool
 
 
 class Kiosk:
@@ -96,6 +123,7 @@ class Kiosk:
         self._threads: list[threading.Thread] = []
         self._liveness: dict[str, float] = {}
         self._policy: Policy | None = None
+        self._staff: StaffSession | None = None
         self.unconfigured_taps = 0
         config = self.cache.config or settings.initial_config
         if config is not None:
@@ -172,6 +200,62 @@ class Kiosk:
                 decision = Decision(card_uid, None, Outcome.FAULT, MSG_NOT_CONFIGURED)
             else:
                 decision = self._commit(policy, policy.decide(card_uid, self.clock.now_us()))
+            self._staff = None  # any tap ends an open list; a staff card opens a new one
+            if decision.outcome is Outcome.STAFF:
+                witness = self.cache.lookup(card_uid)
+                assert witness is not None  # the policy found it on the roster
+                self._staff = StaffSession(witness, self.clock.monotonic() + STAFF_SESSION_S)
+                log.info("%s: staff card %s opened the meal list", self.device_id, card_uid)
+        self._show(decision)
+        return decision
+
+    # ------------------------------------------------------------------ meals by hand
+
+    def staff_session(self) -> StaffSession | None:
+        """The open staff session, if a staff card was tapped and it has not expired."""
+        with self._lock:
+            session = self._staff
+            if session is not None and self.clock.monotonic() >= session.until:
+                self._staff = None
+                return None
+            return session
+
+    def meal_list(self) -> list[ListedElder] | None:
+        """Today's elders for the staff's list; None when no staff session is open."""
+        with self._lock:
+            policy, roster = self._policy, self.cache.roster
+            if self.staff_session() is None or policy is None:
+                return None
+            entries = roster.entries if roster is not None else []
+            listed = policy.meal_list(entries, self.clock.now_us())
+        return [ListedElder(e.person_id, e.display_name, served) for e, served in listed]
+
+    def close_staff_session(self) -> None:
+        with self._lock:
+            self._staff = None
+
+    def record_manual(self, person_id: str) -> Decision:
+        """Record, in the open staff session, a meal by hand for this elder; then answer it."""
+        with self._lock:
+            policy, session = self._policy, self.staff_session()
+            if policy is None or session is None:
+                decision = Decision("", None, Outcome.FAULT, MSG_NO_STAFF_CARD)
+            else:
+                roster = self.cache.roster
+                elder = next(
+                    (e for e in (roster.entries if roster else []) if e.person_id == person_id),
+                    None,
+                )
+                manual = policy.decide_manual(elder, session.witness, self.clock.now_us())
+                decision = self._commit(policy, manual)
+                self._staff = None  # one touch, one meal
+                log.info(
+                    "%s: meal by hand for %s, witness %s: %s",
+                    self.device_id,
+                    person_id,
+                    session.witness.card_uid,
+                    decision.outcome.value,
+                )
         self._show(decision)
         return decision
 
@@ -187,6 +271,8 @@ class Kiosk:
                 meal_period=decision.meal_period,
                 auto=decision.auto,
                 clock_synced=self.clock.synced(),
+                manual=decision.manual,
+                witness_card=decision.witness_card,
             )
         except OutboxFull as exc:
             log.error("%s: tap of %s NOT recorded: %s", self.device_id, decision.card_uid, exc)

@@ -5,6 +5,12 @@
 page (kiosk/static/) needs no build step and no network: it opens an EventSource on /events and
 renders `tap` and `status` events. stdlib rather than FastAPI/uvicorn: one client, three small
 files and an event stream do not justify ~20 MB more RSS inside the kiosk's 60 MB budget.
+
+When a staff card opens the list of today's elders (outcome `staff`), the page reads it from
+`GET /staff/list` and records a meal by hand with `POST /staff/meal`, both answered by the
+`StaffDesk` passed in (the running kiosk). Both need the header `X-Warmcard-Token` with the token
+the page received in its event stream: a web page from elsewhere cannot read that stream, and
+the custom header makes its browser ask first (CORS), which this server never allows.
 """
 
 from __future__ import annotations
@@ -15,14 +21,16 @@ import json
 import logging
 import queue
 import re
+import secrets
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from kiosk.errors import ScreenError
-from kiosk.policy import Outcome
+from kiosk.policy import Decision, Outcome
 from warmcard.contract import Kind, Mode
 from warmcard.localtime import DEFAULT_TZ
 
@@ -39,6 +47,7 @@ HEADLINES: dict[Outcome, tuple[str, str]] = {
     Outcome.UNKNOWN: ("未登记的卡 请找工作人员", "Card not registered, please see staff"),
     Outcome.MEAL_REPEAT: ("本餐已领", "Meal already served"),
     Outcome.FAULT: ("暂停服务 请找工作人员", "Out of service"),
+    Outcome.STAFF: ("补录用餐 请选择老人", "Record a meal by hand: choose the elder"),
 }
 # Seconds a tap stays on screen before the idle page returns: warnings stay longer so staff,
 # called over by the elder, still see them.
@@ -48,6 +57,7 @@ HOLD_S: dict[Outcome, float] = {
     Outcome.UNKNOWN: 6.0,
     Outcome.MEAL_REPEAT: 6.0,
     Outcome.FAULT: 8.0,
+    Outcome.STAFF: 60.0,  # the list stays open this long (the kiosk's staff session as well)
 }
 TODAY_LABELS: dict[Mode | None, tuple[str, str]] = {
     Mode.ENTRANCE: ("今日签到", "check-ins today"),
@@ -65,6 +75,27 @@ _STATIC = {
 _MAX_CLIENTS = 8  # Chromium plus a technician's curl or two; bounds the server's threads
 _QUEUE = 64  # events queued per client; a client that falls this far behind is dropped
 _PING_S = 15.0  # an SSE comment this often finds a dead client and keeps proxies quiet
+_MAX_BODY = 1024  # a person id in JSON; anything longer is not from the page
+TOKEN_HEADER = "X-Warmcard-Token"
+
+
+class ListedPerson(Protocol):
+    @property
+    def person_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def served(self) -> bool: ...
+
+
+class StaffDesk(Protocol):
+    """What the page needs to record a meal by hand; `kiosk.runtime.Kiosk` is one."""
+
+    def meal_list(self) -> Sequence[ListedPerson] | None: ...
+
+    def record_manual(self, person_id: str) -> Decision: ...
+
+    def close_staff_session(self) -> None: ...
 
 
 def split_bilingual(message: str) -> tuple[str, str]:
@@ -151,6 +182,10 @@ class _Hub:
         self._clients: list[queue.Queue[bytes | None]] = []
         self._ids = itertools.count(1)
         self.status = status
+        self.token = secrets.token_urlsafe(18)  # only the stream's readers learn it
+
+    def status_frame(self, event_id: int) -> bytes:
+        return self.frame("status", {**self.status.to_json(), "token": self.token}, event_id)
 
     @staticmethod
     def frame(event: str, data: dict[str, Any], event_id: int) -> bytes:
@@ -163,7 +198,7 @@ class _Hub:
                 return None
             client: queue.Queue[bytes | None] = queue.Queue(_QUEUE)
             # The status first, so a page (re)connecting shows the right banner at once.
-            client.put_nowait(self.frame("status", self.status.to_json(), next(self._ids)))
+            client.put_nowait(self.status_frame(next(self._ids)))
             self._clients.append(client)
             return client
 
@@ -206,8 +241,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True  # an SSE stream never ends on its own; don't wait for it on exit
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], hub: _Hub) -> None:
+    def __init__(self, address: tuple[str, int], hub: _Hub, desk: StaffDesk | None) -> None:
         self.hub = hub
+        self.desk = desk
         self.files = _load_static()
         self.closing = threading.Event()
         super().__init__(address, _Handler)
@@ -246,13 +282,74 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/events" and self.command == "GET":
             self._stream()
         elif path == "/status.json":
-            body = json.dumps(self.server.hub.status.to_json(), ensure_ascii=False).encode()
-            self._send(200, body, "application/json")
+            status = {**self.server.hub.status.to_json(), "clients": self.server.hub.clients}
+            self._send(200, json.dumps(status, ensure_ascii=False).encode(), "application/json")
+        elif path == "/staff/list" and self._staff_ok():
+            assert self.server.desk is not None
+            listed = self.server.desk.meal_list()
+            if listed is None:
+                self._json(409, {"error": "请先刷工作人员卡 Tap a staff card first"})
+            else:
+                people = [
+                    {"person_id": p.person_id, "name": p.name, "served": p.served} for p in listed
+                ]
+                self._json(200, {"people": people})
         elif path in self.server.files:
             body, ctype = self.server.files[path]
             self._send(200, body, ctype)
         else:
             self._send(404, "未找到 Not found\n".encode())
+
+    def _json(self, code: int, data: dict[str, Any]) -> None:
+        body = json.dumps(data, ensure_ascii=False).encode()
+        self._send(code, body, "application/json; charset=utf-8")
+
+    def _staff_ok(self) -> bool:
+        """The staff endpoints answer only the page itself; False: an error was sent."""
+        origin = self.headers.get("Origin")
+        if origin is not None:
+            host = origin.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]").lower()
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                self._send(403, "本机页面才可以 Only the kiosk's own page\n".encode())
+                return False
+        if self.server.desk is None:
+            self._send(404, "未找到 Not found\n".encode())
+            return False
+        given = self.headers.get(TOKEN_HEADER) or ""
+        if not secrets.compare_digest(given.encode(), self.server.hub.token.encode()):
+            self._send(403, "页面已过期，请刷新 Stale page: reload it\n".encode())
+            return False
+        return True
+
+    def do_POST(self) -> None:
+        if not self._host_ok():
+            self._send(421, "本机访问 Local access only\n".encode())
+            return
+        path = self.path.split("?", 1)[0]
+        if path not in ("/staff/meal", "/staff/cancel"):
+            self._send(404, "未找到 Not found\n".encode())
+            return
+        if not self._staff_ok():
+            return
+        assert self.server.desk is not None
+        if path == "/staff/cancel":
+            self.server.desk.close_staff_session()
+            self._json(200, {"closed": True})
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or "0")
+            if not 0 < length <= _MAX_BODY:
+                raise ValueError(f"body of {length} bytes")
+            data = json.loads(self.rfile.read(length))
+            person_id = data["person_id"]
+            if not isinstance(person_id, str):
+                raise ValueError("person_id is not a string")
+        except (ValueError, KeyError, TypeError) as exc:
+            self._json(400, {"error": f"请求无效 Bad request: {exc}"})
+            return
+        decision = self.server.desk.record_manual(person_id)
+        code = 200 if decision.kind is not None else 409
+        self._json(code, {"outcome": decision.outcome.value, "message": decision.message})
 
     def _stream(self) -> None:
         client = self.server.hub.subscribe()
@@ -298,8 +395,10 @@ class ScreenFeedback:
         tz: str = DEFAULT_TZ,
         hold: dict[Outcome, float] | None = None,
         lost_after_s: float = 5.0,
+        desk: StaffDesk | None = None,
     ) -> None:
         self.host = host
+        self.desk = desk
         self.requested_port = port
         self.hold = {**HOLD_S, **(hold or {})}
         self._hub = _Hub(ScreenStatus(site=site, tz=tz, lost_after_s=lost_after_s))
@@ -312,6 +411,12 @@ class ScreenFeedback:
         if self._server is None:
             raise ScreenError("屏幕服务未启动 Screen server not started")
         return int(self._server.server_address[1])
+
+    def attach(self, desk: StaffDesk) -> None:
+        """The kiosk that answers the staff's list (made after the screen, which it feeds)."""
+        self.desk = desk
+        if self._server is not None:
+            self._server.desk = desk
 
     @property
     def url(self) -> str:
@@ -328,7 +433,7 @@ class ScreenFeedback:
 
     def start(self) -> ScreenFeedback:
         try:
-            self._server = _Server((self.host, self.requested_port), self._hub)
+            self._server = _Server((self.host, self.requested_port), self._hub, self.desk)
         except OSError as exc:
             raise ScreenError(
                 f"屏幕服务无法监听 {self.host}:{self.requested_port} "
@@ -383,4 +488,4 @@ class ScreenFeedback:
             if new == old:
                 return
             self._hub.status = new
-            self._hub.publish("status", new.to_json())
+            self._hub.publish("status", {**new.to_json(), "token": self._hub.token})

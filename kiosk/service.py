@@ -58,7 +58,8 @@ def update_screen(screen: ScreenFeedback, kiosk: Kiosk, site_name: str, today: T
         screen.set_status(
             online=kiosk.uplink.connected,
             today=today(),
-            site=site_name or (config.site_id if config else None),
+            # The local setting wins; else the registry's name (DeviceConfig), else the site id.
+            site=site_name or (config.site_name or config.site_id if config else None),
             tz=config.tz if config else None,
             mode=config.mode if config else None,
         )
@@ -106,6 +107,8 @@ def kiosk_service(settings: GatewaySettings) -> Iterator[tuple[Kiosk, Channels]]
     except BaseException:
         channels.stop()
         raise
+    if channels.screen is not None:
+        channels.screen.attach(kiosk)  # the staff's list records meals through this kiosk
     try:
         yield kiosk, channels
     finally:

@@ -8,10 +8,12 @@ re-rendering never touches.
 
 from __future__ import annotations
 
+import array
 import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import wave
@@ -24,22 +26,33 @@ from warmcard.contract import Kind
 
 log = logging.getLogger("warmcard.kiosk.voice")
 
-# Clip name -> what espeak-ng says. Short, plain words: heard in a noisy courtyard by old ears.
+# Clip name -> what espeak-ng says. Short, plain words: heard in a noisy courtyard by old ears,
+# and over before the next tap of a lunch queue (a few seconds apart) cuts them off. espeak-ng's
+# Mandarin takes about 0.45 s a syllable, and a comma adds a long pause: so four to six syllables,
+# no commas. The screen carries the rest ("请找工作人员 please see staff" for an unknown card).
 CLIPS: dict[str, str] = {
     "check_in": "签到成功",
-    "check_out": "再见，慢走",
-    "meal": "取餐成功，请慢用",
+    "check_out": "再见慢走",
+    "meal": "取餐成功",
     "success": "好了",  # SUCCESS without a known kind
     "repeat": "已经记录了",
-    "unknown": "这张卡没有登记，请找工作人员",
-    "meal_repeat": "这一餐已经领过了",
-    "fault": "暂停服务，请找工作人员",
+    "unknown": "这张卡没登记",
+    "meal_repeat": "这餐领过了",
+    "fault": "请找工作人员",
+    "staff": "请选老人",  # a staff card opened the list of today's elders
 }
+# Every rendered clip is shorter than this (docs/kiosk-screen.md asks recordings for under 4 s;
+# the margin keeps a prompt from running into the next tap at the lunch rush).
+MAX_CLIP_S = 3.0
 SITE_DIR = "site"  # the site's own recordings, tried first
 DEFAULT_PLAYER = ("aplay", "-q")
 ESPEAK_VOICE = "cmn"
-ESPEAK_SPEED = 140  # words per minute; espeak's 175 is too quick for many elders
+ESPEAK_SPEED = 150  # words per minute; espeak's 175 is too quick for many elders
 ESPEAK_AMPLITUDE = 150  # 0-200; louder than the default 100 without clipping
+# espeak-ng ends every clip with about 0.44 s of silence; a tail this long is kept.
+TAIL_S = 0.1
+SILENCE = 300  # |sample| at or below this is silence (16-bit PCM)
+CLIP_MODE = 0o640  # the service's group (the player) reads them; nobody else needs to
 
 
 def clip_name(outcome: Outcome, kind: Kind | None = None) -> str:
@@ -89,13 +102,44 @@ def render_clips(
                     f"语音生成失败 Rendering {name!r} failed "
                     f"(espeak-ng exit {done.returncode}): {done.stderr.strip()}"
                 )
-            wav_seconds(Path(tmp))  # a truncated or empty file fails here, not on an elder's tap
+            trim_tail(Path(tmp))
+            seconds = wav_seconds(Path(tmp))  # a truncated or empty file fails here
+            if seconds >= MAX_CLIP_S:
+                raise VoiceError(
+                    f"语音太长 Clip {name!r} lasts {seconds:.2f} s, over {MAX_CLIP_S:.1f} s: "
+                    "the next tap would cut it off; use fewer words or a higher --speed"
+                )
+            os.chmod(tmp, CLIP_MODE)  # mkstemp made it 0600: the player's group could not read
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         written.append(target)
     return written
+
+
+def trim_tail(path: Path, tail_s: float = TAIL_S) -> None:
+    """Cut the silence at the end of a 16-bit WAV down to tail_s (rewrites the file)."""
+    try:
+        with wave.open(str(path), "rb") as clip:
+            params = clip.getparams()
+            frames = clip.readframes(params.nframes)
+    except (OSError, EOFError, wave.Error) as exc:
+        raise VoiceError(f"不是有效的 WAV 文件 Not a valid WAV file: {path}: {exc}") from None
+    if params.sampwidth != 2 or not frames:
+        return
+    samples = array.array("h", frames)
+    if sys.byteorder == "big":  # WAV is little-endian
+        samples.byteswap()
+    last = len(samples) - 1
+    while last >= 0 and abs(samples[last]) <= SILENCE:
+        last -= 1
+    keep = last // params.nchannels + 1 + int(tail_s * params.framerate)
+    if keep >= params.nframes:
+        return
+    with wave.open(str(path), "wb") as out:
+        out.setparams(params)
+        out.writeframes(frames[: keep * params.nchannels * 2])
 
 
 def wav_seconds(path: Path) -> float:
@@ -110,14 +154,45 @@ def wav_seconds(path: Path) -> float:
     return frames / rate
 
 
-def play_each(clip_dir: Path, player: Sequence[str], say: Callable[[str], None]) -> None:
-    """Play every prompt once, in turn, naming each: to check the speaker and volume."""
+def play_clip(player: Sequence[str], path: Path, timeout_s: float = 15.0) -> str | None:
+    """Play one clip to the end; None when it played, else why not (the player's own words)."""
+    try:
+        done = subprocess.run(
+            [*player, str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except FileNotFoundError:
+        return f"找不到播放程序 player {player[0]!r} not found (apt-get install alsa-utils)"
+    except subprocess.TimeoutExpired:
+        return f"{timeout_s:.0f} 秒还没播完 still playing after {timeout_s:.0f} s"
+    except OSError as exc:
+        return f"播放程序启动失败 player {player[0]!r} failed to start: {exc.strerror}"
+    if done.returncode != 0:
+        said = " ".join(done.stderr.split())[-300:] or "no message"
+        return f"{player[0]} exit {done.returncode}: {said}"
+    return None
+
+
+def play_each(clip_dir: Path, player: Sequence[str], say: Callable[[str], None]) -> list[str]:
+    """Play every prompt once, in turn, naming each; returns what failed (empty: all played)."""
     voice = VoiceFeedback(clip_dir, player)
+    failed = []
     for name in CLIPS:
         path = voice.clip_path(name)
-        say(f"{name}: {path or '(missing: silent)'}")
-        if path is not None:
-            subprocess.run([*voice.player, str(path)], check=False)
+        if path is None:
+            say(f"{name}: 缺少 missing ({clip_dir}/{name}.wav)")
+            failed.append(f"{name}: 缺少 missing")
+            continue
+        problem = play_clip(voice.player, path)
+        say(f"{name}: {path}" + (f"  失败 FAILED: {problem}" if problem else ""))
+        if problem:
+            failed.append(f"{name}: {problem}")
+    return failed
 
 
 class VoiceFeedback:

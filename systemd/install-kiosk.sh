@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Installs (or updates) a Warmcard kiosk on Raspberry Pi OS bookworm. Idempotent: run it again
-# after `git pull` or to change the broker; it only changes what differs.
+# Installs (or updates) a Warmcard kiosk on Raspberry Pi OS bookworm: the service, the on-site
+# screen (Chromium full screen at login), the spoken prompts and the speaker. Idempotent: run it
+# again after `git pull` or to change the broker; a second run changes nothing.
 #
 #   sudo systemd/install-kiosk.sh --device-id dali-xz-001 --broker mqtt.example.org[:port] \
-#        [--tls] [--reader pn532:/dev/serial0] [--mqtt-password-file FILE] [--no-gpio]
+#        [--tls] [--reader pn532:/dev/serial0] [--mqtt-password-file FILE] [--no-gpio] \
+#        [--audio-device plughw:CARD=Headphones,DEV=0] [--no-screen] [--no-voice]
 #
+# The site's name on the screen comes from the registry (the device's config): nothing to type.
 # --print-config renders /etc/warmcard/kiosk.toml to stdout and changes nothing (no root needed).
+# --root DIR installs into DIR as if it were / (an image being prepared, or a test): nothing
+# outside DIR is touched; packages, udev, raspi-config and starting the service are left out.
+# --no-venv uses the `warmcard` command given by --warmcard (default: the one on PATH) instead
+# of building /opt/warmcard, and links it there.
 set -euo pipefail
 
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
@@ -13,14 +20,19 @@ PREFIX=/opt/warmcard
 CONF_DIR=/etc/warmcard
 CONF="$CONF_DIR/kiosk.toml"
 DATA_DIR=/var/lib/warmcard
+VOICE_DIR="$DATA_DIR/voice"
 UNIT=warmcard-kiosk.service
+SCREEN_BIN=/usr/local/bin/warmcard-screen
+AUTOSTART=/etc/xdg/autostart/warmcard-screen.desktop
+SCREEN_PORT=8765
 
 device_id="" broker="" tls=false reader="pn532:/dev/serial0" gpio=true
 mqtt_username="" password_file="" print_config=false force_config=false start=true
+root="/" venv=true warmcard_cmd="" audio_device="" screen=true voice=true
 
 die() { echo "install-kiosk: 错误 error: $*" >&2; exit 2; }
 say() { echo "install-kiosk: $*"; }
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -31,6 +43,12 @@ while [ $# -gt 0 ]; do
         --mqtt-username) mqtt_username="${2:-}"; shift 2 ;;
         --mqtt-password-file) password_file="${2:-}"; shift 2 ;;
         --no-gpio) gpio=false; shift ;;
+        --audio-device) audio_device="${2:-}"; shift 2 ;;
+        --no-screen) screen=false; shift ;;
+        --no-voice) voice=false; shift ;;
+        --root) root="${2:-}"; shift 2 ;;
+        --no-venv) venv=false; shift ;;
+        --warmcard) warmcard_cmd="${2:-}"; shift 2 ;;
         --force-config) force_config=true; shift ;;
         --no-start) start=false; shift ;;
         --print-config) print_config=true; shift ;;
@@ -62,6 +80,10 @@ is_placeholder "$broker_host" && die "broker '$broker_host' is a placeholder; us
 [[ "$reader" != *'"'* && "$reader" != *'\'* ]] || die "reader must not contain quotes or backslashes"
 [ -n "$mqtt_username" ] || mqtt_username="$device_id"
 [[ "$mqtt_username" =~ ^[A-Za-z0-9._-]+$ ]] || die "MQTT username '$mqtt_username' has unusual characters"
+[ -z "$audio_device" ] || [[ "$audio_device" =~ ^[A-Za-z0-9_:=,.-]+$ ]] \
+    || die "audio device '$audio_device': letters, digits and _:=,.- only (e.g. plughw:CARD=Headphones,DEV=0)"
+[[ "$root" == /* ]] || die "--root must be an absolute path"
+root="${root%/}"  # "" for the real root: every path below is "$root/..."
 
 credentials="# No MQTT password yet: run \`warmcard provision\`, or re-run with --mqtt-password-file."
 if [ -n "$password_file" ]; then
@@ -74,12 +96,32 @@ if [ -n "$password_file" ]; then
 password = \"$password\""
 fi
 
+# The speaker: the card named by --audio-device, else the Pi's 3.5 mm jack, a USB speaker or
+# HDMI, in that order, as ALSA lists them (plughw converts the clips' rate and format).
+pick_audio_device() {
+    [ -n "$audio_device" ] && { echo "$audio_device"; return; }
+    local cards=/proc/asound/cards id=""
+    if [ -z "$root" ] && [ -r "$cards" ]; then
+        id="$(sed -n 's/^ *[0-9]\+ \[\([A-Za-z0-9_]*\) *\]:.*Headphones.*/\1/p' "$cards" | head -n1)"
+        [ -n "$id" ] || id="$(sed -n 's/^ *[0-9]\+ \[\([A-Za-z0-9_]*\) *\]: USB-Audio.*/\1/p' "$cards" | head -n1)"
+        [ -n "$id" ] || id="$(sed -n 's/^ *[0-9]\+ \[\([A-Za-z0-9_]*\) *\]:.*/\1/p' "$cards" | head -n1)"
+    fi
+    if [ -n "$id" ]; then echo "plughw:CARD=$id,DEV=0"; else echo "default"; fi
+}
+audio="$(pick_audio_device)"
+
 render_config() {
-    local line
+    local line voice_lines="# voice_dir: none, this kiosk is silent (installed with --no-voice)"
+    $voice && voice_lines="voice_dir = \"$VOICE_DIR\"
+voice_player = [\"aplay\", \"-q\", \"-D\", \"$audio\"]"
+    local port=$SCREEN_PORT
+    $screen || port=0
     while IFS= read -r line || [ -n "$line" ]; do
         line="${line//@DEVICE_ID@/$device_id}"
         line="${line//@READER@/$reader}"
         line="${line//@GPIO@/$gpio}"
+        line="${line//@SCREEN_PORT@/$port}"
+        line="${line//@VOICE@/$voice_lines}"
         line="${line//@BROKER_HOST@/$broker_host}"
         line="${line//@BROKER_PORT@/$broker_port}"
         line="${line//@TLS@/$tls}"
@@ -94,84 +136,220 @@ if $print_config; then
 fi
 
 [ "$(id -u)" -eq 0 ] || die "run as root: sudo $0 ..."
-. /etc/os-release
-[ "${VERSION_CODENAME:-}" = bookworm ] || say "注意 warning: written for Raspberry Pi OS bookworm, this is '${VERSION_CODENAME:-unknown}'"
+[ -d "$root/" ] || die "--root $root is not a directory"
+if [ -r "$root/etc/os-release" ]; then
+    . "$root/etc/os-release"
+    [ "${VERSION_CODENAME:-}" = bookworm ] || say "注意 warning: written for Raspberry Pi OS bookworm, this is '${VERSION_CODENAME:-unknown}'"
+fi
+real_root() { [ -z "$root" ]; }
+
+changed=0
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# put PATH MODE OWNER GROUP < content: write $root/PATH only when content, mode or owner differ.
+put() {
+    local path="$1" mode="$2" owner="$3" group="$4" new="$work/put"
+    cat > "$new"
+    local target="$root$path" uid gid
+    uid="$(id_of passwd "$owner")" gid="$(id_of group "$group")"
+    if [ -f "$target" ] && cmp -s "$new" "$target" \
+        && [ "$(stat -c '%a %u %g' "$target")" = "$(printf '%o %s %s' "$((8#$mode))" "$uid" "$gid")" ]; then
+        return 0
+    fi
+    mkdir -p "$(dirname "$target")"
+    install -m "$mode" -o "$uid" -g "$gid" "$new" "$target"
+    say "wrote $path"
+    changed=$((changed + 1))
+}
+
+# Numeric ids from the target's own passwd/group (under --root they are not the host's).
+id_of() {
+    local id
+    id="$(awk -F: -v n="$2" '$1 == n { print $3; exit }' "$root/etc/$1")"
+    [ -n "$id" ] || die "no $1 entry '$2' in $root/etc/$1"
+    echo "$id"
+}
+
+dir() {  # dir PATH MODE OWNER GROUP
+    local target="$root$1" uid gid
+    uid="$(id_of passwd "$3")" gid="$(id_of group "$4")"
+    if [ -d "$target" ] && [ "$(stat -c '%a %u %g' "$target")" = "$(printf '%o %s %s' "$((8#$2))" "$uid" "$gid")" ]; then
+        return 0
+    fi
+    install -d -m "$2" -o "$uid" -g "$gid" "$target"
+    say "made $1"
+    changed=$((changed + 1))
+}
 
 # --- Debian packages -----------------------------------------------------------------------
-apt_packages=(python3-venv python3-pip libnfc6 libnfc-bin libfreefare0 sqlite3)
-# gpiozero's default pin factory on bookworm (and the only one on the Pi 5) is lgpio; the
-# package is in the Raspberry Pi OS archive, not in plain Debian.
-apt-cache show python3-lgpio >/dev/null 2>&1 && apt_packages+=(python3-lgpio)
-missing=()
-for pkg in "${apt_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    say "apt: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if real_root; then
+    apt_packages=(python3-venv python3-pip libnfc6 libnfc-bin libfreefare0 sqlite3)
+    # gpiozero's default pin factory on bookworm (and the only one on the Pi 5) is lgpio; the
+    # package is in the Raspberry Pi OS archive, not in plain Debian.
+    apt-cache show python3-lgpio >/dev/null 2>&1 && apt_packages+=(python3-lgpio)
+    # espeak-ng renders the prompts, aplay plays them.
+    $voice && apt_packages+=(espeak-ng alsa-utils)
+    if $screen; then
+        # Raspberry Pi OS names the browser chromium-browser on older bookworm images.
+        if apt-cache show chromium >/dev/null 2>&1; then apt_packages+=(chromium); else apt_packages+=(chromium-browser); fi
+        apt_packages+=(curl fonts-noto-cjk)
+    fi
+    missing=()
+    for pkg in "${apt_packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "apt: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        changed=$((changed + 1))
+    fi
+else
+    say "--root $root: Debian packages left to the image (espeak-ng, alsa-utils, chromium, libnfc6)"
 fi
 
 # --- user and groups -----------------------------------------------------------------------
-for group in dialout gpio input; do
-    getent group "$group" >/dev/null || groupadd --system "$group"
+# --prefix edits $root/etc/{passwd,group,shadow,gshadow} without chrooting into $root.
+prefix=()
+real_root || prefix=(--prefix "$root")
+# audio: aplay on the speaker (ALSA devices are group audio).
+for group in dialout gpio input audio; do
+    if ! awk -F: -v n="$group" '$1 == n { f = 1 } END { exit !f }' "$root/etc/group"; then
+        groupadd "${prefix[@]}" --system "$group"
+        changed=$((changed + 1))
+    fi
 done
-if ! id warmcard >/dev/null 2>&1; then
-    useradd --system --user-group --home-dir "$DATA_DIR" --no-create-home \
+if ! awk -F: '$1 == "warmcard" { f = 1 } END { exit !f }' "$root/etc/passwd"; then
+    useradd "${prefix[@]}" --system --user-group --home-dir "$DATA_DIR" --no-create-home \
         --shell /usr/sbin/nologin warmcard
+    say "user warmcard"
+    changed=$((changed + 1))
 fi
-usermod -a -G dialout,gpio,input warmcard
-install -d -o warmcard -g warmcard -m 0750 "$DATA_DIR"
+for group in dialout gpio input audio; do
+    if ! awk -F: -v n="$group" '$1 == n && ("," $4 ",") ~ /,warmcard,/ { f = 1 } END { exit !f }' "$root/etc/group"; then
+        usermod "${prefix[@]}" -a -G "$group" warmcard
+        changed=$((changed + 1))
+    fi
+done
+dir "$DATA_DIR" 0750 warmcard warmcard
 
 # --- the package, in its own venv ------------------------------------------------------------
-# --system-site-packages so the apt-installed lgpio binding is visible to gpiozero.
-[ -x "$PREFIX/bin/python" ] || python3 -m venv --system-site-packages "$PREFIX"
-"$PREFIX/bin/python" -m pip install -q --upgrade "$SRC"
+if $venv; then
+    # --system-site-packages so the apt-installed lgpio binding is visible to gpiozero.
+    [ -x "$root$PREFIX/bin/python" ] || python3 -m venv --system-site-packages "$root$PREFIX"
+    if ! "$root$PREFIX/bin/python" -m pip install -q --upgrade "$SRC" 2>"$work/pip"; then
+        cat "$work/pip" >&2
+        die "pip could not install Warmcard into $PREFIX (network? see above)"
+    fi
+else
+    [ -n "$warmcard_cmd" ] || warmcard_cmd="$(command -v warmcard || true)"
+    [ -x "$warmcard_cmd" ] || die "--no-venv: no warmcard command found; pass --warmcard /path/to/warmcard"
+    put "$PREFIX/bin/warmcard" 0755 root root < <(printf \
+        '#!/bin/sh\n# The warmcard command installed outside this prefix (install-kiosk.sh --no-venv).\nexec %s "$@"\n' \
+        "$warmcard_cmd")
+fi
+warmcard="$root$PREFIX/bin/warmcard"
 
 # --- config ------------------------------------------------------------------------------------
-install -d -o root -g warmcard -m 0750 "$CONF_DIR"
-new_conf="$(mktemp)"
-trap 'rm -f "$new_conf"' EXIT
-render_config > "$new_conf"
-if [ ! -f "$CONF" ]; then
-    install -o root -g warmcard -m 0640 "$new_conf" "$CONF"
-    say "wrote $CONF"
-elif cmp -s "$new_conf" "$CONF"; then
-    say "$CONF unchanged"
-elif $force_config; then
-    cp -p "$CONF" "$CONF.bak"
-    install -o root -g warmcard -m 0640 "$new_conf" "$CONF"
-    say "replaced $CONF (old one in $CONF.bak)"
-else
+dir "$CONF_DIR" 0750 root warmcard
+render_config > "$work/kiosk.toml"
+if [ ! -f "$root$CONF" ] || $force_config; then
+    [ -f "$root$CONF" ] && ! cmp -s "$work/kiosk.toml" "$root$CONF" && cp -p "$root$CONF" "$root$CONF.bak"
+    put "$CONF" 0640 root warmcard < "$work/kiosk.toml"
+elif ! cmp -s "$work/kiosk.toml" "$root$CONF"; then
     say "注意 $CONF differs from the arguments and was kept; re-run with --force-config to replace it"
 fi
 
+# --- voice: the prompts, rendered here, readable by the service's group ------------------------
+if $voice; then
+    dir "$VOICE_DIR" 0750 warmcard warmcard
+    dir "$VOICE_DIR/site" 0750 warmcard warmcard  # the site's own recordings; never touched
+    "$warmcard" voice render --out "$work/voice" >/dev/null \
+        || die "rendering the voice prompts failed (is espeak-ng installed?)"
+    for clip in "$work"/voice/*.wav; do
+        put "$VOICE_DIR/$(basename "$clip")" 0640 warmcard warmcard < "$clip"
+    done
+fi
+
+# --- the screen: Chromium full screen on the kiosk's page, at every login ----------------------
+if $screen; then
+    put "$SCREEN_BIN" 0755 root root <<EOF
+#!/bin/sh
+# Warmcard kiosk screen, started at login by $AUTOSTART (install-kiosk.sh).
+# The page exists only while warmcard-kiosk runs: wait for it rather than show an error page.
+URL=http://127.0.0.1:$SCREEN_PORT/
+until curl -sf -o /dev/null "\$URL"; do sleep 1; done
+# X11 (the fallback session) blanks the screen by itself; Wayland is set by raspi-config.
+if [ -n "\${DISPLAY:-}" ] && [ -z "\${WAYLAND_DISPLAY:-}" ] && command -v xset >/dev/null; then
+    xset s off; xset s noblank; xset -dpms
+fi
+# The browser is "chromium-browser" on older bookworm images and "chromium" on newer ones.
+BROWSER=\$(command -v chromium || command -v chromium-browser)
+exec "\$BROWSER" --kiosk --noerrdialogs --disable-infobars --no-first-run \\
+    --disable-session-crashed-bubble --disable-features=Translate --incognito \\
+    --ozone-platform-hint=auto --check-for-update-interval=31536000 "\$URL"
+EOF
+    # One XDG autostart entry serves every Raspberry Pi OS bookworm session: labwc (the default)
+    # and wayfire run lxsession-xdg-autostart, and the X11 fallback (LXDE) reads it itself.
+    put "$AUTOSTART" 0644 root root <<EOF
+[Desktop Entry]
+Type=Application
+Name=Warmcard screen 温馨卡屏幕
+Comment=The kiosk's page, full screen (install-kiosk.sh)
+Exec=$SCREEN_BIN
+Terminal=false
+X-GNOME-Autostart-enabled=true
+EOF
+    if real_root && command -v raspi-config >/dev/null; then
+        # Desktop with automatic login (B4), and no screen blanking; both take effect at reboot.
+        if [ "$(raspi-config nonint get_boot_cli)" != 1 ] || [ "$(raspi-config nonint get_autologin)" != 0 ]; then
+            raspi-config nonint do_boot_behaviour B4 && say "desktop autologin on; 请重启 reboot"
+            changed=$((changed + 1))
+        fi
+        if [ "$(raspi-config nonint get_blanking)" != 1 ]; then
+            raspi-config nonint do_blanking 1 && say "screen blanking off; 请重启 reboot"
+            changed=$((changed + 1))
+        fi
+    fi
+fi
+
 # --- udev rules (stable reader names) and the Pi's UART ------------------------------------------
-if ! cmp -s "$SRC/hardware/99-warmcard.rules" /etc/udev/rules.d/99-warmcard.rules; then
-    install -m 0644 "$SRC/hardware/99-warmcard.rules" /etc/udev/rules.d/99-warmcard.rules
-    udevadm control --reload-rules && udevadm trigger --action=add || true
-fi
+put /etc/udev/rules.d/99-warmcard.rules 0644 root root < "$SRC/hardware/99-warmcard.rules"
+real_root && { udevadm control --reload-rules && udevadm trigger --action=add || true; }
 # The kernel's pn533_usb driver claims the ACR122U before libnfc can; keep it away.
-modprobe_conf=/etc/modprobe.d/warmcard-blacklist-nfc.conf
-if [[ "$reader" == libnfc:* ]] && [ ! -f "$modprobe_conf" ]; then
-    printf 'blacklist pn533_usb\nblacklist pn533\nblacklist nfc\n' > "$modprobe_conf"
+if [[ "$reader" == libnfc:* ]]; then
+    put /etc/modprobe.d/warmcard-blacklist-nfc.conf 0644 root root \
+        < <(printf 'blacklist pn533_usb\nblacklist pn533\nblacklist nfc\n')
 fi
-if [[ "$reader" == *"/dev/serial0"* ]] && command -v raspi-config >/dev/null; then
+if real_root && [[ "$reader" == *"/dev/serial0"* ]] && command -v raspi-config >/dev/null; then
     # Serial hardware on, login console off; takes effect after a reboot.
     if [ "$(raspi-config nonint get_serial_hw)" != 0 ] || [ "$(raspi-config nonint get_serial_cons)" != 1 ]; then
         raspi-config nonint do_serial_hw 0
         raspi-config nonint do_serial_cons 1
         say "UART enabled; 请重启 reboot before the reader can work"
+        changed=$((changed + 1))
     fi
 fi
 
 # --- the service ---------------------------------------------------------------------------
-if ! cmp -s "$SRC/systemd/$UNIT" "/etc/systemd/system/$UNIT"; then
-    install -m 0644 "$SRC/systemd/$UNIT" "/etc/systemd/system/$UNIT"
-    systemctl daemon-reload
+before=$changed
+put "/etc/systemd/system/$UNIT" 0644 root root < "$SRC/systemd/$UNIT"
+if real_root; then
+    [ "$changed" -eq "$before" ] || systemctl daemon-reload
+    systemctl is-enabled --quiet "$UNIT" || { systemctl enable "$UNIT" >/dev/null; changed=$((changed + 1)); }
+    if $start && { [ "$changed" -gt 0 ] || ! systemctl is-active --quiet "$UNIT"; }; then
+        systemctl restart "$UNIT"
+    fi
+else
+    # Offline: systemctl --root only makes the [Install] symlinks, in $root.
+    if ! systemctl --root="$root" is-enabled --quiet "$UNIT" 2>/dev/null; then
+        systemctl --root="$root" enable "$UNIT" 2>&1 | sed 's/^/install-kiosk: /'
+        changed=$((changed + 1))
+    fi
 fi
-systemctl enable "$UNIT" >/dev/null
-if $start; then
-    systemctl restart "$UNIT"
+
+if [ "$changed" -eq 0 ]; then
+    say "无需改动 nothing to change: already installed"
 fi
 say "done 完成. Check 检查: sudo -u warmcard $PREFIX/bin/warmcard doctor --config $CONF"

@@ -16,10 +16,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -70,6 +72,13 @@ class MealPeriod(StrEnum):
     BREAKFAST = "breakfast"
     LUNCH = "lunch"
     DINNER = "dinner"
+
+
+class Role(StrEnum):
+    """What a card's holder is at the site: an elder served, or staff who vouch for a meal."""
+
+    ELDER = "elder"
+    STAFF = "staff"
 
 
 class Mode(StrEnum):
@@ -192,6 +201,22 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _omit_defaults(
+    model: BaseModel, handler: SerializerFunctionWrapHandler, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """Serialise, leaving out the given fields while they hold these (default) values.
+
+    Fields added to v1 after its release are written only when they say something, so a payload
+    that does not use them is byte-for-byte what an older peer expects (docs/protocol.md,
+    "Versioning").
+    """
+    data: dict[str, Any] = handler(model)
+    for name, default in fields.items():
+        if name in data and data[name] == default:
+            del data[name]
+    return data
+
+
 class TapEvent(_Wire):
     """One tap, decided at the kiosk. Carries no names, only a pseudonymous person id."""
 
@@ -206,6 +231,14 @@ class TapEvent(_Wire):
     person_id: PersonId | None = None
     auto: StrictBool = False  # a check_out the kiosk made itself at closing time
     clock_synced: StrictBool = True  # False when the kiosk had no NTP sync at tap time
+    # Added in v1.1 (omitted when false/absent): a meal recorded by staff for an elder without
+    # the card, vouched for by the staff card `witness_card`; card_uid is the elder's card.
+    manual: StrictBool = False
+    witness_card: CardUid | None = None
+
+    @model_serializer(mode="wrap")
+    def _compatible(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _omit_defaults(self, handler, {"manual": False, "witness_card": None})
 
     @field_validator("ts")
     @classmethod
@@ -221,6 +254,12 @@ class TapEvent(_Wire):
             raise ValueError("person_id is required, except for unknown_card")
         if self.auto and self.kind != Kind.CHECK_OUT:
             raise ValueError("auto is only for check_out")
+        if self.manual and self.kind not in MEAL_KINDS:
+            raise ValueError("manual is only for meal and meal_repeat")
+        if self.manual != (self.witness_card is not None):
+            raise ValueError("witness_card is required on a manual meal and forbidden otherwise")
+        if self.witness_card is not None and self.witness_card == self.card_uid:
+            raise ValueError("witness_card must be another card than card_uid")
         return self
 
     @cached_property
@@ -271,6 +310,12 @@ class DeviceConfig(_Wire):
     closing: HhMm = "18:00"
     debounce_s: float = Field(default=10.0, ge=0, le=3600)
     meals: list[MealWindow] = Field(default_factory=list)
+    # Added in v1.1 (omitted when empty): the site's name from the registry, for the screen.
+    site_name: str = Field(default="", max_length=64)
+
+    @model_serializer(mode="wrap")
+    def _compatible(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _omit_defaults(self, handler, {"site_name": ""})
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -280,6 +325,12 @@ class RosterEntry(_Wire):
     card_uid: CardUid
     person_id: PersonId
     display_name: str = Field(max_length=64)
+    # Added in v1.1 (omitted for elders): staff cards open the kiosk's list for manual meals.
+    role: Role = Role.ELDER
+
+    @model_serializer(mode="wrap")
+    def _compatible(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _omit_defaults(self, handler, {"role": Role.ELDER})
 
 
 class Roster(_Wire):

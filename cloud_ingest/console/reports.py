@@ -3,7 +3,8 @@
 For a month and the sites of an area:
 
 - meals per canteen (site) per day and meal period: ``count("seq")`` of ``kind = 'meal'``
-  (a ``meal_repeat`` is the "already served" warning, not a meal);
+  (a ``meal_repeat`` is the "already served" warning, not a meal), and of those the ones
+  recorded by hand (``"manual" = true``: a staff card at the kiosk, or the console's 补录);
 - attendance per site per day: ``count(distinct("person_id"))`` of ``kind = 'check_in'``;
 - distinct elders served in the month: the distinct ``person_id`` of meals, over all the
   area's sites (a person eating at two canteens counts once);
@@ -69,6 +70,8 @@ class MonthlyReport:
     sites: list[Site]
     days: list[date]
     meals: dict[tuple[str, date], dict[str, int]] = field(default_factory=dict)
+    # Of those meals, the ones recorded by hand (manual=true: staff card at the kiosk, 补录).
+    manual: dict[tuple[str, date], int] = field(default_factory=dict)
     attendance: dict[tuple[str, date], int] = field(default_factory=dict)
     elders_served: int = 0
     visits: int | None = None
@@ -88,6 +91,13 @@ class MonthlyReport:
     @property
     def meals_total(self) -> int:
         return sum(sum(m.values()) for m in self.meals.values())
+
+    @property
+    def manual_total(self) -> int:
+        return sum(self.manual.values())
+
+    def manual_at(self, site_id: str, day: date) -> int:
+        return self.manual.get((site_id, day), 0)
 
 
 def _site_filter(site_ids: Sequence[str]) -> str:
@@ -137,13 +147,17 @@ def monthly_report(
                 if period in PERIODS and n:
                     key = (s.tags["site"], _local_day(int(ts), tz))
                     report.meals.setdefault(key, dict.fromkeys(PERIODS, 0))[period] += int(n)
-        for s in storage.query(
-            f'SELECT count(distinct("person_id")) FROM {taps} '
-            f'WHERE "kind" = \'check_in\' AND {where} GROUP BY time(1d), "site" {group}'
+        for target, select, condition in (
+            (report.manual, 'count("seq")', '"kind" = \'meal\' AND "manual" = true'),
+            (report.attendance, 'count(distinct("person_id"))', "\"kind\" = 'check_in'"),
         ):
-            for ts, n in s.values:
-                if n:
-                    report.attendance[(s.tags["site"], _local_day(int(ts), tz))] = int(n)
+            for s in storage.query(
+                f"SELECT {select} FROM {taps} WHERE {condition} AND {where} "
+                f'GROUP BY time(1d), "site" {group}'
+            ):
+                for ts, n in s.values:
+                    if n:
+                        target[(s.tags["site"], _local_day(int(ts), tz))] = int(n)
         # The people themselves, not a count per zone: one person may eat in two zones' sites.
         for s in storage.query(
             f'SELECT distinct("person_id") FROM {taps} WHERE "kind" = \'meal\' AND {where}'
@@ -171,6 +185,7 @@ DAILY_HEADER = (
     "午餐 Lunch",
     "晚餐 Dinner",
     "用餐合计 Meals",
+    "其中补录 Of which by hand",
 )
 
 
@@ -183,6 +198,7 @@ def daily_rows(report: MonthlyReport) -> Iterator[list[Cell]]:
             people,
             *(meals[p] for p in PERIODS),
             sum(meals.values()),
+            report.manual_at(site.site_id, day),
         ]
 
 
@@ -193,6 +209,7 @@ def summary_rows(report: MonthlyReport) -> list[list[Cell]]:
         ["月份 Month", report.month],
         ["站点数 Sites", len(report.sites)],
         ["用餐合计 Meals served", report.meals_total],
+        ["其中补录 Meals recorded by hand", report.manual_total],
         ["用餐长者(去重) Distinct elders served", report.elders_served],
         [
             "探访次数 Visits made",

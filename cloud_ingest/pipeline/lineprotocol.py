@@ -4,7 +4,12 @@ The tap point:
 
     taps,device=<device>,kind=<kind>[,meal_period=<period>],site=<site>
         seq=<n>i,event_id="<uuid>",card_uid="<uid>"[,person_id="<id>"],auto=<b>,clock_synced=<b>
+        [,manual=true,witness="card:<staff card uid>"]
         <device event time in microseconds>
+
+A meal recorded by hand carries `manual=true` and who vouched for it in `witness`: `card:<uid>`
+for a staff card at the kiosk (TapEvent.witness_card); the console's hand-recorded meal uses the
+same two fields with `user:<account>`. Other taps carry neither, so their points are unchanged.
 
 written with `precision=u`. Tags are only low-cardinality values (site, device, kind, meal
 period); ids that grow with the population (card, person, event) are fields.
@@ -104,6 +109,11 @@ def encode_point(
     return f"{','.join(parts)} {field_text} {int(timestamp)}"
 
 
+def witness_of(event: TapEvent) -> str:
+    """Who vouched for a meal recorded by hand, as the `witness` field holds it."""
+    return f"card:{event.witness_card}"
+
+
 def encode_tap(
     event: TapEvent, site_id: str, ts_us: int | None = None, *, measurement: str = MEASUREMENT
 ) -> str:
@@ -122,5 +132,7 @@ def encode_tap(
         f",auto={'true' if event.auto else 'false'}"
         f",clock_synced={'true' if event.clock_synced else 'false'}"
     )
+    if event.manual and event.witness_card is not None:
+        fields += f",manual=true,witness={escape_string_field(witness_of(event))}"
     ts = event.ts_us if ts_us is None else ts_us
     return f"{measurement},device={escape_key(event.device_id, 'device')},{tags} {fields} {ts}"

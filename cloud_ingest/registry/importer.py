@@ -36,7 +36,7 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("name_en", "tz", "capacity", "opening", "closing", *MEAL_COLUMNS),
     ),
     "devices": (("device_id", "site_id", "mode"), ("debounce_s",)),
-    "people": (("person_id", "display_name", "site_id"), ()),
+    "people": (("person_id", "display_name", "site_id"), ("role",)),
     "cards": (("card_uid", "person_id"), ("active",)),
 }
 
@@ -243,8 +243,13 @@ def _validate_people(v: _Validator, rows: _Rows, sites: set[str]) -> list[Row]:
                 line,
                 f"site_id {row['site_id']!r} is neither in the registry nor in the sites file",
             )
+        role = (row.get("role") or "elder").lower()
+        if role not in ("elder", "staff"):
+            v.problem(
+                rows, line, f"role {row.get('role')!r} must be elder or staff (default elder)"
+            )
         if len(v.problems) == before:
-            out.append((row["person_id"], name, row["site_id"]))
+            out.append((row["person_id"], name, row["site_id"], role))
     return out
 
 
@@ -333,9 +338,9 @@ def import_csv(
             site_rows,
         ),
         (
-            "INSERT INTO people (person_id, display_name, site_id) VALUES (?,?,?) "
+            "INSERT INTO people (person_id, display_name, site_id, role) VALUES (?,?,?,?) "
             "ON CONFLICT (person_id) DO UPDATE SET display_name=excluded.display_name, "
-            "site_id=excluded.site_id",
+            "site_id=excluded.site_id, role=excluded.role",
             people_rows,
         ),
         (

@@ -23,7 +23,15 @@ from typing import Any
 
 from cloud_ingest import db as sqlite_db
 from cloud_ingest.errors import RegistryError
-from warmcard.contract import DeviceConfig, MealPeriod, MealWindow, Mode, Roster, RosterEntry
+from warmcard.contract import (
+    DeviceConfig,
+    MealPeriod,
+    MealWindow,
+    Mode,
+    Role,
+    Roster,
+    RosterEntry,
+)
 from warmcard.timestamps import now_us
 
 SCHEMA = """
@@ -95,6 +103,11 @@ MIGRATIONS: tuple[str, ...] = (
         captured_us INTEGER NOT NULL
     );
     CREATE INDEX IF NOT EXISTS enrol_captures_device ON enrol_captures (device_id, ts_us);
+    """,
+    # 2: staff. A staff member's card opens the canteen kiosk's list for meals recorded by hand.
+    """
+    ALTER TABLE people ADD COLUMN role TEXT NOT NULL DEFAULT 'elder'
+        CHECK (role IN ('elder', 'staff'));
     """,
 )
 
@@ -338,19 +351,26 @@ class Registry:
             closing=site.closing,
             debounce_s=device.debounce_s,
             meals=list(site.meals),
+            site_name=site.name_zh[:64],
         )
 
     def roster(self, site_id: str) -> Roster:
-        """Active cards of this site's people, with names; version is a content hash."""
+        """Active cards of this site's people, with names and (staff only) role; version is a
+        content hash."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT c.card_uid, c.person_id, p.display_name FROM cards c "
+                "SELECT c.card_uid, c.person_id, p.display_name, p.role FROM cards c "
                 "JOIN people p USING (person_id) WHERE c.active = 1 AND p.site_id = ? "
                 "ORDER BY c.card_uid",
                 (site_id,),
             ).fetchall()
-        entries = [RosterEntry(card_uid=u, person_id=p, display_name=n) for u, p, n in rows]
+        entries = [
+            RosterEntry(card_uid=u, person_id=p, display_name=n, role=Role(r))
+            for u, p, n, r in rows
+        ]
         digest = hashlib.sha256()
-        for uid, person, name in rows:
-            digest.update(f"{uid}\t{person}\t{name}\n".encode())
+        for uid, person, name, role in rows:
+            # An elder's line hashes as before this column existed: versions do not churn.
+            extra = "" if role == Role.ELDER else f"\t{role}"
+            digest.update(f"{uid}\t{person}\t{name}{extra}\n".encode())
         return Roster(site_id=site_id, version=digest.hexdigest()[:16], entries=entries)

@@ -67,3 +67,7 @@ class DoctorDeps:
     )
     say: Callable[[str], None] = print
     broker_timeout_s: float = 10.0
+    # How long the screen check waits for the kiosk's browser to (re)connect to the page.
+    screen_wait_s: float = 10.0
+    # The sound cards ALSA knows (its /proc file), for the speaker check.
+    alsa_cards: Path = Path("/proc/asound/cards")

@@ -8,7 +8,9 @@ import rule can keep it pure.
 from kiosk.policy.outcomes import (
     MSG_DISK_FULL,
     MSG_FAULT,
+    MSG_NO_STAFF_CARD,
     MSG_NOT_CONFIGURED,
+    MSG_NOT_ON_ROSTER,
     MSG_READER_FAULT,
     MSG_REPEAT,
     MSG_UNKNOWN,
@@ -24,6 +26,8 @@ __all__ = [
     "MSG_DISK_FULL",
     "MSG_FAULT",
     "MSG_NOT_CONFIGURED",
+    "MSG_NOT_ON_ROSTER",
+    "MSG_NO_STAFF_CARD",
     "MSG_READER_FAULT",
     "MSG_REPEAT",
     "MSG_UNKNOWN",

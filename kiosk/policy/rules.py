@@ -16,6 +16,10 @@ Rules worth knowing:
   windows the defaults below apply. A second meal for a person in the same period and day is
   recorded as meal_repeat with a distinct warning.
 - Unknown cards are recorded as unknown_card (for enrolment) with no person.
+- A staff card (roster role `staff`) at a canteen records nothing: it opens the list from
+  which staff record a meal by hand for an elder who forgot the card (`decide_manual`), under
+  the same "already served" rule, marked manual with the staff card as witness. At an entrance
+  a staff card checks in and out like any card.
 """
 
 from __future__ import annotations
@@ -25,9 +29,24 @@ from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kiosk.policy.outcomes import MSG_REPEAT, MSG_UNKNOWN, Decision, Outcome
+from kiosk.policy.outcomes import (
+    MSG_NOT_ON_ROSTER,
+    MSG_REPEAT,
+    MSG_UNKNOWN,
+    Decision,
+    Outcome,
+)
 from kiosk.policy.roster import Lookup
-from warmcard.contract import DeviceConfig, Kind, MealPeriod, MealWindow, Mode, TapEvent
+from warmcard.contract import (
+    DeviceConfig,
+    Kind,
+    MealPeriod,
+    MealWindow,
+    Mode,
+    Role,
+    RosterEntry,
+    TapEvent,
+)
 from warmcard.localtime import DEFAULT_TZ
 
 log = logging.getLogger("warmcard.kiosk.policy")
@@ -38,10 +57,11 @@ DEFAULT_MEALS = (
     MealWindow(period=MealPeriod.LUNCH, start="11:00", end="13:30"),
     MealWindow(period=MealPeriod.DINNER, start="17:00", end="19:00"),
 )
+# (zh, en): the Chinese name goes on the screen's main line, the English one below it.
 MEAL_NAMES = {
-    MealPeriod.BREAKFAST: "早餐 breakfast",
-    MealPeriod.LUNCH: "午餐 lunch",
-    MealPeriod.DINNER: "晚餐 dinner",
+    MealPeriod.BREAKFAST: ("早餐", "Breakfast"),
+    MealPeriod.LUNCH: ("午餐", "Lunch"),
+    MealPeriod.DINNER: ("晚餐", "Dinner"),
 }
 
 
@@ -172,30 +192,66 @@ class Policy:
         if entry is None:
             return Decision(card_uid, Kind.UNKNOWN_CARD, Outcome.UNKNOWN, MSG_UNKNOWN)
         name, person = entry.display_name, entry.person_id
+        if entry.role is Role.STAFF and self.config.mode is Mode.CANTEEN:
+            period = self.meal_period_at(now_us)  # the meal the list records, in its header
+            zh, en = MEAL_NAMES[period]
+            return Decision(card_uid, None, Outcome.STAFF, f"{zh} {en}", person, period)
         if self.config.mode is Mode.ENTRANCE:
             if person in self._inside:
                 message = _named(name, "已签退 Checked out")
                 return Decision(card_uid, Kind.CHECK_OUT, Outcome.SUCCESS, message, person)
             message = _named(name, "已签到 Checked in")
             return Decision(card_uid, Kind.CHECK_IN, Outcome.SUCCESS, message, person)
+        return self._meal(entry, now_us)
+
+    def _meal(self, entry: RosterEntry, now_us: int, witness_card: str | None = None) -> Decision:
+        """A meal for this elder now, or the "already served" warning (card or by hand)."""
+        name, person = entry.display_name, entry.person_id
         period = self.meal_period_at(now_us)
+        zh, en = MEAL_NAMES[period]
+        manual = witness_card is not None
         if (person, period) in self._meals:
-            return Decision(
-                card_uid,
+            kind, outcome, text = (
                 Kind.MEAL_REPEAT,
                 Outcome.MEAL_REPEAT,
-                _named(name, "本餐已领 Meal already served"),
-                person,
-                period,
+                "本餐已领 Meal already served",
             )
+        else:
+            by_hand = ("（补录）", " (recorded by staff)") if manual else ("", "")
+            kind, outcome = Kind.MEAL, Outcome.SUCCESS
+            text = f"{zh}已取{by_hand[0]} {en} served{by_hand[1]}"
         return Decision(
-            card_uid,
-            Kind.MEAL,
-            Outcome.SUCCESS,
-            _named(name, f"已取餐 Meal served: {MEAL_NAMES[period]}"),
+            entry.card_uid,
+            kind,
+            outcome,
+            _named(name, text),
             person,
             period,
+            manual=manual,
+            witness_card=witness_card,
         )
+
+    def meal_list(
+        self, entries: Iterable[RosterEntry], now_us: int
+    ) -> list[tuple[RosterEntry, bool]]:
+        """Today's elders for the staff's list, one entry per person, each with "served"."""
+        self._roll(self.local_day(now_us))
+        period = self.meal_period_at(now_us)
+        people: dict[str, RosterEntry] = {}
+        for entry in entries:
+            if entry.role is Role.ELDER:
+                people.setdefault(entry.person_id, entry)
+        ordered = sorted(people.values(), key=lambda e: (e.display_name, e.person_id))
+        return [(e, (e.person_id, period) in self._meals) for e in ordered]
+
+    def decide_manual(
+        self, elder: RosterEntry | None, witness: RosterEntry, now_us: int
+    ) -> Decision:
+        """A meal staff record by hand for `elder`, vouched for by the `witness` staff card."""
+        self._roll(self.local_day(now_us))
+        if elder is None or elder.role is not Role.ELDER:
+            return Decision(witness.card_uid, None, Outcome.UNKNOWN, MSG_NOT_ON_ROSTER)
+        return self._meal(elder, now_us, witness_card=witness.card_uid)
 
     def due_auto_checkouts(self, now_us: int) -> list[Decision]:
         """After closing, once per day: check out everyone still inside (entrance mode only)."""

@@ -9,9 +9,11 @@ let status = { lost_after_s: 5, site: "", tz: "Asia/Shanghai", online: null, tod
 let holdTimer = null;
 let lostTimer = null;
 let connected = false;
+let token = ""; // from the event stream; the staff endpoints want it (kiosk/screen.py)
+let people = [];
 
 function show(view) {
-  for (const id of ["idle", "tap", "lost"]) $(id).hidden = id !== view;
+  for (const id of ["idle", "tap", "staff", "lost"]) $(id).hidden = id !== view;
   body.dataset.state = view;
   if (view !== "tap") body.dataset.outcome = "";
 }
@@ -41,7 +43,65 @@ function renderStatus() {
   tick();
 }
 
+function staffRequest(method, path, body) {
+  return fetch(path, {
+    method,
+    headers: { "X-Warmcard-Token": token, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+function renderPeople() {
+  const query = $("staff-search").value.trim();
+  const list = $("staff-list");
+  list.replaceChildren();
+  const shown = people.filter((p) => !query || p.name.includes(query));
+  for (const person of shown) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "person" + (person.served ? " served" : "");
+    button.setAttribute("role", "listitem");
+    button.dataset.personId = person.person_id;
+    const name = document.createElement("span");
+    name.textContent = person.name;
+    button.append(name);
+    if (person.served) {
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = "已领 served";
+      button.append(badge);
+    }
+    button.addEventListener("click", () => recordMeal(person.person_id));
+    list.append(button);
+  }
+  $("staff-empty").hidden = shown.length > 0;
+}
+
+async function openStaffList(tap) {
+  $("staff-meal").textContent = tap.detail_zh || "";
+  $("staff-search").value = "";
+  people = [];
+  renderPeople();
+  show("staff");
+  body.dataset.outcome = "staff";
+  body.dataset.shownAt = String(Date.now());
+  clearTimeout(holdTimer);
+  holdTimer = setTimeout(() => { if (connected) show("idle"); }, tap.hold_s * 1000);
+  const answer = await staffRequest("GET", "/staff/list");
+  if (!answer.ok) { show("idle"); return; }
+  people = (await answer.json()).people;
+  renderPeople();
+  body.dataset.listed = String(people.length);
+}
+
+async function recordMeal(personId) {
+  // The answer arrives as a tap event on the stream, like any tap; it replaces this list.
+  const answer = await staffRequest("POST", "/staff/meal", { person_id: personId });
+  if (!answer.ok && body.dataset.state === "staff") show("idle");
+}
+
 function showTap(tap) {
+  if (tap.outcome === "staff") { openStaffList(tap); return; }
   $("title-zh").textContent = tap.title_zh;
   $("title-en").textContent = tap.title_en;
   $("detail-zh").textContent = tap.detail_zh;
@@ -67,10 +127,19 @@ function connect() {
     connected = false;
     if (lostTimer === null) lostTimer = setTimeout(() => show("lost"), status.lost_after_s * 1000);
   };
-  events.addEventListener("status", (e) => { status = JSON.parse(e.data); renderStatus(); });
+  events.addEventListener("status", (e) => {
+    status = JSON.parse(e.data);
+    token = status.token || token;
+    renderStatus();
+  });
   events.addEventListener("tap", (e) => showTap(JSON.parse(e.data)));
 }
 
+$("staff-search").addEventListener("input", renderPeople);
+$("staff-cancel").addEventListener("click", () => {
+  staffRequest("POST", "/staff/cancel");
+  show("idle");
+});
 renderStatus();
 setInterval(tick, 1000);
 connect();

@@ -20,6 +20,7 @@ from firmware_gateway.doctor import (
     Status,
     check_broker,
     check_clock,
+    check_cloud,
     check_disk,
     check_feedback,
     check_reader,
@@ -31,7 +32,34 @@ from firmware_gateway.pins import PinPlayer
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from kiosk.gpio_feedback import PATTERNS
+from tests.support.ingest import Publisher, password_file
 from warmcard.command.servers import Mosquitto, free_port
+from warmcard.contract import (
+    DeviceConfig,
+    Mode,
+    Roster,
+    RosterEntry,
+    config_topic,
+    roster_topic,
+)
+from warmcard.settings import MqttSettings
+
+
+def register_in_cloud(broker: Mosquitto, device: str = "dali-doctor-01", **config: Any) -> None:
+    """What ingest does for a registered device: its retained config and its site's roster."""
+    publisher = Publisher(broker.port)
+    try:
+        site = config.pop("site_id", "dali-xizhou-01")
+        publisher.publish_raw(
+            config_topic(device),
+            DeviceConfig(device_id=device, site_id=site, mode=Mode.CANTEEN, **config).to_bytes(),
+            retain=True,
+        )
+        entry = RosterEntry(card_uid="04A1B2C3", person_id="P0001", display_name="杨桂英")
+        roster = Roster(site_id=site, version="1", entries=[entry])
+        publisher.publish_raw(roster_topic(device), roster.to_bytes(), retain=True)
+    finally:
+        publisher.close()
 
 
 def write_config(tmp_path: Path, *, reader: str = "sim:", port: int = 1, extra: str = "") -> Path:
@@ -39,7 +67,9 @@ def write_config(tmp_path: Path, *, reader: str = "sim:", port: int = 1, extra: 
     data.mkdir(exist_ok=True)
     path = tmp_path / "kiosk.toml"
     path.write_text(
-        f'device_id = "dali-doctor-01"\nreader = "{reader}"\ndata_dir = "{data}"\n{extra}\n'
+        # screen_port = 0: a kiosk without a display (the screen check is tests/kiosk's).
+        f'device_id = "dali-doctor-01"\nreader = "{reader}"\ndata_dir = "{data}"\n'
+        f"screen_port = 0\n{extra}\n"
         f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
     )
     return path
@@ -78,9 +108,11 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_sim_reader_passes_and_whole_doctor_exits_zero(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
+    register_in_cloud(mosquitto)
     config = write_config(tmp_path, port=mosquitto.port)
     done = run_cli("--config", str(config), "--no-tap")
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "[通过 PASS] 云端登记 Registered in the cloud: 站点 site dali-xizhou-01" in done.stdout
     assert "[通过 PASS] 读卡器 Reader: sim:" in done.stdout
     assert "[跳过 SKIP] 刷卡 Live read: --no-tap" in done.stdout
     assert "[通过 PASS] 服务器 Broker" in done.stdout
@@ -166,6 +198,32 @@ def test_broker_unreachable_fails_with_a_fix(tmp_path: Path) -> None:
     assert "broker is running" in result.fix
 
 
+def test_registration_names_the_site_or_says_how_to_register(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    register_in_cloud(mosquitto, "dali-doctor-02", site_id="dali-xizhou-02", site_name="喜洲小院")
+    data = tmp_path / "data"
+    data.mkdir()
+    deps = quiet_deps()[0]
+    for device, status in (("dali-doctor-02", Status.PASS), ("dali-doctor-nobody", Status.FAIL)):
+        settings = GatewaySettings(
+            device_id=device, data_dir=data, mqtt=MqttSettings(port=mosquitto.port)
+        )
+        broker, registered = check_cloud(settings, deps)
+        assert broker.status is Status.PASS
+        assert registered.status is status, registered
+    assert (
+        "喜洲小院 (dali-xizhou-02), canteen, 名单 roster 1 张卡 cards"
+        in check_cloud(
+            GatewaySettings(
+                device_id="dali-doctor-02", data_dir=data, mqtt=MqttSettings(port=mosquitto.port)
+            ),
+            deps,
+        )[1].detail
+    )
+    assert "devices.csv" in registered.fix and "not registered" in registered.detail
+
+
 def test_broker_reachable_passes(tmp_path: Path, mosquitto: Mosquitto) -> None:
     result = check_broker(settings_for(tmp_path, port=mosquitto.port), quiet_deps()[0])
     assert result.status is Status.PASS, result
@@ -176,13 +234,7 @@ def test_broker_reachable_passes(tmp_path: Path, mosquitto: Mosquitto) -> None:
 def locked_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     """A broker that knows one kiosk account and refuses everyone else."""
     run_dir = tmp_path_factory.mktemp("locked-broker")
-    passwords = run_dir / "passwords"
-    subprocess.run(
-        ["mosquitto_passwd", "-c", "-b", str(passwords), "dali-doctor-01", "right-password"],
-        check=True,
-        capture_output=True,
-    )
-    passwords.chmod(0o600)
+    passwords = password_file(run_dir, "dali-doctor-01", "right-password")
     extra = f"allow_anonymous false\npassword_file {passwords}\n"
     with Mosquitto(run_dir, extra_conf=extra) as broker:
         yield broker
@@ -311,6 +363,7 @@ def test_doctor_passes_against_the_pn532_emulator(tmp_path: Path, mosquitto: Mos
     from firmware_gateway.pn532.emulator import PN532Emulator
 
     uid = "04A1B2C3D4E5F6"
+    register_in_cloud(mosquitto)
     with PN532Emulator() as emulator:
         config = write_config(tmp_path, reader=f"pn532:{emulator.path}", port=mosquitto.port)
         said: list[str] = []

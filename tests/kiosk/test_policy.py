@@ -160,7 +160,7 @@ def test_second_meal_in_same_period_is_meal_repeat() -> None:
         MealPeriod.LUNCH,
         Outcome.SUCCESS,
     )
-    assert "午餐 lunch" in first.message
+    assert first.message == "李秀英 午餐已取 Lunch served"  # the meal in Chinese on the main line
     second = kiosk.tap(ALICE.card_uid, lunch + 120 * S)
     assert (second.kind, second.outcome) == (Kind.MEAL_REPEAT, Outcome.MEAL_REPEAT)
     assert second.message == "李秀英 本餐已领 Meal already served"

@@ -57,7 +57,7 @@ def read_event(lines: Iterator[str]) -> tuple[str, dict]:
         ("签到成功 · 杨桂英 / Checked in", "签到成功 · 杨桂英", "Checked in"),
         ("杨桂英 已签到 Checked in", "杨桂英 已签到", "Checked in"),
         ("Li Wei 已签退 Checked out", "Li Wei 已签退", "Checked out"),
-        ("杨桂英 已取餐 Meal served: 午餐 lunch", "杨桂英 已取餐", "Meal served: 午餐 lunch"),
+        ("杨桂英 午餐已取 Lunch served", "杨桂英 午餐已取", "Lunch served"),
         (MSG_UNKNOWN, "未登记的卡，请找工作人员", "Unknown card, please see staff"),
         ("只有中文", "只有中文", ""),
         ("English only", "", "English only"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -266,3 +267,39 @@ def check_live(service: Any, ids: dict[str, str]) -> None:
         wait_for(lambda: live_numbers(service, ids) == EXPECTED_LIVE, timeout=5)
     except AssertionError:
         assert live_numbers(service, ids) == EXPECTED_LIVE
+
+
+def password_file(run_dir: Path, user: str, password: str) -> Path:
+    """A Mosquitto password file (mosquitto_passwd) that knows one account."""
+    passwords = run_dir / "passwords"
+    subprocess.run(
+        ["mosquitto_passwd", "-c", "-b", str(passwords), user, password],
+        check=True,
+        capture_output=True,
+    )
+    passwords.chmod(0o600)
+    return passwords
+
+
+@contextmanager
+def local_ingest(
+    tmp: Path, broker: Any, influx: Any, database: str, prefix: str, **options: Any
+) -> Iterator[Any]:
+    """`warmcard ingest` as a child process on the registry in tmp (tests.support's layout)."""
+    from warmcard.command.servers import Ingest
+
+    server = Ingest(
+        tmp / "ingest",
+        broker=broker,
+        influx=influx,
+        database=database,
+        client_id=f"ingest-{prefix}",
+        registry_path=tmp / "registry.sqlite3",
+        extra_toml="batch_ms = 50",
+        **options,
+    )
+    server.start(timeout=60)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -107,3 +107,40 @@ def test_wrong_clocks_are_rejected() -> None:
 def test_model_forbids_unknown_fields() -> None:
     with pytest.raises(ValueError):
         TapEvent.model_validate(make_event(extra=1))
+
+
+def test_manual_meal_fields_are_omitted_unless_used() -> None:
+    """v1.1 fields: a tap that does not use them is byte-identical to a v1.0 tap."""
+    plain = parse_event(encode(make_event()), events_topic("k-001"))
+    assert b"manual" not in plain.to_bytes() and b"witness_card" not in plain.to_bytes()
+    manual = make_event(
+        kind="meal", meal_period="lunch", manual=True, witness_card="04FFEE0102A0B0"
+    )
+    event = parse_event(encode(manual), events_topic("k-001"))
+    assert event.manual and event.witness_card == "04FFEE0102A0B0"
+    assert json.loads(event.to_bytes())["manual"] is True
+    assert parse_event(event.to_bytes(), events_topic("k-001")) == event
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"manual": True},  # no witness
+        {"witness_card": "04FFEE01"},  # a witness without manual
+        {"kind": "check_in", "meal_period": None, "manual": True, "witness_card": "04FFEE01"},
+        {"manual": True, "witness_card": "04A1B2C3D4E5F6"},  # the elder's own card
+    ],
+)
+def test_manual_meal_rules_are_inconsistent_when_broken(overrides: dict[str, object]) -> None:
+    raw = make_event(**{"kind": "meal", "meal_period": "lunch", **overrides})
+    raw = {k: v for k, v in raw.items() if v is not None}
+    with pytest.raises(InvalidPayload) as caught:
+        parse_event(encode(raw), events_topic("k-001"))
+    assert caught.value.reason is Reason.INCONSISTENT
+
+
+def test_manual_must_be_a_json_boolean() -> None:
+    raw = make_event(kind="meal", meal_period="lunch", manual=1, witness_card="04FFEE01")
+    with pytest.raises(InvalidPayload) as caught:
+        parse_event(encode(raw), events_topic("k-001"))
+    assert caught.value.reason is Reason.SCHEMA

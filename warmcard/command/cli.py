@@ -34,9 +34,10 @@ KIOSK_COMMANDS = frozenset({"kiosk", "doctor", "simulate", "voice", "emulate-pn5
 def _register(argv: list[str]) -> None:
     from firmware_gateway import cli as gateway_cli
     from kiosk import cli as kiosk_cli
+    from kiosk.doctor_checks import KIOSK_CHECKS
     from kiosk.gpio_feedback import PATTERNS
 
-    gateway_cli.register(app, doctor_patterns=tuple(PATTERNS.values()))
+    gateway_cli.register(app, doctor_patterns=tuple(PATTERNS.values()), doctor_checks=KIOSK_CHECKS)
     kiosk_cli.register(app)
     command = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
     if command in KIOSK_COMMANDS:

@@ -25,6 +25,7 @@ class DayOut(BaseModel):
     attendance: int
     meals: dict[str, int]
     meals_total: int
+    manual: int  # of meals_total, recorded by hand
 
 
 class ReportOut(BaseModel):
@@ -33,6 +34,7 @@ class ReportOut(BaseModel):
     sites: list[SiteOut]
     days: list[DayOut]
     meals_total: int
+    manual_total: int
     elders_served: int
     visits: int | None
     generated_s: float
@@ -50,10 +52,12 @@ class ReportOut(BaseModel):
                     attendance=people,
                     meals=meals,
                     meals_total=sum(meals.values()),
+                    manual=report.manual_at(site.site_id, day),
                 )
                 for day, site, people, meals in report.daily()
             ],
             meals_total=report.meals_total,
+            manual_total=report.manual_total,
             elders_served=report.elders_served,
             visits=report.visits,
             generated_s=round(report.generated_s, 4),

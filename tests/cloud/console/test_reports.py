@@ -38,9 +38,11 @@ class Taps:
         self.lines: list[str] = []
         self.seq: dict[str, int] = {}
 
-    def add(self, device, site, ts, kind, person=None, meal=None):
+    def add(self, device, site, ts, kind, person=None, meal=None, witness=None):
         self.seq[device] = self.seq.get(device, 0) + 1
         event = TapEvent(
+            manual=witness is not None,
+            witness_card=witness,
             event_id=new_event_id(ts),
             device_id=device,
             seq=self.seq[device],
@@ -89,7 +91,8 @@ def month(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
     t.add(canteen, a, utc(2026, 11, 1, 4, 0), Kind.MEAL, "P0001", L)
     t.add(canteen, a, utc(2026, 11, 1, 4, 1), Kind.MEAL, "P0002", L)
     t.add(canteen, a, utc(2026, 11, 1, 4, 2), Kind.MEAL_REPEAT, "P0001", L)  # not a meal
-    t.add(canteen, a, utc(2026, 11, 1, 15, 30), Kind.MEAL, "P0003", D)  # 23:30 local, Nov 1
+    # 23:30 local, Nov 1; P0003 forgot the card: staff recorded it by hand (manual).
+    t.add(canteen, a, utc(2026, 11, 1, 15, 30), Kind.MEAL, "P0003", D, witness="04FFEE01")
     # Local November 2 00:30 is November 1 16:30 UTC: counts on November 2.
     t.add(gate, a, utc(2026, 11, 1, 16, 30), Kind.CHECK_IN, "P0004")
     t.add(canteen, a, utc(2026, 11, 1, 16, 40), Kind.MEAL, "P0001", D)
@@ -122,6 +125,7 @@ def test_numbers_exact_with_site_tz_day_boundaries(month, tmp_path):
     assert report.attendance == {(a, nov(1)): 2, (a, nov(2)): 1, (b, nov(3)): 2, (b, nov(30)): 1}
     assert report.elders_served == 4  # P0001, P0002, P0003, P0005 (P0006 ate in October)
     assert report.meals_total == 5
+    assert report.manual == {(a, nov(1)): 1} and report.manual_total == 1  # counted and marked
     assert report.visits == 3  # local November only
     assert monthly_report(storage, sites[1:], "dali/y", "2026-11", visits).visits == 1
     assert len(report.days) == 30 and len(list(report.daily())) == 60
@@ -151,6 +155,7 @@ def test_report_api_downloads_and_area_access(month, tmp_path):
         "attendance": 2,
         "meals": {"breakfast": 0, "lunch": 2, "dinner": 2},
         "meals_total": 4,
+        "manual": 1,
     }
     # Another area, a parent area the viewer is not granted, or a bad month.
     for other in ("dali/dalishi/zhoucheng", "dali", "nowhere/x"):
@@ -169,7 +174,14 @@ def test_report_api_downloads_and_area_access(month, tmp_path):
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert rows[0][0] == "日期 Date"
     first = rows[1]
-    assert first[:3] == ["2026-11-01", a, "'" + EVIL] and first[3:] == ["2", "0", "2", "2", "4"]
+    assert first[:3] == ["2026-11-01", a, "'" + EVIL] and first[3:] == [
+        "2",
+        "0",
+        "2",
+        "2",
+        "4",
+        "1",
+    ]
     assert not any(cell.startswith("=") for row in rows for cell in row)
     summary = {row[0]: row[-1] for row in rows if row[0] and not row[0][0].isdigit()}
     assert summary["用餐长者(去重) Distinct elders served"] == "4"
@@ -180,7 +192,7 @@ def test_report_api_downloads_and_area_access(month, tmp_path):
     book = load_workbook(io.BytesIO(r.content))
     daily = list(book["每日 Daily"].iter_rows(values_only=True))
     assert daily[1][2] == "'" + EVIL
-    assert daily[1][3:] == (2, 0, 2, 2, 4)
+    assert daily[1][3:] == (2, 0, 2, 2, 4, 1)  # the last: of which by hand
     summary_sheet = dict(book["汇总 Summary"].iter_rows(min_row=2, values_only=True))
     assert summary_sheet["用餐合计 Meals served"] == 5
 
@@ -225,7 +237,7 @@ def test_warmcard_report_command(month, tmp_path):
     summary = dict(book["汇总 Summary"].iter_rows(min_row=2, values_only=True))
     assert summary["探访次数 Visits made"] == 2
     rows = list(book["每日 Daily"].iter_rows(values_only=True))
-    assert len(rows) == 1 + 30 and rows[1][3:] == (2, 0, 2, 2, 4)
+    assert len(rows) == 1 + 30 and rows[1][3:] == (2, 0, 2, 2, 4, 1)
     out_csv = tmp_path / "report.csv"
     result = CliRunner().invoke(
         warmcard_app,

@@ -48,6 +48,16 @@ def test_tap_point_exact_line():
     )
 
 
+def test_manual_meal_is_marked_with_its_witness():
+    ev = _event(manual=True, witness_card="04FFEE01")
+    line = encode_tap(ev, "site-1")
+    assert line == (
+        "taps,device=kiosk-1,kind=meal,meal_period=lunch,site=site-1 "
+        f'seq=42i,event_id="{ev.event_id}",card_uid="04A1B2C3",person_id="P0001",'
+        f'auto=false,clock_synced=true,manual=true,witness="card:04FFEE01" {TS}'
+    )
+
+
 def test_unknown_card_has_no_person_and_no_meal_tag():
     ev = _event(kind=Kind.UNKNOWN_CARD, meal_period=None, person_id=None)
     line = encode_tap(ev, "site-1")

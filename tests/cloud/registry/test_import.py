@@ -16,7 +16,7 @@ from tests.support.ingest import write_registry
 from tests.support.paths import REPO
 from warmcard.cards import canonical_uid
 from warmcard.command.cli import app
-from warmcard.contract import MealPeriod, Mode
+from warmcard.contract import MealPeriod, Mode, Role
 
 
 def _counts(path):
@@ -240,3 +240,32 @@ def test_ingest_refuses_a_status_link_under_the_consumers_username(tmp_path: Pat
     )
     settings = IngestSettings.load(config)
     assert settings.link.username == "downlink"
+
+
+def test_staff_role_reaches_the_roster_and_site_name_the_config(tmp_path):
+    ids = write_registry(tmp_path, "r5")
+    reg = Registry(tmp_path / "registry.sqlite3")
+    try:
+        before = reg.roster(ids["site_a"])
+        assert {e.role for e in before.entries} == {Role.ELDER}
+        assert b"role" not in before.to_bytes()  # elders' lines as before the column
+        (tmp_path / "staff.csv").write_text(
+            f"person_id,display_name,site_id,role\nS0001,食堂王师傅,{ids['site_a']},staff\n"
+            f"P0001,长者1,{ids['site_a']},\n",
+            encoding="utf-8",
+        )
+        (tmp_path / "staffcards.csv").write_text("card_uid,person_id\n04FFEE01,S0001\n")
+        import_csv(reg, people=tmp_path / "staff.csv", cards=tmp_path / "staffcards.csv")
+        after = reg.roster(ids["site_a"])
+        staff = [e for e in after.entries if e.role is Role.STAFF]
+        assert [(e.card_uid, e.person_id) for e in staff] == [("04FFEE01", "S0001")]
+        assert after.version != before.version
+        assert after.to_bytes().count(b'"role":"staff"') == 1
+        assert reg.device_config(ids["canteen_a"]).site_name == "喜洲幸福小院"
+        (tmp_path / "bad.csv").write_text(
+            f"person_id,display_name,site_id,role\nS0002,李,{ids['site_a']},boss\n"
+        )
+        with pytest.raises(ImportFailed, match="role 'boss' must be elder or staff"):
+            import_csv(reg, people=tmp_path / "bad.csv")
+    finally:
+        reg.close()

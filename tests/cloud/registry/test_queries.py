@@ -266,7 +266,8 @@ def test_old_registry_is_migrated_with_history(tmp_path):
     db.close()
     reg = Registry(path, clock=lambda: 5_000_000)
     try:
-        assert reg.query("PRAGMA user_version")[0][0] == 1
+        assert reg.query("PRAGMA user_version")[0][0] == 2  # history, then staff roles
+        assert reg.query("SELECT DISTINCT role FROM people") == [("elder",)]
         rows = reg.query("SELECT card_uid, person_id, valid_from, valid_to FROM card_assignments")
         assert rows == [("04A1B2C3", "P1", None, None)]
         assert [e.card_uid for e in reg.roster("s-01").entries] == ["04A1B2C3"]

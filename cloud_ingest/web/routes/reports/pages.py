@@ -78,6 +78,7 @@ def reports_page(
                     "attendance": people,
                     "meals": [meals[p] for p in PERIODS],
                     "total": sum(meals.values()),
+                    "manual": report.manual_at(site.site_id, day),
                 }
                 for day, site, people, meals in report.daily()
                 if people or any(meals.values())
