@@ -285,21 +285,28 @@ def password_file(run_dir: Path, user: str, password: str) -> Path:
 def local_ingest(
     tmp: Path, broker: Any, influx: Any, database: str, prefix: str, **options: Any
 ) -> Iterator[Any]:
-    """`warmcard ingest` as a child process on the registry in tmp (tests.support's layout)."""
-    from warmcard.command.servers import Ingest
+    """The cloud as systemd runs it, on the registry in tmp (tests.support's layout): a
+    `warmcard ingest` worker and a `warmcard console` child; yields the console (its `url`)."""
+    from warmcard.command.servers import Console, Ingest
 
-    server = Ingest(
-        tmp / "ingest",
-        broker=broker,
-        influx=influx,
-        database=database,
-        client_id=f"ingest-{prefix}",
-        registry_path=tmp / "registry.sqlite3",
-        extra_toml="batch_ms = 50",
-        **options,
-    )
-    server.start(timeout=60)
+    shared: dict[str, Any] = {
+        "broker": broker,
+        "influx": influx,
+        "database": database,
+        "registry_path": tmp / "registry.sqlite3",
+        "console_db": tmp / "console.sqlite3",
+        "deadletter_path": tmp / "deadletter.sqlite3",
+        "extra_toml": "batch_ms = 50",
+    }
+    shared.update(options)
+    console = Console(tmp / "console", client_id=f"console-{prefix}", **shared)
+    worker = Ingest(tmp / "ingest", client_id=f"ingest-{prefix}", **shared)
+    console.start(timeout=60)
     try:
-        yield server
+        worker.start(timeout=60)
+        try:
+            yield console
+        finally:
+            worker.stop()
     finally:
-        server.stop()
+        console.stop()
