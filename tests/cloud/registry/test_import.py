@@ -226,7 +226,8 @@ def test_ingest_refuses_a_status_link_under_the_consumers_username(tmp_path: Pat
     from warmcard.settings import SettingsError
 
     config = tmp_path / "ingest.toml"
-    config.write_text('[mqtt]\nusername = "ingest-1"\npassword = "s3cret-ingest-pw"\n')
+    group = 'share_group = "ingest-5f0c1e9a77d2b4c3a1e8d6f0"\n'  # as `provision --ca-init` makes
+    config.write_text(group + '[mqtt]\nusername = "ingest-1"\npassword = "s3cret-ingest-pw"\n')
     with pytest.raises(SettingsError, match="link_mqtt"):
         IngestSettings.load(config)
     config.write_text(
@@ -235,7 +236,7 @@ def test_ingest_refuses_a_status_link_under_the_consumers_username(tmp_path: Pat
     with pytest.raises(SettingsError, match="link_mqtt"):
         IngestSettings.load(config)
     config.write_text(
-        '[mqtt]\nusername = "ingest-1"\npassword = "s3cret-ingest-pw"\n'
+        group + '[mqtt]\nusername = "ingest-1"\npassword = "s3cret-ingest-pw"\n'
         '[link_mqtt]\nusername = "downlink"\npassword = "s3cret-downlink-pw"\n'
     )
     settings = IngestSettings.load(config)

@@ -45,6 +45,7 @@ def write_many_sites(tmp: Path, prefix: str) -> None:
     sites = ["site_id,name_zh,name_en,tz,capacity"]
     devices = ["device_id,site_id,mode"]
     people = ["person_id,display_name,site_id"]
+    cards = ["card_uid,person_id"]
     for i in range(1, N_SITES + 1):
         s = site_id(prefix, i)
         sites.append(f"{s},第{i}幸福小院,Courtyard {i},{TZ},{10 + i}")
@@ -52,9 +53,16 @@ def write_many_sites(tmp: Path, prefix: str) -> None:
         if i % 2 == 0:
             devices.append(f"{s}-canteen,{s},canteen")
         people += [f"P{i:02d}{k},长者{i}-{k},{s}" for k in range(5)]
-    for name, lines in (("sites", sites), ("devices", devices), ("people", people)):
+        # Each person's card, as EventMaker spells it (ingest checks card -> person -> site).
+        cards += [f"04A1B2{int(f'{i:02d}{k}'):02X},P{i:02d}{k}" for k in range(5)]
+    for name, lines in (
+        ("sites", sites),
+        ("devices", devices),
+        ("people", people),
+        ("cards", cards),
+    ):
         (tmp / f"{name}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    import_registry_csv(tmp / "registry.sqlite3", tmp, "sites", "devices", "people")
+    import_registry_csv(tmp / "registry.sqlite3", tmp, "sites", "devices", "people", "cards")
 
 
 def expected_day(i: int) -> tuple[int, int]:
