@@ -24,12 +24,9 @@ from typing import Any
 
 from warmcard.contract import (
     EARLIEST_EVENT,
-    MAX_DETAIL_CHARS,
     MAX_FUTURE_SKEW_S,
-    MAX_PAYLOAD_BYTES,
     MAX_SEQ,
     MEAL_KINDS,
-    InvalidPayload,
     Kind,
     MealPeriod,
     TapEvent,
@@ -38,7 +35,9 @@ from warmcard.contract import (
     parse_event,
 )
 from warmcard.ids import CARD_UID_RE, DEVICE_ID_RE, EVENT_ID_RE, PERSON_ID_RE
+from warmcard.rejections import MAX_DETAIL_CHARS, InvalidPayload
 from warmcard.timestamps import format_ts, new_event_id, parse_ts
+from warmcard.wirejson import MAX_PAYLOAD_BYTES
 
 RECEIVED_US = 1_795_933_086_123_456  # the cloud's clock for every fuzzed payload
 EARLIEST_US = int(EARLIEST_EVENT.timestamp()) * 1_000_000

@@ -28,11 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.events import bench_event, bench_start_us
 from warmcard.command.demo import import_seed
 from warmcard.command.servers import InfluxD, Ingest, Mosquitto
-from warmcard.contract import (
-    EVENTS_FILTER,
-    events_topic,
-    parse_event,
-)
+from warmcard.contract import EVENTS_FILTER, events_topic, parse_event
 
 PUBLISHERS = 4
 SEED_FILES = ("sites", "devices", "people", "cards")

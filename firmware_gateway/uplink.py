@@ -32,9 +32,7 @@ from firmware_gateway.outbox import Outbox
 from warmcard.contract import (
     DeviceConfig,
     DeviceStatus,
-    InvalidPayload,
     ReaderState,
-    Reason,
     ResendCommand,
     Roster,
     command_topic,
@@ -44,6 +42,7 @@ from warmcard.contract import (
     roster_topic,
     status_topic,
 )
+from warmcard.rejections import InvalidPayload, Reason
 from warmcard.settings import MqttSettings
 from warmcard.timestamps import format_ts
 

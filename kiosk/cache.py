@@ -11,7 +11,8 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from kiosk.policy.roster import RosterIndex
-from warmcard.contract import DeviceConfig, InvalidPayload, Roster, RosterEntry, parse_model
+from warmcard.contract import DeviceConfig, Roster, RosterEntry, parse_model
+from warmcard.rejections import InvalidPayload
 
 log = logging.getLogger("warmcard.kiosk.roster")
 

@@ -5,8 +5,6 @@ Both sides import this module and nothing else of each other. docs/protocol.md d
 
 from __future__ import annotations
 
-import json
-import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
@@ -25,7 +23,6 @@ from pydantic import (
     model_validator,
 )
 
-from warmcard.errors import WarmcardError
 from warmcard.ids import (
     DEVICE_ID_RE,
     CardUid,
@@ -38,7 +35,9 @@ from warmcard.ids import (
     WireTs,
 )
 from warmcard.localtime import DEFAULT_TZ
+from warmcard.rejections import InvalidPayload, Reason
 from warmcard.timestamps import now_us, parse_ts
+from warmcard.wirejson import MAX_PAYLOAD_BYTES, decode_json
 
 SCHEMA_VERSION = 1
 TOPIC_ROOT = "warmcard/v1/devices"
@@ -46,11 +45,7 @@ EVENTS_FILTER = f"{TOPIC_ROOT}/+/events"
 STATUS_FILTER = f"{TOPIC_ROOT}/+/status"
 # A resend command asks for at most this many seqs; a larger gap is split into several commands.
 MAX_RESEND_RANGE = 10_000
-MAX_PAYLOAD_BYTES = 4096
-MAX_NESTING = 4  # containers ({} or []) nested inside each other, the top level included
 MAX_SEQ = 2**53 - 1  # exact in JSON numbers and in InfluxDB int64 fields
-# Longer integer literals are never meaningful here; int() of a huge one costs quadratic time.
-MAX_INT_DIGITS = 40
 
 # Event times outside this window are wrong clocks, not real taps.
 EARLIEST_EVENT = datetime(2024, 1, 1, tzinfo=UTC)
@@ -90,58 +85,6 @@ class ReaderState(StrEnum):
     OK = "ok"
     FAULT = "fault"
     ABSENT = "absent"
-
-
-class Reason(StrEnum):
-    """Why a payload was rejected; the dead-letter store and metrics count by these names."""
-
-    EMPTY = "empty"
-    TOO_LARGE = "too_large"
-    NOT_UTF8 = "not_utf8"
-    INVALID_JSON = "invalid_json"
-    DUPLICATE_KEY = "duplicate_key"
-    NON_FINITE_NUMBER = "non_finite_number"
-    TOO_DEEP = "too_deep"
-    NOT_AN_OBJECT = "not_an_object"
-    UNKNOWN_VERSION = "unknown_version"
-    SCHEMA = "schema"
-    BAD_TOPIC = "bad_topic"
-    DEVICE_MISMATCH = "device_mismatch"
-    UNKNOWN_DEVICE = "unknown_device"
-    CLOCK_PAST = "clock_past"
-    CLOCK_FUTURE = "clock_future"
-    RETAINED = "retained"
-    QOS0 = "qos0"
-    CONFLICT = "conflict"
-    BOM = "bom"
-    HUGE_NUMBER = "huge_number"
-    MISSING_FIELD = "missing_field"
-    UNKNOWN_FIELD = "unknown_field"
-    BAD_TS = "bad_ts"
-    INCONSISTENT = "inconsistent"
-
-
-MAX_DETAIL_CHARS = 300
-
-
-class InvalidPayload(WarmcardError):
-    """A payload that breaks the contract; `reason` names the rule.
-
-    `detail` is at most MAX_DETAIL_CHARS printable characters (control characters and lone
-    surrogates escaped), so it is safe to log, store and encode as UTF-8.
-    """
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        if not detail.isprintable():
-            detail = ascii(detail)[1:-1]
-        detail = detail[:MAX_DETAIL_CHARS]
-        # Both in args, so the exception pickles (worker processes) and str() stays readable.
-        super().__init__(reason, detail)
-        self.reason = reason
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return f"{self.reason.value}: {self.detail}"
 
 
 # ---------------------------------------------------------------------------- topics
@@ -371,102 +314,11 @@ class ResendCommand(_Wire):
         return self.model_dump_json().encode()
 
 
-# ---------------------------------------------------------------------------- decoding
+# ---------------------------------------------------------------------------- parsing
 #
-# Checks run in this order and the first failure names the reason (docs/protocol.md):
-# empty, too_large, bom, not_utf8, too_deep, invalid_json | duplicate_key | non_finite_number |
-# huge_number, not_utf8 (lone surrogate), not_an_object; then per payload type the version,
-# the schema and the cross-field rules.
-
-_UTF8_BOM = b"\xef\xbb\xbf"
-# A JSON string, closed or not. Possessive quantifiers keep it linear: an unclosed string is
-# consumed to the end once instead of being rescanned from every escaped quote inside it.
-_STRING_TOKEN_RE = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
-_BRACKET_RE = re.compile(r"[\[\]{}]")
-_SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise InvalidPayload(Reason.DUPLICATE_KEY, f"key {key[:50]!r} appears twice")
-            seen.add(key)
-    return result
-
-
-def _reject_constant(name: str) -> float:
-    raise InvalidPayload(Reason.NON_FINITE_NUMBER, f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (_INF, -_INF):  # 1e400 is valid JSON that no double can hold
-        raise InvalidPayload(Reason.HUGE_NUMBER, f"{text[:40]} overflows a double")
-    return value
-
-
-_INF = float("inf")
-
-
-def _bounded_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_INT_DIGITS:
-        raise InvalidPayload(Reason.HUGE_NUMBER, f"integer of {len(text)} digits")
-    return int(text)
-
-
-def _check_nesting(text: str) -> None:
-    """Reject nesting deeper than MAX_NESTING before json.loads recurses into it."""
-    # Only a text with more brackets than the limit can be too deep; valid events have one.
-    if text.count("{") + text.count("[") <= MAX_NESTING:
-        return
-    depth = 0
-    for token in _BRACKET_RE.finditer(_STRING_TOKEN_RE.sub("", text)):
-        char = token.group()
-        if char in "[{":
-            depth += 1
-            if depth > MAX_NESTING:
-                raise InvalidPayload(Reason.TOO_DEEP, f"nesting deeper than {MAX_NESTING}")
-        else:
-            depth -= 1
-
-
-def decode_json(payload: bytes, limit: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
-    """Strict JSON object decoding shared by every payload type."""
-    if not payload:
-        raise InvalidPayload(Reason.EMPTY, "empty payload")
-    if len(payload) > limit:
-        raise InvalidPayload(Reason.TOO_LARGE, f"{len(payload)} bytes, limit {limit}")
-    if payload.startswith(_UTF8_BOM):
-        raise InvalidPayload(Reason.BOM, "payload starts with a UTF-8 byte order mark")
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidPayload(Reason.NOT_UTF8, str(exc)) from None
-    _check_nesting(text)
-    try:
-        data = json.loads(
-            text,
-            object_pairs_hook=_no_duplicate_keys,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            parse_int=_bounded_int,
-        )
-    except RecursionError:  # unreachable after _check_nesting; kept as a last line of defence
-        raise InvalidPayload(Reason.TOO_DEEP, "nesting too deep") from None
-    except ValueError as exc:  # JSONDecodeError, or a number Python refuses to convert
-        raise InvalidPayload(Reason.INVALID_JSON, str(exc)) from None
-    if _SURROGATE_ESCAPE_RE.search(text):
-        # JSON may escape a lone surrogate ("\ud800"); no UTF-8 text can hold the result.
-        try:
-            json.dumps(data, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidPayload(Reason.NOT_UTF8, "lone surrogate in a \\u escape") from None
-    if not isinstance(data, dict):
-        raise InvalidPayload(Reason.NOT_AN_OBJECT, f"top level is {type(data).__name__}")
-    return data
+# After strict JSON decoding (warmcard.wirejson: empty, too_large, bom, not_utf8, too_deep,
+# invalid_json | duplicate_key | non_finite_number | huge_number, not_an_object), each payload
+# type checks, in this order, the version, the schema and the cross-field rules.
 
 
 def _check_version(data: dict[str, Any]) -> None:

@@ -15,7 +15,8 @@ from itertools import pairwise
 from cloud_ingest.alerts.models import Finding, Kind
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.pipeline.live import DeviceSeen
-from warmcard.contract import InvalidPayload, ReaderState
+from warmcard.contract import ReaderState
+from warmcard.rejections import InvalidPayload
 from warmcard.timestamps import parse_ts
 
 US = 1_000_000

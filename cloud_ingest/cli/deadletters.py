@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Newest first: id, time, reason, topic, detail."""
         from cloud_ingest.ops.payload_view import payload_json
-        from warmcard.contract import Reason
+        from warmcard.rejections import Reason
         from warmcard.timestamps import format_ts
 
         if reason is not None and reason not in {r.value for r in Reason}:

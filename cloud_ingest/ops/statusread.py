@@ -17,13 +17,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud_ingest.pipeline.mqtt_client import configure_client
-from warmcard.contract import (
-    DeviceStatus,
-    InvalidPayload,
-    device_from_topic,
-    parse_model,
-    status_topic,
-)
+from warmcard.contract import DeviceStatus, device_from_topic, parse_model, status_topic
+from warmcard.rejections import InvalidPayload
 from warmcard.settings import MqttSettings
 
 

@@ -38,14 +38,8 @@ from cloud_ingest.pipeline.provenance import Mismatch, Provenance
 from cloud_ingest.pipeline.settings import PipelineSettings
 from cloud_ingest.pipeline.stored import StoredTap
 from cloud_ingest.registry.store import Registry
-from warmcard.contract import (
-    EVENTS_FILTER,
-    InvalidPayload,
-    Reason,
-    TapEvent,
-    parse_event,
-    shared_subscription,
-)
+from warmcard.contract import EVENTS_FILTER, TapEvent, parse_event, shared_subscription
+from warmcard.rejections import InvalidPayload, Reason
 from warmcard.timestamps import now_us
 
 log = logging.getLogger(__name__)

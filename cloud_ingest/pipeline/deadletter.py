@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud_ingest import db
-from warmcard.contract import MAX_PAYLOAD_BYTES, TOPIC_ROOT, Reason
+from warmcard.contract import TOPIC_ROOT
+from warmcard.rejections import Reason
 from warmcard.timestamps import format_ts, now_us
+from warmcard.wirejson import MAX_PAYLOAD_BYTES
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dead_letters (

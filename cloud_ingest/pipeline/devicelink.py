@@ -19,14 +19,8 @@ from cloud_ingest.pipeline.live import LiveState
 from cloud_ingest.pipeline.mqtt_client import configure_client
 from cloud_ingest.pipeline.settings import PipelineSettings
 from cloud_ingest.pipeline.stored import STORED_FILTER, STORED_ROOT, StoredTap, decode
-from warmcard.contract import (
-    STATUS_FILTER,
-    DeviceStatus,
-    InvalidPayload,
-    Reason,
-    device_from_topic,
-    parse_model,
-)
+from warmcard.contract import STATUS_FILTER, DeviceStatus, device_from_topic, parse_model
+from warmcard.rejections import InvalidPayload, Reason
 
 log = logging.getLogger(__name__)
 

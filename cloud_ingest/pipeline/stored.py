@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud_ingest.pipeline.live import LiveEvent
-from warmcard.contract import MEAL_KINDS, InvalidPayload, Kind, MealPeriod, Reason
+from warmcard.contract import MEAL_KINDS, Kind, MealPeriod
 from warmcard.ids import CARD_UID_RE, DEVICE_ID_RE, EVENT_ID_RE, PERSON_ID_RE, SITE_ID_RE
+from warmcard.rejections import InvalidPayload, Reason
 
 STORED_ROOT = "warmcard/internal/v1/stored"
 STORED_FILTER = f"{STORED_ROOT}/+"

@@ -23,15 +23,7 @@ from typing import Any
 
 from cloud_ingest import db as sqlite_db
 from cloud_ingest.errors import RegistryError
-from warmcard.contract import (
-    DeviceConfig,
-    MealPeriod,
-    MealWindow,
-    Mode,
-    Role,
-    Roster,
-    RosterEntry,
-)
+from warmcard.contract import DeviceConfig, MealPeriod, MealWindow, Mode, Role, Roster, RosterEntry
 from warmcard.timestamps import now_us
 
 SCHEMA = """

@@ -11,14 +11,8 @@ from typing import Any
 from firmware_gateway.doctor.deps import DoctorDeps
 from firmware_gateway.doctor.results import PROVISION_FIX, CheckResult, Status
 from firmware_gateway.settings import GatewaySettings
-from warmcard.contract import (
-    DeviceConfig,
-    InvalidPayload,
-    Roster,
-    config_topic,
-    parse_model,
-    roster_topic,
-)
+from warmcard.contract import DeviceConfig, Roster, config_topic, parse_model, roster_topic
+from warmcard.rejections import InvalidPayload
 
 REGISTRATION = "云端登记 Registered in the cloud"
 

@@ -6,122 +6,28 @@ and paths rewritten (warmcard.command.servers.Mosquitto(secure_dir=...)).
 
 from __future__ import annotations
 
-import socket
-import ssl
 import time
 import tomllib
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from typer.testing import CliRunner
 
 from cloud_ingest.pipeline.stored import STORED_FILTER, stored_topic
+from tests.support.broker import Secure, connect
 from tests.support.mqtt_client import NOT_AUTHORISED, Client, accepted, code
 from warmcard.command.cli import app
-from warmcard.command.pki import CaFiles, init_ca, issue_device_cert, issue_server_cert
 from warmcard.command.provision import (
-    BrokerAddress,
-    BrokerFiles,
     ProvisionError,
-    init_broker,
     provision_device,
     provision_service,
     revoke,
     share_group,
-    write_bundle,
 )
-from warmcard.command.servers import SECURE_CONF_DIR, Mosquitto
-from warmcard.contract import (
-    command_topic,
-    config_topic,
-    events_topic,
-    roster_topic,
-    status_topic,
-)
+from warmcard.contract import command_topic, config_topic, events_topic, roster_topic, status_topic
 from warmcard.settings import MqttSettings
-
-
-@dataclass
-class Secure:
-    broker: Mosquitto
-    files: BrokerFiles
-    address: BrokerAddress
-    passwords: dict[str, str]
-    bundles: Path
-
-    def device(self, device_id: str) -> None:
-        """Provision a device (certificate + its own role); in effect at once, no reload."""
-        creds = provision_device(self.files, device_id, host="127.0.0.1", broker=self.address)
-        write_bundle(creds, self.bundles / device_id)
-
-    def service(self, name: str) -> str:
-        creds = provision_service(self.files, name, broker=self.address)
-        assert creds.password is not None
-        self.passwords[name] = creds.password
-        return creds.password
-
-
-@pytest.fixture(scope="module")
-def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
-    root = tmp_path_factory.mktemp("secure-broker")
-    files = BrokerFiles.at(root / "etc", SECURE_CONF_DIR / "dynsec-roles.json")
-    init_ca(files.ca)
-    issue_server_cert(files.ca, ["localhost", "127.0.0.1"])
-    init_broker(files)
-    with Mosquitto(root / "run", secure_dir=files.broker_dir) as broker:
-        address = BrokerAddress("127.0.0.1", broker.port, broker.tls_port)
-        made = Secure(broker, files, address, {}, root / "bundles")
-        for name in ("ingest-1", "ingest-2", "downlink"):
-            made.service(name)
-        yield made
-
-
-@pytest.fixture
-def dev(secure: Secure) -> Iterator[tuple[str, str]]:
-    """Two freshly provisioned devices, unique to the test."""
-    tag = uuid.uuid4().hex[:6]
-    a, b = f"k-{tag}-a", f"k-{tag}-b"
-    secure.device(a)
-    secure.device(b)
-    yield a, b
-
-
-@pytest.fixture
-def clients() -> Iterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for c in made:
-        c.close()
-
-
-def connect(
-    clients: list[Client],
-    secure: Secure,
-    user: str | None,
-    password: str | None = None,
-    **kwargs: Any,
-) -> Client:
-    """A service on the loopback listener (password), a device on the TLS one (its bundle)."""
-    clean_start = kwargs.pop("clean_start", True)
-    bundle = secure.bundles / (user or "-")
-    if user is not None and bundle.is_dir():
-        c = Client(user, password, **kwargs)
-        clients.append(c)
-        c.tls(bundle / "ca.crt", bundle / "device.crt", bundle / "device.key")
-        c.connect(secure.broker.tls_port, clean_start=clean_start)
-        return c
-    c = Client(
-        user, password if password is not None else secure.passwords.get(user or ""), **kwargs
-    )
-    clients.append(c)
-    c.connect(secure.broker.port, clean_start=clean_start)
-    return c
-
 
 # ---------------------------------------------------------------------------- authentication
 
@@ -444,105 +350,3 @@ def test_provision_refuses_service_names_and_invalid_ids(secure: Secure) -> None
             provision_device(secure.files, bad, host="127.0.0.1")
     with pytest.raises(ProvisionError):
         provision_service(secure.files, "k-not-a-service")
-
-
-# ---------------------------------------------------------------------------- TLS listener
-
-
-def _tls_client(clients: list[Client], user: str, password: str | None) -> Client:
-    c = Client(user, password)
-    clients.append(c)
-    return c
-
-
-def test_tls_device_with_its_certificate_connects(
-    secure: Secure, dev: tuple[str, str], clients: list[Client]
-) -> None:
-    a, _ = dev
-    bundle = secure.bundles / a
-    c = _tls_client(clients, a, None)
-    c.tls(bundle / "ca.crt", bundle / "device.crt", bundle / "device.key")
-    assert code(c.connect(secure.broker.tls_port)) == 0
-    assert accepted(c.publish(events_topic(a), b"over-tls"))
-    assert code(c.publish(events_topic("k-someone-else"), b"x")) == NOT_AUTHORISED
-
-
-def test_tls_without_client_certificate_refused(
-    secure: Secure, dev: tuple[str, str], clients: list[Client]
-) -> None:
-    a, _ = dev
-    c = _tls_client(clients, a, None).tls(secure.bundles / a / "ca.crt")
-    assert code(c.connect(secure.broker.tls_port)) is None
-    assert not c.connected  # the broker ends the handshake: "peer did not return a certificate"
-
-
-def test_tls_certificate_from_another_ca_refused(
-    secure: Secure, dev: tuple[str, str], clients: list[Client], tmp_path: Path
-) -> None:
-    a, _ = dev
-    rogue = CaFiles(tmp_path / "rogue")
-    init_ca(rogue)
-    issued = issue_device_cert(rogue, a)
-    (tmp_path / "d.crt").write_bytes(issued.cert_pem)
-    (tmp_path / "d.key").write_bytes(issued.key_pem)
-    c = _tls_client(clients, a, None)
-    c.tls(secure.bundles / a / "ca.crt", tmp_path / "d.crt", tmp_path / "d.key")
-    assert code(c.connect(secure.broker.tls_port)) is None
-    assert not c.connected
-
-
-def test_a_certificate_speaks_only_for_its_own_device(
-    secure: Secure, dev: tuple[str, str], clients: list[Client]
-) -> None:
-    """Issue #9.2: A's certificate with B's username (and any password) is A, never B: the
-    username is the certificate's CN. Before, it connected and published as B (PUBACK 0x00)."""
-    a, b = dev
-    bundle = secure.bundles / a
-    c = _tls_client(clients, b, "b-password-guess")
-    c.tls(bundle / "ca.crt", bundle / "device.crt", bundle / "device.key")
-    assert code(c.connect(secure.broker.tls_port)) == 0
-    assert code(c.publish(events_topic(b), b"as-b")) == NOT_AUTHORISED
-    assert code(c.publish(status_topic(b), b"as-b")) == NOT_AUTHORISED
-    assert code(c.subscribe(config_topic(b))) == NOT_AUTHORISED
-    assert accepted(c.publish(events_topic(a), b"as-a"))
-
-
-@pytest.mark.parametrize(
-    ("cipher", "admitted"),
-    [
-        ("ECDHE-ECDSA-AES128-GCM-SHA256", True),
-        ("ECDHE-ECDSA-CHACHA20-POLY1305", True),
-        ("ECDHE-ECDSA-AES128-SHA256", False),  # CBC
-        ("ECDHE-ECDSA-AES256-SHA", False),  # CBC, SHA-1
-    ],
-)
-def test_tls12_admits_aead_suites_only(
-    secure: Secure, dev: tuple[str, str], clients: list[Client], cipher: str, admitted: bool
-) -> None:
-    a, _ = dev
-    bundle = secure.bundles / a
-    ctx = ssl.create_default_context(cafile=str(bundle / "ca.crt"))
-    ctx.load_cert_chain(bundle / "device.crt", bundle / "device.key")
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers(cipher + ":@SECLEVEL=0")
-    with socket.create_connection(("127.0.0.1", secure.broker.tls_port), timeout=5) as raw:
-        try:
-            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                negotiated = tls.cipher()
-        except ssl.SSLError:
-            negotiated = None
-    assert (negotiated is not None) == admitted, negotiated
-    if admitted:
-        assert negotiated is not None and negotiated[0] == cipher
-
-
-def test_tls_client_refuses_a_broker_it_does_not_trust(
-    secure: Secure, dev: tuple[str, str], clients: list[Client], tmp_path: Path
-) -> None:
-    a, _ = dev
-    other = CaFiles(tmp_path / "other")
-    init_ca(other)
-    bundle = secure.bundles / a
-    c = _tls_client(clients, a, None)
-    c.tls(other.ca_cert, bundle / "device.crt", bundle / "device.key")
-    assert code(c.connect(secure.broker.tls_port)) is None

@@ -34,14 +34,7 @@ from firmware_gateway.settings import GatewaySettings
 from kiosk.gpio_feedback import PATTERNS
 from tests.support.ingest import Publisher, password_file
 from warmcard.command.servers import Mosquitto, free_port
-from warmcard.contract import (
-    DeviceConfig,
-    Mode,
-    Roster,
-    RosterEntry,
-    config_topic,
-    roster_topic,
-)
+from warmcard.contract import DeviceConfig, Mode, Roster, RosterEntry, config_topic, roster_topic
 from warmcard.settings import MqttSettings
 
 

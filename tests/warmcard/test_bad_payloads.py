@@ -11,19 +11,10 @@ from typing import Any
 import pytest
 
 from tests.support.paths import REPO
-from warmcard.contract import (
-    MAX_DETAIL_CHARS,
-    MAX_PAYLOAD_BYTES,
-    MAX_SEQ,
-    InvalidPayload,
-    Reason,
-    Roster,
-    TapEvent,
-    events_topic,
-    parse_event,
-    parse_model,
-)
+from warmcard.contract import MAX_SEQ, Roster, TapEvent, events_topic, parse_event, parse_model
+from warmcard.rejections import MAX_DETAIL_CHARS, InvalidPayload, Reason
 from warmcard.timestamps import format_ts
+from warmcard.wirejson import MAX_PAYLOAD_BYTES
 
 # A fixed "now" at the cloud, so clock rules are tested without reading the real clock.
 RECEIVED_US = 1_795_933_086_123_456  # 2026-11-29T03:38:06.123456Z

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from warmcard.contract import InvalidPayload, Kind, Reason, TapEvent, events_topic, parse_event
+from warmcard.contract import Kind, TapEvent, events_topic, parse_event
+from warmcard.rejections import InvalidPayload, Reason
 from warmcard.timestamps import format_ts, new_event_id, now_us, parse_ts
 
 

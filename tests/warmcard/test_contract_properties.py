@@ -20,7 +20,6 @@ from tests.support.paths import REPO
 from warmcard.contract import (
     MAX_SEQ,
     MEAL_KINDS,
-    InvalidPayload,
     Kind,
     MealPeriod,
     TapEvent,
@@ -28,6 +27,7 @@ from warmcard.contract import (
     parse_event,
 )
 from warmcard.ids import CARD_UID_RE, DEVICE_ID_RE, EVENT_ID_RE, PERSON_ID_RE
+from warmcard.rejections import InvalidPayload
 from warmcard.timestamps import MAX_TS_US, MIN_TS_US, format_ts, new_event_id, parse_ts
 
 _spec = importlib.util.spec_from_file_location("fuzz_contract", REPO / "bench" / "fuzz_contract.py")

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.paths import REPO
-from warmcard.contract import Reason, TapEvent, parse_event
+from warmcard.contract import TapEvent, parse_event
+from warmcard.rejections import Reason
 
 _spec = importlib.util.spec_from_file_location("fuzz_contract", REPO / "bench" / "fuzz_contract.py")
 assert _spec and _spec.loader

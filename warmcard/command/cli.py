@@ -44,11 +44,11 @@ def _register(argv: list[str]) -> None:
         return
 
     from cloud_ingest import cli as cloud_cli
-    from warmcard.command import demo, provision
+    from warmcard.command import demo, provision_cli
 
     cloud_cli.register(app)
     demo.register(app)
-    provision.register(app)
+    provision_cli.register(app)
 
 
 _register(sys.argv)

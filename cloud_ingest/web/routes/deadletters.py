@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from cloud_ingest.ops.payload_view import payload_json
 from cloud_ingest.web.deps import ServiceDep
-from warmcard.contract import Reason
+from warmcard.rejections import Reason
 
 router = APIRouter()
 

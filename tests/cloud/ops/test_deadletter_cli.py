@@ -13,7 +13,7 @@ from tests.support.console import operator_client
 from tests.support.ingest import make_settings
 from tests.support.stack import Stack
 from warmcard.command.cli import app
-from warmcard.contract import Reason
+from warmcard.rejections import Reason
 
 TEXT = b'{"v":1,"device_id":"k-1","seq":7}'
 # Terminal escapes (clear screen, set title) and invalid UTF-8: must never reach a terminal raw.

@@ -13,7 +13,8 @@ from cloud_ingest.pipeline.conflicts import SeenIndex
 from cloud_ingest.pipeline.influx import InfluxV1
 from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for, write_registry
 from tests.support.stack import Stack
-from warmcard.contract import Kind, Reason, TapEvent
+from warmcard.contract import Kind, TapEvent
+from warmcard.rejections import Reason
 from warmcard.timestamps import format_ts, new_event_id, now_us
 
 

@@ -30,7 +30,6 @@ from warmcard.contract import (
     DeviceConfig,
     Kind,
     Mode,
-    Reason,
     Roster,
     TapEvent,
     config_topic,
@@ -38,6 +37,7 @@ from warmcard.contract import (
     parse_model,
     roster_topic,
 )
+from warmcard.rejections import Reason
 from warmcard.timestamps import format_ts, new_event_id, now_us
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from cloud_ingest.pipeline.deadletter import DeadLetter, DeadLetterStore
-from warmcard.contract import InvalidPayload, Reason, events_topic, parse_event
+from warmcard.contract import events_topic, parse_event
+from warmcard.rejections import InvalidPayload, Reason
 
 MIB = 1024 * 1024
 DAY_US = 86400 * 1_000_000

@@ -26,7 +26,8 @@ from tests.support.ingest import (
     write_registry,
 )
 from tests.support.stack import Stack
-from warmcard.contract import InvalidPayload, Kind, MealPeriod, Reason
+from warmcard.contract import Kind, MealPeriod
+from warmcard.rejections import InvalidPayload, Reason
 
 
 def tap(i: int, kind: Kind = Kind.CHECK_IN, meal: MealPeriod | None = None) -> StoredTap:
