@@ -23,14 +23,12 @@ import threading
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.console.enrolment import EnrolMode
 from cloud_ingest.errors import IngestError
-from cloud_ingest.pipeline.conflicts import SeenIndex
-from cloud_ingest.pipeline.deadletter import DeadLetterStore
 from cloud_ingest.pipeline.devicelink import DeviceLink
 from cloud_ingest.pipeline.downlink import Downlink
 from cloud_ingest.pipeline.influx import InfluxV1, Storage
 from cloud_ingest.pipeline.live import Clock, LiveState
 from cloud_ingest.pipeline.stored import StoredTap
-from cloud_ingest.registry.store import Registry
+from cloud_ingest.process import CloudProcess
 from cloud_ingest.settings import IngestSettings
 from warmcard.timestamps import now_us
 from warmcard.watchdog import Watchdog
@@ -38,7 +36,7 @@ from warmcard.watchdog import Watchdog
 log = logging.getLogger(__name__)
 
 
-class ConsoleService:
+class ConsoleService(CloudProcess):
     def __init__(
         self,
         settings: IngestSettings,
@@ -47,18 +45,8 @@ class ConsoleService:
         clock: Clock = now_us,
         watchdog: Watchdog | None = None,
     ) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.registry = Registry(settings.registry_path, clock=clock)
-        # The workers write these; the console's operator pages read them.
-        self.deadletters = DeadLetterStore(
-            settings.deadletter_path,
-            keep_bytes=settings.deadletter_keep_bytes,
-            device_quota=settings.deadletter_device_quota,
-            retention_days=settings.deadletter_retention_days,
-            clock=clock,
-        )
-        self.seen = SeenIndex(settings.seen_index_file, retention_days=settings.seen_retention_days)
+        # The workers write the dead letters and conflicts; the operator's pages read them.
+        super().__init__(settings, clock, watchdog, "sync")
         self.query_storage = query_storage or InfluxV1(settings.influx)
         self.live = LiveState(
             self.registry,
@@ -91,9 +79,6 @@ class ConsoleService:
         self._downlink_version = self.registry.version  # on connect everything is published
         self._stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
-        # systemd (Type=notify): READY once started, pings only while the sync loop turns.
-        self.watchdog = watchdog or Watchdog.from_environ()
-        self.watchdog.register("sync")
         self.started = False
 
     def _on_stored(self, taps: list[StoredTap]) -> None:
@@ -160,9 +145,7 @@ class ConsoleService:
         if self._sync_thread is not None:
             self._sync_thread.join(5)
         self.query_storage.close()
-        self.registry.close()
-        self.deadletters.close()
-        self.seen.close()
+        self.stores.close()
         self.started = False
 
     def health(self) -> dict[str, object]:

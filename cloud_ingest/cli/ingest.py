@@ -64,7 +64,8 @@ def register(app: typer.Typer) -> None:
         config: Annotated[Path | None, typer.Option("--config", "-c", help="ingest.toml")] = None,
     ) -> None:
         """Run one ingest worker: consume, validate, store, ack; /healthz and /metrics only."""
-        from cloud_ingest.worker import IngestWorker, create_health_app
+        from cloud_ingest.web.worker_app import create_health_app
+        from cloud_ingest.worker import IngestWorker
 
         settings = _load(config)
         # SIGTERM/Ctrl-C: the lifespan stops the consumer after the batch in hand (the

@@ -33,7 +33,7 @@ from cloud_ingest.pipeline.deadletter import DeadLetter, DeadLetterStore
 from cloud_ingest.pipeline.influx import Storage
 from cloud_ingest.pipeline.lineprotocol import SUSPECT_MEASUREMENT, encode_tap
 from cloud_ingest.pipeline.live import LiveEvent, LiveState
-from cloud_ingest.pipeline.mqtt_client import BatchingClient, configure_client
+from cloud_ingest.pipeline.mqtt_client import BatchingClient, LinkState, configure_client
 from cloud_ingest.pipeline.provenance import Mismatch, Provenance
 from cloud_ingest.pipeline.settings import PipelineSettings
 from cloud_ingest.pipeline.stored import StoredTap
@@ -325,14 +325,15 @@ class Consumer:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.client.on_subscribe = self._on_subscribe
+        self.link = LinkState("events")
+        self.client.on_subscribe = self.link.on_subscribe
         self._queue: deque[Incoming] = deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._generation = 0
-        self.connected = threading.Event()
-        self.subscribed = threading.Event()
+        self.connected = self.link.connected
+        self.subscribed = self.link.subscribed
         self.batch_max = settings.batch_max
         self.batch_s = settings.batch_ms / 1000
         # Called each time round the batcher loop, and while it waits out a store outage:
@@ -363,19 +364,10 @@ class Consumer:
             shared_subscription(self.settings.share_group, EVENTS_FILTER), options=options
         )
 
-    def _on_subscribe(
-        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any
-    ) -> None:
-        if any(r.is_failure for r in reasons):
-            log.error("broker refused the events subscription: %s", reasons)
-            return
-        self.subscribed.set()
-
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
-        self.connected.clear()
-        self.subscribed.clear()
+        self.link.lost()
         if not self._stop.is_set():
             log.warning("disconnected from broker (%s); reconnecting", reason)
 

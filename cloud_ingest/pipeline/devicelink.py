@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud_ingest.pipeline.live import LiveState
-from cloud_ingest.pipeline.mqtt_client import configure_client
+from cloud_ingest.pipeline.mqtt_client import LinkState, configure_client
 from cloud_ingest.pipeline.settings import PipelineSettings
 from cloud_ingest.pipeline.stored import STORED_FILTER, STORED_ROOT, StoredTap, decode
 from warmcard.contract import STATUS_FILTER, DeviceStatus, device_from_topic, parse_model
@@ -45,11 +45,12 @@ class DeviceLink:
         )
         configure_client(self.client, settings.link)
         self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_subscribe = self._on_subscribe
+        self.link = LinkState("device link")
+        self.client.on_disconnect = lambda *_: self.link.lost()
+        self.client.on_subscribe = self.link.on_subscribe
         self.client.on_message = self._on_message
-        self.connected = threading.Event()
-        self.subscribed = threading.Event()  # status (and stored taps) subscriptions granted
+        self.connected = self.link.connected
+        self.subscribed = self.link.subscribed  # status (and stored taps) subscriptions granted
         self.invalid = 0
 
     def _on_connect(
@@ -67,20 +68,6 @@ class DeviceLink:
             # Republish downlink on every (re)connect: retained and idempotent, and it repairs a
             # broker that lost its retained store.
             threading.Thread(target=self._safe_on_connected, daemon=True).start()
-
-    def _on_subscribe(
-        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any
-    ) -> None:
-        if any(r.is_failure for r in reasons):
-            log.error("broker refused the link's subscriptions: %s", reasons)
-            return
-        self.subscribed.set()
-
-    def _on_disconnect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
-    ) -> None:
-        self.connected.clear()
-        self.subscribed.clear()
 
     def _safe_on_connected(self) -> None:
         try:

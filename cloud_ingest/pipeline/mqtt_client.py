@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 import struct
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +13,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from warmcard.settings import MqttSettings
+
+log = logging.getLogger(__name__)
 
 READ_CHUNK = 256 * 1024
 _PUBACK = struct.Struct("!BBH")  # MQTT 5 allows omitting reason 0x00 and empty properties
@@ -77,3 +81,28 @@ def configure_client(client: mqtt.Client, settings: MqttSettings) -> None:
         )
     # paho's loop thread reconnects by itself; these bound its backoff.
     client.reconnect_delay_set(min_delay=1, max_delay=30)
+
+
+class LinkState:
+    """`connected` and `subscribed` of one paho connection, kept by its callbacks.
+
+    `subscribed` is set only once the broker granted every subscription asked for: until then a
+    message published for us may not reach us.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+
+    def on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("broker refused the %s subscription: %s", self.name, reasons)
+            return
+        self.subscribed.set()
+
+    def lost(self) -> None:
+        self.connected.clear()
+        self.subscribed.clear()

@@ -26,12 +26,9 @@ tests/cloud/web/test_access_matrix.py enumerates these routes and checks each on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
-import anyio
 from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -41,6 +38,7 @@ from cloud_ingest.console.overview import Overview
 from cloud_ingest.registry.placement import SitePlacement
 from cloud_ingest.service import ConsoleService
 from cloud_ingest.settings import IngestSettings
+from cloud_ingest.web.lifespan import running
 from cloud_ingest.web.middleware import BodyLimit, PrivateResponses
 from cloud_ingest.web.routes import (
     alerts,
@@ -84,20 +82,12 @@ def create_app(
     # The hierarchy, not the request's connection, says where a site is (see placement.py).
     auth.site_locator = placement.site_locator
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(svc.start)
-        try:
-            yield
-        finally:
-            await anyio.to_thread.run_sync(svc.stop)
-
     # The API document describes every route: behind the login like the rest (no /docs, /redoc:
     # they would load scripts from a CDN, which the console's CSP and intranets refuse).
     app = FastAPI(
         title="Warmcard ingest",
         version="1",
-        lifespan=lifespan,
+        lifespan=running(svc.start, svc.stop),
         openapi_url=None,
         docs_url=None,
         redoc_url=None,

@@ -9,7 +9,6 @@ routers in tests set only ``service``).
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
@@ -36,6 +35,7 @@ from cloud_ingest.web.security import (
     AuthConfigDep,
     CurrentUser,
     SessionDep,
+    bearer_ok,
 )
 from cloud_ingest.web.visibility import Scope, scope_for
 
@@ -100,12 +100,7 @@ PageDep = Annotated[PageContext, Depends(get_page)]
 
 def metrics_token_ok(request: Request, service: ServiceDep) -> bool:
     """True when the request carries `Authorization: Bearer <metrics_token>`."""
-    token = service.settings.metrics_token
-    if token is None:
-        return False
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    expected = token.get_secret_value().encode()
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
+    return bearer_ok(request, service.settings.metrics_token)
 
 
 MetricsTokenOk = Annotated[bool, Depends(metrics_token_ok)]

@@ -1,5 +1,5 @@
-"""The console's Prometheus collector of /metrics: live state, alerts and the device link, read
-at scrape time. The ingest counters are the workers' (cloud_ingest.worker, on their own port)."""
+"""The Prometheus collectors of /metrics, read at scrape time: the console's (live state, alerts,
+the device link) and an ingest worker's (its counters, on the worker's own port)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from cloud_ingest.alerts.models import Kind
 from cloud_ingest.alerts.store import AlertStore, connect
 from cloud_ingest.registry import areas
 from cloud_ingest.service import ConsoleService
+from cloud_ingest.worker import IngestWorker
 
 
 class ConsoleCollector(Collector):
@@ -76,3 +77,35 @@ class ConsoleCollector(Collector):
             "Batches the alerts hook failed on (taps still stored)",
             value=engine.hook_errors,
         )
+
+
+class WorkerCollector(Collector):
+    """The worker's counters, read at every scrape."""
+
+    def __init__(self, worker: IngestWorker) -> None:
+        self.worker = worker
+
+    def collect(self) -> Iterator[Metric]:
+        w = self.worker
+        m = w.metrics
+        for name, value, text in (
+            ("received", m.received, "Event messages received from the broker"),
+            ("stored", m.stored, "Tap points InfluxDB accepted"),
+            ("acked", m.acked, "Messages acknowledged to the broker"),
+            ("batches", m.batches, "Batches handled"),
+            ("write_retries", m.write_retries, "InfluxDB writes retried while unavailable"),
+        ):
+            yield CounterMetricFamily(f"warmcard_ingest_{name}", text, value=value)
+        letters = CounterMetricFamily(
+            "warmcard_ingest_dead_letters", "Messages dead-lettered, by reason", labels=["reason"]
+        )
+        for reason, count in sorted(m.dead_letters.items()):
+            letters.add_metric([reason], count)
+        yield letters
+        for name, value, text in (
+            ("storage_ok", int(m.storage_ok), "1 while InfluxDB accepts writes"),
+            ("mqtt_connected", int(w.consumer.connected.is_set()), "1 while consuming events"),
+            ("consumer_pending", w.consumer.pending, "Messages received, not yet handled"),
+            ("registry_version", w.registry.version, "Registry version loaded"),
+        ):
+            yield GaugeMetricFamily(f"warmcard_ingest_{name}", text, value=value)

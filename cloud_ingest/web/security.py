@@ -11,6 +11,7 @@ Routes then depend on `current_user`, `require_role(Role.MANAGER)`, `require_sit
 
 from __future__ import annotations
 
+import hmac
 import html
 import json
 import secrets
@@ -29,6 +30,7 @@ from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import SecretStr
 
 from cloud_ingest import db, i18n
 from cloud_ingest.console import db as console_db
@@ -479,3 +481,12 @@ def me(session: SessionDep) -> JSONResponse:
         _me_body(session.user, session.csrf_token, session.expires_at),
         headers={"Cache-Control": "no-store"},
     )
+
+
+def bearer_ok(request: Request, token: SecretStr | None) -> bool:
+    """True when the request carries `Authorization: Bearer <token>` (never with no token)."""
+    if token is None:
+        return False
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)

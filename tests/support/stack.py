@@ -79,13 +79,10 @@ class Stack:
         """Release what a stack that was never started holds (stop() expects a start)."""
         for closer in (
             self.worker.storage.close,
-            self.worker.registry.close,
-            self.worker.deadletters.close,
-            self.worker.seen.close,
+            self.worker.stores.close,
+            self.worker.alerts.store.close,
             self.console.query_storage.close,
-            self.console.registry.close,
-            self.console.deadletters.close,
-            self.console.seen.close,
+            self.console.stores.close,
         ):
             closer()
 

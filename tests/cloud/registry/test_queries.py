@@ -16,7 +16,7 @@ from cloud_ingest.console.enrolment import card_uid_from_text
 from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.registry.importer import import_csv
 from cloud_ingest.registry.store import Registry
-from cloud_ingest.worker import create_health_app
+from cloud_ingest.web.worker_app import create_health_app
 from tests.support.console import (
     METRICS_TOKEN,
     client_as,
