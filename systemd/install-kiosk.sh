@@ -166,6 +166,8 @@ if [[ "$reader" == *"/dev/serial0"* ]] && command -v raspi-config >/dev/null; th
 fi
 
 # --- the service ---------------------------------------------------------------------------
+# Its journal namespace: the kiosk's logs kept 14 days (the unit's LogNamespace=warmcard).
+install -m 0644 "$SRC/systemd/journald@warmcard.conf" /etc/systemd/journald@warmcard.conf
 if ! cmp -s "$SRC/systemd/$UNIT" "/etc/systemd/system/$UNIT"; then
     install -m 0644 "$SRC/systemd/$UNIT" "/etc/systemd/system/$UNIT"
     systemctl daemon-reload

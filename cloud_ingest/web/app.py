@@ -17,6 +17,7 @@ and answers only for the sites in the user's areas:
 - GET /api/v1/alerts..., /alerts, /alerts/visits (cloud_ingest/web/routes/alerts/)
 - /registry/..., /api/v1/registry/... (people, cards, devices, enrol mode)
 - /reports, /api/v1/reports/monthly[.csv|.xlsx]
+- /audit, /api/v1/audit[.csv] (prefecture admins; every request on personal data is audited)
 - GET /healthz (200 ok / 503 degraded; details with the metrics token)
 - GET /metrics (Prometheus, bearer metrics_token)
 - GET /openapi.json (the API document; logged in)
@@ -37,13 +38,17 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from cloud_ingest.alerts.report_visits import AlertVisits
+from cloud_ingest.console.audit import AuditLog
 from cloud_ingest.console.overview import Overview
 from cloud_ingest.registry.placement import SitePlacement
 from cloud_ingest.service import ConsoleService
 from cloud_ingest.settings import IngestSettings
+from cloud_ingest.web import accesslog
+from cloud_ingest.web.audit_trail import AuditTrail
 from cloud_ingest.web.middleware import BodyLimit, PrivateResponses
 from cloud_ingest.web.routes import (
     alerts,
+    audit,
     deadletters,
     health,
     metrics,
@@ -83,6 +88,8 @@ def create_app(
         auth = AuthConfig(db_path=svc.settings.console_db, cookie_secure=svc.settings.cookie_secure)
     # The hierarchy, not the request's connection, says where a site is (see placement.py).
     auth.site_locator = placement.site_locator
+    # Beside the accounts, in the database every console process and command shares.
+    audit_log = AuditLog(auth.db_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,6 +98,7 @@ def create_app(
             yield
         finally:
             await anyio.to_thread.run_sync(svc.stop)
+            audit_log.close()
 
     # The API document describes every route: behind the login like the rest (no /docs, /redoc:
     # they would load scripts from a CDN, which the console's CSP and intranets refuse).
@@ -103,10 +111,12 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = svc
+    app.state.audit = audit_log
     app.state.overview = Overview(svc.live, placement)
     # The monthly report's "visits made": the visits recorded through the alerts pages.
     app.state.visits = AlertVisits(svc.alerts.db_path)
     configure_auth(app, auth)
+    accesslog.install()
     install_login_redirect(app)
     app.include_router(auth_router)
     app.include_router(overview.router)
@@ -120,6 +130,7 @@ def create_app(
     app.include_router(alerts.router)
     app.include_router(registry.router)
     app.include_router(reports.router)
+    app.include_router(audit.router)
     app.include_router(metrics.router)
     app.add_api_route(
         "/openapi.json",
@@ -127,6 +138,7 @@ def create_app(
         dependencies=[Depends(current_user)],
         include_in_schema=False,
     )
+    app.add_middleware(AuditTrail, log=audit_log)
     app.add_middleware(PrivateResponses)
     app.add_middleware(BodyLimit)
     static = resources.files("cloud_ingest.web").joinpath("static")
