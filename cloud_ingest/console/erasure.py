@@ -102,6 +102,7 @@ def erase_person(
     _erase_alerts(alerts_db, person_id, [name, *cards], erasure)
     erasure.dead_letters = _erase_dead_letters(deadletter_db, [f'"{person_id}"', name, *cards])
     with registry.change() as conn:
+        _scrub(conn)
         marks = ",".join("?" * len(cards))
         if cards:
             erasure.captures = conn.execute(
@@ -112,7 +113,13 @@ def erase_person(
         ).rowcount
         conn.execute("DELETE FROM cards WHERE person_id = ?", (person_id,))
         conn.execute("DELETE FROM people WHERE person_id = ?", (person_id,))
+    registry.query("PRAGMA wal_checkpoint(TRUNCATE)")
     return erasure
+
+
+def _scrub(conn: sqlite3.Connection) -> None:
+    """Deleted rows overwritten with zeros, not left in free pages of the file (per connection)."""
+    conn.execute("PRAGMA secure_delete = ON")
 
 
 def _pseudonymise_points(
@@ -140,6 +147,7 @@ def _pseudonymise_points(
 
 def _erase_alerts(path: Path, person_id: str, needles: list[str], erasure: Erasure) -> None:
     conn = connect_alerts(path)
+    _scrub(conn)
     try:
         with conn:
             naming = " OR ".join(["person_id = ?", "subject = ?", *_mentions(needles)])
@@ -158,6 +166,7 @@ def _erase_alerts(path: Path, person_id: str, needles: list[str], erasure: Erasu
                 "UPDATE visits SET person_id = ?, note = '' WHERE person_id = ?",
                 (erasure.token, person_id),
             ).rowcount
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
 
@@ -173,6 +182,7 @@ def _erase_dead_letters(path: Path, needles: list[str]) -> int:
     if not path.exists():
         return 0
     conn: sqlite3.Connection = db.connect(path, synchronous="FULL")
+    _scrub(conn)
     try:
         with conn:
             where = " OR ".join(
@@ -181,6 +191,8 @@ def _erase_dead_letters(path: Path, needles: list[str]) -> int:
                 for _ in needles
             )
             params = [n for n in needles for _ in range(2)]
-            return conn.execute(f"DELETE FROM dead_letters WHERE {where}", params).rowcount
+            deleted = conn.execute(f"DELETE FROM dead_letters WHERE {where}", params).rowcount
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return deleted
     finally:
         conn.close()
