@@ -108,20 +108,10 @@ class AuditRow:
     hash: str
 
     def canonical(self) -> str:
-        """The row's content as hashed: sorted keys, no spaces, UTF-8 as is."""
-        return canonical_json(
-            {
-                "seq": self.seq,
-                "at_us": self.at_us,
-                "username": self.username,
-                "action": self.action,
-                "object_kind": self.object_kind,
-                "object_id": self.object_id,
-                "detail": self.detail,
-                "client": self.client,
-                "status": self.status,
-            }
-        )
+        """The row's content as hashed (everything but the hashes): sorted keys, no spaces."""
+        content = dataclasses.asdict(self)
+        del content["prev_hash"], content["hash"]
+        return canonical_json(content)
 
 
 def canonical_json(value: object) -> str:

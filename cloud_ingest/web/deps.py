@@ -29,6 +29,7 @@ from cloud_ingest.service import ConsoleService
 from cloud_ingest.web import render, sse
 from cloud_ingest.web.prometheus import ConsoleCollector
 from cloud_ingest.web.render import PageContext
+from cloud_ingest.web.schemas.audit import AuditQuery, DayQ, ObjectQ, UserQ, WordQ, audit_filter
 from cloud_ingest.web.schemas.reports import AreaQ, MonthQ
 from cloud_ingest.web.security import (
     FORBIDDEN,
@@ -192,3 +193,22 @@ def require_prefecture_admin(user: CurrentUser) -> User:
     if not any(g.role >= Role.ADMIN and len(areas.segments(g.area)) <= 1 for g in user.grants):
         raise HTTPException(status.HTTP_403_FORBIDDEN, FORBIDDEN)
     return user
+
+
+def get_audit_query(
+    service: ServiceDep,
+    user: UserQ = "",
+    action: WordQ = "",
+    kind: WordQ = "",
+    object: ObjectQ = "",
+    start: DayQ = "",
+    end: DayQ = "",
+) -> AuditQuery:
+    """The audit log's filters from the query: user, action, kind, object, days (local)."""
+    fields = {"user": user, "action": action, "kind": kind, "object": object}
+    fields |= {"start": start, "end": end}
+    where = audit_filter(service.settings.tz, user, action, kind, object, start, end)
+    return AuditQuery(fields, where)
+
+
+AuditQueryDep = Annotated[AuditQuery, Depends(get_audit_query)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
@@ -15,6 +17,14 @@ UserQ = Annotated[str, Query(max_length=32)]
 WordQ = Annotated[str, Query(max_length=20)]
 ObjectQ = Annotated[str, Query(max_length=100)]
 DayQ = Annotated[str, Query(max_length=10, description="YYYY-MM-DD, local")]
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """The filter fields as typed (for the page's form and the CSV link) and the filter."""
+
+    fields: dict[str, str]
+    where: AuditFilter
 
 
 def audit_filter(
@@ -55,18 +65,8 @@ class AuditRowOut(BaseModel):
 
     @classmethod
     def of(cls, row: AuditRow, tz: str) -> AuditRowOut:
-        return cls(
-            seq=row.seq,
-            at=localtime.to_local(row.at_us, tz).isoformat(timespec="seconds"),
-            username=row.username,
-            action=row.action,
-            object_kind=row.object_kind,
-            object_id=row.object_id,
-            detail=row.detail,
-            client=row.client,
-            status=row.status,
-            hash=row.hash,
-        )
+        at = localtime.to_local(row.at_us, tz).isoformat(timespec="seconds")
+        return cls(at=at, **dataclasses.asdict(row))  # at_us and prev_hash are left out
 
 
 class AuditPage(BaseModel):

@@ -11,16 +11,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from cloud_ingest.console.exports import CSV_MEDIA_TYPE, iter_csv
-from cloud_ingest.web.deps import AuditLogDep, ServiceDep, require_prefecture_admin
-from cloud_ingest.web.schemas.audit import (
-    AuditPage,
-    AuditRowOut,
-    DayQ,
-    ObjectQ,
-    UserQ,
-    WordQ,
-    audit_filter,
+from cloud_ingest.web.deps import (
+    AuditLogDep,
+    AuditQueryDep,
+    ServiceDep,
+    require_prefecture_admin,
 )
+from cloud_ingest.web.schemas.audit import AuditPage, AuditRowOut
 from cloud_ingest.web.schemas.errors import ERRORS
 
 router = APIRouter(
@@ -45,37 +42,22 @@ CSV_HEADER = (
 def audit_rows(
     log: AuditLogDep,
     service: ServiceDep,
-    user: UserQ = "",
-    action: WordQ = "",
-    kind: WordQ = "",
-    object: ObjectQ = "",
-    start: DayQ = "",
-    end: DayQ = "",
+    query: AuditQueryDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     """Who did what to which object, newest first; filters by user, action, kind, object, days."""
     tz = service.settings.tz
-    where = audit_filter(tz, user, action, kind, object, start, end)
-    rows, total = log.find(where, limit=per_page, offset=(page - 1) * per_page)
+    rows, total = log.find(query.where, limit=per_page, offset=(page - 1) * per_page)
     items = [AuditRowOut.of(r, tz) for r in rows]
     return AuditPage(total=total, page=page, per_page=per_page, items=items)
 
 
 @router.get("/api/v1/audit.csv", response_class=StreamingResponse)
-def audit_csv(
-    log: AuditLogDep,
-    service: ServiceDep,
-    user: UserQ = "",
-    action: WordQ = "",
-    kind: WordQ = "",
-    object: ObjectQ = "",
-    start: DayQ = "",
-    end: DayQ = "",
-) -> StreamingResponse:
+def audit_csv(log: AuditLogDep, service: ServiceDep, query: AuditQueryDep) -> StreamingResponse:
     """Every matching row, oldest first, with its hash (local times)."""
     tz = service.settings.tz
-    rows = log.rows(audit_filter(tz, user, action, kind, object, start, end))
+    rows = log.rows(query.where)
     body = iter_csv(CSV_HEADER, (_cells(AuditRowOut.of(r, tz)) for r in rows))
     return StreamingResponse(
         body,

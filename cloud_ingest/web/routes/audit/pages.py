@@ -9,8 +9,14 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
 from cloud_ingest.console.audit import Action, ObjectKind
-from cloud_ingest.web.deps import AuditLogDep, PageDep, ServiceDep, require_prefecture_admin
-from cloud_ingest.web.schemas.audit import AuditRowOut, DayQ, ObjectQ, UserQ, WordQ, audit_filter
+from cloud_ingest.web.deps import (
+    AuditLogDep,
+    AuditQueryDep,
+    PageDep,
+    ServiceDep,
+    require_prefecture_admin,
+)
+from cloud_ingest.web.schemas.audit import AuditRowOut
 
 router = APIRouter(dependencies=[Depends(require_prefecture_admin)])
 PER_PAGE = 100
@@ -21,19 +27,12 @@ def audit_page(
     ctx: PageDep,
     log: AuditLogDep,
     service: ServiceDep,
-    user: UserQ = "",
-    action: WordQ = "",
-    kind: WordQ = "",
-    object: ObjectQ = "",
-    start: DayQ = "",
-    end: DayQ = "",
+    query: AuditQueryDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
     tz = service.settings.tz
-    where = audit_filter(tz, user, action, kind, object, start, end)
-    rows, total = log.find(where, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
-    fields = {"user": user, "action": action, "kind": kind, "object": object}
-    fields |= {"start": start, "end": end}
+    rows, total = log.find(query.where, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
+    fields = query.fields
     return ctx.render(
         "audit.html",
         active="audit",
