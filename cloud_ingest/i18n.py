@@ -207,6 +207,21 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "not_available": ("未提供", "Not available"),
     "attendance": ("签到人数", "People checked in"),
     "pick_area_month": ("请选择区域和月份", "Choose an area and a month"),
+    # --- audit log page
+    "audit_log": ("审计日志", "Audit log"),
+    "audit_user": ("用户", "User"),
+    "audit_action": ("操作", "Action"),
+    "audit_kind": ("对象类型", "Object kind"),
+    "audit_object": ("对象", "Object"),
+    "audit_from": ("起始日", "From"),
+    "audit_to": ("截止日", "To"),
+    "audit_time": ("时间", "Time"),
+    "audit_detail": ("详情", "Detail"),
+    "audit_client": ("来源", "From address"),
+    "audit_count": ("共 {total} 条", "{total} rows"),
+    # --- erasure
+    "erase_person": ("删除此人的全部个人信息", "Erase this person's personal data"),
+    "erased": ("已删除 {person_id} 的个人信息", "Personal data of {person_id} erased"),
 }
 
 

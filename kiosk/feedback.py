@@ -49,7 +49,8 @@ class LogFeedback:
         self.shown.append((outcome, message))
         if len(self.shown) > 1000:
             del self.shown[:500]
-        log.info("feedback %s %s", outcome.value, message)
+        # The message names the person ("杨桂英 已签到"): the screen shows it, the log must not.
+        log.info("feedback %s", outcome.value)
 
 
 class MultiFeedback:

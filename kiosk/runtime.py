@@ -69,6 +69,15 @@ class ListedElder:
     served: bool
 
 
+def _who(decision: Decision) -> str:
+    """The person a tap is logged as: the pseudonymous id, never the card number or the name.
+
+    Logs (journald, copied off the SD card for support) outlive the erasure of a person, and a
+    card number is as identifying as a name; the outbox keeps the card for the cloud.
+    """
+    return decision.person_id or "unknown-card"
+
+
 class Kiosk:
     """One kiosk. `start()` runs its threads; `stop()` ends them and closes reader and outbox."""
 
@@ -196,7 +205,7 @@ class Kiosk:
             policy = self._policy
             if policy is None:
                 self.unconfigured_taps += 1
-                log.error("%s: tap of %s refused: no config yet", self.device_id, card_uid)
+                log.error("%s: tap refused: no config yet", self.device_id)
                 decision = Decision(card_uid, None, Outcome.FAULT, MSG_NOT_CONFIGURED)
             else:
                 decision = self._commit(policy, policy.decide(card_uid, self.clock.now_us()))
@@ -275,13 +284,13 @@ class Kiosk:
                 witness_card=decision.witness_card,
             )
         except OutboxFull as exc:
-            log.error("%s: tap of %s NOT recorded: %s", self.device_id, decision.card_uid, exc)
+            log.error("%s: tap of %s NOT recorded: %s", self.device_id, _who(decision), exc)
             return dataclasses.replace(decision, outcome=Outcome.FAULT, message=MSG_DISK_FULL)
         except OutboxError as exc:
-            log.error("%s: tap of %s NOT recorded: %s", self.device_id, decision.card_uid, exc)
+            log.error("%s: tap of %s NOT recorded: %s", self.device_id, _who(decision), exc)
             return dataclasses.replace(decision, outcome=Outcome.FAULT, message=MSG_FAULT)
         policy.apply(event)
-        log.info("%s: seq %d %s %s", self.device_id, event.seq, event.kind.value, event.card_uid)
+        log.info("%s: seq %d %s %s", self.device_id, event.seq, event.kind.value, _who(decision))
         return decision
 
     def _show(self, decision: Decision) -> None:

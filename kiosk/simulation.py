@@ -216,7 +216,7 @@ class Simulation:
             answered = len(kiosk.feedback.shown)
             kiosk.reader.tap(tap.card_uid)
             self.played += 1
-            log.debug("%s: %s %s", tap.device_id, tap.note, tap.card_uid)
+            log.debug("%s: %s", tap.device_id, tap.note)
             if isinstance(self.clock, ManualClock):
                 # Fast-forward: let the kiosk answer before time moves on.
                 deadline = time.monotonic() + 10

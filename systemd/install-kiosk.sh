@@ -333,6 +333,8 @@ if real_root && [[ "$reader" == *"/dev/serial0"* ]] && command -v raspi-config >
 fi
 
 # --- the service ---------------------------------------------------------------------------
+# Its journal namespace: the kiosk's logs kept 14 days (the unit's LogNamespace=warmcard).
+put "/etc/systemd/journald@warmcard.conf" 0644 root root < "$SRC/systemd/journald@warmcard.conf"
 before=$changed
 put "/etc/systemd/system/$UNIT" 0644 root root < "$SRC/systemd/$UNIT"
 if real_root; then

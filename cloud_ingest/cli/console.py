@@ -11,8 +11,11 @@ from typing import Annotated
 
 import typer
 
+from cloud_ingest.cli.audit import record
 from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
+from cloud_ingest.console.audit import Action as AuditAction
+from cloud_ingest.console.audit import ObjectKind
 from cloud_ingest.console.roles import Role, User
 from cloud_ingest.errors import ConsoleError
 from cloud_ingest.registry import areas
@@ -74,6 +77,7 @@ def user_add(
         parsed = Role.parse(role)
         user = store.add_user(username, _read_password(password_stdin), parsed, area)
         typer.echo(f"已创建 created {_describe(user)}")
+    record(db, AuditAction.ACCOUNT, ObjectKind.ACCOUNT, username, role=role, area=area)
 
 
 @user_app.command("grant")
@@ -86,6 +90,7 @@ def user_grant(
     """Give a user a role on an area (replacing their role on exactly that area)."""
     with _store(db) as store:
         typer.echo(_describe(store.grant(username, Role.parse(role), area)))
+    record(db, AuditAction.ACCOUNT, ObjectKind.ACCOUNT, username, grant=role, area=area)
 
 
 @user_app.command("revoke")
@@ -97,6 +102,7 @@ def user_revoke(
     """Remove a user's grant on exactly this area."""
     with _store(db) as store:
         typer.echo(_describe(store.revoke(username, area)))
+    record(db, AuditAction.ACCOUNT, ObjectKind.ACCOUNT, username, revoke=area)
 
 
 @user_app.command("passwd")
@@ -109,6 +115,7 @@ def user_passwd(
     with _store(db) as store:
         store.set_password(username, _read_password(password_stdin))
         typer.echo(f"已修改密码 password changed for {username}")
+    record(db, AuditAction.ACCOUNT, ObjectKind.ACCOUNT, username, change="password")
 
 
 @user_app.command("disable")
@@ -117,6 +124,7 @@ def user_disable(username: str = typer.Option(..., "--username"), db: Path = DbO
     with _store(db) as store:
         store.set_disabled(username, True)
         typer.echo(f"已停用 disabled {username}")
+    record(db, AuditAction.ACCOUNT, ObjectKind.ACCOUNT, username, change="disabled")
 
 
 @user_app.command("enable")
@@ -125,6 +133,7 @@ def user_enable(username: str = typer.Option(..., "--username"), db: Path = DbOp
     with _store(db) as store:
         store.set_disabled(username, False)
         typer.echo(f"已启用 enabled {username}")
+    record(db, AuditAction.ACCOUNT, ObjectKind.ACCOUNT, username, change="enabled")
 
 
 @user_app.command("list")

@@ -37,7 +37,7 @@ def _clean_exit_server() -> type:
     return CleanExitServer
 
 
-def _load(config: Path | None) -> IngestSettings:
+def load_settings(config: Path | None) -> IngestSettings:
     from cloud_ingest.settings import IngestSettings
 
     try:
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         from cloud_ingest.web.worker_app import create_health_app
         from cloud_ingest.worker import IngestWorker
 
-        settings = _load(config)
+        settings = load_settings(config)
         # SIGTERM/Ctrl-C: the lifespan stops the consumer after the batch in hand (the
         # session and any unacked messages stay on the broker for the other workers).
         app_ = create_health_app(IngestWorker(settings))
@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
         """Run the console: pages, API and live streams, live state, alerts, device link."""
         from cloud_ingest.web.app import create_app
 
-        settings = _load(config)
+        settings = load_settings(config)
         _serve(create_app(settings), settings.api.host, settings.api.port)
 
     @app.command("import")

@@ -53,6 +53,7 @@ class Action(StrEnum):
     EDIT_REGISTRY = "edit_registry"  # people, cards, devices, sites
     MANAGE_USERS = "manage_users"  # accounts and grants inside the area
     MANAGE_AREAS = "manage_areas"  # the hierarchy itself
+    ERASE_PERSON = "erase_person"  # erase a person's personal data everywhere (PIPL)
 
 
 ACTION_ROLE: dict[Action, Role] = {
@@ -63,6 +64,7 @@ ACTION_ROLE: dict[Action, Role] = {
     Action.EDIT_REGISTRY: Role.MANAGER,
     Action.MANAGE_USERS: Role.ADMIN,
     Action.MANAGE_AREAS: Role.ADMIN,
+    Action.ERASE_PERSON: Role.ADMIN,
 }
 
 

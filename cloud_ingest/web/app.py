@@ -17,6 +17,7 @@ and answers only for the sites in the user's areas:
 - GET /api/v1/alerts..., /alerts, /alerts/visits (cloud_ingest/web/routes/alerts/)
 - /registry/..., /api/v1/registry/... (people, cards, devices, enrol mode)
 - /reports, /api/v1/reports/monthly[.csv|.xlsx]
+- /audit, /api/v1/audit[.csv] (prefecture admins; every request on personal data is audited)
 - GET /healthz (200 ok / 503 degraded; details with the metrics token)
 - GET /metrics (Prometheus, bearer metrics_token)
 - GET /openapi.json (the API document; logged in)
@@ -34,14 +35,18 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from cloud_ingest.alerts.report_visits import AlertVisits
+from cloud_ingest.console.audit import AuditLog
 from cloud_ingest.console.overview import Overview
 from cloud_ingest.registry.placement import SitePlacement
 from cloud_ingest.service import ConsoleService
 from cloud_ingest.settings import IngestSettings
+from cloud_ingest.web import accesslog
+from cloud_ingest.web.audit_trail import AuditTrail
 from cloud_ingest.web.lifespan import running
 from cloud_ingest.web.middleware import BodyLimit, PrivateResponses
 from cloud_ingest.web.routes import (
     alerts,
+    audit,
     deadletters,
     health,
     metrics,
@@ -81,22 +86,30 @@ def create_app(
         auth = AuthConfig(db_path=svc.settings.console_db, cookie_secure=svc.settings.cookie_secure)
     # The hierarchy, not the request's connection, says where a site is (see placement.py).
     auth.site_locator = placement.site_locator
+    # Beside the accounts, in the database every console process and command shares.
+    audit_log = AuditLog(auth.db_path)
+
+    def stop() -> None:
+        svc.stop()
+        audit_log.close()
 
     # The API document describes every route: behind the login like the rest (no /docs, /redoc:
     # they would load scripts from a CDN, which the console's CSP and intranets refuse).
     app = FastAPI(
         title="Warmcard ingest",
         version="1",
-        lifespan=running(svc.start, svc.stop),
+        lifespan=running(svc.start, stop),
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
     )
     app.state.service = svc
+    app.state.audit = audit_log
     app.state.overview = Overview(svc.live, placement)
     # The monthly report's "visits made": the visits recorded through the alerts pages.
     app.state.visits = AlertVisits(svc.alerts.db_path)
     configure_auth(app, auth)
+    accesslog.install()
     install_login_redirect(app)
     app.include_router(auth_router)
     app.include_router(overview.router)
@@ -110,6 +123,7 @@ def create_app(
     app.include_router(alerts.router)
     app.include_router(registry.router)
     app.include_router(reports.router)
+    app.include_router(audit.router)
     app.include_router(metrics.router)
     app.add_api_route(
         "/openapi.json",
@@ -117,6 +131,7 @@ def create_app(
         dependencies=[Depends(current_user)],
         include_in_schema=False,
     )
+    app.add_middleware(AuditTrail, log=audit_log)
     app.add_middleware(PrivateResponses)
     app.add_middleware(BodyLimit)
     static = resources.files("cloud_ingest.web").joinpath("static")

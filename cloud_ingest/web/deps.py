@@ -18,17 +18,20 @@ from prometheus_client import CollectorRegistry
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.store import AlertStore, connect
 from cloud_ingest.console.accounts import AccountStore
+from cloud_ingest.console.audit import AuditLog
 from cloud_ingest.console.overview import Overview
 from cloud_ingest.console.reports import MonthlyReport, VisitsSource, monthly_report
-from cloud_ingest.console.roles import Action, can
+from cloud_ingest.console.roles import Action, Role, User, can
 from cloud_ingest.errors import AreaError, IngestError, ReportError
 from cloud_ingest.registry import areas
 from cloud_ingest.service import ConsoleService
 from cloud_ingest.web import render, sse
 from cloud_ingest.web.prometheus import ConsoleCollector
 from cloud_ingest.web.render import PageContext
+from cloud_ingest.web.schemas.audit import AuditQuery, DayQ, ObjectQ, UserQ, WordQ, audit_filter
 from cloud_ingest.web.schemas.reports import AreaQ, MonthQ
 from cloud_ingest.web.security import (
+    FORBIDDEN,
     NOT_FOUND,
     SESSION_COOKIE,
     AccountStoreDep,
@@ -170,3 +173,37 @@ def get_report(
 
 
 ReportDep = Annotated[MonthlyReport, Depends(get_report)]
+
+
+def get_audit_log(request: Request) -> AuditLog:
+    audit: AuditLog = request.app.state.audit
+    return audit
+
+
+AuditLogDep = Annotated[AuditLog, Depends(get_audit_log)]
+
+
+def require_prefecture_admin(user: CurrentUser) -> User:
+    """The audit log's readers: an admin granted on the root or on a prefecture (top area)."""
+    if not any(g.role >= Role.ADMIN and len(areas.segments(g.area)) <= 1 for g in user.grants):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, FORBIDDEN)
+    return user
+
+
+def get_audit_query(
+    service: ServiceDep,
+    user: UserQ = "",
+    action: WordQ = "",
+    kind: WordQ = "",
+    object: ObjectQ = "",
+    start: DayQ = "",
+    end: DayQ = "",
+) -> AuditQuery:
+    """The audit log's filters from the query: user, action, kind, object, days (local)."""
+    fields = {"user": user, "action": action, "kind": kind, "object": object}
+    fields |= {"start": start, "end": end}
+    where = audit_filter(service.settings.tz, user, action, kind, object, start, end)
+    return AuditQuery(fields, where)
+
+
+AuditQueryDep = Annotated[AuditQuery, Depends(get_audit_query)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, status
 
 from cloud_ingest.console.enrolment import Capture
-from cloud_ingest.console.roles import Action, User, sites_allowed
+from cloud_ingest.console.roles import Action, User, can, sites_allowed
 from cloud_ingest.errors import CardInUse, RegistryEditError
 from cloud_ingest.registry import areas
 from cloud_ingest.registry import queries as rc
@@ -63,6 +63,14 @@ def visible_person(service: ConsoleService, scope: Scope, person_id: str) -> rc.
 def editable_person(service: ConsoleService, scope: Scope, person_id: str) -> rc.PersonRow:
     person = visible_person(service, scope, person_id)
     require_edit(scope, person.site_id)
+    return person
+
+
+def erasable_person(service: ConsoleService, scope: Scope, person_id: str) -> rc.PersonRow:
+    """A person the user may erase: an admin of the area of the person's site (else 403)."""
+    person = visible_person(service, scope, person_id)
+    if not can(scope.user, Action.ERASE_PERSON, scope.paths.get(person.site_id, areas.ROOT)):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, FORBIDDEN)
     return person
 
 

@@ -41,6 +41,7 @@ def test_every_file_written(root: Path) -> None:
         "etc/passwd", "etc/group", "etc/shadow", "etc/gshadow", "etc/os-release",
         "etc/warmcard/kiosk.toml",
         "etc/systemd/system/warmcard-kiosk.service",
+        "etc/systemd/journald@warmcard.conf",
         "etc/systemd/system/multi-user.target.wants/warmcard-kiosk.service",
         "etc/udev/rules.d/99-warmcard.rules",
         "etc/xdg/autostart/warmcard-screen.desktop",
@@ -50,6 +51,7 @@ def test_every_file_written(root: Path) -> None:
     }  # fmt: skip
     assert mode_owner(root, "etc/warmcard/kiosk.toml") == (0o640, "root", "warmcard")
     assert mode_owner(root, "usr/local/bin/warmcard-screen") == (0o755, "root", "root")
+    assert mode_owner(root, "etc/systemd/journald@warmcard.conf") == (0o644, "root", "root")
     assert mode_owner(root, "var/lib/warmcard") == (0o750, "warmcard", "warmcard")
     for clip in clips:  # readable by the service's group, and short
         assert mode_owner(root, clip) == (0o640, "warmcard", "warmcard")

@@ -187,3 +187,10 @@ class CaptureAssign(BaseModel):
 
 class UidOut(BaseModel):
     card_uid: str
+
+
+class ErasureOut(BaseModel):
+    """What an erasure changed, per store (counts only)."""
+
+    person_id: str
+    counts: dict[str, int | str]

@@ -44,6 +44,12 @@ OPERATOR = {
     ("GET", "/api/v1/deadletters"),
     ("GET", "/api/v1/deadletters/{letter_id}"),
 }
+# The audit log: prefecture admins only (admin on the root or a prefecture); 403 for the rest.
+AUDIT = {
+    ("GET", "/audit"),
+    ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/audit.csv"),
+}
 # Routes about the caller only, or reading no registry data (the card-number parser: it answers
 # the same for a card of any area and for no card; checked below).
 SELF = {
@@ -121,6 +127,9 @@ OBJECT: dict[tuple[str, str], Call] = {
     ("GET", "/api/v1/registry/people/{person_id}"): Call("GET", "/api/v1/registry/people/P0007"),
     ("PATCH", "/api/v1/registry/people/{person_id}"): Call(
         "PATCH", "/api/v1/registry/people/P0007", json={"display_name": "改名"}
+    ),
+    ("POST", "/api/v1/registry/people/{person_id}/erase"): Call(
+        "POST", "/api/v1/registry/people/P0007/erase"
     ),
     ("GET", "/api/v1/registry/cards/{card_uid}"): Call("GET", "/api/v1/registry/cards/04A1B207"),
     ("POST", "/api/v1/registry/cards/{card_uid}/deactivate"): Call(
@@ -325,7 +334,7 @@ def world(tmp_path_factory, mosquitto, influxd) -> Iterator[tuple[Any, World]]:
 def test_every_route_has_an_access_rule(world) -> None:
     app, _ = world
     routes = app_routes(app)
-    ruled = PUBLIC | BEARER | OPERATOR | SELF | set(OBJECT) | set(NAMED) | set(LISTS)
+    ruled = PUBLIC | BEARER | OPERATOR | AUDIT | SELF | set(OBJECT) | set(NAMED) | set(LISTS)
     assert routes - ruled == set(), "routes without an access test: add them to this file"
     assert ruled - routes == set(), "rules for routes that no longer exist"
     assert len(routes) > 60
@@ -410,6 +419,14 @@ def test_lists_searches_exports_and_streams_hold_only_your_area(world) -> None:
     counts = a.get("/api/v1/alerts/counts").json()
     assert counts["open"] == 0  # B has two alerts open; A sees none of them
     assert root.get("/api/v1/alerts/counts").json()["open"] >= 2
+
+
+def test_the_audit_log_needs_a_prefecture_admin(world) -> None:
+    _, w = world
+    for path in sorted(p for _, p in AUDIT):
+        for name in ("mgr-a", "mgr-b"):
+            assert w.clients[name].get(path).status_code == 403, (name, path)
+        assert w.clients["root-admin"].get(path).status_code == 200, path
 
 
 def test_operator_views_need_an_admin_of_everything(world) -> None:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from cloud_ingest.console.enrolment import card_uid_from_text
+from cloud_ingest.console.erasure import erase_person
 from cloud_ingest.console.exports import CSV_MEDIA_TYPE, iter_csv
 from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.registry import queries as rc
 from cloud_ingest.web import visibility as vis
+from cloud_ingest.web.audit_trail import note
 from cloud_ingest.web.deps import ScopeDep, ServiceDep
 from cloud_ingest.web.schemas.errors import ERRORS
 from cloud_ingest.web.schemas.registry import (
@@ -32,6 +34,7 @@ from cloud_ingest.web.schemas.registry import (
     DevicesPage,
     EnrolOut,
     EnrolStart,
+    ErasureOut,
     NewPerson,
     PageQ,
     PeoplePage,
@@ -50,6 +53,7 @@ router = APIRouter(tags=["registry"], dependencies=[Depends(csrf_protect)], resp
 
 @router.get("/api/v1/registry/people", response_model=PeoplePage)
 def list_people(
+    request: Request,
     scope: ScopeDep,
     service: ServiceDep,
     q: TextQ = "",
@@ -59,14 +63,18 @@ def list_people(
 ) -> PeoplePage:
     """People of the sites in your areas, by id; `q` matches id or name."""
     result = rc.search_people(service.registry, scope.view, q, site, page, per_page)
+    note(request, results=result.total, text=bool(q))
     items = [PersonOut.of(p) for p in result.rows if isinstance(p, rc.PersonRow)]
     return PeoplePage(total=result.total, page=page, per_page=per_page, items=items)
 
 
 @router.get("/api/v1/registry/people.csv", response_class=StreamingResponse)
-def export_people(scope: ScopeDep, service: ServiceDep, q: TextQ = "") -> StreamingResponse:
+def export_people(
+    request: Request, scope: ScopeDep, service: ServiceDep, q: TextQ = ""
+) -> StreamingResponse:
     """The people list as CSV (names neutralised against spreadsheet formulas)."""
     rows = rc.search_people(service.registry, scope.view, q, None, 1, 10**9).rows
+    note(request, results=len(rows), text=bool(q))
     body = iter_csv(
         ("人员编号 Person ID", "显示名 Display name", "站点 Site", "在用卡片 Active cards"),
         [
@@ -83,13 +91,16 @@ def export_people(scope: ScopeDep, service: ServiceDep, q: TextQ = "") -> Stream
 
 
 @router.post("/api/v1/registry/people", response_model=PersonOut, status_code=201)
-def create_person(body: NewPerson, scope: ScopeDep, service: ServiceDep) -> PersonOut:
+def create_person(
+    request: Request, body: NewPerson, scope: ScopeDep, service: ServiceDep
+) -> PersonOut:
     """Add a person to a site you manage; the pseudonymous id is made by the server."""
     vis.require_edit(scope, body.site_id)
     try:
         person_id = rc.add_person(service.registry, body.display_name, body.site_id)
     except RegistryEditError as exc:
         raise vis.edit_error(exc) from None
+    note(request, object=person_id, site=body.site_id)
     return PersonOut.of(vis.visible_person(service, scope, person_id))
 
 
@@ -121,8 +132,28 @@ def patch_person(
     return PersonOut.of(vis.visible_person(service, scope, person_id))
 
 
+@router.post("/api/v1/registry/people/{person_id}/erase", response_model=ErasureOut)
+def erase(request: Request, person_id: str, scope: ScopeDep, service: ServiceDep) -> ErasureOut:
+    """Erase a person everywhere (admins of the person's area): docs/security.md."""
+    person = vis.erasable_person(service, scope, person_id)
+    try:
+        done = erase_person(
+            person.person_id,
+            registry=service.registry,
+            storage=service.query_storage,
+            alerts_db=service.alerts.db_path,
+            deadletter_db=service.settings.deadletter_path,
+        )
+    except RegistryEditError as exc:
+        raise vis.edit_error(exc) from None
+    counts = done.counts()
+    note(request, **counts)
+    return ErasureOut(person_id=person.person_id, counts=counts)  # type: ignore[arg-type]
+
+
 @router.get("/api/v1/registry/cards", response_model=CardsPage)
 def list_cards(
+    request: Request,
     scope: ScopeDep,
     service: ServiceDep,
     q: TextQ = "",
@@ -133,6 +164,7 @@ def list_cards(
 ) -> CardsPage:
     """Cards whose holder is in your areas; `q` matches UID or person id."""
     result = rc.search_cards(service.registry, scope.view, q, site, active, page, per_page)
+    note(request, results=result.total, text=bool(q))
     items = [CardOut.of(c) for c in result.rows if isinstance(c, rc.CardRow)]
     return CardsPage(total=result.total, page=page, per_page=per_page, items=items)
 
@@ -151,13 +183,16 @@ def parse_uid(
 
 
 @router.post("/api/v1/registry/cards", response_model=AssignResult)
-def assign_card(body: CardAssign, scope: ScopeDep, service: ServiceDep) -> AssignResult:
+def assign_card(
+    request: Request, body: CardAssign, scope: ScopeDep, service: ServiceDep
+) -> AssignResult:
     """Give a card (typed in any common form) to a person; a moved card keeps its history."""
     try:
         uid = card_uid_from_text(body.card, body.order)
     except RegistryEditError as exc:
         raise vis.edit_error(exc) from None
     card, previous = vis.assign_card(service, scope, uid, body.person_id)
+    note(request, object=uid, person=body.person_id)
     return AssignResult(card=CardOut.of(card), previous_person_id=previous)
 
 

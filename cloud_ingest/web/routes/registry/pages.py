@@ -20,6 +20,7 @@ from cloud_ingest.registry import queries as rc
 from cloud_ingest.service import ConsoleService
 from cloud_ingest.web import render
 from cloud_ingest.web import visibility as vis
+from cloud_ingest.web.audit_trail import note
 from cloud_ingest.web.deps import PageDep, ScopeDep, ServiceDep
 from cloud_ingest.web.render import PageContext
 from cloud_ingest.web.schemas.errors import ERRORS
@@ -89,6 +90,7 @@ def _list_page(
     **context: Any,
 ) -> HTMLResponse:
     """People, cards or kiosks: a searched, paged table named after its section."""
+    note(ctx.request, results=total, text=bool(q))  # the audit row: the count, not the text
     name = section.rsplit("/", 1)[-1]
     return _page(
         ctx,
@@ -158,6 +160,7 @@ def people_add_form(
         person_id = rc.add_person(service.registry, display_name, site_id)
     except (HTTPException, RegistryEditError) as exc:
         return _error_page(ctx, exc, "/registry/people")
+    note(ctx.request, object=person_id, site=site_id)
     return RedirectResponse(f"/registry/people/{person_id}", status.HTTP_303_SEE_OTHER)
 
 

@@ -1,0 +1,54 @@
+"""`warmcard person erase`: a person's personal data out of every store (docs/security.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cloud_ingest.cli.audit import record
+from cloud_ingest.console.audit import Action, ObjectKind
+from cloud_ingest.errors import IngestError
+
+person_app = typer.Typer(help="人员 People: erase a person's personal data (PIPL).")
+
+
+@person_app.command("erase")
+def erase(
+    person_id: Annotated[str, typer.Argument(help="the person's id, e.g. P0007")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="ingest.toml")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Remove a person from the registry, alerts and dead letters; pseudonymise their taps."""
+    from cloud_ingest.cli.ingest import load_settings
+    from cloud_ingest.console.erasure import erase_person
+    from cloud_ingest.pipeline.influx import InfluxV1
+    from cloud_ingest.registry.store import Registry
+
+    settings = load_settings(config)
+    if not yes and not typer.confirm(f"删除 {person_id} 的全部个人信息? Erase {person_id}?"):
+        raise typer.Exit(1)
+    registry = Registry(settings.registry_path)
+    storage = InfluxV1(settings.influx)
+    try:
+        done = erase_person(
+            person_id,
+            registry=registry,
+            storage=storage,
+            alerts_db=settings.alerts_db_file,
+            deadletter_db=settings.deadletter_path,
+        )
+    except IngestError as exc:
+        typer.echo(f"错误 error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        registry.close()
+        storage.close()
+    counts = done.counts()
+    record(settings.console_db, Action.ERASE, ObjectKind.PERSON, person_id, **counts)
+    typer.echo(f"已删除 erased {person_id}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(person_app, name="person")
