@@ -66,6 +66,9 @@ def test_unit_hardening_and_notify(unit: Path) -> None:
         "NoNewPrivileges=yes",
         "PrivateTmp=yes",
         "ProtectHome=yes",
+        # Files the service makes are not readable by other local users (docs/security.md).
+        "UMask=0027",
+        "StateDirectoryMode=0750",
     ):
         assert re.search(rf"^{re.escape(line)}$", text, re.M), f"{unit.name}: {line}"
     assert re.search(r"^WatchdogSec=\d+$", text, re.M)
