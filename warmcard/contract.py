@@ -47,6 +47,12 @@ STATUS_FILTER = f"{TOPIC_ROOT}/+/status"
 # A resend command asks for at most this many seqs; a larger gap is split into several commands.
 MAX_RESEND_RANGE = 10_000
 MAX_PAYLOAD_BYTES = 4096
+# One roster message (a whole roster, or one part of a split one) is at most this: the broker's
+# max_packet_size (64 KiB, deploy/mosquitto/mosquitto.conf) less room for topic and properties.
+MAX_ROSTER_MESSAGE_BYTES = 60 * 1024
+# A whole roster as a kiosk caches it, after joining its parts (about 40,000 entries).
+MAX_ROSTER_BYTES = 8 * 1024 * 1024
+MAX_ROSTER_PARTS = 128
 MAX_NESTING = 4  # containers ({} or []) nested inside each other, the top level included
 MAX_SEQ = 2**53 - 1  # exact in JSON numbers and in InfluxDB int64 fields
 # Longer integer literals are never meaningful here; int() of a huge one costs quadratic time.
@@ -172,6 +178,16 @@ def config_topic(device_id: str) -> str:
 
 def roster_topic(device_id: str) -> str:
     return device_topic(device_id, "roster")
+
+
+def roster_part_topic(device_id: str, part: int) -> str:
+    """Where part `part` (2 and up) of a split roster is retained; part 1 is on roster_topic."""
+    return f"{roster_topic(device_id)}/{part}"
+
+
+def roster_parts_filter(device_id: str) -> str:
+    """What a kiosk subscribes to for the further parts of its split roster."""
+    return f"{roster_topic(device_id)}/+"
 
 
 def command_topic(device_id: str) -> str:
@@ -334,15 +350,88 @@ class RosterEntry(_Wire):
 
 
 class Roster(_Wire):
-    """Downlink, retained: the site's cards, with the names its screen shows. Nothing more."""
+    """Downlink, retained: the site's cards, with the names its screen shows. Nothing more.
+
+    A roster over MAX_ROSTER_MESSAGE_BYTES travels in parts (`split_roster`): part 1 on the
+    roster topic, part i on `roster/<i>`, all with the whole roster's `version`; the kiosk joins
+    them (`join_roster`). A roster that fits is one message without `part`/`parts`, byte for
+    byte what a v1.0 kiosk reads (docs/protocol.md, "Versioning").
+    """
 
     v: Literal[1] = 1
     site_id: SiteId
     version: str
     entries: list[RosterEntry]
+    # Added in v1.2 (omitted when 1): this message is part `part` of `parts`.
+    part: StrictInt = Field(default=1, ge=1, le=MAX_ROSTER_PARTS)
+    parts: StrictInt = Field(default=1, ge=1, le=MAX_ROSTER_PARTS)
+
+    @model_serializer(mode="wrap")
+    def _compatible(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _omit_defaults(self, handler, {"part": 1, "parts": 1})
+
+    @model_validator(mode="after")
+    def _part_in_range(self) -> Roster:
+        if self.part > self.parts:
+            raise ValueError("part must not exceed parts")
+        return self
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
+
+
+def split_roster(roster: Roster, limit: int = MAX_ROSTER_MESSAGE_BYTES) -> list[Roster]:
+    """The messages that carry `roster`: itself when it fits in `limit` bytes, else parts."""
+    if len(roster.to_bytes()) <= limit:
+        return [roster]
+    # Room for the envelope with the largest part numbers; each entry costs its JSON and a comma.
+    head = Roster(
+        site_id=roster.site_id,
+        version=roster.version,
+        entries=[],
+        part=MAX_ROSTER_PARTS,
+        parts=MAX_ROSTER_PARTS,
+    )
+    budget = limit - len(head.to_bytes())
+    chunks: list[list[RosterEntry]] = [[]]
+    size = 0
+    for entry in roster.entries:
+        cost = len(entry.model_dump_json().encode()) + 1
+        if chunks[-1] and size + cost > budget:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(entry)
+        size += cost
+    if len(chunks) > MAX_ROSTER_PARTS:
+        raise ValueError(
+            f"roster of site {roster.site_id} needs {len(chunks)} parts (at most "
+            f"{MAX_ROSTER_PARTS}): {len(roster.entries)} cards"
+        )
+    return [
+        Roster(
+            site_id=roster.site_id,
+            version=roster.version,
+            entries=chunk,
+            part=i,
+            parts=len(chunks),
+        )
+        for i, chunk in enumerate(chunks, start=1)
+    ]
+
+
+def join_roster(parts: list[Roster]) -> Roster:
+    """The whole roster from all its parts (any order); ValueError if they do not make one."""
+    if not parts:
+        raise ValueError("no roster parts")
+    first = parts[0]
+    numbers = sorted(p.part for p in parts)
+    if numbers != list(range(1, first.parts + 1)) or any(
+        (p.site_id, p.version, p.parts) != (first.site_id, first.version, first.parts)
+        for p in parts
+    ):
+        raise ValueError(f"roster {first.version}: parts {numbers} do not make 1..{first.parts}")
+    entries = [e for p in sorted(parts, key=lambda p: p.part) for e in p.entries]
+    return Roster(site_id=first.site_id, version=first.version, entries=entries)
 
 
 class ResendCommand(_Wire):
@@ -532,9 +621,12 @@ def parse_event(payload: bytes, topic: str, *, received_us: int | None = None) -
     return event
 
 
-def parse_model(model: type[M], payload: bytes) -> M:
-    """Validate a status, config or roster payload."""
-    data = decode_json(payload, limit=1_048_576 if model is Roster else MAX_PAYLOAD_BYTES)
+def parse_model(model: type[M], payload: bytes, *, limit: int | None = None) -> M:
+    """Validate a status, config or roster payload (a roster message: one part, at most
+    MAX_ROSTER_MESSAGE_BYTES; `limit` raises that for a whole roster read from a local cache)."""
+    if limit is None:
+        limit = MAX_ROSTER_MESSAGE_BYTES if model is Roster else MAX_PAYLOAD_BYTES
+    data = decode_json(payload, limit=limit)
     _check_version(data)
     try:
         return model.model_validate(data)

@@ -32,6 +32,7 @@ from warmcard.command.dynsec import (
     device_role,
     device_role_name,
     initial_config,
+    roster_parts_acls,
 )
 from warmcard.command.pki import (
     CaFiles,
@@ -260,10 +261,17 @@ def provision_device(
     _check_device_id(files, device_id)
     with _locked(files), _control(files, broker or BrokerAddress()) as control:
         issued = issue_device_cert(files.ca, device_id)
-        control.run(
+        answers = control.run(
             {"command": "createRole", **device_role(device_id)},
             tolerate=("Role already exists",),
         )
+        if answers and answers[0].get("error"):
+            # A role from before split rosters (v1.2): give it the parts' topics, once.
+            for acl in roster_parts_acls(device_id):
+                control.run(
+                    {"command": "addRoleACL", "rolename": device_role_name(device_id), **acl},
+                    tolerate=("ACL with this topic already exists",),
+                )
         # A client without a password: it cannot log in on the loopback listener at all.
         control.run(
             {
