@@ -33,10 +33,16 @@ def secure_influx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxD]
         yield server
 
 
-def settings_for(server: InfluxD, db: str, **kw: object) -> InfluxSettings:
-    return InfluxSettings(
-        url=server.url, database=db, username=server.user, password=server.password, **kw
-    )  # type: ignore[arg-type]
+def settings_for(server: InfluxD, db: str, retention_days: int = 1096) -> InfluxSettings:
+    return InfluxSettings.model_validate(
+        {
+            "url": server.url,
+            "database": db,
+            "username": server.user,
+            "password": server.password,
+            "retention_days": retention_days,
+        }
+    )
 
 
 def policies(server: InfluxD, db: str) -> dict[str, tuple[str, bool]]:
