@@ -9,7 +9,8 @@ a little while (the head may come after them) and never applied on their own.
 
 from __future__ import annotations
 
-from warmcard.contract import InvalidPayload, Reason, Roster, join_roster
+from warmcard.contract import InvalidPayload, Reason, Roster
+from warmcard.roster_split import join_roster
 
 KEEP_VERSIONS = 2
 

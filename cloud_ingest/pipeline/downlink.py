@@ -12,7 +12,8 @@ import logging
 from typing import Protocol
 
 from cloud_ingest.registry.store import Registry
-from warmcard.contract import config_topic, roster_part_topic, roster_topic, split_roster
+from warmcard.contract import config_topic, roster_part_topic, roster_topic
+from warmcard.roster_split import split_roster
 
 log = logging.getLogger(__name__)
 

@@ -32,11 +32,10 @@ from warmcard.contract import (
     Roster,
     RosterEntry,
     events_topic,
-    join_roster,
     roster_part_topic,
     roster_topic,
-    split_roster,
 )
+from warmcard.roster_split import join_roster, split_roster
 from warmcard.settings import MqttSettings
 
 SURNAMES = "李王张杨赵段字尹何苏杜罗"

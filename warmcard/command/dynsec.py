@@ -125,6 +125,22 @@ def roster_parts_acls(device_id: str) -> list[dict[str, Any]]:
     ]
 
 
+def ensure_device_role(control: Control, device_id: str) -> None:
+    """Create the device's role; a role made before split rosters (v1.2) gets their topics."""
+    answers = control.run(
+        {"command": "createRole", **device_role(device_id)},
+        tolerate=("Role already exists",),
+    )
+    if answers and answers[0].get("error"):
+        control.run(
+            *(
+                {"command": "addRoleACL", "rolename": device_role_name(device_id), **acl}
+                for acl in roster_parts_acls(device_id)
+            ),
+            tolerate=("ACL with this topic already exists",),
+        )
+
+
 def initial_config(roles: Roles, admin_password: str) -> dict[str, Any]:
     """The plugin's config file before first start: roles, the devices group, the admin."""
     return {

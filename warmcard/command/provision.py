@@ -29,10 +29,9 @@ from warmcard.command.dynsec import (
     Control,
     DynsecError,
     Roles,
-    device_role,
     device_role_name,
+    ensure_device_role,
     initial_config,
-    roster_parts_acls,
 )
 from warmcard.command.pki import (
     CaFiles,
@@ -261,17 +260,7 @@ def provision_device(
     _check_device_id(files, device_id)
     with _locked(files), _control(files, broker or BrokerAddress()) as control:
         issued = issue_device_cert(files.ca, device_id)
-        answers = control.run(
-            {"command": "createRole", **device_role(device_id)},
-            tolerate=("Role already exists",),
-        )
-        if answers and answers[0].get("error"):
-            # A role from before split rosters (v1.2): give it the parts' topics, once.
-            for acl in roster_parts_acls(device_id):
-                control.run(
-                    {"command": "addRoleACL", "rolename": device_role_name(device_id), **acl},
-                    tolerate=("ACL with this topic already exists",),
-                )
+        ensure_device_role(control, device_id)
         # A client without a password: it cannot log in on the loopback listener at all.
         control.run(
             {
