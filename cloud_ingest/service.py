@@ -112,10 +112,29 @@ class ConsoleService(CloudProcess):
         self.watchdog.ready(f"控制台 console {self.settings.console_id} running")
         self.started = True
 
+    def apply_retention(self) -> tuple[int, int, int]:
+        """Delete what is past its retention (`[retention]`): ended card assignments, closed
+        alerts, visits. Returns how many of each went."""
+        r, now = self.settings.retention, self.clock()
+        day = 86_400_000_000
+        history = self.registry.prune_history(now - int(r.card_history_days * day))
+        alerts, visits = self.alerts.store.prune(
+            now - int(r.alerts_days * day), now - int(r.visits_days * day)
+        )
+        if history or alerts or visits:
+            log.info(
+                "retention: %d card assignment(s), %d alert(s), %d visit(s) deleted",
+                history,
+                alerts,
+                visits,
+            )
+        return history, alerts, visits
+
     def _sync_loop(self) -> None:
         """Watch the registry (imports from any process) and resync live state from InfluxDB."""
         elapsed = 0.0
         next_resync = self.settings.live_resync_s if self.live.last_sync_us else 0.0
+        next_retention = 0.0
         while not self._stop.wait(1.0):
             self.watchdog.beat("sync")
             elapsed += 1.0
@@ -129,6 +148,9 @@ class ConsoleService(CloudProcess):
                     if self.devicelink.connected.is_set():
                         self.downlink.publish_all(changed_only=True)
                     next_resync = 0.0
+                if elapsed >= next_retention:
+                    next_retention = elapsed + self.settings.retention.every_s
+                    self.apply_retention()
                 if elapsed >= next_resync:
                     self.live.rebuild()
                     next_resync = elapsed + self.settings.live_resync_s

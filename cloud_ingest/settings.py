@@ -27,6 +27,17 @@ class WorkerSettings(BaseModel):
     port: int = 8081
 
 
+class RetentionSettings(BaseModel):
+    """How long the console's stores keep what they hold (`[retention]`), in days; applied by
+    the console every hour. Taps: `[influx] retention_days`; dead letters:
+    `deadletter_retention_days`. docs/operations.md ("Retention") gives each default's reason."""
+
+    card_history_days: float = Field(default=1096.0, gt=0)  # as long as the taps they explain
+    alerts_days: float = Field(default=365.0, gt=0)  # closed alerts only
+    visits_days: float = Field(default=1096.0, gt=0)  # visits (and their notes)
+    every_s: float = Field(default=3600.0, gt=0)
+
+
 class IngestSettings(TomlSettings, PipelineSettings):
     """`warmcard ingest --config ingest.toml`; every key may be overridden as WARMCARD_<KEY>.
 
@@ -63,6 +74,7 @@ class IngestSettings(TomlSettings, PipelineSettings):
     # Session cookies only over HTTPS; false only for plain-http development on localhost.
     cookie_secure: bool = True
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @property
     def alerts_db_file(self) -> Path:

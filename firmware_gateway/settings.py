@@ -15,6 +15,9 @@ class GatewaySettings(TomlSettings):
     device_id: DeviceId
     reader: str = "sim:"
     data_dir: Path = Path("/var/lib/warmcard")
+    # The key that seals the roster/config cache (kiosk.sealed); None: systemd's credential
+    # `cache-key` (warmcard-kiosk.service), else a key made in data_dir (demo, tests).
+    cache_key_file: Path | None = None
     min_free_bytes: int = 50 * 1024 * 1024  # below this the kiosk refuses taps, visibly
     heartbeat_s: float = 30.0
     pinmap: Path | None = None  # None: the pin map shipped in hardware/pinmap.toml

@@ -29,6 +29,7 @@ import warmcard
 from firmware_gateway.clock import Clock
 from firmware_gateway.errors import GatewayError
 from firmware_gateway.outbox import Outbox
+from firmware_gateway.roster_parts import RosterParts
 from warmcard.contract import (
     DeviceConfig,
     DeviceStatus,
@@ -39,6 +40,7 @@ from warmcard.contract import (
     config_topic,
     events_topic,
     parse_model,
+    roster_parts_filter,
     roster_topic,
     status_topic,
 )
@@ -121,6 +123,7 @@ class Uplink:
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
         self._recent_requests: list[str] = []  # a QoS 1 command may arrive twice
+        self._roster_parts = RosterParts()  # a large roster arrives split (v1.2)
         outbox.add_listener(self.wake)
 
     # ------------------------------------------------------------------ lifecycle
@@ -296,6 +299,7 @@ class Uplink:
             [
                 (config_topic(self.device_id), 1),
                 (roster_topic(self.device_id), 1),
+                (roster_parts_filter(self.device_id), 1),
                 (command_topic(self.device_id), 1),
             ]
         )
@@ -432,10 +436,17 @@ class Uplink:
                     )
                 if self.on_config is not None:
                     self.on_config(config)
-            elif topic == roster_topic(self.device_id):
+            elif topic.startswith(roster_topic(self.device_id)):
                 roster = parse_model(Roster, payload)
-                if self.on_roster is not None:
-                    self.on_roster(roster)
+                suffix = topic[len(roster_topic(self.device_id)) :]
+                if not suffix:
+                    whole = self._roster_parts.head(roster)
+                elif suffix[:1] == "/" and suffix[1:].isdigit():
+                    whole = self._roster_parts.part(roster, int(suffix[1:]))
+                else:
+                    raise InvalidPayload(Reason.BAD_TOPIC, f"not a roster part topic: {topic}")
+                if whole is not None and self.on_roster is not None:
+                    self.on_roster(whole)
             elif topic == command_topic(self.device_id):
                 self._on_resend(parse_model(ResendCommand, payload))
         except InvalidPayload as exc:

@@ -105,7 +105,7 @@ class Kiosk:
         self.tick_s = tick_s
         self.prune_every_s = prune_every_s
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.cache = LocalCache(settings.data_dir)
+        self.cache = LocalCache(settings.data_dir, settings.cache_key_file)
         self.outbox = Outbox(
             settings.outbox_path,
             settings.device_id,

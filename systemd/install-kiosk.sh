@@ -261,6 +261,17 @@ elif ! cmp -s "$work/kiosk.toml" "$root$CONF"; then
     say "注意 $CONF differs from the arguments and was kept; re-run with --force-config to replace it"
 fi
 
+# --- the key that seals the roster cache on the SD card (kiosk/sealed.py) ---------------------
+# Made once and kept: a new key would make the cached roster unreadable until the broker's
+# retained copy arrives. root-only; systemd hands it to the service (LoadCredential).
+if [ ! -s "$root$CONF_DIR/cache.key" ]; then
+    (umask 077; head -c 32 /dev/urandom > "$root$CONF_DIR/cache.key")
+    say "made $CONF_DIR/cache.key"
+    changed=$((changed + 1))
+fi
+chown root:root "$root$CONF_DIR/cache.key"
+chmod 0600 "$root$CONF_DIR/cache.key"
+
 # --- voice: the prompts, rendered here, readable by the service's group ------------------------
 if $voice; then
     dir "$VOICE_DIR" 0750 warmcard warmcard

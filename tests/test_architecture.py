@@ -132,3 +132,16 @@ def test_the_wrong_arrow_breaks_its_contract(tree: Path, contract: str) -> None:
         path.write_text(original, encoding="utf-8")
     assert result.returncode != 0
     assert contract in broken(result.stdout), result.stdout
+
+
+def test_every_leaf_of_warmcard_is_held_to_the_leaf_rule() -> None:
+    """A new module in warmcard/ (outside the command) joins the leaf contract, or this fails."""
+    text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    start = text.index('name = "The wire contract and shared leaves import no part of the product"')
+    listed = set(re.findall(r'"(warmcard\.[a-z_]+)"', text[start : text.index("]", start)]))
+    modules = {
+        f"warmcard.{p.stem}"
+        for p in (REPO / "warmcard").glob("*.py")
+        if p.stem not in {"__init__", "__main__"}
+    }
+    assert modules == listed

@@ -45,6 +45,12 @@ EVENTS_FILTER = f"{TOPIC_ROOT}/+/events"
 STATUS_FILTER = f"{TOPIC_ROOT}/+/status"
 # A resend command asks for at most this many seqs; a larger gap is split into several commands.
 MAX_RESEND_RANGE = 10_000
+# One roster message (a whole roster, or one part of a split one) is at most this: the broker's
+# max_packet_size (64 KiB, deploy/mosquitto/mosquitto.conf) less room for topic and properties.
+MAX_ROSTER_MESSAGE_BYTES = 60 * 1024
+# A whole roster as a kiosk caches it, after joining its parts (about 40,000 entries).
+MAX_ROSTER_BYTES = 8 * 1024 * 1024
+MAX_ROSTER_PARTS = 128
 MAX_SEQ = 2**53 - 1  # exact in JSON numbers and in InfluxDB int64 fields
 
 # Event times outside this window are wrong clocks, not real taps.
@@ -115,6 +121,16 @@ def config_topic(device_id: str) -> str:
 
 def roster_topic(device_id: str) -> str:
     return device_topic(device_id, "roster")
+
+
+def roster_part_topic(device_id: str, part: int) -> str:
+    """Where part `part` (2 and up) of a split roster is retained; part 1 is on roster_topic."""
+    return f"{roster_topic(device_id)}/{part}"
+
+
+def roster_parts_filter(device_id: str) -> str:
+    """What a kiosk subscribes to for the further parts of its split roster."""
+    return f"{roster_topic(device_id)}/+"
 
 
 def command_topic(device_id: str) -> str:
@@ -277,12 +293,31 @@ class RosterEntry(_Wire):
 
 
 class Roster(_Wire):
-    """Downlink, retained: the site's cards, with the names its screen shows. Nothing more."""
+    """Downlink, retained: the site's cards, with the names its screen shows. Nothing more.
+
+    A roster over MAX_ROSTER_MESSAGE_BYTES travels in parts (warmcard.roster_split): part 1 on
+    the roster topic, part i on `roster/<i>`, all with the whole roster's `version`; the kiosk
+    joins them. A roster that fits is one message without `part`/`parts`, byte for
+    byte what a v1.0 kiosk reads (docs/protocol.md, "Versioning").
+    """
 
     v: Literal[1] = 1
     site_id: SiteId
     version: str
     entries: list[RosterEntry]
+    # Added in v1.2 (omitted when 1): this message is part `part` of `parts`.
+    part: StrictInt = Field(default=1, ge=1, le=MAX_ROSTER_PARTS)
+    parts: StrictInt = Field(default=1, ge=1, le=MAX_ROSTER_PARTS)
+
+    @model_serializer(mode="wrap")
+    def _compatible(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _omit_defaults(self, handler, {"part": 1, "parts": 1})
+
+    @model_validator(mode="after")
+    def _part_in_range(self) -> Roster:
+        if self.part > self.parts:
+            raise ValueError("part must not exceed parts")
+        return self
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -384,9 +419,12 @@ def parse_event(payload: bytes, topic: str, *, received_us: int | None = None) -
     return event
 
 
-def parse_model(model: type[M], payload: bytes) -> M:
-    """Validate a status, config or roster payload."""
-    data = decode_json(payload, limit=1_048_576 if model is Roster else MAX_PAYLOAD_BYTES)
+def parse_model(model: type[M], payload: bytes, *, limit: int | None = None) -> M:
+    """Validate a status, config or roster payload (a roster message: one part, at most
+    MAX_ROSTER_MESSAGE_BYTES; `limit` raises that for a whole roster read from a local cache)."""
+    if limit is None:
+        limit = MAX_ROSTER_MESSAGE_BYTES if model is Roster else MAX_PAYLOAD_BYTES
+    data = decode_json(payload, limit=limit)
     _check_version(data)
     try:
         return model.model_validate(data)

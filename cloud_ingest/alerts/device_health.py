@@ -15,7 +15,7 @@ from itertools import pairwise
 from cloud_ingest.alerts.models import Finding, Kind
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.pipeline.live import DeviceSeen
-from warmcard.contract import ReaderState
+from warmcard.contract import DeviceStatus, ReaderState
 from warmcard.rejections import InvalidPayload
 from warmcard.timestamps import parse_ts
 
@@ -45,15 +45,60 @@ class _Outbox:
     growing: tuple[int, int] | None = None  # (from, to) depths of the rise that raised it
 
 
+class UnstoredTaps:
+    """Taps the broker acknowledged to a kiosk that no worker stored: an unconsumed share.
+
+    A heartbeat with an empty outbox says every seq up to `last_seq` has its PUBACK. When the
+    highest seq the console knows stored stays below that for `unstored_alarm_s`, some member
+    of ingest's shared subscription holds taps it does not store: a stopped worker whose
+    persistent session keeps getting its share, or a subscriber that is not a worker. A device
+    first seen with nothing stored today is judged only from its next acknowledged seq on.
+    """
+
+    def __init__(self, settings: AlertSettings) -> None:
+        self.settings = settings
+        self._floor: dict[str, int] = {}  # acknowledged before we could know: not judged
+        self._since: dict[str, int] = {}  # device -> when it was first seen lagging
+
+    def check(
+        self, device_id: str, now_us: int, status: DeviceStatus, stored: int | None
+    ) -> tuple[str, str] | None:
+        if status.outbox_depth != 0 or status.last_seq is None:
+            return None  # acknowledged up to which seq is not known from this heartbeat
+        acked = status.last_seq
+        if stored is None:
+            stored = self._floor.setdefault(device_id, acked)
+        if acked <= stored:
+            self._since.pop(device_id, None)
+            return None
+        since = self._since.setdefault(device_id, now_us)
+        if now_us - since < self.settings.unstored_alarm_s * US:
+            return None
+        minutes = int((now_us - since) / US // 60)
+        return (
+            f"设备 {device_id} 已送达服务器的刷卡未入库：已确认至 {acked} 号，已存至 {stored} 号，"
+            f"超过 {minutes} 分钟。请检查共享订阅中是否有停止的工作进程或陌生订阅者"
+            "（docs/security.md），并运行 warmcard reconcile",
+            f"kiosk {device_id}: taps acknowledged by the broker up to seq {acked}, stored only "
+            f"up to {stored}, for {minutes} min. Check the share group for a stopped worker or a "
+            "subscriber that is not a worker (docs/security.md), then run warmcard reconcile",
+        )
+
+
 class DeviceHealth:
     """Keeps each device's recent outbox depths; `evaluate` returns the alerts that hold now."""
 
     def __init__(self, settings: AlertSettings) -> None:
         self.settings = settings
         self._outbox: dict[str, _Outbox] = {}
+        self._unstored = UnstoredTaps(settings)
 
     def evaluate(
-        self, now_us: int, devices: Mapping[str, DeviceSeen], site_of: Mapping[str, str]
+        self,
+        now_us: int,
+        devices: Mapping[str, DeviceSeen],
+        site_of: Mapping[str, str],
+        stored: Mapping[str, int] | None = None,
     ) -> list[Finding]:
         """Findings for every device with a live problem; devices not listed are healthy."""
         s = self.settings
@@ -102,6 +147,10 @@ class DeviceHealth:
                 growing = self._outbox_problem(device_id, seen.received_us, status.outbox_depth)
                 if growing is not None:
                     found.append(finding(Kind.OUTBOX_GROWING, *growing))
+            if stored is not None:
+                unstored = self._unstored.check(device_id, now_us, status, stored.get(device_id))
+                if unstored is not None:
+                    found.append(finding(Kind.EVENTS_UNSTORED, *unstored))
         return found
 
     def _outbox_problem(self, device_id: str, at_us: int, depth: int) -> tuple[str, str] | None:

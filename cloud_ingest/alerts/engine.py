@@ -195,7 +195,7 @@ class AlertEngine:
             return
         devices = self.live.device_seen()
         site_of = {d.device_id: d.site_id for d in self.registry.devices()}
-        found = self.health.evaluate(now, devices, site_of)
+        found = self.health.evaluate(now, devices, site_of, self.live.stored_seqs())
         self._raise(found)
         problems = {(f.kind, f.subject) for f in found}
         for kind in DEVICE_KINDS:

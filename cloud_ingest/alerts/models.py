@@ -27,6 +27,7 @@ class Kind(StrEnum):
     OUTSIDE_HOURS = "outside_hours"
     TAP_BURST = "tap_burst"
     TAP_MISMATCH = "tap_mismatch"
+    EVENTS_UNSTORED = "events_unstored"
 
 
 KIND_NAMES: dict[Kind, tuple[str, str]] = {
@@ -43,8 +44,11 @@ KIND_NAMES: dict[Kind, tuple[str, str]] = {
         "刷卡与登记不符（未计数）",
         "Tap does not match the registry (not counted)",
     ),
+    Kind.EVENTS_UNSTORED: ("已送达未入库", "Delivered taps not stored"),
 }
-DEVICE_KINDS = frozenset({Kind.DEVICE_OFFLINE, Kind.OUTBOX_GROWING, Kind.READER_FAULT})
+DEVICE_KINDS = frozenset(
+    {Kind.DEVICE_OFFLINE, Kind.OUTBOX_GROWING, Kind.READER_FAULT, Kind.EVENTS_UNSTORED}
+)
 FRAUD_KINDS = frozenset(
     {
         Kind.TWO_SITES,

@@ -24,6 +24,8 @@ class AlertSettings(BaseModel):
     outbox_growth_heartbeats: int = Field(default=5, ge=2)  # strictly rising over N heartbeats
     outbox_alarm_depth: int = Field(default=200, ge=1)  # ... or at least this deep
     outbox_alarm_s: float = Field(default=600.0, ge=0)  # ... for this long
+    # A kiosk's broker-acknowledged taps (heartbeat last_seq, outbox empty) not stored this long.
+    unstored_alarm_s: float = Field(default=300.0, ge=0)
 
     # Well-being: days without a check-in or meal before a visit is due, per flag, and
     # overrides per area path (the most specific area wins).

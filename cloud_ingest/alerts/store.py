@@ -355,6 +355,22 @@ class AlertStore:
             assert cur.lastrowid is not None
             return cur.lastrowid
 
+    def prune(self, alerts_before_us: int, visits_before_us: int) -> tuple[int, int]:
+        """Delete closed alerts cleared before the first time and visits made before the
+        second (retention); open and acknowledged alerts stay whatever their age."""
+        with self.lock, self.conn:
+            old = "state = 'closed' AND COALESCE(cleared_at, last_seen_at) < ?"
+            self.conn.execute(
+                f"UPDATE visits SET alert_id = NULL WHERE alert_id IN "
+                f"(SELECT id FROM alerts WHERE {old})",
+                (alerts_before_us,),
+            )
+            alerts = self.conn.execute(f"DELETE FROM alerts WHERE {old}", (alerts_before_us,))
+            visits = self.conn.execute(
+                "DELETE FROM visits WHERE visited_at < ?", (visits_before_us,)
+            )
+            return alerts.rowcount, visits.rowcount
+
     def last_visits(self) -> dict[str, int]:
         """person_id -> time of their latest visit."""
         with self.lock:

@@ -53,6 +53,11 @@ def quote_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def duration_text(days: int) -> str:
+    """A duration of whole days as SHOW RETENTION POLICIES writes it ("0s": forever)."""
+    return f"{days * 24}h0m0s" if days else "0s"
+
+
 def _error_text(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -90,8 +95,50 @@ class InfluxV1(Storage):
             ) from None
 
     def ensure_database(self) -> None:
-        """CREATE DATABASE is idempotent in InfluxDB 1.x."""
-        self._query_raw(f"CREATE DATABASE {quote_ident(self.database)}", with_db=False)
+        """Create the database with its retention policy as the default, or set the duration.
+
+        A new database gets `retention_policy` (default) with `retention_days`. A database made
+        before (its default policy `autogen`, kept forever) keeps its default policy, whose
+        duration is set instead: making another policy the default would hide every point
+        already stored from queries. Both statements are idempotent in InfluxDB 1.x.
+        """
+        db = quote_ident(self.database)
+        days = self.settings.retention_days
+        duration = f"{days}d" if days else "INF"
+        default = self.default_policy()
+        if default is None:
+            self._query_raw(
+                f"CREATE DATABASE {db} WITH DURATION {duration} "
+                f"NAME {quote_ident(self.settings.retention_policy)}",
+                with_db=False,
+            )
+            default = self.default_policy()
+        if default is not None and default[1] != duration_text(days):
+            self._query_raw(
+                f"ALTER RETENTION POLICY {quote_ident(default[0])} ON {db} "
+                f"DURATION {duration} DEFAULT",
+                with_db=False,
+            )
+
+    def default_policy(self) -> tuple[str, str] | None:
+        """(name, duration as InfluxDB shows it) of the database's default retention policy;
+        None when the database does not exist."""
+        try:
+            results = self._query_raw(
+                f"SHOW RETENTION POLICIES ON {quote_ident(self.database)}", with_db=False
+            )
+        except StorageRejected as exc:
+            if "database not found" in str(exc):
+                return None
+            raise
+        for result in results:
+            for series in result.get("series", []):
+                cols = series["columns"]
+                for row in series.get("values", []):
+                    rp = dict(zip(cols, row, strict=False))
+                    if rp.get("default"):
+                        return str(rp["name"]), str(rp["duration"])
+        return None
 
     def write(self, lines: Sequence[str]) -> None:
         if not lines:

@@ -119,6 +119,7 @@ class LiveState:
         self._lock = threading.Lock()
         self._days: dict[str, SiteDay] = {}
         self._devices: dict[str, DeviceSeen] = {}
+        self._stored_seq: dict[str, int] = {}  # device -> highest seq known stored
         self._tzs: dict[str, ZoneInfo] = {}
         self._pending: list[tuple[str, LiveEvent]] | None = None  # applied during a rebuild
         self._listeners: list[Listener] = []
@@ -180,6 +181,8 @@ class LiveState:
             for site_id, ev in events:
                 if pending is not None:
                     pending.append((site_id, ev))
+                if ev.seq > self._stored_seq.get(ev.device_id, 0):
+                    self._stored_seq[ev.device_id] = ev.seq
                 if self._today(site_id, now).add(ev):
                     added += 1
                     touched.add(site_id)
@@ -193,6 +196,12 @@ class LiveState:
             self._devices[device_id] = DeviceSeen(status, self.clock())
         site_id = self.registry.site_of(device_id)
         self._changed([site_id] if site_id else [])
+
+    def stored_seqs(self) -> dict[str, int]:
+        """The highest seq of each device that InfluxDB is known to hold (today's rebuild and
+        the stored-taps channel since), for the unstored-taps alert."""
+        with self._lock:
+            return dict(self._stored_seq)
 
     def device_seen(self) -> dict[str, DeviceSeen]:
         """The latest status (or clear) received from each device, for health alerts."""
@@ -226,6 +235,10 @@ class LiveState:
                 if site_id in days:
                     days[site_id].add(ev)
             self._days = days
+            for day in days.values():
+                for device, seq in day.seen:
+                    if seq > self._stored_seq.get(device, 0):
+                        self._stored_seq[device] = seq
         self.last_sync_us = self.clock()
         self._changed()
         return read

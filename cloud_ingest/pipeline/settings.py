@@ -15,6 +15,12 @@ class InfluxSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     timeout_s: float = 10.0
+    # The taps' retention policy, made the database's default (so every write and query uses
+    # it) by `warmcard ingest` at start; shards older than `retention_days` are dropped by
+    # InfluxDB. 1,096 days (3 years): subsidy claims are audited up to three years back
+    # (docs/operations.md, "Retention"). 0 keeps taps forever.
+    retention_policy: str = Field(default="warmcard_taps", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    retention_days: int = Field(default=1096, ge=0)
 
     _no_placeholder = field_validator("password")(reject_placeholder)
 

@@ -237,6 +237,15 @@ class Registry:
                     self._db.execute("ROLLBACK")
                 raise
 
+    def prune_history(self, before_us: int) -> int:
+        """Delete card assignments that ended before `before_us` (retention); a card's current
+        holder is never deleted. Not registry data proper: no version bump, no roster."""
+        with self.write() as db:
+            return db.execute(
+                "DELETE FROM card_assignments WHERE valid_to IS NOT NULL AND valid_to < ?",
+                (before_us,),
+            ).rowcount
+
     @contextmanager
     def change(self) -> Iterator[sqlite3.Connection]:
         """One edit of registry data: card history reconciled and the version bumped before it

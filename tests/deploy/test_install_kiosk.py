@@ -40,6 +40,7 @@ def test_every_file_written(root: Path) -> None:
     assert written - {"etc/passwd-", "etc/group-", "etc/shadow-", "etc/gshadow-"} == {
         "etc/passwd", "etc/group", "etc/shadow", "etc/gshadow", "etc/os-release",
         "etc/warmcard/kiosk.toml",
+        "etc/warmcard/cache.key",
         "etc/systemd/system/warmcard-kiosk.service",
         "etc/systemd/journald@warmcard.conf",
         "etc/systemd/system/multi-user.target.wants/warmcard-kiosk.service",
@@ -50,6 +51,9 @@ def test_every_file_written(root: Path) -> None:
         *clips,
     }  # fmt: skip
     assert mode_owner(root, "etc/warmcard/kiosk.toml") == (0o640, "root", "warmcard")
+    # The roster cache's key: root-only, handed to the service by systemd (LoadCredential).
+    assert mode_owner(root, "etc/warmcard/cache.key") == (0o600, "root", "root")
+    assert len((root / "etc/warmcard/cache.key").read_bytes()) == 32
     assert mode_owner(root, "usr/local/bin/warmcard-screen") == (0o755, "root", "root")
     assert mode_owner(root, "etc/systemd/journald@warmcard.conf") == (0o644, "root", "root")
     assert mode_owner(root, "var/lib/warmcard") == (0o750, "warmcard", "warmcard")

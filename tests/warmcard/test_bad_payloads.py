@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from tests.support.paths import REPO
-from warmcard.contract import MAX_SEQ, Roster, TapEvent, events_topic, parse_event, parse_model
+from warmcard.contract import (
+    MAX_ROSTER_BYTES,
+    MAX_SEQ,
+    Roster,
+    TapEvent,
+    events_topic,
+    parse_event,
+    parse_model,
+)
 from warmcard.rejections import MAX_DETAIL_CHARS, InvalidPayload, Reason
 from warmcard.timestamps import format_ts
 from warmcard.wirejson import MAX_PAYLOAD_BYTES
@@ -375,10 +383,10 @@ def test_a_paired_surrogate_escape_is_valid_unicode_but_not_an_id() -> None:
 
 
 def test_10000_deep_nesting_in_a_large_payload_is_too_deep_not_recursion_error() -> None:
-    # Rosters may be 1 MiB, so depth (not size) must stop this one.
+    # A kiosk reads its cached roster with an 8 MiB limit, so depth (not size) must stop this.
     for payload in (b"[" * 10_000 + b"]" * 10_000, b'{"v":1,"a":' + b"[" * 100_000):
         with pytest.raises(InvalidPayload) as info:
-            parse_model(Roster, payload)
+            parse_model(Roster, payload, limit=MAX_ROSTER_BYTES)
         assert info.value.reason is Reason.TOO_DEEP
 
 
@@ -395,7 +403,7 @@ def test_10000_deep_nesting_in_a_large_payload_is_too_deep_not_recursion_error()
 def test_pathological_megabyte_payloads_never_stall(name: str, payload: bytes) -> None:
     start = time.perf_counter()
     with pytest.raises(InvalidPayload):
-        parse_model(Roster, payload)
+        parse_model(Roster, payload, limit=MAX_ROSTER_BYTES)
     assert time.perf_counter() - start < 1.0, name
 
 

@@ -22,7 +22,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from warmcard.contract import command_topic, config_topic, events_topic, roster_topic, status_topic
+from warmcard.contract import (
+    command_topic,
+    config_topic,
+    events_topic,
+    roster_parts_filter,
+    roster_topic,
+    status_topic,
+)
 from warmcard.errors import WarmcardError
 
 ADMIN_USER = "warmcard-admin"
@@ -102,10 +109,36 @@ def device_role(device_id: str) -> dict[str, Any]:
     for topic in (config_topic(device_id), roster_topic(device_id), command_topic(device_id)):
         acls.append({"acltype": "subscribeLiteral", "topic": topic, "allow": True})
         acls.append({"acltype": "publishClientReceive", "topic": topic, "allow": True})
+    acls += roster_parts_acls(device_id)
     # Higher priority than the group's denials (client roles are checked first anyway).
     for acl in acls:
         acl["priority"] = 10
     return {"rolename": device_role_name(device_id), "acls": acls}
+
+
+def roster_parts_acls(device_id: str) -> list[dict[str, Any]]:
+    """The parts 2..n of a split roster (v1.2): `roster/+` under the device's own topics."""
+    topic = roster_parts_filter(device_id)
+    return [
+        {"acltype": "subscribeLiteral", "topic": topic, "allow": True, "priority": 10},
+        {"acltype": "publishClientReceive", "topic": topic, "allow": True, "priority": 10},
+    ]
+
+
+def ensure_device_role(control: Control, device_id: str) -> None:
+    """Create the device's role; a role made before split rosters (v1.2) gets their topics."""
+    answers = control.run(
+        {"command": "createRole", **device_role(device_id)},
+        tolerate=("Role already exists",),
+    )
+    if answers and answers[0].get("error"):
+        control.run(
+            *(
+                {"command": "addRoleACL", "rolename": device_role_name(device_id), **acl}
+                for acl in roster_parts_acls(device_id)
+            ),
+            tolerate=("ACL with this topic already exists",),
+        )
 
 
 def initial_config(roles: Roles, admin_password: str) -> dict[str, Any]:

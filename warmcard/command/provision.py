@@ -27,8 +27,8 @@ from warmcard.command.dynsec import (
     Control,
     DynsecError,
     Roles,
-    device_role,
     device_role_name,
+    ensure_device_role,
     initial_config,
 )
 from warmcard.command.pki import (
@@ -256,10 +256,7 @@ def provision_device(
     _check_device_id(files, device_id)
     with _locked(files), _control(files, broker or BrokerAddress()) as control:
         issued = issue_device_cert(files.ca, device_id)
-        control.run(
-            {"command": "createRole", **device_role(device_id)},
-            tolerate=("Role already exists",),
-        )
+        ensure_device_role(control, device_id)
         # A client without a password: it cannot log in on the loopback listener at all.
         control.run(
             {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -218,27 +219,86 @@ class Mosquitto(_Server):
         return f"mqtt://127.0.0.1:{self.port}"
 
 
+# The production InfluxDB config (docs/operations.md), run as it is by `secure` servers.
+SECURE_INFLUX_CONF = SECURE_CONF_DIR.parent / "influxdb" / "influxdb.conf"
+
+
 @dataclass
 class InfluxD(_Server):
-    """An InfluxDB 1.x server, written through /write and read through /query."""
+    """An InfluxDB 1.x server, written through /write and read through /query.
+
+    With `secure`: deploy/influxdb/influxdb.conf (loopback, authentication on), only the ports
+    and data paths rewritten; at first start the admin `admin_user` is created (the one thing
+    InfluxDB allows before any user exists) and then the user `user` with `password`, who is
+    what ingest.toml names (docs/operations.md, "InfluxDB").
+    """
 
     rpc_port: int = 0
+    secure: bool = False
+    admin_user: str = "admin"
+    admin_password: str = ""
+    user: str = "warmcard"
+    password: str = ""
     name = "influxd"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.rpc_port:
             self.rpc_port = free_port()
+        if self.secure:
+            self.admin_password = self.admin_password or secrets.token_hex(16)
+            self.password = self.password or secrets.token_hex(16)
 
     def _command(self) -> list[str]:
         binary = shutil.which("influxd") or "/usr/bin/influxd"
         conf = self.run_dir / "influxdb.conf"
-        conf.write_text(
-            _template("influxdb.conf").format(
-                port=self.port, rpc_port=self.rpc_port, data_dir=self.run_dir / "influx-data"
+        data = self.run_dir / "influx-data"
+        if self.secure:
+            text = self._secure_conf(data)
+        else:
+            text = _template("influxdb.conf").format(
+                port=self.port, rpc_port=self.rpc_port, data_dir=data
             )
-        )
+        conf.write_text(text)
         return [binary, "-config", str(conf)]
+
+    def _secure_conf(self, data: Path) -> str:
+        """The production config with this run's ports and paths; each rewrite applies once."""
+        text = SECURE_INFLUX_CONF.read_text()
+        rewrites = {
+            'bind-address = "127.0.0.1:8088"': f'bind-address = "127.0.0.1:{self.rpc_port}"',
+            'bind-address = "127.0.0.1:8086"': f'bind-address = "127.0.0.1:{self.port}"',
+            '"/var/lib/influxdb/': f'"{data}/',
+        }
+        for old, new in rewrites.items():
+            if old not in text:
+                raise ServerError(f"{SECURE_INFLUX_CONF} changed shape: {old!r} not found")
+            text = text.replace(old, new)
+        return text
+
+    def start(self, timeout: float = 30.0) -> None:
+        super().start(timeout)
+        if self.secure:
+            self._create_users()
+
+    def _create_users(self) -> None:
+        """Admin first (allowed while no user exists), then the service user; idempotent."""
+        admin = (self.admin_user, self.admin_password)
+        statements = [
+            (
+                None,
+                f"CREATE USER {self.admin_user} WITH PASSWORD '{self.admin_password}' "
+                "WITH ALL PRIVILEGES",
+            ),
+            (admin, f"CREATE USER {self.user} WITH PASSWORD '{self.password}'"),
+            (admin, f"GRANT ALL PRIVILEGES TO {self.user}"),
+        ]
+        for auth, q in statements:
+            response = httpx.post(f"{self.url}/query", data={"q": q}, auth=auth, timeout=10)
+            if response.status_code != 200 and "already exists" not in response.text:
+                if auth is None and response.status_code in (401, 403):
+                    continue  # the admin exists from an earlier start
+                raise ServerError(f"influxd: {q.split(' WITH')[0]!r}: {response.text[:200]}")
 
     def _ready(self, deadline: float) -> bool:
         return self._wait_http("/ping", 204, deadline)
