@@ -7,7 +7,7 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add every cloud command to the `warmcard` app."""
-    from cloud_ingest.cli import alerts, backup, console, deadletters, ingest, reconcile
+    from cloud_ingest.cli import alerts, backup, console, deadletters, grafana, ingest, reconcile
 
-    for part in (ingest, reconcile, deadletters, alerts, console, backup):
+    for part in (ingest, reconcile, deadletters, alerts, console, backup, grafana):
         part.register(app)
