@@ -113,12 +113,12 @@ def demo_taps(
                         if i % 2 == 0 or rng.random() < 0.8:
                             kind = Kind.CHECK_IN if i % 2 == 0 else Kind.CHECK_OUT
                             taps.append((t, gate, kind, None, *who))
-                for period, chance in zip(MealPeriod, (0.3, 0.7, 0.4), strict=True):
+                for meal, chance in zip(MealPeriod, (0.3, 0.7, 0.4), strict=True):
                     if rng.random() < chance:
                         (t,) = _times(rng, start, end, 1)
-                        taps.append((t, canteen, Kind.MEAL, period, *who))
+                        taps.append((t, canteen, Kind.MEAL, meal, *who))
                         if rng.random() < 0.1:
-                            taps.append((t + 1, canteen, Kind.MEAL_REPEAT, period, *who))
+                            taps.append((t + 1, canteen, Kind.MEAL_REPEAT, meal, *who))
             for t in _times(rng, start, end, rng.randrange(0, 3)):
                 card = f"04EE{rng.getrandbits(40):010X}"
                 taps.append((t, gate, Kind.UNKNOWN_CARD, None, None, card))
