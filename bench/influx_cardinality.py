@@ -40,7 +40,9 @@ def _lines(tagged: bool, recode: bool, rng: random.Random) -> list[str]:
     places = _places(recode)
     lines = []
     for n, (site, (county, township)) in enumerate(sorted(places.items())):
-        devices = [(f"{site}-gate", ("check_in", "check_out", "unknown_card"))]
+        devices: list[tuple[str, tuple[str, ...]]] = [
+            (f"{site}-gate", ("check_in", "check_out", "unknown_card"))
+        ]
         if n < 1600:
             devices.append((f"{site}-canteen", ("meal", "meal_repeat")))
         for device, kinds in devices:
@@ -81,8 +83,8 @@ def main() -> None:
                 lines += _lines(tagged, True, random.Random(2))
             for i in range(0, len(lines), 20000):
                 storage.write(lines[i : i + 20000])
-            (card,) = storage.query("SHOW SERIES EXACT CARDINALITY")
-            results[name] = (storage, len(lines), int(card.values[0][-1]))
+            (counted,) = storage.query("SHOW SERIES EXACT CARDINALITY")
+            results[name] = (storage, len(lines), int(counted.values[0][-1]))
         places = _places(False)
         county_sites = sorted(s for s, (c, _) in places.items() if c == "dali/c00")
         where_time = f"time >= {DAY_US}u AND time < {DAY_US + 86_400_000_000}u"

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cloud_ingest.cli.config import load_settings
 from cloud_ingest.errors import BackupError
-from warmcard.settings import SettingsError
 
 if TYPE_CHECKING:
     from cloud_ingest.ops.backup.stores import Store
@@ -18,13 +18,8 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="ingest.toml"
 
 def _stores(config: Path, influx_database: str | None = None) -> list[Store]:
     from cloud_ingest.ops.backup import cloud_stores
-    from cloud_ingest.settings import IngestSettings
 
-    try:
-        settings = IngestSettings.load(config)
-    except SettingsError as exc:
-        typer.echo(f"配置错误 Config error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    settings = load_settings(config)
     sqlite_files = {
         "registry": settings.registry_path,
         "console": settings.console_db,

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from cloud_ingest.cli.config import load_settings
 from cloud_ingest.errors import IngestError
-from warmcard.settings import SettingsError
 
 
 def register(app: typer.Typer) -> None:
@@ -25,14 +25,9 @@ def register(app: typer.Typer) -> None:
         from cloud_ingest import db
         from cloud_ingest.ops.grafana_areas import publish_areas
         from cloud_ingest.pipeline.influx import InfluxV1
-        from cloud_ingest.settings import IngestSettings
         from warmcard.timestamps import now_us
 
-        try:
-            settings = IngestSettings.load(config)
-        except SettingsError as exc:
-            typer.echo(f"配置错误 Config error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        settings = load_settings(config)
         conn = db.connect(settings.console_db)
         storage = InfluxV1(settings.influx)
         try:

@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cloud_ingest.cli.config import load_settings
 from warmcard.settings import SettingsError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-    from cloud_ingest.settings import IngestSettings
 
 
 def _clean_exit_server() -> type:
@@ -37,16 +36,6 @@ def _clean_exit_server() -> type:
     return CleanExitServer
 
 
-def _load(config: Path | None) -> IngestSettings:
-    from cloud_ingest.settings import IngestSettings
-
-    try:
-        return IngestSettings.load(config)
-    except SettingsError as exc:
-        typer.echo(f"配置错误 Config error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
 def _serve(app: FastAPI, host: str, port: int) -> None:
     """Serve until SIGTERM/Ctrl-C; open SSE streams would hold shutdown forever, hence the
     graceful timeout."""
@@ -66,7 +55,7 @@ def register(app: typer.Typer) -> None:
         """Run one ingest worker: consume, validate, store, ack; /healthz and /metrics only."""
         from cloud_ingest.worker import IngestWorker, create_health_app
 
-        settings = _load(config)
+        settings = load_settings(config)
         # SIGTERM/Ctrl-C: the lifespan stops the consumer after the batch in hand (the
         # session and any unacked messages stay on the broker for the other workers).
         app_ = create_health_app(IngestWorker(settings))
@@ -79,7 +68,7 @@ def register(app: typer.Typer) -> None:
         """Run the console: pages, API and live streams, live state, alerts, device link."""
         from cloud_ingest.web.app import create_app
 
-        settings = _load(config)
+        settings = load_settings(config)
         _serve(create_app(settings), settings.api.host, settings.api.port)
 
     @app.command("import")

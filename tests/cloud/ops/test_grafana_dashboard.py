@@ -5,6 +5,8 @@ scope and range: the overview (today), the site page (recent days), the monthly 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -210,7 +212,19 @@ def test_moving_a_site_moves_it_in_the_variables(demo, tmp_path):
             encoding="utf-8",
         )
         areas.import_areas_csv(conn, csv)
-        publish_areas(conn, storage, now_us())
+        config = tmp_path / "ingest.toml"
+        config.write_text(
+            f'console_db = "{settings.console_db}"\n[influx]\nurl = "{settings.influx.url}"\n'
+            f'database = "{settings.influx.database}"\n'
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "warmcard", "grafana", "areas", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "6 site(s)" in done.stdout
         dashboard = json.loads(DASHBOARD.read_text())
         eryuan = resolve_variables(dashboard, storage, {"county": "dali/eryuan"})
         city = resolve_variables(dashboard, storage, {"county": CITY})
