@@ -97,3 +97,18 @@ class FlagImportError(AlertError):
         super().__init__(
             f"标记导入失败，未导入任何内容 Flag import failed, nothing imported:\n{listed}"
         )
+
+
+class BackupError(IngestError):
+    """A backup or restore could not be made as asked; the message says what to do next."""
+
+
+class BackupUnverified(BackupError):
+    """A backup's files do not match its manifest, so nothing was restored; one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        listed = problem_lines(problems)
+        super().__init__(
+            f"备份校验失败，未恢复任何内容 Backup does not verify, nothing restored:\n{listed}"
+        )

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from cloud_ingest.alerts.settings import AlertSettings
+from cloud_ingest.ops.backup.settings import BackupSettings
 from cloud_ingest.pipeline.settings import PipelineSettings
 from warmcard.localtime import DEFAULT_TZ
 from warmcard.settings import TomlSettings, reject_placeholder
@@ -75,6 +76,8 @@ class IngestSettings(TomlSettings, PipelineSettings):
     cookie_secure: bool = True
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    # `warmcard backup` / `restore`: the broker's files and InfluxDB's RPC address.
+    backup: BackupSettings = Field(default_factory=BackupSettings)
 
     @property
     def alerts_db_file(self) -> Path:

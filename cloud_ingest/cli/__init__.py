@@ -7,7 +7,17 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add every cloud command to the `warmcard` app."""
-    from cloud_ingest.cli import alerts, audit, console, deadletters, ingest, people, reconcile
+    from cloud_ingest.cli import (
+        alerts,
+        audit,
+        backup,
+        console,
+        deadletters,
+        grafana,
+        ingest,
+        people,
+        reconcile,
+    )
 
-    for part in (ingest, reconcile, deadletters, alerts, console, audit, people):
+    for part in (ingest, reconcile, deadletters, alerts, console, audit, people, backup, grafana):
         part.register(app)

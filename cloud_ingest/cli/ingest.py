@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cloud_ingest.cli.config import load_settings
 from warmcard.settings import SettingsError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-
-    from cloud_ingest.settings import IngestSettings
 
 
 def _clean_exit_server() -> type:
@@ -35,16 +34,6 @@ def _clean_exit_server() -> type:
                     signal.signal(sig, handler)
 
     return CleanExitServer
-
-
-def load_settings(config: Path | None) -> IngestSettings:
-    from cloud_ingest.settings import IngestSettings
-
-    try:
-        return IngestSettings.load(config)
-    except SettingsError as exc:
-        typer.echo(f"配置错误 Config error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _serve(app: FastAPI, host: str, port: int) -> None:

@@ -21,7 +21,7 @@ def erase(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
 ) -> None:
     """Remove a person from the registry, alerts and dead letters; pseudonymise their taps."""
-    from cloud_ingest.cli.ingest import load_settings
+    from cloud_ingest.cli.config import load_settings
     from cloud_ingest.console.erasure import erase_person
     from cloud_ingest.pipeline.influx import InfluxV1
     from cloud_ingest.registry.store import Registry

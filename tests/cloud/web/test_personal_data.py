@@ -29,6 +29,7 @@ from cloud_ingest.web.audit_trail import RULES
 from firmware_gateway.clock import SystemClock
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
+from kiosk.cache import LocalCache
 from kiosk.feedback import LogFeedback
 from kiosk.runtime import Kiosk
 from tests.kiosk.test_runtime import FAST
@@ -235,7 +236,13 @@ def test_erasure_leaves_nothing_of_the_person(running, mosquitto, tmp_path) -> N
     try:
         assert kiosk.wait_ready(15)
         roster_file = kiosk.cache.roster_path
-        assert NAME in roster_file.read_text(encoding="utf-8")
+
+        def cached() -> str:
+            """The roster cache as the kiosk reads it back from its SD card (sealed on disk)."""
+            roster = LocalCache(roster_file.parent).roster
+            return roster.model_dump_json() if roster is not None else ""
+
+        assert NAME in cached() and NAME.encode() not in roster_file.read_bytes()
         for card in (CARD, "04A1B203"):  # P0002 and a neighbour check in through the pipeline
             reader.tap(card)
         wait_for(lambda: _influx_text(live)[1] >= 2)
@@ -273,9 +280,9 @@ def test_erasure_leaves_nothing_of_the_person(running, mosquitto, tmp_path) -> N
             assert admin.get(f"/api/v1/registry/people/{PERSON}").status_code == 404
             assert admin.post(f"/api/v1/registry/people/{PERSON}/erase").status_code == 404
         # The kiosk's cached roster is replaced without them, within seconds.
-        wait_for(lambda: NAME not in roster_file.read_text(encoding="utf-8"), timeout=15)
-        cached = roster_file.read_text(encoding="utf-8")
-        assert PERSON not in cached and CARD not in cached and "长者3" in cached
+        wait_for(lambda: NAME not in cached(), timeout=15)
+        now_cached = cached()
+        assert PERSON not in now_cached and CARD not in now_cached and "长者3" in now_cached
         assert kiosk.cache.lookup(CARD) is None  # the kiosk no longer knows the card
     finally:
         kiosk.stop()
