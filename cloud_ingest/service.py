@@ -21,6 +21,7 @@ import logging
 import threading
 
 from cloud_ingest.alerts.engine import AlertEngine
+from cloud_ingest.console.audit import AuditLog
 from cloud_ingest.console.enrolment import EnrolMode
 from cloud_ingest.errors import IngestError
 from cloud_ingest.pipeline.devicelink import DeviceLink
@@ -112,23 +113,30 @@ class ConsoleService(CloudProcess):
         self.watchdog.ready(f"控制台 console {self.settings.console_id} running")
         self.started = True
 
-    def apply_retention(self) -> tuple[int, int, int]:
+    def apply_retention(self) -> tuple[int, int, int, int]:
         """Delete what is past its retention (`[retention]`): ended card assignments, closed
-        alerts, visits. Returns how many of each went."""
+        alerts, visits, audit rows. Returns how many of each went."""
         r, now = self.settings.retention, self.clock()
         day = 86_400_000_000
         history = self.registry.prune_history(now - int(r.card_history_days * day))
         alerts, visits = self.alerts.store.prune(
             now - int(r.alerts_days * day), now - int(r.visits_days * day)
         )
-        if history or alerts or visits:
+        audit_log = AuditLog(self.settings.console_db, clock=self.clock)
+        try:
+            audit = audit_log.prune(now - int(r.audit_days * day))
+        finally:
+            audit_log.close()
+        if history or alerts or visits or audit:
             log.info(
-                "retention: %d card assignment(s), %d alert(s), %d visit(s) deleted",
+                "retention: %d card assignment(s), %d alert(s), %d visit(s), %d audit row(s) "
+                "deleted",
                 history,
                 alerts,
                 visits,
+                audit,
             )
-        return history, alerts, visits
+        return history, alerts, visits, audit
 
     def _sync_loop(self) -> None:
         """Watch the registry (imports from any process) and resync live state from InfluxDB."""

@@ -36,6 +36,9 @@ class RetentionSettings(BaseModel):
     card_history_days: float = Field(default=1096.0, gt=0)  # as long as the taps they explain
     alerts_days: float = Field(default=365.0, gt=0)  # closed alerts only
     visits_days: float = Field(default=1096.0, gt=0)  # visits (and their notes)
+    # The record of who processed personal data: kept at least three years (PIPL art. 54-56
+    # audits look back that far); older rows go behind a checkpoint that keeps verify whole.
+    audit_days: float = Field(default=1096.0, gt=0)
     every_s: float = Field(default=3600.0, gt=0)
 
 

@@ -167,6 +167,11 @@ class AlertEngine:
         with self._sightings_lock:
             pending, self._sightings = self._sightings, {}
         if pending:
+            # Only people still registered: a sighting noted before an erasure (made by this
+            # process or by `warmcard person erase` in another) must not bring them back.
+            known = self.registry.people_homes(list(pending))
+            pending = {p: row for p, row in pending.items() if p in known}
+        if pending:
             try:
                 self.store.upsert_last_seen(LastSeen(p, *row) for p, row in pending.items())
             except Exception:

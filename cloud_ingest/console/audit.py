@@ -53,8 +53,21 @@ CREATE INDEX IF NOT EXISTS audit_log_user ON audit_log (username, seq);
 CREATE INDEX IF NOT EXISTS audit_log_object ON audit_log (object_kind, object_id, seq);
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+-- Retention: the oldest rows may go only once a checkpoint holds the hash of the last one gone,
+-- so verify still checks the chain from there. Checkpoints themselves are append-only.
+CREATE TABLE IF NOT EXISTS audit_checkpoint (
+    seq     INTEGER PRIMARY KEY,                -- the last row pruned
+    hash    TEXT NOT NULL,                      -- its hash: where the remaining chain starts
+    at_us   INTEGER NOT NULL                    -- when it was pruned
+);
+DROP TRIGGER IF EXISTS audit_log_no_delete;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+WHEN OLD.seq > (SELECT coalesce(max(seq), 0) FROM audit_checkpoint)
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoint_no_update BEFORE UPDATE ON audit_checkpoint
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoint_no_delete BEFORE DELETE ON audit_checkpoint
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 """
 
 
@@ -252,9 +265,39 @@ class AuditLog:
                 yield AuditRow(*values)
             after = chunk[-1][0]
 
+    def prune(self, before_us: int) -> int:
+        """Retention: delete the rows older than `before_us` (oldest first, never a gap), after
+        recording a checkpoint with the last one's hash. Returns how many went."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                last = conn.execute(
+                    "SELECT seq, hash FROM audit_log WHERE seq = "
+                    "(SELECT max(seq) FROM audit_log WHERE at_us < ?)",
+                    (before_us,),
+                ).fetchone()
+                gone = 0
+                if last is not None:
+                    conn.execute(
+                        "INSERT INTO audit_checkpoint (seq, hash, at_us) VALUES (?, ?, ?)",
+                        (last[0], last[1], self.clock()),
+                    )
+                    gone = conn.execute("DELETE FROM audit_log WHERE seq <= ?", (last[0],)).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return gone
+
     def verify(self) -> Verdict:
-        """Recompute the chain from the first row; the first row that does not match is named."""
+        """Recompute the chain from the first row (or the last retention checkpoint); the first
+        row that does not match is named."""
         prev, count, expected_seq = GENESIS, 0, 1
+        checkpoint = self._read("SELECT seq, hash FROM audit_checkpoint ORDER BY seq DESC LIMIT 1")
+        if checkpoint:
+            expected_seq, prev = checkpoint[0][0] + 1, checkpoint[0][1]
         for row in self.rows():
             count += 1
             if row.seq != expected_seq:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cloud_ingest.alerts.models import Finding, Kind
+from cloud_ingest.console.audit import Action, AuditEvent, AuditLog, ObjectKind
 from cloud_ingest.service import ConsoleService
 from cloud_ingest.settings import IngestSettings
 from tests.support.ingest import write_registry
@@ -53,15 +54,23 @@ def test_each_store_keeps_its_retention_then_deletes(tmp_path: Path) -> None:
         store.close_alert(closed, "admin", T0)
         store.raise_alert(Finding(Kind.DEVICE_OFFLINE, ids["gate_b"], T0, "离线", "offline"), "")
         store.record_visit("P0003", "", T0, "watcher", "血压正常 blood pressure fine", None)
+        audit = AuditLog(settings.console_db, clock=clock)
+        viewed = AuditEvent("watcher", Action.VIEW, ObjectKind.PERSON, "P0003", {}, "10.0.0.9", 200)
+        audit.append(viewed)
         before = counts(service)
         assert before == (1, 10, 2, 1)
         clock.now = T0 + 364 * DAY
-        assert service.apply_retention() == (0, 0, 0)
+        assert service.apply_retention() == (0, 0, 0, 0)
         clock.now = T0 + 366 * DAY  # the closed alert goes; the open one stays
-        assert service.apply_retention() == (0, 1, 0)
-        clock.now = T0 + 1097 * DAY  # history and visits after 3 years; current holders stay
-        assert service.apply_retention() == (1, 0, 1)
+        audit.append(viewed)  # a year later: this row outlives the first
+        assert service.apply_retention() == (0, 1, 0, 0)
+        clock.now = T0 + 1097 * DAY  # history, visits and audit rows after 3 years
+        assert service.apply_retention() == (1, 0, 1, 1)
         assert counts(service) == (0, 10, 1, 0)
+        # The audit row left still verifies, from the checkpoint the pruned one left behind.
+        verdict = audit.verify()
+        assert verdict.ok and verdict.rows == 1
+        audit.close()
     finally:
         service.stop() if service.started else _close(service)
 
