@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from cloud_ingest.alerts.settings import AlertSettings
+from cloud_ingest.ops.settings import HealSettings
 from cloud_ingest.pipeline.settings import PipelineSettings
 from warmcard.localtime import DEFAULT_TZ
 from warmcard.settings import TomlSettings, reject_placeholder
@@ -30,8 +31,8 @@ class WorkerSettings(BaseModel):
 class IngestSettings(TomlSettings, PipelineSettings):
     """`warmcard ingest --config ingest.toml`; every key may be overridden as WARMCARD_<KEY>.
 
-    Composed from each part's own settings: the pipeline's (mqtt, influx, batching) and the
-    alert engine's `[alerts]` table; each part receives only its own.
+    Composed from each part's own settings: the pipeline's (mqtt, influx, batching), the
+    alert engine's `[alerts]` table and self-healing's `[heal]`; each part receives only its own.
     """
 
     registry_path: Path = Path("run/registry.sqlite3")
@@ -63,6 +64,7 @@ class IngestSettings(TomlSettings, PipelineSettings):
     # Session cookies only over HTTPS; false only for plain-http development on localhost.
     cookie_secure: bool = True
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    heal: HealSettings = Field(default_factory=HealSettings)  # the console's self-healing
 
     @property
     def alerts_db_file(self) -> Path:

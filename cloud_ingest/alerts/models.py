@@ -27,6 +27,8 @@ class Kind(StrEnum):
     OUTSIDE_HOURS = "outside_hours"
     TAP_BURST = "tap_burst"
     TAP_MISMATCH = "tap_mismatch"
+    GAP_UNHEALED = "gap_unhealed"
+    SEQ_CONFLICT = "seq_conflict"
 
 
 KIND_NAMES: dict[Kind, tuple[str, str]] = {
@@ -43,8 +45,12 @@ KIND_NAMES: dict[Kind, tuple[str, str]] = {
         "刷卡与登记不符（未计数）",
         "Tap does not match the registry (not counted)",
     ),
+    Kind.GAP_UNHEALED: ("缺失刷卡未能自动补回", "Missing taps not healed"),
+    Kind.SEQ_CONFLICT: ("同一序号内容不同", "Two taps under one seq"),
 }
 DEVICE_KINDS = frozenset({Kind.DEVICE_OFFLINE, Kind.OUTBOX_GROWING, Kind.READER_FAULT})
+# Raised by self-healing (cloud_ingest.ops.heal): what reconciling could not put right by itself.
+DATA_KINDS = frozenset({Kind.GAP_UNHEALED, Kind.SEQ_CONFLICT})
 FRAUD_KINDS = frozenset(
     {
         Kind.TWO_SITES,
