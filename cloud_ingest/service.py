@@ -69,6 +69,7 @@ class ConsoleService(CloudProcess):
         self.enrol = EnrolMode(self.registry)
         self.stored_batches = 0
         self.stored_taps = 0
+        self.last_stored_us: int | None = None  # when the last stored taps arrived
         self.devicelink = DeviceLink(
             settings,
             self.live,
@@ -86,6 +87,7 @@ class ConsoleService(CloudProcess):
             alerts=self.alerts,
             statuses=lambda: {d: s.status for d, s in self.live.device_seen().items()},
             publisher=self.devicelink,
+            last_stored_us=lambda: self.last_stored_us,
             seen=self.seen,
             tz=settings.tz,
         )
@@ -104,6 +106,7 @@ class ConsoleService(CloudProcess):
             log.exception("enrol mode: capture failed (the taps are stored)")
         self.stored_batches += 1
         self.stored_taps += len(taps)
+        self.last_stored_us = self.clock()
 
     def _publish_downlink(self) -> None:
         self.downlink.publish_all()

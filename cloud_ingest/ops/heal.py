@@ -10,7 +10,9 @@ One round (`Healer.round`), every `[heal] every_s` on the console's heal thread:
 3. Per device with `missing` seqs (never `in_flight`: those are still in the kiosk's outbox):
    wait until the gap has been open `grace_s`, then send ResendCommands (at most
    `max_resend_per_round` seqs per round in all), and no sooner than `grace_s` after the last
-   request. A gap that shrinks resets the count; one still as large after `max_requests`
+   request, and only once taps have been stored (by any kiosk) since it: while ingest or
+   InfluxDB is stalled, a request's copies wait in the broker's queue and more would only add
+   to it. A gap that shrinks resets the count; one still as large after `max_requests`
    requests raises `gap_unhealed` (the kiosk no longer holds the events, or cannot hear us) and
    is not asked for again until it moves. A kiosk that is offline is not asked and not counted.
 4. A gap that closed clears its alert (cleared_by=auto) and is forgotten.
@@ -74,6 +76,7 @@ class Healer:
         alerts: AlertEngine,
         statuses: Callable[[], Mapping[str, DeviceStatus | None]],
         publisher: Publisher,
+        last_stored_us: Callable[[], int | None],
         seen: ConflictSource | None = None,
         tz: str,
     ) -> None:
@@ -84,6 +87,7 @@ class Healer:
         self.alerts = alerts
         self.statuses = statuses
         self.publisher = publisher
+        self.last_stored_us = last_stored_us
         self.seen = seen
         self.tz = tz
         self.ledger = HealLedger(alerts.store.conn, alerts.store.lock)
@@ -136,6 +140,13 @@ class Healer:
             status = d.status
             online = status is not None and status.state == "online"
             waited = now_us - max(state.first_seen_us, state.requested_us or 0) >= s.grace_s * US
+            stored = self.last_stored_us()
+            if state.requested_us is not None and (stored is None or stored <= state.requested_us):
+                # Nothing at all stored since the last request: ingest or InfluxDB is stalled and
+                # what was asked for waits in the broker's queue. Asking again would only add
+                # copies to that queue, and the silence says nothing about this kiosk.
+                self.ledger.put_gap(state)
+                continue
             if state.requests >= s.max_requests:
                 if not state.alerted:
                     findings.append(self._unhealed(d, missing, state, days, now_us))

@@ -39,6 +39,7 @@ def env(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
     )
     link = ToolLink(MqttSettings(port=mosquitto.port)).__enter__()
     statuses: dict[str, DeviceStatus | None] = {}
+    flow = {"stored_us": NOW + 10**12}  # when the console last heard of stored taps
 
     def healer(holder: str = "console-1", **kw) -> Healer:
         values = dict(every_s=60.0, grace_s=60.0, max_requests=2) | kw
@@ -50,10 +51,11 @@ def env(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
             alerts=engine,
             statuses=lambda: statuses,
             publisher=link,
+            last_stored_us=lambda: flow["stored_us"],
             tz=TZ,
         )
 
-    yield ids, storage, engine, statuses, healer
+    yield ids, storage, engine, statuses, healer, flow
     link.close()
     engine.store.close()
     storage.close()
@@ -65,7 +67,7 @@ def ranges(result) -> list[tuple[str, int, int]]:
 
 
 def test_gap_asked_for_after_grace_again_after_grace_then_alerted_once_then_healed(env):
-    ids, storage, engine, statuses, make = env
+    ids, storage, engine, statuses, make, flow = env
     gate = ids["gate_a"]
     store(
         storage,
@@ -82,26 +84,33 @@ def test_gap_asked_for_after_grace_again_after_grace_then_alerted_once_then_heal
     assert ranges(asked) == [(gate, 4, 6), (gate, 11, 11)]
     assert len({c.request_id for c in asked.requested}) == 2
     assert healer.round(NOW + 90 * S).requested == []  # asked 29 s ago: give it time
+    # Nothing at all stored since (ingest stalled): not asked again, not counted as a failure.
+    flow["stored_us"] = NOW
+    for t in (122, 183, 244):
+        assert healer.round(NOW + t * S).requested == []
+    assert healer.ledger.gaps()[gate].requests == 1
+    assert engine.store.find([""], kinds=[Kind.GAP_UNHEALED]) == []
+    flow["stored_us"] = NOW + 10**12
     # Part of it arrives: progress resets the count, and the rest is asked for again.
     store(storage, ids["site_a"], [tap(gate, 4, at(DAY, 9, 4))])
-    again = healer.round(NOW + 122 * S)
+    again = healer.round(NOW + 322 * S)
     assert ranges(again) == [(gate, 5, 6), (gate, 11, 11)]
     assert healer.ledger.gaps()[gate].requests == 1
-    assert ranges(healer.round(NOW + 183 * S)) == [(gate, 5, 6), (gate, 11, 11)]
+    assert ranges(healer.round(NOW + 383 * S)) == [(gate, 5, 6), (gate, 11, 11)]
     # Two requests brought nothing: an alert naming the device, seqs and days; no more asking.
-    stalled = healer.round(NOW + 244 * S)
+    stalled = healer.round(NOW + 444 * S)
     assert stalled.requested == [] and stalled.unhealed == [gate]
     [alert] = engine.store.find([""], kinds=[Kind.GAP_UNHEALED])
     assert alert.subject == gate and alert.site_id == ids["site_a"]
     assert "5-6 (2026-11-29)" in alert.detail_en and "11 (2026-11-29..…)" in alert.detail_en
     assert "5-6" in alert.detail_zh and f"--from 2026-11-27 --to {DAY}" in alert.detail_en
-    quiet = healer.round(NOW + 305 * S)
+    quiet = healer.round(NOW + 505 * S)
     assert quiet.requested == [] and quiet.unhealed == []
     assert engine.store.get(alert.id).count == 1
     # Sent by hand after all (or the kiosk came back): healed, the alert closes by itself.
     store(storage, ids["site_a"], [tap(gate, s, at(DAY, 9, s)) for s in (5, 6, 11, 12)])
     statuses[gate] = DeviceStatus(device_id=gate, state="online", last_seq=12, outbox_depth=0)
-    done = healer.round(NOW + 366 * S)
+    done = healer.round(NOW + 566 * S)
     assert done.healed == [gate] and done.missing_seqs == 0
     closed = engine.store.get(alert.id)
     assert closed.state is State.CLOSED and closed.cleared_by == "auto"
@@ -109,7 +118,7 @@ def test_gap_asked_for_after_grace_again_after_grace_then_alerted_once_then_heal
 
 
 def test_offline_kiosk_not_asked_and_budget_bounds_a_round(env):
-    ids, storage, engine, statuses, make = env
+    ids, storage, engine, statuses, make, _ = env
     gate, canteen = ids["gate_a"], ids["canteen_a"]
     store(storage, ids["site_a"], [tap(gate, 1, at(DAY, 9)), tap(canteen, 1, at(DAY, 9))])
     statuses[gate] = DeviceStatus(device_id=gate, state="offline", last_seq=30, outbox_depth=0)
@@ -127,7 +136,7 @@ def test_offline_kiosk_not_asked_and_budget_bounds_a_round(env):
 
 
 def test_conflict_alerted_once_and_not_reopened_after_a_manager_closes_it(env):
-    ids, storage, engine, _, make = env
+    ids, storage, engine, _, make, _ = env
     gate = ids["gate_a"]
     events = [tap(gate, s, at(DAY, 9, s)) for s in (1, 2, 3)]
     store(storage, ids["site_a"], [*events, tap(gate, 2, at(DAY, 11))])
@@ -142,7 +151,7 @@ def test_conflict_alerted_once_and_not_reopened_after_a_manager_closes_it(env):
 
 
 def test_one_console_heals_per_round(env, tmp_path):
-    ids, storage, engine, statuses, make = env
+    ids, storage, _, statuses, make, _ = env
     gate = ids["gate_a"]
     store(storage, ids["site_a"], [tap(gate, s, at(DAY, 9, s)) for s in (1, 5)])
     statuses[gate] = DeviceStatus(device_id=gate, state="online", last_seq=5, outbox_depth=0)
