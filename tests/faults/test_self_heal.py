@@ -57,6 +57,8 @@ def test_broker_crash_healed_with_no_command_typed(pipeline: Pipeline) -> None:
     assert kiosks["canteen_a"].gateway.uplink.stats.resend_events >= 200
     healer = stack.console.healer
     assert healer.requested_total >= 2
+    health = stack.console.health()
+    assert health["heal_rounds"] >= 2 and health["heal_requests"] == healer.requested_total
     # Healed, nothing left for a person: no alert from the healer, the gaps forgotten.
     wait_until(lambda: not healer.ledger.gaps())
     alerts = stack.console.alerts.store.find([""], kinds=[Kind.GAP_UNHEALED, Kind.SEQ_CONFLICT])
@@ -86,5 +88,5 @@ def test_kiosk_that_no_longer_holds_the_taps_is_an_alert(pipeline: Pipeline) -> 
     healer = stack.console.healer
     rounds = healer.rounds
     wait_until(lambda: healer.rounds >= rounds + 4)
-    assert store.get(alert.id).count == 1  # type: ignore[union-attr]
+    assert store.get(alert.id).count == 1
     assert gate.gateway.uplink.stats.resend_requests == 2

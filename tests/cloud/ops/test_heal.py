@@ -16,10 +16,8 @@ from cloud_ingest.ops.heal import Healer
 from cloud_ingest.ops.heal_ledger import HealLedger
 from cloud_ingest.ops.settings import HealSettings
 from cloud_ingest.ops.statusread import ToolLink
-from cloud_ingest.pipeline.influx import InfluxV1
-from cloud_ingest.registry.store import Registry
 from tests.cloud.ops.test_reconcile import at, store, tap
-from tests.support.ingest import TZ, make_settings, write_registry
+from tests.support.ingest import TZ
 from warmcard.contract import DeviceStatus
 from warmcard.settings import MqttSettings
 
@@ -29,11 +27,8 @@ NOW = at(DAY, 12)
 
 
 @pytest.fixture
-def env(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
-    ids = write_registry(tmp_path, topic_prefix)
-    settings = make_settings(tmp_path, mosquitto, influxd, influx_db, topic_prefix)
-    storage = InfluxV1(settings.influx)
-    registry = Registry(settings.registry_path)
+def heal_env(env, tmp_path, mosquitto):
+    ids, _, storage, registry = env
     engine = AlertEngine(
         AlertSettings(), registry, None, None, console_db_path=None, db_path=tmp_path / "a.db"
     )
@@ -58,16 +53,14 @@ def env(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
     yield ids, storage, engine, statuses, healer, flow
     link.close()
     engine.store.close()
-    storage.close()
-    registry.close()
 
 
 def ranges(result) -> list[tuple[str, int, int]]:
     return [(c.device_id, c.from_seq, c.to_seq) for c in result.requested]
 
 
-def test_gap_asked_for_after_grace_again_after_grace_then_alerted_once_then_healed(env):
-    ids, storage, engine, statuses, make, flow = env
+def test_gap_asked_for_after_grace_again_after_grace_then_alerted_once_then_healed(heal_env):
+    ids, storage, engine, statuses, make, flow = heal_env
     gate = ids["gate_a"]
     store(
         storage,
@@ -117,8 +110,8 @@ def test_gap_asked_for_after_grace_again_after_grace_then_alerted_once_then_heal
     assert healer.ledger.gaps() == {}
 
 
-def test_offline_kiosk_not_asked_and_budget_bounds_a_round(env):
-    ids, storage, engine, statuses, make, _ = env
+def test_offline_kiosk_not_asked_and_budget_bounds_a_round(heal_env):
+    ids, storage, engine, statuses, make, _ = heal_env
     gate, canteen = ids["gate_a"], ids["canteen_a"]
     store(storage, ids["site_a"], [tap(gate, 1, at(DAY, 9)), tap(canteen, 1, at(DAY, 9))])
     statuses[gate] = DeviceStatus(device_id=gate, state="offline", last_seq=30, outbox_depth=0)
@@ -135,8 +128,8 @@ def test_offline_kiosk_not_asked_and_budget_bounds_a_round(env):
     assert [a.subject for a in engine.store.find([""], kinds=[Kind.GAP_UNHEALED])] == [canteen]
 
 
-def test_conflict_alerted_once_and_not_reopened_after_a_manager_closes_it(env):
-    ids, storage, engine, _, make, _ = env
+def test_conflict_alerted_once_and_not_reopened_after_a_manager_closes_it(heal_env):
+    ids, storage, engine, _, make, _ = heal_env
     gate = ids["gate_a"]
     events = [tap(gate, s, at(DAY, 9, s)) for s in (1, 2, 3)]
     store(storage, ids["site_a"], [*events, tap(gate, 2, at(DAY, 11))])
@@ -150,8 +143,8 @@ def test_conflict_alerted_once_and_not_reopened_after_a_manager_closes_it(env):
     assert [a.state for a in engine.store.find([""], kinds=[Kind.SEQ_CONFLICT])] == [State.CLOSED]
 
 
-def test_one_console_heals_per_round(env, tmp_path):
-    ids, storage, _, statuses, make, _ = env
+def test_one_console_heals_per_round(heal_env, tmp_path):
+    ids, storage, _, statuses, make, _ = heal_env
     gate = ids["gate_a"]
     store(storage, ids["site_a"], [tap(gate, s, at(DAY, 9, s)) for s in (1, 5)])
     statuses[gate] = DeviceStatus(device_id=gate, state="online", last_seq=5, outbox_depth=0)
