@@ -24,6 +24,7 @@ from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.console.audit import AuditLog
 from cloud_ingest.console.enrolment import EnrolMode
 from cloud_ingest.errors import IngestError
+from cloud_ingest.ops.heal import Healer
 from cloud_ingest.pipeline.devicelink import DeviceLink
 from cloud_ingest.pipeline.downlink import Downlink
 from cloud_ingest.pipeline.influx import InfluxV1, Storage
@@ -69,6 +70,7 @@ class ConsoleService(CloudProcess):
         self.enrol = EnrolMode(self.registry)
         self.stored_batches = 0
         self.stored_taps = 0
+        self.last_stored_us: int | None = None  # when the last stored taps arrived
         self.devicelink = DeviceLink(
             settings,
             self.live,
@@ -78,8 +80,21 @@ class ConsoleService(CloudProcess):
         )
         self.downlink = Downlink(self.registry, self.devicelink)
         self._downlink_version = self.registry.version  # on connect everything is published
+        self.healer = Healer(
+            settings.heal,
+            holder=settings.console_id,
+            storage=self.query_storage,
+            registry=self.registry,
+            alerts=self.alerts,
+            statuses=lambda: {d: s.status for d, s in self.live.device_seen().items()},
+            publisher=self.devicelink,
+            last_stored_us=lambda: self.last_stored_us,
+            seen=self.seen,
+            tz=settings.tz,
+        )
         self._stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
+        self._heal_thread: threading.Thread | None = None
         self.started = False
 
     def _on_stored(self, taps: list[StoredTap]) -> None:
@@ -92,6 +107,7 @@ class ConsoleService(CloudProcess):
             log.exception("enrol mode: capture failed (the taps are stored)")
         self.stored_batches += 1
         self.stored_taps += len(taps)
+        self.last_stored_us = self.clock()
 
     def _publish_downlink(self) -> None:
         self.downlink.publish_all()
@@ -109,6 +125,9 @@ class ConsoleService(CloudProcess):
             target=self._sync_loop, name="ingest-sync", daemon=True
         )
         self._sync_thread.start()
+        if self.settings.heal.enabled:
+            self._heal_thread = threading.Thread(target=self._heal_loop, name="heal", daemon=True)
+            self._heal_thread.start()
         self.watchdog.start()
         self.watchdog.ready(f"控制台 console {self.settings.console_id} running")
         self.started = True
@@ -167,10 +186,25 @@ class ConsoleService(CloudProcess):
             except Exception:
                 log.exception("sync loop error")
 
+    def _heal_loop(self) -> None:
+        """A self-healing round every `[heal] every_s` (cloud_ingest.ops.heal); the lease lets
+        one console of several do it. Not watched by the watchdog: a round may be long."""
+        while not self._stop.wait(self.settings.heal.every_s):
+            if not self.devicelink.connected.is_set():
+                continue  # resend requests would be lost; heartbeats may be stale
+            try:
+                self.healer.round(self.clock(), self._stop.is_set)
+            except IngestError as exc:
+                log.warning("heal round failed: %s", exc)
+            except Exception:
+                log.exception("heal round error")
+
     def stop(self) -> None:
         self.watchdog.close()
         self._stop.set()
         self.devicelink.stop()
+        if self._heal_thread is not None:
+            self._heal_thread.join(30)
         self.alerts.stop()
         if self._sync_thread is not None:
             self._sync_thread.join(5)
@@ -189,4 +223,6 @@ class ConsoleService(CloudProcess):
             "stored_batches": self.stored_batches,
             "stored_taps": self.stored_taps,
             "registry_version": self.registry.version,
+            "heal_rounds": self.healer.rounds,
+            "heal_requests": self.healer.requested_total,
         }

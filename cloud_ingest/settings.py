@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.ops.backup.settings import BackupSettings
+from cloud_ingest.ops.settings import HealSettings
 from cloud_ingest.pipeline.settings import PipelineSettings
 from warmcard.localtime import DEFAULT_TZ
 from warmcard.settings import TomlSettings, reject_placeholder
@@ -45,8 +46,8 @@ class RetentionSettings(BaseModel):
 class IngestSettings(TomlSettings, PipelineSettings):
     """`warmcard ingest --config ingest.toml`; every key may be overridden as WARMCARD_<KEY>.
 
-    Composed from each part's own settings: the pipeline's (mqtt, influx, batching) and the
-    alert engine's `[alerts]` table; each part receives only its own.
+    Composed from each part's own settings: the pipeline's (mqtt, influx, batching), the
+    alert engine's `[alerts]` table and self-healing's `[heal]`; each part receives only its own.
     """
 
     registry_path: Path = Path("run/registry.sqlite3")
@@ -81,6 +82,7 @@ class IngestSettings(TomlSettings, PipelineSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     # `warmcard backup` / `restore`: the broker's files and InfluxDB's RPC address.
     backup: BackupSettings = Field(default_factory=BackupSettings)
+    heal: HealSettings = Field(default_factory=HealSettings)  # the console's self-healing
 
     @property
     def alerts_db_file(self) -> Path:

@@ -28,6 +28,8 @@ class Kind(StrEnum):
     TAP_BURST = "tap_burst"
     TAP_MISMATCH = "tap_mismatch"
     EVENTS_UNSTORED = "events_unstored"
+    GAP_UNHEALED = "gap_unhealed"
+    SEQ_CONFLICT = "seq_conflict"
 
 
 KIND_NAMES: dict[Kind, tuple[str, str]] = {
@@ -45,10 +47,14 @@ KIND_NAMES: dict[Kind, tuple[str, str]] = {
         "Tap does not match the registry (not counted)",
     ),
     Kind.EVENTS_UNSTORED: ("已送达未入库", "Delivered taps not stored"),
+    Kind.GAP_UNHEALED: ("缺失刷卡未能自动补回", "Missing taps not healed"),
+    Kind.SEQ_CONFLICT: ("同一序号内容不同", "Two taps under one seq"),
 }
 DEVICE_KINDS = frozenset(
     {Kind.DEVICE_OFFLINE, Kind.OUTBOX_GROWING, Kind.READER_FAULT, Kind.EVENTS_UNSTORED}
 )
+# Raised by self-healing (cloud_ingest.ops.heal): what reconciling could not put right by itself.
+DATA_KINDS = frozenset({Kind.GAP_UNHEALED, Kind.SEQ_CONFLICT})
 FRAUD_KINDS = frozenset(
     {
         Kind.TWO_SITES,

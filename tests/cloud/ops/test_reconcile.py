@@ -7,15 +7,12 @@ import json
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from typer.testing import CliRunner
 
 from cloud_ingest.ops.reconcile import IN_FLIGHT, MISSING, Gap, check, day_bounds
-from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.lineprotocol import encode_tap
-from cloud_ingest.registry.store import Registry
 from tests.support.console import operator_client
-from tests.support.ingest import TZ, make_settings, write_ingest_toml, write_registry
+from tests.support.ingest import TZ, write_ingest_toml
 from tests.support.stack import Stack
 from warmcard.command.cli import app
 from warmcard.contract import DeviceStatus, Kind, TapEvent
@@ -41,17 +38,6 @@ def at(day: date, hour: int, minute: int = 0) -> int:
     """Microseconds of a local (site tz) time."""
     start, _ = day_bounds(day, ZoneInfo(TZ))
     return start + (hour * 60 + minute) * 60_000_000
-
-
-@pytest.fixture
-def env(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
-    ids = write_registry(tmp_path, topic_prefix)
-    settings = make_settings(tmp_path, mosquitto, influxd, influx_db, topic_prefix)
-    storage = InfluxV1(settings.influx)
-    registry = Registry(settings.registry_path)
-    yield ids, settings, storage, registry
-    storage.close()
-    registry.close()
 
 
 def store(storage, site: str, events: list[TapEvent]) -> None:

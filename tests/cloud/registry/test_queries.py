@@ -317,11 +317,14 @@ def test_metrics_need_the_token_and_healthz_hides_details(env):
     assert "warmcard_console_link_connected 0.0" in r.text
     assert 'warmcard_alerts_open{kind="reader_fault"} 1.0' in r.text
     assert 'warmcard_alerts_open{kind="visit_due"} 0.0' in r.text
+    assert 'warmcard_alerts_open{kind="gap_unhealed"} 0.0' in r.text
+    assert 'warmcard_alerts_open{kind="seq_conflict"} 0.0' in r.text
     assert "warmcard_ingest_" not in r.text  # the workers' counters are on their own port
     health = client.get("/healthz")
     assert health.status_code == 503 and health.json() == {"status": "degraded"}
     detail = client.get("/healthz", headers=auth).json()
     assert detail["role"] == "console" and detail["status_link_connected"] is False
+    assert detail["heal_rounds"] == 0 and detail["heal_requests"] == 0
 
 
 def test_worker_metrics_and_healthz_need_the_token(env):
