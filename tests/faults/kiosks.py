@@ -163,7 +163,10 @@ class KioskProcess:
 
 
 def read_outbox(path: Path) -> list[tuple[int, str, TapEvent]]:
-    """(seq, status, event) of every event in an outbox, read through its own connection."""
+    """(seq, status, event) of every event in an outbox, read through its own connection; none
+    before the kiosk process has made its outbox (a slow start on a loaded machine)."""
+    if not path.exists():
+        return []
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
         rows = conn.execute("SELECT seq, status, payload FROM events ORDER BY seq").fetchall()

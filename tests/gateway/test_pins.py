@@ -43,12 +43,17 @@ def test_a_new_pattern_cuts_the_playing_one_short(factory: MockFactory) -> None:
     try:
         clear(factory, 17, 27, 22)
         player.play(LONG)
+        started = time.monotonic()
         time.sleep(0.2)
         player.play(BLINK)
+        cut_at = time.monotonic() - started  # 0.2 s, or more on a loaded machine
         assert player.wait_idle(2)
-        # Red: LONG from 0 until BLINK's first step turns it off at 0.2 s, then BLINK's red step.
+        # Red: LONG from 0 until BLINK's first step turns it off when BLINK was played (well
+        # before LONG's 0.5 s were up), then BLINK's red step.
+        assert cut_at < LONG.steps[0].seconds - 0.1
         assert_history(
-            factory.pin(27), [(0.0, False), (0.0, True), (0.2, False), (0.1, True), (0.2, False)]
+            factory.pin(27),
+            [(0.0, False), (0.0, True), (cut_at, False), (0.1, True), (0.2, False)],
         )
     finally:
         player.close()
