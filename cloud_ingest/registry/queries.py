@@ -126,6 +126,13 @@ def _count(registry: Registry, from_where: str, params: tuple[object, ...]) -> i
     return int(_rows(registry, f"SELECT count(*) {from_where}", params)[0][0])
 
 
+def _people_where(
+    sites: Collection[str], site: str | None, q: str
+) -> tuple[str, tuple[object, ...]]:
+    match = "p.person_id LIKE ? ESCAPE '\\' OR p.display_name LIKE ? ESCAPE '\\'"
+    return _visible("p", sites, site, q, match, (_like(q), _like(q)))
+
+
 def search_people(
     registry: Registry,
     sites: Collection[str],
@@ -136,14 +143,7 @@ def search_people(
 ) -> Page:
     """People of the visible sites whose id or name contains `q`, by id."""
     limit, offset = _limits(page, per_page)
-    where, params = _visible(
-        "p",
-        sites,
-        site,
-        q,
-        "p.person_id LIKE ? ESCAPE '\\' OR p.display_name LIKE ? ESCAPE '\\'",
-        (_like(q), _like(q)),
-    )
+    where, params = _people_where(sites, site, q)
     total = _count(registry, f"FROM people p WHERE {where}", params)
     rows = _rows(
         registry,
@@ -174,14 +174,7 @@ def iter_people_export(
     Read in batches after the last id seen (keyset), so an export of 100,000 people holds one
     batch in memory and never skips or repeats a row when the list is long.
     """
-    where, params = _visible(
-        "p",
-        sites,
-        None,
-        q,
-        "p.person_id LIKE ? ESCAPE '\\' OR p.display_name LIKE ? ESCAPE '\\'",
-        (_like(q), _like(q)),
-    )
+    where, params = _people_where(sites, None, q)
     after = ""
     while True:
         rows = _rows(
