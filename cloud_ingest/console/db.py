@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from cloud_ingest import db
-from cloud_ingest.console import accounts
+from cloud_ingest.console import accounts, subsidy
 from cloud_ingest.registry import areas
 
 
@@ -21,3 +21,4 @@ def init_schema(conn: sqlite3.Connection) -> None:
     """Create the areas, users, grants, sessions and login_failures tables if missing."""
     areas.init_schema(conn)
     accounts.init_schema(conn)
+    subsidy.init_schema(conn)

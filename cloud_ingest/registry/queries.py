@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +126,13 @@ def _count(registry: Registry, from_where: str, params: tuple[object, ...]) -> i
     return int(_rows(registry, f"SELECT count(*) {from_where}", params)[0][0])
 
 
+def _people_where(
+    sites: Collection[str], site: str | None, q: str
+) -> tuple[str, tuple[object, ...]]:
+    match = "p.person_id LIKE ? ESCAPE '\\' OR p.display_name LIKE ? ESCAPE '\\'"
+    return _visible("p", sites, site, q, match, (_like(q), _like(q)))
+
+
 def search_people(
     registry: Registry,
     sites: Collection[str],
@@ -136,14 +143,7 @@ def search_people(
 ) -> Page:
     """People of the visible sites whose id or name contains `q`, by id."""
     limit, offset = _limits(page, per_page)
-    where, params = _visible(
-        "p",
-        sites,
-        site,
-        q,
-        "p.person_id LIKE ? ESCAPE '\\' OR p.display_name LIKE ? ESCAPE '\\'",
-        (_like(q), _like(q)),
-    )
+    where, params = _people_where(sites, site, q)
     total = _count(registry, f"FROM people p WHERE {where}", params)
     rows = _rows(
         registry,
@@ -151,6 +151,44 @@ def search_people(
         (*params, limit, offset),
     )
     return Page(total, list(_person_rows(rows)))
+
+
+@dataclass(frozen=True)
+class PersonExportRow:
+    person_id: str
+    display_name: str
+    site_id: str
+    site_name_zh: str
+    site_name_en: str
+    active_cards: int
+
+
+EXPORT_BATCH = 1000
+
+
+def iter_people_export(
+    registry: Registry, sites: Collection[str], q: str = "", batch: int = EXPORT_BATCH
+) -> Iterator[PersonExportRow]:
+    """Every visible person matching `q`, by id, with their site's names (no page limit).
+
+    Read in batches after the last id seen (keyset), so an export of 100,000 people holds one
+    batch in memory and never skips or repeats a row when the list is long.
+    """
+    where, params = _people_where(sites, None, q)
+    after = ""
+    while True:
+        rows = _rows(
+            registry,
+            "SELECT p.person_id, p.display_name, p.site_id, s.name_zh, s.name_en, "
+            "(SELECT count(*) FROM cards c WHERE c.person_id = p.person_id AND c.active = 1) "
+            f"FROM people p JOIN sites s ON s.site_id = p.site_id WHERE {where} "
+            "AND p.person_id > ? ORDER BY p.person_id LIMIT ?",
+            (*params, after, max(1, batch)),
+        )
+        yield from (PersonExportRow(*row) for row in rows)
+        if len(rows) < batch:
+            return
+        after = rows[-1][0]
 
 
 def get_person(registry: Registry, sites: Collection[str], person_id: str) -> PersonRow | None:

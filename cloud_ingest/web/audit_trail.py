@@ -73,6 +73,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/reports/monthly"): Rule(A.VIEW, K.REPORT, id_params=_REPORT),
     ("GET", "/api/v1/reports/monthly.csv"): Rule(A.EXPORT, K.REPORT, id_params=_REPORT),
     ("GET", "/api/v1/reports/monthly.xlsx"): Rule(A.EXPORT, K.REPORT, id_params=_REPORT),
+    ("GET", "/reports/meals"): Rule(A.VIEW, K.REPORT, id_params=_REPORT),
+    ("GET", "/api/v1/reports/meals"): Rule(A.VIEW, K.REPORT, id_params=_REPORT),
+    ("GET", "/api/v1/reports/meals.csv"): Rule(A.EXPORT, K.REPORT, id_params=_REPORT),
+    ("GET", "/api/v1/reports/meals.xlsx"): Rule(A.EXPORT, K.REPORT, id_params=_REPORT),
     # the audit log itself
     ("GET", "/audit"): Rule(A.VIEW, K.AUDIT),
     ("GET", "/api/v1/audit"): Rule(A.VIEW, K.AUDIT),

@@ -17,13 +17,16 @@ from prometheus_client import CollectorRegistry
 
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.store import AlertStore, connect
+from cloud_ingest.console import subsidy
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.audit import AuditLog
+from cloud_ingest.console.meal_sheet import MealSheet, build_meal_sheet
 from cloud_ingest.console.overview import Overview
 from cloud_ingest.console.reports import MonthlyReport, VisitsSource, monthly_report
 from cloud_ingest.console.roles import Action, Role, User, can
 from cloud_ingest.errors import AreaError, IngestError, ReportError
 from cloud_ingest.registry import areas
+from cloud_ingest.registry import queries as rc
 from cloud_ingest.service import ConsoleService
 from cloud_ingest.web import render, sse
 from cloud_ingest.web.prometheus import ConsoleCollector
@@ -173,6 +176,40 @@ def get_report(
 
 
 ReportDep = Annotated[MonthlyReport, Depends(get_report)]
+
+
+def get_meal_sheet(
+    scope: ScopeDep, store: AccountStoreDep, service: ServiceDep, month: MonthQ, area: AreaQ = ""
+) -> MealSheet:
+    """The per-elder meal sheet of the user's sites in `area`; 404, 400 or 503 like a report."""
+    path = report_area(scope, store, area)
+    inside = areas.sites_in(path, scope.view, scope.paths)
+    sites = [s for s in map(service.registry.site, inside) if s is not None]
+    paths = {s.site_id: scope.paths.get(s.site_id, "") for s in sites}
+    named = {
+        a: render.local_name(found.name_zh, found.name_en, "zh")
+        for a in {"/".join(areas.segments(p)[:3]) for p in paths.values()} - {""}
+        if (found := areas.get_area(store.conn, a)) is not None
+    }
+    people = rc.iter_people_export(service.registry, [s.site_id for s in sites])
+    try:
+        return build_meal_sheet(
+            service.query_storage,
+            sites,
+            path,
+            month,
+            site_paths=paths,
+            names={p.person_id: p.display_name for p in people},
+            rates=subsidy.rates_for(store.conn, paths),
+            area_names=named,
+        )
+    except ReportError as exc:
+        raise HTTPException(400, str(exc)) from None
+    except IngestError as exc:
+        raise HTTPException(503, f"报表暂不可用 report unavailable: {exc}") from None
+
+
+MealSheetDep = Annotated[MealSheet, Depends(get_meal_sheet)]
 
 
 def get_audit_log(request: Request) -> AuditLog:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from cloud_ingest.console.meal_sheet import MealSheet, Totals
 from cloud_ingest.console.reports import MonthlyReport
 
 MonthQ = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"])]
@@ -62,3 +63,76 @@ class ReportOut(BaseModel):
             visits=report.visits,
             generated_s=round(report.generated_s, 4),
         )
+
+
+class MealRowOut(BaseModel):
+    person_id: str
+    name: str
+    site_id: str
+    township: str
+    date: str
+    meals: dict[str, int]
+    manual: dict[str, int]  # of `meals`, recorded by hand, per period
+    subsidy_category: str | None
+    subsidy_amount: str  # yuan, exact decimal text
+
+
+class TotalOut(BaseModel):
+    key: str
+    meals: int
+    manual: int
+    subsidy_amount: str
+
+
+class MealSheetOut(BaseModel):
+    area: str
+    month: str
+    rows: list[MealRowOut]
+    sites: list[TotalOut]
+    townships: list[TotalOut]
+    total: TotalOut
+
+    @classmethod
+    def of(cls, sheet: MealSheet) -> MealSheetOut:
+        def total(key: str, t: Totals) -> TotalOut:
+            return TotalOut(key=key, meals=t.meals, manual=t.manual, subsidy_amount=str(t.amount))
+
+        rows = []
+        for r in sheet.rows:
+            rate = sheet.rate_for(r.site_id)
+            rows.append(
+                MealRowOut(
+                    person_id=r.person_id,
+                    name=sheet.names.get(r.person_id, ""),
+                    site_id=r.site_id,
+                    township=sheet.township_of(r.site_id),
+                    date=r.day.isoformat(),
+                    meals=r.meals,
+                    manual=r.manual,
+                    subsidy_category=rate.category if rate else None,
+                    subsidy_amount=str(sheet.amount(r)),
+                )
+            )
+        return cls(
+            area=sheet.area,
+            month=sheet.month,
+            rows=rows,
+            sites=[total(k, t) for k, t in sheet.by_site().items()],
+            townships=[total(k, t) for k, t in sheet.by_township().items()],
+            total=total("", sheet.total),
+        )
+
+
+class SubsidyIn(BaseModel):
+    county: str = Field(max_length=130, examples=["dali/eryuan"])
+    category: str = Field(max_length=60, examples=["高龄老人助餐补贴"])
+    breakfast: str = Field("0", max_length=12, examples=["2.00"])
+    lunch: str = Field("0", max_length=12, examples=["4.00"])
+    dinner: str = Field("0", max_length=12, examples=["3.00"])
+
+
+class SubsidyOut(BaseModel):
+    county: str
+    category: str
+    amounts: dict[str, str]
+    updated_by: str

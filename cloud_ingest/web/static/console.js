@@ -127,3 +127,8 @@ const WC = (() => {
   document.addEventListener("DOMContentLoaded", pollAlerts);
   return { data, t, el, stat, name, getJSON, stream, setConn, stateLabel, deviceDot, chart, clock, onAlertCounts };
 })();
+
+// Print buttons (the meal sheet): no inline script under the Content-Security-Policy.
+document.querySelectorAll("[data-print]").forEach((button) => {
+  button.addEventListener("click", () => window.print());
+});

@@ -14,6 +14,7 @@ from cloud_ingest.alerts.models import Finding
 from cloud_ingest.alerts.models import Kind as AlertKind
 from cloud_ingest.console.enrolment import card_uid_from_text
 from cloud_ingest.errors import RegistryEditError
+from cloud_ingest.registry import queries as rc
 from cloud_ingest.registry.importer import import_csv
 from cloud_ingest.registry.store import Registry
 from cloud_ingest.web.worker_app import create_health_app
@@ -238,6 +239,31 @@ def test_people_csv_neutralises_formula_names(env):
     # HTML pages escape it too.
     page = mgr.get("/registry/people")
     assert "=cmd|&#39; /C calc&#39;!A0" in page.text
+
+
+def test_people_csv_lists_every_row_with_site_names(env):
+    app, ids, service = env
+    for i in range(250):  # more than a page (MAX_PER_PAGE = 200) and than the test's batch
+        rc.add_person(service.registry, f"新长者{i}", ids["site_a"])
+    mgr = client_as(app, "mgr-a")
+    assert len(mgr.get("/api/v1/registry/people", params={"per_page": 200}).json()["items"]) == 200
+    export = mgr.get("/api/v1/registry/people.csv")
+    rows = list(csv.reader(io.StringIO(export.content.decode("utf-8-sig"))))
+    assert rows[0][2:5] == ["站点编号 Site ID", "站点 Site", "站点(英文) Site (English)"]
+    body = rows[1:]
+    assert len(body) == 6 + 250 and len({r[0] for r in body}) == 256
+    assert {(r[2], r[3], r[4]) for r in body} == {
+        (ids["site_a"], "喜洲幸福小院", "Xizhou courtyard")
+    }
+    assert [r[0] for r in body] == sorted(r[0] for r in body)
+    # Batches continue after the last id: a batch of 7 gives the same rows, none twice.
+    sites = [ids["site_a"]]
+    small = [p.person_id for p in rc.iter_people_export(service.registry, sites, batch=7)]
+    assert small == [r[0] for r in body]
+    found = list(rc.iter_people_export(service.registry, sites, q="新长者24"))
+    assert sorted(p.display_name for p in found) == ["新长者24"] + [
+        f"新长者24{d}" for d in range(10)
+    ]
 
 
 def test_old_registry_is_migrated_with_history(tmp_path):

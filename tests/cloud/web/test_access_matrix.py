@@ -200,6 +200,20 @@ NAMED: dict[tuple[str, str], Call] = {
         "GET", f"/api/v1/reports/monthly.xlsx?area={AREA_B}&month={{month}}"
     ),
     ("GET", "/reports"): Call("GET", f"/reports?area={AREA_B}&month={{month}}"),
+    ("GET", "/reports/meals"): Call("GET", f"/reports/meals?area={AREA_B}&month={{month}}"),
+    ("GET", "/api/v1/reports/meals"): Call(
+        "GET", f"/api/v1/reports/meals?area={AREA_B}&month={{month}}"
+    ),
+    ("GET", "/api/v1/reports/meals.csv"): Call(
+        "GET", f"/api/v1/reports/meals.csv?area={AREA_B}&month={{month}}"
+    ),
+    ("GET", "/api/v1/reports/meals.xlsx"): Call(
+        "GET", f"/api/v1/reports/meals.xlsx?area={AREA_B}&month={{month}}"
+    ),
+    # A county's subsidy rates: only an admin of that county (A's manager: not even visible).
+    ("PUT", "/api/v1/reports/subsidy"): Call(
+        "PUT", "/api/v1/reports/subsidy", json={"county": "dali/dalishi", "category": "助餐"}
+    ),
 }
 
 # Lists, searches, exports and pages: what A asks (aimed at B where a filter allows it).
@@ -246,6 +260,14 @@ LISTS: dict[tuple[str, str], list[str]] = {
     ],
     ("GET", "/api/v1/reports/monthly.xlsx"): [
         f"/api/v1/reports/monthly.xlsx?area={AREA_A}&month={{month}}"
+    ],
+    ("GET", "/reports/meals"): [f"/reports/meals?area={AREA_A}&month={{month}}"],
+    ("GET", "/api/v1/reports/meals"): [f"/api/v1/reports/meals?area={AREA_A}&month={{month}}"],
+    ("GET", "/api/v1/reports/meals.csv"): [
+        f"/api/v1/reports/meals.csv?area={AREA_A}&month={{month}}"
+    ],
+    ("GET", "/api/v1/reports/meals.xlsx"): [
+        f"/api/v1/reports/meals.xlsx?area={AREA_A}&month={{month}}"
     ],
 }
 STREAMS = {"/api/v1/stream", "/api/v1/overview/stream"}  # read the first events, then close

@@ -12,12 +12,14 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
 from cloud_ingest import i18n
+from cloud_ingest.console import meal_sheet as ms
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.reports import PERIODS, parse_month
 from cloud_ingest.errors import ReportError
 from cloud_ingest.registry import areas
 from cloud_ingest.web import render
 from cloud_ingest.web.deps import (
+    MealSheetDep,
     PageDep,
     ScopeDep,
     ServiceDep,
@@ -92,4 +94,21 @@ def reports_page(
         area=area,
         month=month,
         **context,
+    )
+
+
+@router.get("/reports/meals", response_class=HTMLResponse, include_in_schema=False)
+def meal_sheet_page(ctx: PageDep, sheet: MealSheetDep, area: AreaQ = "") -> HTMLResponse:
+    """The per-elder meal sheet, print-ready (A4, signature lines)."""
+    query = urlencode({"area": area, "month": sheet.month})
+    return ctx.render(
+        "meal_sheet.html",
+        active="reports",
+        title_key="meal_sheet",
+        sheet=sheet,
+        header=ms.HEADER,
+        rows=list(ms.meal_rows(sheet)),
+        totals_header=ms.TOTALS_HEADER,
+        totals=list(ms.totals_rows(sheet)),
+        query=query,
     )
