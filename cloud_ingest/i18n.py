@@ -157,6 +157,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "never_seen": ("无刷卡记录", "Never seen"),
     "visit_note": ("探访情况", "Visit note"),
     "record_visit": ("记录探访", "Record visit"),
+    "acknowledge_selected": ("确认所选告警", "Acknowledge selected"),
+    "select": ("选择", "Select"),
+    "days_unseen": ("已 {n} 天未到院", "Not seen for {n} days"),
+    "call": ("拨打电话", "Call"),
+    "last_seen_where": ("最后刷卡", "Last seen"),
     "nobody_due": ("暂无需探访人员", "Nobody is due a visit"),
     # --- registry pages
     "search": ("搜索", "Search"),

@@ -120,7 +120,7 @@ class DeviceHealth:
                     found.append(
                         finding(
                             Kind.DEVICE_OFFLINE,
-                            f"设备 {device_id} 已离线（遗嘱消息）{int(age_s // 60)} 分钟",
+                            f"设备 {device_id} 已断线 {int(age_s // 60)} 分钟（连接意外中断）",
                             f"kiosk {device_id} offline (last will) for {int(age_s // 60)} min",
                         )
                     )

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import cast
 from zoneinfo import ZoneInfo
 
+from cloud_ingest import i18n
 from cloud_ingest.alerts.models import Finding, Kind
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.pipeline.live import LiveEvent
@@ -39,6 +40,13 @@ SEEN_MAX = 200_000  # (device, seq) pairs remembered for redelivery
 # Taps that show the person was there; a check_out may be the kiosk's own at closing time.
 PRESENCE = frozenset({TapKind.CHECK_IN, TapKind.MEAL, TapKind.MEAL_REPEAT})
 MEALS = frozenset({TapKind.MEAL, TapKind.MEAL_REPEAT})
+TAP_NAMES_ZH = {
+    TapKind.CHECK_IN: "到院",
+    TapKind.CHECK_OUT: "离院",
+    TapKind.MEAL: "用餐",
+    TapKind.MEAL_REPEAT: "重复用餐",
+    TapKind.UNKNOWN_CARD: "未登记卡",
+}
 
 
 def _minutes(hhmm: str) -> int:
@@ -165,18 +173,21 @@ class FraudDetector:
         s = self.settings
         device, person = ev.device_id, ev.person_id
         period = ev.meal_period.value if ev.meal_period else "?"
+        # Chinese text says the meal and the tap in Chinese (not "breakfast" inside a sentence).
+        period_zh = i18n.t(period, i18n.ZH) if ev.meal_period else "未知餐次"
+        tap_zh = TAP_NAMES_ZH.get(ev.kind, ev.kind.value)
         if kind is Kind.TAP_BURST:
             zh = f"设备 {device} 在 {s.burst_seconds:g} 秒内刷卡 {extra} 次"
             en = f"{extra} taps within {s.burst_seconds:g} s at kiosk {device}"
         elif kind is Kind.OUTSIDE_HOURS:
-            zh = f"站点 {site_id} 在开放时间外有刷卡（设备 {device}，{ev.kind.value}）"
+            zh = f"站点 {site_id} 在开放时间外有刷卡（设备 {device}，{tap_zh}）"
             en = f"tap outside opening hours at site {site_id} (kiosk {device}, {ev.kind.value})"
         elif kind is Kind.MEAL_REPEAT:
-            zh = f"人员 {person} 同一餐次再次刷卡（{period}，设备 {device}）"
+            zh = f"人员 {person} 同一餐次再次刷卡（{period_zh}，设备 {device}）"
             en = f"person {person} tapped again for {period} at kiosk {device}"
         elif kind is Kind.MEAL_TWO_CANTEENS:
             first, date = cast(tuple[str, str], extra)
-            zh = f"人员 {person} {date} {period} 在两处用餐（{first}、{device}）"
+            zh = f"人员 {person} {date} {period_zh} 在两处用餐（{first}、{device}）"
             en = f"person {person} had {period} on {date} at two canteens ({first}, {device})"
         else:
             zh = (

@@ -48,6 +48,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/registry/people.csv"): Rule(A.EXPORT, K.PERSON),
     ("GET", "/api/v1/visits/due"): Rule(A.SEARCH, K.PERSON),
     ("GET", "/alerts/visits"): Rule(A.SEARCH, K.PERSON),
+    ("GET", "/alerts"): Rule(A.SEARCH, K.PERSON),  # names the people of person alerts
     ("POST", "/api/v1/visits"): Rule(A.CREATE, K.VISIT),
     # cards
     ("GET", "/api/v1/registry/cards"): Rule(A.SEARCH, K.CARD),

@@ -81,7 +81,7 @@ def test_last_will_offline_alarms_after_grace_and_clears_on_reconnect(setup: Set
     clock.advance(2)
     engine.tick()
     [alert] = alerts(engine, Kind.DEVICE_OFFLINE, gate)
-    assert alert.state is State.OPEN and "遗嘱" in alert.detail_zh
+    assert alert.state is State.OPEN and "断线" in alert.detail_zh
     assert alert.area_path.startswith("dali/er/haidong/")
     beat(live, clock, gate)
     engine.tick()

@@ -60,6 +60,15 @@ SELF = {
 }
 
 
+def fill_value(value: Any, ids: dict[str, Any]) -> Any:
+    """A template string filled in; a list's strings too (e.g. {"ids": ["{alert_b}"]})."""
+    if isinstance(value, str):
+        return value.format(**ids)
+    if isinstance(value, list):
+        return [fill_value(v, ids) for v in value]
+    return value
+
+
 @dataclass
 class Call:
     method: str
@@ -91,7 +100,7 @@ class World:
         def each(values: dict[str, Any] | None) -> Any:
             if values is None:
                 return None
-            return {k: v.format(**ids) if isinstance(v, str) else v for k, v in values.items()}
+            return {k: fill_value(v, ids) for k, v in values.items()}
 
         return Call(call.method, call.url.format(**ids), each(call.json), each(call.form))
 
@@ -124,6 +133,7 @@ OBJECT: dict[tuple[str, str], Call] = {
     ("POST", "/api/v1/alerts/{alert_id:int}/close"): Call(
         "POST", "/api/v1/alerts/{alert_b}/close", json={}
     ),
+    ("POST", "/api/v1/alerts/ack"): Call("POST", "/api/v1/alerts/ack", json={"ids": ["{alert_b}"]}),
     ("GET", "/api/v1/registry/people/{person_id}"): Call("GET", "/api/v1/registry/people/P0007"),
     ("PATCH", "/api/v1/registry/people/{person_id}"): Call(
         "PATCH", "/api/v1/registry/people/P0007", json={"display_name": "改名"}

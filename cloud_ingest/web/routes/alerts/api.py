@@ -5,6 +5,7 @@ GET  /api/v1/alerts/counts                 alerts not closed, per kind: for the 
 GET  /api/v1/alerts/{id}                   one alert (404 outside the user's areas)
 POST /api/v1/alerts/{id}/ack               open -> acknowledged (manager; CSRF)
 POST /api/v1/alerts/{id}/close             -> closed, cleared_by=user (manager; CSRF)
+POST /api/v1/alerts/ack                    {ids: [...]} (or form fields id): acknowledge all or none
 GET  /api/v1/visits/due                    visit-due list with where/when last seen
 POST /api/v1/visits                        record a visit {person_id, note} (viewer+; CSRF)
 
@@ -145,6 +146,59 @@ async def close_alert(
     request: Request, alert_id: int, user: CurrentUser, store: AlertStoreDep, engine: EngineDep
 ) -> Response:
     return await _act_route(request, alert_id, user, store, engine, close=True)
+
+
+MAX_BULK = 500
+
+
+async def _read_ids(request: Request) -> tuple[list[int], str]:
+    """The alert ids of a bulk action: repeated `id` fields of a form, or JSON `{"ids": [...]}`;
+    and the form's `next`."""
+    if is_form(request):
+        form = await request.form()
+        raw: list[Any] = [v for v in form.getlist("id") if isinstance(v, str)]
+        nxt = form.get("next")
+        target = nxt if isinstance(nxt, str) else ""
+    else:
+        try:
+            data = await request.json()
+        except ValueError:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "JSON object expected") from None
+        raw = data.get("ids") if isinstance(data, dict) else None  # type: ignore[assignment]
+        if not isinstance(raw, list):
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, '{"ids": [alert ids]} expected')
+        target = ""
+    try:
+        ids = sorted({int(v) for v in raw})
+    except (TypeError, ValueError):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "alert ids are whole numbers") from None
+    if not 0 < len(ids) <= MAX_BULK:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"1 to {MAX_BULK} alert ids")
+    return ids, target
+
+
+def _ack_all(store: AlertStore, engine: AlertEngine, user: User, ids: list[int]) -> list[Alert]:
+    """All or nothing: every alert must be one the user may acknowledge, else none is."""
+    alerts = [_visible(store, user, i) for i in ids]
+    if not all(can(user, Action.ACK_ALERT, a.area_path) for a in alerts):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, FORBIDDEN)
+    now = engine.clock()
+    for a in alerts:
+        if a.state is State.OPEN:
+            store.acknowledge(a.id, user.username, now)
+    return [updated for i in ids if (updated := store.get(i)) is not None]
+
+
+@router.post("/api/v1/alerts/ack", dependencies=[Depends(csrf_protect)])
+async def ack_alerts(
+    request: Request, user: CurrentUser, store: AlertStoreDep, engine: EngineDep
+) -> Response:
+    """Acknowledge several alerts at once (the ticked rows of /alerts)."""
+    ids, target = await _read_ids(request)
+    done = await run_in_threadpool(_ack_all, store, engine, user, ids)
+    if is_form(request):
+        return RedirectResponse(_back({"next": target}, "/alerts"), status.HTTP_303_SEE_OTHER)
+    return JSONResponse({"alerts": [a.as_json() for a in done]})
 
 
 @router.get("/api/v1/visits/due")

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from cloud_ingest import i18n
 from cloud_ingest.alerts import wellbeing
 from cloud_ingest.alerts.engine import AlertEngine
-from cloud_ingest.alerts.models import KIND_NAMES, Kind, State
+from cloud_ingest.alerts.models import KIND_NAMES, Alert, Kind, State
 from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.console.roles import Action, User, can, view_areas
 from cloud_ingest.console.visits_due import due_rows
@@ -22,6 +22,7 @@ from cloud_ingest.web.schemas.alerts import MAX_NOTE, parse_filters
 
 router = APIRouter(tags=["alerts"])
 
+DAY_US = 86_400_000_000
 STATE_BADGES = {State.OPEN: "bad", State.ACKNOWLEDGED: "warn", State.CLOSED: "ok"}
 
 
@@ -36,6 +37,25 @@ def _shown_filter(user: User, engine: AlertEngine, site: str | None) -> set[str]
 
 def _counts_by_kind(store: AlertStore, user: User) -> dict[str, int]:
     return store.counts(view_areas(user))
+
+
+def _name(people: dict[str, tuple[str, str]], person_id: str | None) -> str:
+    """The person's name from the registry (the alerts file keeps only the pseudonymous id)."""
+    if not person_id:
+        return ""
+    return people.get(person_id, ("", ""))[0] or person_id
+
+
+def _named(
+    text: str, a: Alert | None, people: dict[str, tuple[str, str]], sites: dict[str, str]
+) -> str:
+    """The alert's wording with the person's and the site's names for their ids."""
+    if a is not None and a.person_id and (name := _name(people, a.person_id)) != a.person_id:
+        text = text.replace(a.person_id, name)
+    for site_id, site_name in sorted(sites.items(), key=lambda kv: -len(kv[0])):
+        if site_id and site_id in text:
+            text = text.replace(site_id, site_name)
+    return text
 
 
 @router.get("/alerts", response_class=HTMLResponse)
@@ -57,6 +77,7 @@ def alerts_page(
     found = store.find(view_areas(user), kinds=kinds, states=states, site_id=site or None)
     tz = {s.site_id: s.tz for s in engine.registry.sites()}
     names = render.site_names(engine.registry, lang)
+    people = engine.registry.people_homes(sorted({a.person_id for a in found if a.person_id}))
     rows = [
         {
             "id": a.id,
@@ -65,7 +86,8 @@ def alerts_page(
             "state": a.state.value,
             "kind_name": render.pick(KIND_NAMES[a.kind], lang),
             "site": names.get(a.site_id or "", a.site_id),
-            "detail": a.detail_en if lang == i18n.EN else a.detail_zh,
+            "who": _name(people, a.person_id),
+            "detail": _named(a.detail_en if lang == i18n.EN else a.detail_zh, a, people, names),
             "opened": _when(a.opened_at, tz.get(a.site_id or "")),
             "latest": _when(a.last_seen_at, tz.get(a.site_id or "")),
             "count": a.count,
@@ -81,6 +103,7 @@ def alerts_page(
         title_key="nav_alerts",
         page_data={"alert_counts": _counts_by_kind(store, user), "reload_on_alerts": True},
         rows=rows,
+        can_bulk=any(r["can_act"] and r["state"] == "open" for r in rows),
         kinds=[(k.value, render.pick(KIND_NAMES[k], lang)) for k in Kind],
         states=[(s.value, i18n.t(f"alert_state_{s.value}", lang)) for s in State],
         sites=sorted({a.site_id for a in found if a.site_id} | _shown_filter(user, engine, site)),
@@ -96,6 +119,7 @@ def visits_page(ctx: PageDep, store: AlertStoreDep, engine: EngineDep) -> HTMLRe
     """需探访 Visits due, longest unseen first, each with a 'record visit' form."""
     lang = ctx.lang
     due = due_rows(store, engine.registry, ctx.session.user)
+    now = engine.clock()
     people = engine.registry.people_homes([r["person_id"] for r in due])
     sites = render.site_names(engine.registry, lang)
     for r in due:
@@ -105,7 +129,12 @@ def visits_page(ctx: PageDep, store: AlertStoreDep, engine: EngineDep) -> HTMLRe
         r["flags"] = "、".join(
             render.pick(wellbeing.FLAG_NAMES.get(f, (f, f)), lang) for f in r["flags"]
         )
-        r["detail"] = r["detail_en"] if lang == i18n.EN else r["detail_zh"]
+        r["detail"] = _named(
+            r["detail_en"] if lang == i18n.EN else r["detail_zh"], None, people, sites
+        )
+        seen = r["last_seen_at"]
+        # Days since the person was last seen (or, never seen, since the alert opened).
+        r["days"] = int((now - (seen or r["due_since"])) // DAY_US)
     return ctx.render(
         "visits.html",
         active="alerts",
