@@ -34,7 +34,7 @@ from warmcard.contract import (
     events_topic,
     parse_event,
 )
-from warmcard.ids import CARD_UID_RE, DEVICE_ID_RE, EVENT_ID_RE, PERSON_ID_RE
+from warmcard.ids import DEVICE_ID_RE, EVENT_CARD_RE, EVENT_ID_RE, PERSON_ID_RE
 from warmcard.rejections import MAX_DETAIL_CHARS, InvalidPayload
 from warmcard.timestamps import format_ts, new_event_id, parse_ts
 from warmcard.wirejson import MAX_PAYLOAD_BYTES
@@ -54,7 +54,7 @@ def check_event(event: TapEvent, topic: str, received_us: int = RECEIVED_US) -> 
     assert DEVICE_ID_RE.fullmatch(event.device_id), event.device_id
     assert event.device_id == device_from_topic(topic) and topic == events_topic(event.device_id)
     assert type(event.seq) is int and 1 <= event.seq <= MAX_SEQ
-    assert CARD_UID_RE.fullmatch(event.card_uid), event.card_uid
+    assert EVENT_CARD_RE.fullmatch(event.card_uid), event.card_uid  # a UID or (v1.3) a token
     assert type(event.kind) is Kind
     assert (event.kind in MEAL_KINDS) == (type(event.meal_period) is MealPeriod)
     if event.kind is Kind.UNKNOWN_CARD:

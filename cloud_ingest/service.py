@@ -23,6 +23,7 @@ import threading
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.console.audit import AuditLog
 from cloud_ingest.console.enrolment import EnrolMode
+from cloud_ingest.console.kiosk_erasure import KioskErasures
 from cloud_ingest.errors import IngestError
 from cloud_ingest.ops.heal import Healer
 from cloud_ingest.pipeline.devicelink import DeviceLink
@@ -32,6 +33,8 @@ from cloud_ingest.pipeline.live import Clock, LiveState
 from cloud_ingest.pipeline.stored import StoredTap
 from cloud_ingest.process import CloudProcess
 from cloud_ingest.settings import IngestSettings
+from warmcard.contract import command_topic
+from warmcard.ids import is_erased
 from warmcard.timestamps import now_us
 from warmcard.watchdog import Watchdog
 
@@ -68,6 +71,8 @@ class ConsoleService(CloudProcess):
             clock=clock,
         )
         self.enrol = EnrolMode(self.registry)
+        # Erase commands recorded by erasures (here or by `warmcard person erase`) for kiosks.
+        self.kiosk_erasures = KioskErasures(settings.console_db, clock=clock)
         self.stored_batches = 0
         self.stored_taps = 0
         self.last_stored_us: int | None = None  # when the last stored taps arrived
@@ -100,9 +105,12 @@ class ConsoleService(CloudProcess):
     def _on_stored(self, taps: list[StoredTap]) -> None:
         """A worker stored `taps`: count them live, run the alert rules, keep enrol captures."""
         self.live.apply([t.live for t in taps])
-        self.alerts.on_stored([t.live for t in taps])
+        # Taps of an erased person (the kiosk pseudonymised them) count, and name nobody: no
+        # sighting, anti-fraud finding or enrol capture is made of the token.
+        named = [t for t in taps if not is_erased(t.card_uid)]
+        self.alerts.on_stored([t.live for t in named])
         try:
-            self.enrol.observe(taps)
+            self.enrol.observe(named)
         except Exception:
             log.exception("enrol mode: capture failed (the taps are stored)")
         self.stored_batches += 1
@@ -175,6 +183,7 @@ class ConsoleService(CloudProcess):
                     if self.devicelink.connected.is_set():
                         self.downlink.publish_all(changed_only=True)
                     next_resync = 0.0
+                self.send_erasures()
                 if elapsed >= next_retention:
                     next_retention = elapsed + self.settings.retention.every_s
                     self.apply_retention()
@@ -185,6 +194,30 @@ class ConsoleService(CloudProcess):
                 log.warning("live resync failed: %s", exc)
             except Exception:
                 log.exception("sync loop error")
+
+    def send_erasures(self) -> int:
+        """Forget erase commands the kiosks confirmed (heartbeat `erased`), send the others to
+        the kiosks online (again after kiosk_erasure.RESEND_S); returns how many were sent."""
+        if not self.kiosk_erasures.pending():
+            return 0
+        seen = self.live.device_seen()
+        online: set[str] = set()
+        for device_id, device in seen.items():
+            status = device.status
+            if status is None:
+                continue
+            if status.erased:
+                self.kiosk_erasures.confirmed(device_id, status.erased)
+            if status.state == "online":
+                online.add(device_id)
+        self.kiosk_erasures.keep_only([d.device_id for d in self.registry.devices()])
+        if not self.devicelink.connected.is_set():
+            return 0
+        due = self.kiosk_erasures.due(online)
+        for command in due:
+            self.devicelink.publish(command_topic(command.device_id), command.to_bytes(), 1, False)
+            log.info("erase %s sent to %s", command.request_id, command.device_id)
+        return len(due)
 
     def _heal_loop(self) -> None:
         """A self-healing round every `[heal] every_s` (cloud_ingest.ops.heal); the lease lets
@@ -209,6 +242,7 @@ class ConsoleService(CloudProcess):
         if self._sync_thread is not None:
             self._sync_thread.join(5)
         self.query_storage.close()
+        self.kiosk_erasures.close()
         self.stores.close()
         self.started = False
 

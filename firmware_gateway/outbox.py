@@ -20,6 +20,7 @@ from typing import Any
 from firmware_gateway.clock import Clock
 from firmware_gateway.errors import OutboxError, OutboxFull
 from warmcard.contract import EARLIEST_EVENT, Kind, MealPeriod, TapEvent
+from warmcard.downlink_commands import EraseCommand
 from warmcard.timestamps import format_ts, new_event_id
 
 log = logging.getLogger("warmcard.gateway.outbox")
@@ -94,6 +95,9 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL fsyncs the WAL at every commit: a tap the kiosk has answered is on the card.
             self._db.execute("PRAGMA synchronous=FULL")
+            # Deleted and rewritten rows are zeroed, not left in free pages: an erased person's
+            # card and id leave the file, not just the rows (docs/security.md, "Erasure").
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise self._translate(exc, "open") from None
@@ -231,6 +235,39 @@ class Outbox:
             "UPDATE events SET status='pending' WHERE seq BETWEEN ? AND ? AND status='acked'",
             [(from_seq, to_seq)],
         )
+
+    def erase(self, command: EraseCommand) -> int:
+        """Pseudonymise every event (any status) naming the person or a card; returns how many.
+
+        Then the WAL is checkpointed and truncated, so the old versions leave the WAL file too.
+        """
+        needles = [f'"{command.person_id}"', *(f'"{c}"' for c in command.card_uids)]
+        where = " OR ".join("instr(payload, ?) > 0" for _ in needles)
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    changed = 0
+                    rows = self._db.execute(
+                        f"SELECT seq, payload FROM events WHERE {where}", needles
+                    ).fetchall()
+                    for seq, payload in rows:
+                        event = command.pseudonymise(TapEvent.model_validate_json(str(payload)))
+                        if event is not None:
+                            self._db.execute(
+                                "UPDATE events SET payload=? WHERE seq=?",
+                                (event.model_dump_json(), seq),
+                            )
+                            changed += 1
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "erase a person's taps") from None
+        return changed
 
     def prune_acked(self, older_than_us: int | None = None) -> int:
         """Delete acknowledged events older than the cut-off (default: now - retention)."""

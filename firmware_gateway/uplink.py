@@ -44,6 +44,7 @@ from warmcard.contract import (
     roster_topic,
     status_topic,
 )
+from warmcard.downlink_commands import EraseCommand, parse_command
 from warmcard.rejections import InvalidPayload, Reason
 from warmcard.settings import MqttSettings
 from warmcard.timestamps import format_ts
@@ -83,6 +84,8 @@ class UplinkStats:
     last_reject: str | None = None
     resend_requests: int = 0
     resend_events: int = 0  # acknowledged events put back in line by resend commands
+    erase_requests: int = 0
+    erased_events: int = 0  # outbox events pseudonymised by erase commands
 
 
 class Uplink:
@@ -100,6 +103,7 @@ class Uplink:
         timing: UplinkTiming | None = None,
         on_config: Callable[[DeviceConfig], None] | None = None,
         on_roster: Callable[[Roster], None] | None = None,
+        on_erase: Callable[[EraseCommand], None] | None = None,
         reader_state: Callable[[], ReaderState | None] | None = None,
         software: str = SOFTWARE,
     ) -> None:
@@ -112,6 +116,7 @@ class Uplink:
         self.timing = timing or UplinkTiming()
         self.on_config = on_config
         self.on_roster = on_roster
+        self.on_erase = on_erase
         self.reader_state = reader_state
         self.software = software
         self.stats = UplinkStats()
@@ -123,6 +128,10 @@ class Uplink:
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
         self._recent_requests: list[str] = []  # a QoS 1 command may arrive twice
+        # Erase commands applied since start, listed in every heartbeat: the console sends an
+        # erase again until it sees its id here (docs/protocol.md, "EraseCommand").
+        self._erased: list[str] = []
+        self._beat_now = threading.Event()
         self._roster_parts = RosterParts()  # a large roster arrives split (v1.2)
         outbox.add_listener(self.wake)
 
@@ -184,6 +193,7 @@ class Uplink:
                 "clock_synced": self.clock.synced(),
                 "software": self.software,
                 "last_reject": self.stats.last_reject,
+                "erased": list(self._erased) or None,
                 **figures,
             }
         )
@@ -336,7 +346,8 @@ class Uplink:
                     inflight[info.mid] = event.seq
                     self.stats.published += 1
                     room -= 1
-            if now >= next_heartbeat:
+            if now >= next_heartbeat or self._beat_now.is_set():
+                self._beat_now.clear()
                 next_heartbeat = now + self.heartbeat_s
                 self._heartbeat(client)
             self._wake.wait(min(self.timing.idle_wait_s, max(0.0, next_heartbeat - now)))
@@ -423,6 +434,25 @@ class Uplink:
         )
         self.wake()
 
+    def _on_erase(self, command: EraseCommand) -> None:
+        """Pseudonymise the erased person's taps in the outbox, then let the kiosk forget them.
+
+        Done again when the command comes again (the console repeats it until the heartbeat
+        lists its id): rewriting is idempotent, and a kiosk restarted since has forgotten the id.
+        """
+        if command.device_id != self.device_id:
+            raise InvalidPayload(Reason.DEVICE_MISMATCH, f"command is for {command.device_id}")
+        n = self.outbox.erase(command)
+        if self.on_erase is not None:
+            self.on_erase(command)
+        self.stats.erase_requests += 1
+        self.stats.erased_events += n
+        if command.request_id not in self._erased:
+            self._erased = [*self._erased[-15:], command.request_id]
+        log.warning("erase %s: %d event(s) pseudonymised", command.request_id, n)
+        self._beat_now.set()  # acknowledge at once
+        self.wake()
+
     def _on_downlink(self, topic: str, payload: bytes) -> None:
         """Validate config, roster and commands; a bad message is logged and ignored."""
         if not payload:
@@ -448,7 +478,11 @@ class Uplink:
                 if whole is not None and self.on_roster is not None:
                     self.on_roster(whole)
             elif topic == command_topic(self.device_id):
-                self._on_resend(parse_model(ResendCommand, payload))
+                command = parse_command(payload)
+                if isinstance(command, EraseCommand):
+                    self._on_erase(command)
+                else:
+                    self._on_resend(command)
         except InvalidPayload as exc:
             self.stats.bad_downlink += 1
             log.error("ignoring invalid message on %s: %s", topic, exc)

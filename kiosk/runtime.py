@@ -45,6 +45,7 @@ from kiosk.policy import (
     Policy,
 )
 from warmcard.contract import DeviceConfig, ReaderState, Roster, RosterEntry
+from warmcard.downlink_commands import EraseCommand
 
 log = logging.getLogger("warmcard.gateway")
 
@@ -123,6 +124,7 @@ class Kiosk:
             timing=timing,
             on_config=self.apply_config,
             on_roster=self.apply_roster,
+            on_erase=self.forget,
             reader_state=lambda: self.reader.state,
             software=software,
         )
@@ -184,6 +186,26 @@ class Kiosk:
             )
             return
         self.cache.update_roster(roster)
+        self._notify()
+
+    def forget(self, command: EraseCommand) -> None:
+        """The cloud erased a person (the uplink has pseudonymised the outbox): drop them from
+        the cached roster if a roster without them has not come yet, and rebuild today's state
+        from the pseudonymised outbox, so no id of theirs stays in memory either."""
+        with self._lock:
+            roster = self.cache.roster
+            if roster is not None:
+                cards = set(command.card_uids)
+                kept = [
+                    e
+                    for e in roster.entries
+                    if e.person_id != command.person_id and e.card_uid not in cards
+                ]
+                if len(kept) != len(roster.entries):
+                    self.cache.update_roster(roster.model_copy(update={"entries": kept}))
+            config = self.config
+            if config is not None:
+                self._install(config)
         self._notify()
 
     def _notify(self) -> None:

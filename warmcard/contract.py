@@ -27,12 +27,14 @@ from warmcard.ids import (
     DEVICE_ID_RE,
     CardUid,
     DeviceId,
+    EventCardUid,
     EventId,
     HhMm,
     PersonId,
     RequestId,
     SiteId,
     WireTs,
+    is_erased,
 )
 from warmcard.localtime import DEFAULT_TZ
 from warmcard.rejections import InvalidPayload, Reason
@@ -184,7 +186,7 @@ class TapEvent(_Wire):
     device_id: DeviceId
     seq: StrictInt = Field(ge=1, le=MAX_SEQ)
     ts: WireTs
-    card_uid: CardUid
+    card_uid: EventCardUid  # (v1.3) or an erasure's token, warmcard.downlink_commands
     kind: Kind
     meal_period: MealPeriod | None = None
     person_id: PersonId | None = None
@@ -219,7 +221,14 @@ class TapEvent(_Wire):
             raise ValueError("witness_card is required on a manual meal and forbidden otherwise")
         if self.witness_card is not None and self.witness_card == self.card_uid:
             raise ValueError("witness_card must be another card than card_uid")
+        if self.erased and self.person_id is not None and not is_erased(self.person_id):
+            raise ValueError("an erased card_uid goes with an erased person_id or none")
         return self
+
+    @property
+    def erased(self) -> bool:
+        """A tap of an erased person, pseudonymised at the kiosk (v1.3): names nobody."""
+        return is_erased(self.card_uid)
 
     @cached_property
     def ts_us(self) -> int:
@@ -246,6 +255,8 @@ class DeviceStatus(_Wire):
     software: str | None = None
     outbox_rejected: int | None = None  # events the broker refused (PUBACK >= 0x80), kept
     last_reject: str | None = None  # e.g. "seq 17: 0x87 Not authorized"
+    # (v1.3) request ids of the erase commands this kiosk has applied (acknowledgement)
+    erased: list[RequestId] | None = Field(default=None, max_length=16)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()

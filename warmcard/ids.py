@@ -27,6 +27,11 @@ TS_RE = re.compile(
 EVENT_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 HHMM_RE = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+# The irreversible token an erasure puts in place of a person's id and card number, in the cloud
+# and (v1.3, warmcard.erase) in a kiosk's outbox: random, not derived from what it replaces.
+ERASED_TOKEN_RE = re.compile(r"erased-[0-9a-f]{16}")
+# A tap's card: a real UID, or (v1.3) the token of an erased person's card.
+EVENT_CARD_RE = re.compile(f"(?:{CARD_UID_RE.pattern}|{ERASED_TOKEN_RE.pattern})")
 
 
 def anchored(regex: re.Pattern[str]) -> str:
@@ -43,3 +48,10 @@ EventId = Annotated[str, StringConstraints(pattern=anchored(EVENT_ID_RE))]
 WireTs = Annotated[str, StringConstraints(pattern=anchored(TS_RE))]
 HhMm = Annotated[str, StringConstraints(pattern=anchored(HHMM_RE))]
 RequestId = Annotated[str, StringConstraints(pattern=anchored(REQUEST_ID_RE))]
+ErasedToken = Annotated[str, StringConstraints(pattern=anchored(ERASED_TOKEN_RE))]
+EventCardUid = Annotated[str, StringConstraints(pattern=anchored(EVENT_CARD_RE))]
+
+
+def is_erased(value: str | None) -> bool:
+    """Whether an id or card number is an erasure's token (nothing identifying)."""
+    return value is not None and ERASED_TOKEN_RE.fullmatch(value) is not None

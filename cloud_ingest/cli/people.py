@@ -38,6 +38,7 @@ def erase(
             storage=storage,
             alerts_db=settings.alerts_db_file,
             deadletter_db=settings.deadletter_path,
+            console_db=settings.console_db,
         )
     except IngestError as exc:
         typer.echo(f"错误 error: {exc}", err=True)

@@ -16,6 +16,10 @@ What happens, store by store (docs/security.md, "Personal data"):
 - registry: enrol captures of their cards, their card history, cards and the person are deleted
   in one change, which bumps the version: the consoles republish the site's roster without them
   and each kiosk replaces its cached roster file.
+- kiosks: one erase command per registered kiosk (a person may have tapped at several sites) is
+  recorded in the console database (cloud_ingest.console.kiosk_erasure); the consoles send it
+  until each kiosk confirms, and the kiosk rewrites the person's taps in its outbox (acknowledged
+  and pending) with the same token, so a later resend stores nothing identifying.
 
 InfluxDB goes first: if it fails, nothing else has changed and the erasure can simply be run
 again. Running it again after success finds nothing and changes nothing.
@@ -30,6 +34,7 @@ from pathlib import Path
 
 from cloud_ingest import db
 from cloud_ingest.alerts.store import connect as connect_alerts
+from cloud_ingest.console.kiosk_erasure import KioskErasures
 from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.pipeline.influx import Storage, quote_ident, quote_string
 from cloud_ingest.pipeline.lineprotocol import MEASUREMENT, SUSPECT_MEASUREMENT, encode_point
@@ -54,6 +59,7 @@ class Erasure:
     dead_letters: int = 0
     captures: int = 0
     card_history: int = 0
+    kiosks: int = 0
 
     def counts(self) -> dict[str, object]:
         return {
@@ -66,6 +72,7 @@ class Erasure:
             "dead_letters": self.dead_letters,
             "captures": self.captures,
             "card_history": self.card_history,
+            "kiosks": self.kiosks,
         }
 
 
@@ -76,6 +83,7 @@ def erase_person(
     storage: Storage,
     alerts_db: Path,
     deadletter_db: Path,
+    console_db: Path,
 ) -> Erasure:
     """Erase `person_id` everywhere the cloud keeps it; RegistryEditError if unknown."""
     found = registry.query(
@@ -114,6 +122,12 @@ def erase_person(
         conn.execute("DELETE FROM cards WHERE person_id = ?", (person_id,))
         conn.execute("DELETE FROM people WHERE person_id = ?", (person_id,))
     registry.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    kiosks = KioskErasures(console_db)
+    try:
+        devices = [d.device_id for d in registry.devices()]
+        erasure.kiosks = kiosks.add(person_id, cards, erasure.token, devices)
+    finally:
+        kiosks.close()
     return erasure
 
 

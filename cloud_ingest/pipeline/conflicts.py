@@ -6,10 +6,11 @@ batch is written, every event is checked against an index of what this worker ha
 
     (device, seq) -> digest of the event's content, and event_id -> (device, seq)
 
-An identical redelivery (MQTT is at-least-once) passes; a different content under a known
-(device, seq), or a known event_id under another (device, seq), is a conflict: the message is
-dead-lettered with reason `conflict`, recorded in the `conflicts` table, and the first content
-stays what counts.
+An identical redelivery (MQTT is at-least-once) passes, and so does a tap whose person and card
+a kiosk replaced by an erasure's token (v1.3) when all else is the same (the `shape` digest); a
+different content under a known (device, seq), or a known event_id under another (device, seq),
+is a conflict: the message is dead-lettered with reason `conflict`, recorded in the `conflicts`
+table, and the first content stays what counts.
 
 The index is one SQLite file, checked and updated per batch in one transaction: a batch of new
 events costs one `executemany` of INSERT OR IGNORE; only when some row was already there are the
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS seen (
     digest BLOB NOT NULL,
     ts_us INTEGER NOT NULL,
     first_us INTEGER NOT NULL,
+    shape BLOB,
     UNIQUE (device, seq),
     UNIQUE (event_id)
 );
@@ -68,8 +70,8 @@ CREATE INDEX IF NOT EXISTS conflicts_by_device ON conflicts (device, ts_us);
 """
 
 _INSERT = (
-    "INSERT OR IGNORE INTO seen (device, seq, event_id, digest, ts_us, first_us) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO seen (device, seq, event_id, digest, ts_us, first_us, shape) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 PRUNE_EVERY_US = 3600 * 1_000_000
 PRUNE_CHUNK = 50_000
@@ -85,6 +87,16 @@ def content_digest(event: TapEvent) -> bytes:
     text = (
         f"{event.event_id}\x1f{event.ts}\x1f{event.card_uid}\x1f{event.kind}\x1f"
         f"{event.meal_period or ''}\x1f{event.person_id or ''}\x1f"
+        f"{event.auto:d}{event.clock_synced:d}"
+    )
+    return _blake2b(text.encode(), digest_size=16).digest()
+
+
+def shape_digest(event: TapEvent) -> bytes:
+    """The content digest without the person's ids: what an erasure at the kiosk (v1.3, the
+    ids replaced by a token) leaves unchanged."""
+    text = (
+        f"{event.event_id}\x1f{event.ts}\x1f{event.kind}\x1f{event.meal_period or ''}\x1f"
         f"{event.auto:d}{event.clock_synced:d}"
     )
     return _blake2b(text.encode(), digest_size=16).digest()
@@ -149,6 +161,9 @@ class SeenIndex:
         self._db = db.connect(path, autocommit=True, shared=True)
         self._lock = threading.Lock()
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(seen)")}
+        if "shape" not in columns:  # an index from before v1.3: its rows have no shape
+            self._db.execute("ALTER TABLE seen ADD COLUMN shape BLOB")
         self._next_prune_us = 0
 
     def close(self) -> None:
@@ -163,7 +178,7 @@ class SeenIndex:
         `ts_us`: the events' times in µs if the caller has them (saves parsing them again).
         """
         conflicts: dict[int, Conflict] = {}
-        rows: list[tuple[str, int, bytes, bytes, int, int]] = []
+        rows: list[tuple[str, int, bytes, bytes, int, int, bytes]] = []
         positions: list[int] = []
         in_batch: dict[tuple[str, int], int] = {}
         ids_in_batch: dict[bytes, int] = {}
@@ -171,7 +186,8 @@ class SeenIndex:
             key = (event.device_id, event.seq)
             eid = _id_bytes(event.event_id)
             ts = ts_us[i] if ts_us is not None else event.ts_us
-            row = (event.device_id, event.seq, eid, content_digest(event), ts, now_us)
+            digest, shape = content_digest(event), shape_digest(event)
+            row = (event.device_id, event.seq, eid, digest, ts, now_us, shape)
             earlier = in_batch.get(key)
             if earlier is None:
                 earlier = ids_in_batch.get(eid)
@@ -194,7 +210,7 @@ class SeenIndex:
                 if db.total_changes - before != len(rows):
                     # Some rows existed (a redelivery, or a conflict): look at each one.
                     for pos, row in zip(positions, rows, strict=True):
-                        found = self._compare(row)
+                        found = self._compare(row, erased=events[pos].erased)
                         if found is not None:
                             rule, first_seq, first_eid, first_ts = found
                             conflicts[pos] = self._conflict(
@@ -232,15 +248,27 @@ class SeenIndex:
         return conflicts
 
     def _compare(
-        self, row: tuple[str, int, bytes, bytes, int, int]
+        self, row: tuple[str, int, bytes, bytes, int, int, bytes], *, erased: bool = False
     ) -> tuple[str, int, bytes, int] | None:
-        """None when the stored row says the same; else (rule, first seq, first id, first ts)."""
-        device, seq, eid, digest, _, _ = row
+        """None when the stored row says the same; else (rule, first seq, first id, first ts).
+
+        `erased`: the event's ids are an erasure's token (the kiosk pseudonymised it, v1.3); it
+        is the same event when all but the ids are (its shape; for a row from before v1.3, its
+        id and time), and the first digest is kept.
+        """
+        device, seq, eid, digest, ts, _, shape = row
         stored = self._db.execute(
-            "SELECT event_id, digest, ts_us FROM seen WHERE device = ? AND seq = ?", (device, seq)
+            "SELECT event_id, digest, ts_us, shape FROM seen WHERE device = ? AND seq = ?",
+            (device, seq),
         ).fetchone()
         if stored is not None:
             if bytes(stored[1]) == digest:
+                return None
+            if erased and (
+                bytes(stored[3]) == shape
+                if stored[3] is not None
+                else bytes(stored[0]) == eid and int(stored[2]) == ts
+            ):
                 return None
             return "seq", seq, bytes(stored[0]), int(stored[2])
         other = self._db.execute(

@@ -12,6 +12,9 @@ yesterday is still right for yesterday's taps:
   before a card's first recorded holder, that holder counts as holding it;
 - the person's home site must be the device's site (a site's roster holds only its people).
 
+A tap whose ids are an erasure's token (`erased-…`, pseudonymised by the kiosk after an erase
+command) is not checked: the person is gone from the registry by design, and the tap counts.
+
 A mismatch is not lost: the tap is stored as a suspect point (`suspect_taps`, which no count
 reads) and reported to the caller, which raises an alert naming what did not match.
 
@@ -104,7 +107,9 @@ class Snapshot:
     def check(self, site_id: str, event: TapEvent, ts_us: int, received_us: int) -> Mismatch | None:
         """None when the tap names no person or matches the registry."""
         person = event.person_id
-        if person is None:
+        if person is None or event.erased:
+            # A tap of an erased person, pseudonymised at the kiosk (v1.3): it counts like the
+            # cloud's pseudonymised points and names nobody to alert about.
             return None
         home = self.homes.get(person)
         if home == site_id:

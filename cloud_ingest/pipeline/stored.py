@@ -23,7 +23,7 @@ from typing import Any
 
 from cloud_ingest.pipeline.live import LiveEvent
 from warmcard.contract import MEAL_KINDS, Kind, MealPeriod
-from warmcard.ids import CARD_UID_RE, DEVICE_ID_RE, EVENT_ID_RE, PERSON_ID_RE, SITE_ID_RE
+from warmcard.ids import DEVICE_ID_RE, EVENT_CARD_RE, EVENT_ID_RE, PERSON_ID_RE, SITE_ID_RE
 from warmcard.rejections import InvalidPayload, Reason
 
 STORED_ROOT = "warmcard/internal/v1/stored"
@@ -108,7 +108,7 @@ def _tap(row: Any) -> StoredTap:
         (SITE_ID_RE, site),
         (DEVICE_ID_RE, device),
         (EVENT_ID_RE, event_id),
-        (CARD_UID_RE, card),
+        (EVENT_CARD_RE, card),
     )
     for pattern, value in checks:
         if not isinstance(value, str) or not pattern.fullmatch(value):

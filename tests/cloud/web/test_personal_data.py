@@ -208,6 +208,22 @@ def _text_of_sqlite(path: Path, skip_tables: tuple[str, ...] = ()) -> str:
     return "\n".join(out)
 
 
+def _pending_erasures(console_db: Path) -> list[str]:
+    conn = sqlite3.connect(console_db)
+    try:
+        return [r[0] for r in conn.execute("SELECT device_id FROM kiosk_erasures")]
+    finally:
+        conn.close()
+
+
+def _count(path: Path, table: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+    finally:
+        conn.close()
+
+
 def _influx_text(live: LiveConsole) -> tuple[str, int]:
     series = live.service.console.query_storage.query('SELECT * FROM "taps", "suspect_taps"')
     rows = [r for s in series for r in s.rows()]
@@ -284,6 +300,30 @@ def test_erasure_leaves_nothing_of_the_person(running, mosquitto, tmp_path) -> N
         now_cached = cached()
         assert PERSON not in now_cached and CARD not in now_cached and "长者3" in now_cached
         assert kiosk.cache.lookup(CARD) is None  # the kiosk no longer knows the card
+        # Every kiosk gets an erase command; this one confirms it in its heartbeat, and the
+        # console forgets it (the other kiosks of the registry are not running: theirs wait).
+        console_db = live.service.settings.console_db
+        wait_for(lambda: ids["gate_a"] not in _pending_erasures(console_db), timeout=15)
+        assert kiosk.uplink.stats.erased_events == 1
+        assert _pending_erasures(console_db), "kiosks that are offline get it when back"
+        # The outbox on the SD card (its WAL checkpointed) names nobody erased any more.
+        outbox = settings.outbox_path
+        raw_outbox = b"".join(
+            p.read_bytes() for p in (outbox, outbox.with_name(outbox.name + "-wal")) if p.exists()
+        )
+        assert [m for m in (NAME, PERSON, CARD) if m.encode() in raw_outbox] == []
+        assert b"04A1B203" in raw_outbox  # the neighbour's tap is untouched
+        # A forced resend of every seq stores nothing identifying, and raises no alert, dead
+        # letter or conflict: the erased tap lands on the cloud's pseudonymised point.
+        console = live.service.console
+        letters = live.service.settings.deadletter_path
+        stored, alerts_before = console.stored_taps, _count(console.alerts.db_path, "alerts")
+        letters_before = _count(letters, "dead_letters")
+        assert kiosk.outbox.resend(1, kiosk.outbox.last_seq()) == 2
+        kiosk.uplink.wake()
+        wait_for(lambda: console.stored_taps >= stored + 2, timeout=15)
+        assert _count(letters, "dead_letters") == letters_before
+        assert _count(console.alerts.db_path, "alerts") == alerts_before
     finally:
         kiosk.stop()
     after = {
@@ -296,8 +336,12 @@ def test_erasure_leaves_nothing_of_the_person(running, mosquitto, tmp_path) -> N
     after_text, after_points = _influx_text(live)
     print(f"after erasure, markers per store: {after}; in the raw files: {raw}")
     assert after == {k: [] for k in stores} and raw == {k: [] for k in stores}
-    console_text = _text_of_sqlite(live.service.settings.console_db, skip_tables=("audit_log",))
+    console_text = _text_of_sqlite(
+        live.service.settings.console_db, skip_tables=("audit_log", "kiosk_erasures")
+    )
     assert NAME not in console_text and CARD not in console_text
+    # Erase commands still waiting for kiosks that are offline hold the id and card, never a name.
+    assert NAME not in _text_of_sqlite(live.service.settings.console_db)
     audit = _text_of_sqlite(live.service.settings.console_db)
     # The audit log keeps who acted on which id (person id, card number), never a name: it is
     # the record of processing, kept and never rewritten (docs/security.md, "what is left").

@@ -149,6 +149,7 @@ def erase(request: Request, person_id: str, scope: ScopeDep, service: ServiceDep
             storage=service.query_storage,
             alerts_db=service.alerts.db_path,
             deadletter_db=service.settings.deadletter_path,
+            console_db=service.settings.console_db,
         )
     except RegistryEditError as exc:
         raise vis.edit_error(exc) from None
