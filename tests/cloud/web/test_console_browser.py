@@ -6,9 +6,7 @@ CSV/XLSX downloads are checked, and an unknown card tapped in enrol mode is assi
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import random
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,21 +19,14 @@ from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page
 
 from cloud_ingest.alerts.settings import AlertSettings
-from firmware_gateway.readers.sim import SimReader
-from firmware_gateway.settings import GatewaySettings
-from firmware_gateway.uplink import UplinkTiming
-from kiosk.feedback import LogFeedback
-from kiosk.runtime import Kiosk
 from tests.faults.tcpproxy import TcpProxy
-from tests.support.console import LiveConsole, browser_login, live_console
+from tests.support.console import LiveConsole, browser_login, kiosk, live_console
 from tests.support.ingest import TZ, EventMaker, wait_for
 from warmcard.contract import Kind, MealPeriod
-from warmcard.settings import MqttSettings
 from warmcard.timestamps import now_us
 
 DAY_US = 86_400_000_000
 EVIL = "=cmd|' /C calc'!A0"
-FAST = UplinkTiming(backoff_min_s=0.05, backoff_max_s=0.3, idle_wait_s=0.1, drain_s=1.0)
 XIZHOU = "dali/dalishi/xizhou"
 
 
@@ -47,26 +38,6 @@ def console(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[L
         tmp_path, mosquitto, influxd, influx_db, topic_prefix, alerts=alerts
     ) as running:
         yield running
-
-
-@contextlib.contextmanager
-def kiosk(c: LiveConsole, device: str, port: int) -> Iterator[tuple[Kiosk, SimReader]]:
-    """A real Kiosk (simulated reader) on `port`, configured by ingest's downlink."""
-    settings = GatewaySettings(
-        device_id=device,
-        data_dir=c.tmp / "kiosks" / device,
-        mqtt=MqttSettings(port=port),
-        heartbeat_s=0.5,
-        screen_port=None,
-    )
-    reader = SimReader()
-    gateway = Kiosk(settings, reader, LogFeedback(), rng=random.Random(1), timing=FAST, tick_s=0.2)
-    gateway.start()
-    try:
-        assert gateway.wait_ready(15), "the kiosk got no config or roster from ingest"
-        yield gateway, reader
-    finally:
-        gateway.stop()
 
 
 def this_month() -> str:
