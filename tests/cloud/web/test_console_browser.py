@@ -211,10 +211,11 @@ def test_card_tapped_in_enrol_mode_is_assigned_from_the_browser(
         reader.tap(uid)  # an unregistered card on the real kiosk: it reports unknown_card
         capture = page.locator('#captures [data-known="false"]', has_text=uid)
         capture.wait_for(timeout=15_000)
-        capture.locator("input[name=person_id]").fill("P0002")
-        with page.expect_navigation():
-            capture.locator("button").click()
-        assert page.url == console.url + "/registry/people/P0002"
+        capture.locator("input.pick").fill("P0002")
+        capture.locator('button.pick-person[data-person="P0002"]').click()
+        page.locator('#captures [data-assigned="P0002"]', has_text=uid).wait_for()
+        assert "已登记给 长者2" in capture.inner_text()
+        page.goto(console.url + "/registry/people/P0002")
         assert uid in page.inner_text("#cards")
 
         # Ingest republishes the site's roster: the kiosk now knows the card offline too.
