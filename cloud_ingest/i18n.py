@@ -165,6 +165,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "active_cards": ("在用卡片", "Active cards"),
     "add_person": ("新增人员", "Add a person"),
     "add": ("新增", "Add"),
+    "import_people": ("批量导入人员", "Import people"),
+    "import_hint": (
+        "粘贴表格中的行（含表头），或上传与命令行相同的 CSV/XLSX：person_id, display_name, "
+        "site_id, role。先预览；有任何一行出错则不写入。",
+        "Paste rows with their header, or upload the CSV/XLSX the command line takes: "
+        "person_id, display_name, site_id, role. Preview first; one bad row and nothing is "
+        "written.",
+    ),
+    "paste_rows": ("粘贴行", "Pasted rows"),
+    "upload_sheet": ("或上传文件", "Or upload a file"),
+    "preview": ("预览", "Preview"),
+    "import_n": ("导入 {n} 人", "Import {n} people"),
+    "import_problems": ("{n} 处问题，未写入", "{n} problem(s), nothing written"),
+    "imported_n": ("已导入 {n} 人", "{n} people imported"),
+    "new_row": ("新增", "New"),
+    "updated_row": ("更新", "Update"),
+    "line": ("行", "Line"),
+    "problem": ("问题", "Problem"),
     "card_active": ("在用", "Active"),
     "card_inactive": ("停用", "Inactive"),
     "deactivate": ("停用", "Deactivate"),
