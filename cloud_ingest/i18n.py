@@ -219,6 +219,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "enrolled_to": ("已登记给 {name}", "Assigned to {name}"),
     "has_card": ("已有卡", "Has a card"),
     "enrol_failed": ("登记失败：{error}", "Not assigned: {error}"),
+    "move_card": ("转移", "Move it"),
+    "cancel": ("取消", "Cancel"),
+    "confirm_deactivate": (
+        "停用卡 {uid}？停用后刷此卡视为未登记的卡。",
+        "Deactivate card {uid}? It then taps as an unknown card.",
+    ),
     "not_done": ("未完成", "Not done"),
     "back": ("返回", "Back"),
     "n_total": ("共 {n} 条", "{n} in all"),

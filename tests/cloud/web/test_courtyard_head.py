@@ -5,7 +5,7 @@ InfluxDB with a real Kiosk: an account granted one site lands on that site, live
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -287,3 +287,55 @@ def test_a_sheet_with_bad_rows_writes_nothing_and_names_every_problem(
             },
         )
         assert (r2.status_code, r2.text.count("import-refused")) == (404, 1)
+
+
+def test_moving_a_held_card_and_deactivating_ask_first(
+    browser: Browser, console: LiveConsole
+) -> None:
+    site_a = console.ids["site_a"]
+    add_user(console.service.settings.console_db, "head-a", Role.MANAGER, f"{XIZHOU}/{site_a}")
+    page = browser_login(browser, console.url, "head-a", path="/registry/people/P0002")
+    # P0001's card typed on P0002's page: the console asks, naming the holder, before moving.
+    page.fill("#assign-card input[name=card]", "04:A1:B2:01")
+    with page.expect_navigation():
+        page.click("#assign-card button")
+    assert page.inner_text("#move-question") == "此卡属于 长者1 (P0001)，是否转移？"
+    with page.expect_navigation():
+        page.click("#move-card button")
+    assert page.url == console.url + "/registry/people/P0002"
+    assert "04A1B201" in page.inner_text("#cards")
+
+    # Deactivating asks too: dismissed, the card stays in use; accepted, it is taken out.
+    asked: list[str] = []
+
+    def answer(accept: bool) -> Callable[[Dialog], None]:
+        def respond(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            if accept:
+                dialog.accept()
+            else:
+                dialog.dismiss()
+
+        return respond
+
+    card = page.locator('#cards tr[data-card="04A1B201"]')
+    page.once("dialog", answer(False))
+    card.locator("button").click()
+    page.wait_for_timeout(300)
+    assert page.url == console.url + "/registry/people/P0002" and card.locator("button").count()
+    page.once("dialog", answer(True))
+    with page.expect_navigation():
+        card.locator("button").click()
+    assert asked == ["停用卡 04A1B201？停用后刷此卡视为未登记的卡。"] * 2
+    assert page.locator('#cards tr[data-card="04A1B201"] button').count() == 0  # out of use
+    assert not console.service.registry.query(
+        "SELECT active FROM cards WHERE card_uid = '04A1B201'"
+    )[0][0]
+    assert page.errors == []  # type: ignore[attr-defined]
+    page.context.close()
+
+    # Who did both is in the audit log.
+    with closing(logged_in(console.url, "root-admin")) as admin:
+        rows = admin.get("/api/v1/audit", params={"user": "head-a", "per_page": 500}).json()
+    done = {(r["action"], r["object_kind"], r["status"]) for r in rows["items"]}
+    assert ("edit", "person", 303) in done and ("edit", "card", 303) in done

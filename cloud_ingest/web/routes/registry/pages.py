@@ -226,10 +226,25 @@ def person_card_form(
     service: ServiceDep,
     card: Annotated[str, Form(max_length=64)],
     order: Annotated[Literal["le", "be"], Form()] = "le",
+    move: Annotated[bool, Form()] = False,
 ) -> Response:
     back = f"/registry/people/{person_id}"
     try:
         uid = card_uid_from_text(card, order)
+        person = vis.editable_person(service, scope, person_id)
+        held = rc.get_card(service.registry, scope.view, uid)
+        if held and held.active and held.person_id != person.person_id and not move:
+            # Someone the user can see holds it: ask before moving it (the form again, with move).
+            holder = rc.get_person(service.registry, scope.view, held.person_id)
+            return _page(
+                ctx,
+                "registry_move.html",
+                "assign_card",
+                section="/registry/people",
+                person=person,
+                card=uid,
+                holder=holder,
+            )
         vis.assign_card(service, scope, uid, person_id)
     except (HTTPException, RegistryEditError) as exc:
         return _error_page(ctx, exc, back)
