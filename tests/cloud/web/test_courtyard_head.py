@@ -18,6 +18,9 @@ from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import Role
 from cloud_ingest.registry.names import initials
+from kiosk.feedback import LogFeedback
+from kiosk.policy import MSG_ENROLLING, MSG_UNKNOWN, Outcome
+from kiosk.screen import compose
 from tests.support.console import (
     FAST_HASHER,
     LiveConsole,
@@ -339,3 +342,48 @@ def test_moving_a_held_card_and_deactivating_ask_first(
         rows = admin.get("/api/v1/audit", params={"user": "head-a", "per_page": 500}).json()
     done = {(r["action"], r["object_kind"], r["status"]) for r in rows["items"]}
     assert ("edit", "person", 303) in done and ("edit", "card", 303) in done
+
+
+def test_the_kiosk_says_enrolling_while_its_enrol_window_is_open(
+    console: LiveConsole, mosquitto: Any
+) -> None:
+    site_a, gate = console.ids["site_a"], console.ids["gate_a"]
+    add_user(console.service.settings.console_db, "head-a", Role.MANAGER, f"{XIZHOU}/{site_a}")
+    with (
+        kiosk(console, gate, mosquitto.port) as (gateway, reader),
+        closing(logged_in(console.url, "head-a")) as api,
+    ):
+        feedback = gateway.feedback
+        assert isinstance(feedback, LogFeedback)
+        reader.tap("04E2000A")  # no enrol window: the usual answer
+        wait_for(lambda: len(feedback.shown) == 1)
+        assert feedback.shown[-1] == (Outcome.UNKNOWN, MSG_UNKNOWN)
+
+        csrf = api.get("/api/v1/me").json()["csrf_token"]
+        r = api.post(
+            f"/api/v1/registry/devices/{gate}/enrol",
+            json={"minutes": 5},
+            headers={"X-CSRF-Token": csrf},
+        )
+        assert r.status_code == 200
+        # The retained config now carries the window's end; the kiosk takes it within seconds.
+        wait_for(lambda: gateway.config is not None and gateway.config.enrol_until_us > 0)
+        reader.tap("04E2000B")
+        wait_for(lambda: len(feedback.shown) == 2)
+        assert feedback.shown[-1] == (Outcome.UNKNOWN, MSG_ENROLLING)
+        screen = compose(Outcome.UNKNOWN, MSG_ENROLLING, None)
+        assert screen["title_zh"].startswith("登记中") and "未登记" not in str(screen)
+        # The console still captures the card for the enrol page.
+        wait_for(
+            lambda: any(
+                c["card_uid"] == "04E2000B"
+                for c in api.get(f"/api/v1/registry/devices/{gate}/enrol").json()["captures"]
+            )
+        )
+
+        r = api.delete(f"/api/v1/registry/devices/{gate}/enrol", headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 200
+        wait_for(lambda: gateway.config is not None and gateway.config.enrol_until_us == 0)
+        reader.tap("04E2000C")
+        wait_for(lambda: len(feedback.shown) == 3)
+        assert feedback.shown[-1] == (Outcome.UNKNOWN, MSG_UNKNOWN)
