@@ -70,7 +70,7 @@ class ConsoleService(CloudProcess):
             default_tz=settings.tz,
             clock=clock,
         )
-        self.enrol = EnrolMode(self.registry)
+        self.enrol = EnrolMode(self.registry, on_window=self._publish_configs)
         # Erase commands recorded by erasures (here or by `warmcard person erase`) for kiosks.
         self.kiosk_erasures = KioskErasures(settings.console_db, clock=clock)
         self.stored_batches = 0
@@ -119,6 +119,11 @@ class ConsoleService(CloudProcess):
 
     def _publish_downlink(self) -> None:
         self.downlink.publish_all()
+
+    def _publish_configs(self) -> None:
+        """An enrol window opened or closed: send what changed now (offline: on reconnect)."""
+        if self.devicelink.connected.is_set():
+            self.downlink.publish_all(changed_only=True)
 
     def start(self) -> None:
         """Connect everything; InfluxDB being down at start is survived (the consumer waits)."""

@@ -30,7 +30,7 @@ from importlib import resources
 from typing import Any, Protocol
 
 from kiosk.errors import ScreenError
-from kiosk.policy import Decision, Outcome
+from kiosk.policy import MSG_ENROLLING, Decision, Outcome
 from warmcard.contract import Kind, Mode
 from warmcard.localtime import DEFAULT_TZ
 
@@ -133,7 +133,7 @@ def compose(
     zh, en = split_bilingual(message)
     title_zh, title_en = HEADLINES[outcome]
     detail_zh = detail_en = ""
-    if outcome is Outcome.SUCCESS and (zh or en):
+    if (outcome is Outcome.SUCCESS or message == MSG_ENROLLING) and (zh or en):
         title_zh, title_en = zh, en
     elif (zh or en) and not _same_text(zh, title_zh):
         # The name ("杨桂英 本餐已领" -> "杨桂英"), or what the fault is: staff need to know.

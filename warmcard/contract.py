@@ -282,10 +282,13 @@ class DeviceConfig(_Wire):
     meals: list[MealWindow] = Field(default_factory=list)
     # Added in v1.1 (omitted when empty): the site's name from the registry, for the screen.
     site_name: str = Field(default="", max_length=64)
+    # Added in v1.3 (omitted when 0): the kiosk's enrol window ends then (µs since the epoch);
+    # until then an unknown card shows "登记中" (being enrolled), not "未登记的卡".
+    enrol_until_us: int = Field(default=0, ge=0)
 
     @model_serializer(mode="wrap")
     def _compatible(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return _omit_defaults(self, handler, {"site_name": ""})
+        return _omit_defaults(self, handler, {"site_name": "", "enrol_until_us": 0})
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

@@ -10,7 +10,7 @@ console may show them; a capture is keyed by event id, so several consoles store
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cloud_ingest.errors import RegistryEditError
@@ -53,8 +53,11 @@ class EnrolState:
 class EnrolMode:
     """Enrol windows and captures in the registry database; `observe` is the ingest hook."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, on_window: Callable[[], None] = lambda: None) -> None:
         self.registry = registry
+        # Called after a window opens or closes: the service republishes the kiosk's config,
+        # whose enrol_until_us makes the kiosk say "登记中" for unknown cards.
+        self.on_window = on_window
 
     def start(self, device_id: str, minutes: float, by: str) -> EnrolState:
         if not 0 < minutes <= MAX_MINUTES:
@@ -68,11 +71,13 @@ class EnrolMode:
                 "started_by = excluded.started_by",
                 (device_id, now, now + int(minutes * 60_000_000), by),
             )
+        self.on_window()
         return self.state(device_id)
 
     def stop(self, device_id: str) -> EnrolState:
         with self.registry.write() as db:
             db.execute("DELETE FROM enrol_windows WHERE device_id = ?", (device_id,))
+        self.on_window()
         return self.state(device_id)
 
     def state(self, device_id: str, limit: int = 20) -> EnrolState:

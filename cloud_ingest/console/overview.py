@@ -154,7 +154,7 @@ class Overview:
         return result
 
     def default_scope(self, user: User) -> str:
-        """Root for a root grant or several grants; else the one granted area."""
+        """Root for a root grant or several grants; else the one granted area (or site)."""
         tops = _top_grants(user)
         return tops[0] if len(tops) == 1 else areas.ROOT
 
@@ -169,7 +169,9 @@ class Overview:
         if path == areas.ROOT:
             return path
         table = table or self.table()
-        if path not in table.hierarchy.areas or not can(user, Action.VIEW, path):
+        # A courtyard head's grant is a site's own leaf path: a scope like any area.
+        known = path in table.hierarchy.areas or _site_at(table, path) is not None
+        if not known or not can(user, Action.VIEW, path):
             raise AreaNotVisible(area)
         return path
 
@@ -274,13 +276,28 @@ def _matches(row: dict[str, Any], needle: str) -> bool:
     )
 
 
+def _site_at(table: _Table, path: str) -> dict[str, Any] | None:
+    """The row of the site placed at this leaf path, if any (and if the live state has it)."""
+    segments = areas.segments(path)
+    if not segments or table.hierarchy.site_paths.get(segments[-1]) != path:
+        return None
+    return table.rows.get(segments[-1])
+
+
 def _node(table: _Table, path: str) -> dict[str, Any]:
     area = table.hierarchy.areas.get(path)
+    site = None if area else _site_at(table, path)
+    if area:
+        level, zh, en = area.level.value, area.name_zh, area.name_en
+    elif site:
+        level, zh, en = "site", site["name_zh"], site["name_en"]
+    else:
+        level, zh, en = "root", "全部", "All"
     totals = table.totals.get(path, {})
     return {
         "path": path,
-        "level": area.level.value if area else "root",
-        "name_zh": area.name_zh if area else "全部",
-        "name_en": area.name_en if area else "All",
+        "level": level,
+        "name_zh": zh,
+        "name_en": en,
         **{m: totals.get(m, 0) for m in ROLLUP_METRICS},
     }

@@ -9,6 +9,7 @@ cleared (an empty retained message), so the broker keeps no stale names.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Protocol
 
 from cloud_ingest.registry.store import Registry
@@ -30,9 +31,15 @@ class Downlink:
         self.publisher = publisher
         self._sent: dict[str, bytes] = {}
         self._parts_sent: dict[str, int] = {}  # device -> parts of the roster last published
+        # The sync loop and a console request (an enrol window) may both publish.
+        self._lock = threading.Lock()
 
     def publish_all(self, changed_only: bool = False) -> int:
         """Returns how many messages were published."""
+        with self._lock:
+            return self._publish_all(changed_only)
+
+    def _publish_all(self, changed_only: bool) -> int:
         count = 0
         rosters: dict[str, list[bytes]] = {}
         for device in self.registry.devices():

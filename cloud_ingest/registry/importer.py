@@ -51,6 +51,36 @@ WRITE_CHUNK = 1000
 class ImportSummary:
     counts: dict[str, int] = field(default_factory=dict)
     version: int = 0
+    people: list[Row] = field(default_factory=list)  # (person_id, name, site_id, role) checked
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file's bytes that came without a path (a browser upload or pasted text)."""
+
+    name: str
+    data: bytes
+
+
+def sheet_as_csv(name: str, data: bytes) -> Upload:
+    """An upload as CSV bytes: an .xlsx workbook's first sheet converted, anything else as is."""
+    if not name.lower().endswith(".xlsx"):
+        return Upload(name, data)
+    from openpyxl import load_workbook  # only uploads of workbooks pay for the import
+
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:  # openpyxl raises zipfile, XML and its own errors for a bad file
+        raise ImportFailed(
+            [(name, 0, "not an Excel .xlsx workbook; save it again as .xlsx")]
+        ) from None
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    sheet = book.worksheets[0]
+    for row in sheet.iter_rows(values_only=True):
+        writer.writerow(["" if v is None else str(v) for v in row])
+    book.close()
+    return Upload(name, out.getvalue().encode("utf-8"))
 
 
 @dataclass
@@ -59,13 +89,16 @@ class _Rows:
     rows: list[tuple[int, dict[str, str]]]
 
 
-def _read(path: Path, kind: str, problems: list[Problem]) -> _Rows:
-    name = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        problems.append((name, 0, f"cannot read file: {exc.strerror}"))
-        return _Rows(name, [])
+def _read(path: Path | Upload, kind: str, problems: list[Problem]) -> _Rows:
+    if isinstance(path, Upload):
+        name, raw = path.name, path.data
+    else:
+        name = str(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            problems.append((name, 0, f"cannot read file: {exc.strerror}"))
+            return _Rows(name, [])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -289,19 +322,24 @@ def import_csv(
     *,
     sites: Path | None = None,
     devices: Path | None = None,
-    people: Path | None = None,
+    people: Path | Upload | None = None,
     cards: Path | None = None,
     progress: Progress | None = None,
+    dry_run: bool = False,
 ) -> ImportSummary:
     """Validate every row of every file, then upsert all of them in one transaction.
 
     Raises ImportFailed listing every problem; in that case nothing is written. `progress`
     hears (done, total) where total is twice the row count: each row is checked, then written.
+    `dry_run` checks only: the summary says what would be written (a preview).
     """
     v = _Validator(registry)
     empty = _Rows("", [])
     files = {"sites": sites, "devices": devices, "people": people, "cards": cards}
-    read = {k: _read(Path(p), k, v.problems) if p else empty for k, p in files.items()}
+    read = {
+        k: _read(p if isinstance(p, Upload) else Path(p), k, v.problems) if p else empty
+        for k, p in files.items()
+    }
     total = 2 * sum(len(r.rows) for r in read.values())
     done = 0
 
@@ -327,6 +365,14 @@ def import_csv(
     checked("cards")
     if v.problems:
         raise ImportFailed(sorted(v.problems, key=lambda p: (p[0], p[1])))
+    counts = {
+        "sites": len(site_rows),
+        "devices": len(device_rows),
+        "people": len(people_rows),
+        "cards": len(card_rows),
+    }
+    if dry_run:
+        return ImportSummary(counts, registry.version, people_rows)
 
     statements: list[tuple[str, list[Row]]] = [
         (
@@ -369,12 +415,4 @@ def import_csv(
         raise ImportFailed(
             [("(registry)", 0, f"database error, nothing imported: {exc}")]
         ) from None
-    return ImportSummary(
-        counts={
-            "sites": len(site_rows),
-            "devices": len(device_rows),
-            "people": len(people_rows),
-            "cards": len(card_rows),
-        },
-        version=registry.version,
-    )
+    return ImportSummary(counts, registry.version, people_rows)

@@ -25,3 +25,15 @@ def name_problem(name: str, max_len: int) -> str | None:
         if unicodedata.category(c) in REFUSED_CATEGORIES:
             return f"holds a control or invisible character (U+{ord(c):04X})"
     return None
+
+
+def initials(name: str) -> str:
+    """Pinyin initials of a name's Chinese characters, lower case ('张秀英' -> 'zxy'); other
+    letters and digits kept as they are, so a search box can match '张秀英' by typing 'zxy'."""
+    # Imported here: pypinyin loads its dictionaries (a few MB) on first use, and only the
+    # pages that search people by initials need them.
+    from pypinyin import Style, lazy_pinyin
+
+    # One letter per Chinese character; any other run (Latin, digits) comes back whole.
+    parts = lazy_pinyin(name, style=Style.FIRST_LETTER, errors=lambda s: s)
+    return "".join(c for part in parts for c in part if c.isalnum()).lower()

@@ -343,6 +343,10 @@ class Registry:
         if device is None:
             raise RegistryError(f"device {device_id} is not in the registry; import it first")
         site = self._sites[device.site_id]
+        window = self.query(
+            "SELECT until_us FROM enrol_windows WHERE device_id = ? AND until_us > ?",
+            (device_id, self.clock()),
+        )
         return DeviceConfig(
             device_id=device.device_id,
             site_id=site.site_id,
@@ -353,6 +357,7 @@ class Registry:
             debounce_s=device.debounce_s,
             meals=list(site.meals),
             site_name=site.name_zh[:64],
+            enrol_until_us=int(window[0][0]) if window else 0,
         )
 
     def roster(self, site_id: str) -> Roster:

@@ -43,6 +43,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/registry/people/{person_id}/erase"): Rule(A.ERASE, K.PERSON, "person_id"),
     ("POST", "/api/v1/registry/people"): Rule(A.CREATE, K.PERSON),
     ("POST", "/registry/people"): Rule(A.CREATE, K.PERSON),
+    ("POST", "/registry/people/import"): Rule(A.CREATE, K.PERSON),
     ("GET", "/api/v1/registry/people"): Rule(A.SEARCH, K.PERSON),
     ("GET", "/registry/people"): Rule(A.SEARCH, K.PERSON),
     ("GET", "/api/v1/registry/people.csv"): Rule(A.EXPORT, K.PERSON),

@@ -7,6 +7,7 @@ import rule can keep it pure.
 
 from kiosk.policy.outcomes import (
     MSG_DISK_FULL,
+    MSG_ENROLLING,
     MSG_FAULT,
     MSG_NO_STAFF_CARD,
     MSG_NOT_CONFIGURED,
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_MEALS",
     "MEAL_NAMES",
     "MSG_DISK_FULL",
+    "MSG_ENROLLING",
     "MSG_FAULT",
     "MSG_NOT_CONFIGURED",
     "MSG_NOT_ON_ROSTER",

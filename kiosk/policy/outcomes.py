@@ -19,6 +19,8 @@ class Outcome(StrEnum):
 
 MSG_REPEAT = "已记录 Already recorded"
 MSG_UNKNOWN = "未登记的卡，请找工作人员 Unknown card, please see staff"
+# An unknown card while the console has this kiosk in enrol mode: it is being given out.
+MSG_ENROLLING = "登记中，请在控制台选择老人 Being enrolled: pick the elder in the console"
 MSG_NOT_CONFIGURED = "未配置 Not configured"
 MSG_FAULT = "存储故障，未记录，请告知工作人员 Storage fault, not recorded: please tell staff"
 MSG_DISK_FULL = "存储已满，未记录，请告知工作人员 Storage full, not recorded: please tell staff"

@@ -30,6 +30,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kiosk.policy.outcomes import (
+    MSG_ENROLLING,
     MSG_NOT_ON_ROSTER,
     MSG_REPEAT,
     MSG_UNKNOWN,
@@ -190,7 +191,10 @@ class Policy:
             return Decision(card_uid, None, Outcome.REPEAT, MSG_REPEAT)
         entry = self.lookup(card_uid)
         if entry is None:
-            return Decision(card_uid, Kind.UNKNOWN_CARD, Outcome.UNKNOWN, MSG_UNKNOWN)
+            # Still an unknown_card event: the console captures it for the enrol page.
+            enrolling = now_us < self.config.enrol_until_us
+            message = MSG_ENROLLING if enrolling else MSG_UNKNOWN
+            return Decision(card_uid, Kind.UNKNOWN_CARD, Outcome.UNKNOWN, message)
         name, person = entry.display_name, entry.person_id
         if entry.role is Role.STAFF and self.config.mode is Mode.CANTEEN:
             period = self.meal_period_at(now_us)  # the meal the list records, in its header

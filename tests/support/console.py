@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import random
 import re
 import socket
 import threading
@@ -34,8 +35,14 @@ from cloud_ingest.web.security import (
     configure_auth,
     install_login_redirect,
 )
+from firmware_gateway.readers.sim import SimReader
+from firmware_gateway.settings import GatewaySettings
+from firmware_gateway.uplink import UplinkTiming
+from kiosk.feedback import LogFeedback
+from kiosk.runtime import Kiosk
 from tests.support.ingest import Publisher, make_settings, write_registry
 from tests.support.stack import Stack
+from warmcard.settings import MqttSettings
 
 PASSWORD = "erhai-sunrise-2718"
 # Cheap argon2 for tests only; production uses the library's RFC 9106 defaults.
@@ -399,3 +406,26 @@ def live_console(
             yield LiveConsole(url, app, ids, service, publisher, tmp)
     finally:
         publisher.close()
+
+
+FAST = UplinkTiming(backoff_min_s=0.05, backoff_max_s=0.3, idle_wait_s=0.1, drain_s=1.0)
+
+
+@contextlib.contextmanager
+def kiosk(c: LiveConsole, device: str, port: int) -> Iterator[tuple[Kiosk, SimReader]]:
+    """A real Kiosk (simulated reader) on `port`, configured by ingest's downlink."""
+    settings = GatewaySettings(
+        device_id=device,
+        data_dir=c.tmp / "kiosks" / device,
+        mqtt=MqttSettings(port=port),
+        heartbeat_s=0.5,
+        screen_port=None,
+    )
+    reader = SimReader()
+    gateway = Kiosk(settings, reader, LogFeedback(), rng=random.Random(1), timing=FAST, tick_s=0.2)
+    gateway.start()
+    try:
+        assert gateway.wait_ready(15), "the kiosk got no config or roster from ingest"
+        yield gateway, reader
+    finally:
+        gateway.stop()

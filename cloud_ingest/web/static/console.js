@@ -125,6 +125,11 @@ const WC = (() => {
     setTimeout(pollAlerts, (data.alert_poll_s || 15) * 1000);
   }
   document.addEventListener("DOMContentLoaded", pollAlerts);
+  // A form with data-confirm (e.g. deactivating a card) asks before it is sent.
+  document.addEventListener("submit", (e) => {
+    const question = e.target.dataset && e.target.dataset.confirm;
+    if (question && !window.confirm(question)) e.preventDefault();
+  });
   return { data, t, el, stat, name, getJSON, stream, setConn, stateLabel, deviceDot, chart, clock, onAlertCounts };
 })();
 

@@ -1,44 +1,128 @@
-// Enrol page: poll the kiosk's enrol state and offer each captured unknown card for assignment.
+// Enrol page, a loop: a card tapped at the kiosk appears here; pick the elder by name, pinyin
+// initials or id (Enter takes the first match) and the next card's search box has the focus.
 "use strict";
 (function () {
   const { el, t, data, getJSON } = WC;
   const list = document.getElementById("captures");
   const state = document.getElementById("enrol-state");
+  const people = data.people || [];
+  const byId = new Map(people.map((p) => [p.id, p]));
+  const MAX_MATCHES = 8;
+
+  function matches(text) {
+    const q = text.trim().toLowerCase();
+    if (!q) return [];
+    const found = people.filter((p) =>
+      p.name.toLowerCase().includes(q) || p.initials.startsWith(q) || p.id.toLowerCase().startsWith(q));
+    // People still without a card first: in an enrol session they are the ones being enrolled.
+    found.sort((a, b) => (a.cards > 0) - (b.cards > 0));
+    return found.slice(0, MAX_MATCHES);
+  }
+
+  async function post(url, body) {
+    const r = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": data.csrf_token },
+      body: JSON.stringify(body),
+    });
+    const doc = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(typeof doc.detail === "string" ? doc.detail : String(r.status));
+    return doc;
+  }
+
+  async function holderOf(uid) {
+    // A search, not GET /cards/<uid>: an unknown card is the usual case and not an error.
+    try {
+      const doc = await getJSON("/api/v1/registry/cards?q=" + encodeURIComponent(uid));
+      const card = doc.items.find((c) => c.card_uid === uid && c.active);
+      if (!card) return null;
+      const p = byId.get(card.person_id);
+      return p ? p.name + " (" + p.id + ")" : card.person_id;
+    } catch (_) {
+      return null; // offline for a moment: the server still refuses a card held elsewhere
+    }
+  }
+
+  function focusNext() {
+    const next = list.querySelector('.capture:not([data-assigned]) input.pick');
+    if (next) next.focus();
+  }
+
+  async function assign(c, box, person) {
+    const status = box.querySelector(".pick-status");
+    // Asked now, not when the card was tapped: someone may have given it out meanwhile.
+    const holder = await holderOf(c.card_uid);
+    if (holder && !window.confirm(t("transfer_card", { name: holder }))) return;
+    try {
+      await post("/api/v1/registry/enrol/captures/" + c.capture_id + "/assign", { person_id: person.id });
+    } catch (e) {
+      status.textContent = t("enrol_failed", { error: e.message });
+      status.className = "pick-status badge bad";
+      return;
+    }
+    person.cards += 1;
+    box.dataset.assigned = person.id;
+    box.querySelector(".picker").remove();
+    status.textContent = t("enrolled_to", { name: person.name + " (" + person.id + ")" });
+    status.className = "pick-status badge ok";
+    focusNext();
+  }
+
+  function picker(c, box) {
+    const wrap = el("div", "picker");
+    const input = el("input");
+    input.className = "pick";
+    input.type = "search";
+    input.placeholder = t("pick_person");
+    input.setAttribute("aria-label", t("pick_person"));
+    const results = el("div", "pick-results");
+    function show() {
+      const found = matches(input.value);
+      results.replaceChildren(...found.map((p) => {
+        const b = el("button", "pick-person", p.name + " · " + p.id + (p.cards ? " · " + t("has_card") : ""));
+        b.type = "button";
+        b.dataset.person = p.id;
+        b.addEventListener("click", () => assign(c, box, p));
+        return b;
+      }));
+      if (input.value.trim() && !found.length) results.append(el("span", "muted", t("no_match")));
+    }
+    input.addEventListener("input", show);
+    input.addEventListener("keydown", (e) => {
+      if (e.key !== "Enter") return;
+      e.preventDefault();
+      const found = matches(input.value);
+      if (found.length) assign(c, box, found[0]);
+    });
+    wrap.append(input, results);
+    return wrap;
+  }
 
   function capture(c) {
     const box = el("div", "card capture");
     box.dataset.capture = String(c.capture_id);
     box.dataset.known = String(c.known);
     box.append(el("strong", "", c.card_uid), el("span", "muted", " " + c.ts + " "));
+    const status = el("span", "pick-status");
     if (c.known) {
-      box.append(el("span", "badge ok", t("already_assigned")));
-      return box;
+      status.className = "pick-status badge warn";
+      status.textContent = t("already_assigned");
+      holderOf(c.card_uid).then((h) => { if (h && !box.dataset.assigned) status.textContent = t("card_held_by", { name: h }); });
     }
-    // A plain form post: the server answers with the person's page.
-    const form = el("form");
-    form.method = "post";
-    form.action = "/registry/enrol/" + c.capture_id + "/assign";
-    const token = el("input");
-    token.type = "hidden"; token.name = "csrf_token"; token.value = data.csrf_token;
-    const person = el("input");
-    person.name = "person_id"; person.required = true;
-    person.placeholder = t("person_id");
-    person.setAttribute("aria-label", t("person_id"));
-    person.setAttribute("list", "people-here");
-    form.append(token, person, el("button", "", t("assign")));
-    box.append(form);
+    box.append(status);
+    if (document.getElementById("enrol-start")) box.append(picker(c, box)); // editors only
     return box;
   }
 
   function render(doc) {
     state.textContent = doc.active ? t("enrol_on_until", { until: doc.until }) : t("enrol_off");
     state.className = "badge " + (doc.active ? "warn" : "");
-    // Keep the boxes that did not change: never wipe a person id being typed.
+    // Keep every box already shown: never wipe a search being typed or an assignment made.
     const old = new Map(Array.from(list.children).map((b) => [b.dataset.capture, b]));
-    list.replaceChildren(...doc.captures.map((c) => {
-      const box = old.get(String(c.capture_id));
-      return box && box.dataset.known === String(c.known) ? box : capture(c);
-    }));
+    const hadFocus = list.contains(document.activeElement);
+    list.replaceChildren(...doc.captures.map((c) => old.get(String(c.capture_id)) || capture(c)));
+    if (!hadFocus) focusNext();
   }
 
   async function poll() {
@@ -47,5 +131,5 @@
     } catch (_) { /* offline for a moment: try again at the next tick */ }
   }
   poll();
-  setInterval(poll, 2000);
+  setInterval(poll, 1000);
 })();

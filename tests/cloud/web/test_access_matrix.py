@@ -196,6 +196,11 @@ NAMED: dict[tuple[str, str], Call] = {
     ("POST", "/registry/people"): Call(
         "POST", "/registry/people", form={"display_name": "新人", "site_id": "{site_b}"}
     ),
+    ("POST", "/registry/people/import"): Call(
+        "POST",
+        "/registry/people/import",
+        form={"text": "person_id,display_name,site_id\nP0099,新人,{site_b}", "action": "import"},
+    ),
     ("GET", "/api/v1/overview"): Call("GET", f"/api/v1/overview?area={AREA_B}"),
     ("GET", "/api/v1/overview/stream"): Call("GET", f"/api/v1/overview/stream?area={AREA_B}"),
     ("GET", "/api/v1/occupancy"): Call("GET", "/api/v1/occupancy?site={site_b}"),
@@ -261,6 +266,7 @@ LISTS: dict[tuple[str, str], list[str]] = {
     ],
     ("GET", "/registry"): ["/registry"],
     ("GET", "/registry/people"): ["/registry/people", "/registry/people?q=长者"],
+    ("GET", "/registry/people/import"): ["/registry/people/import"],
     ("GET", "/registry/cards"): ["/registry/cards", "/registry/cards?q=04A1B2"],
     ("GET", "/registry/devices"): ["/registry/devices"],
     ("GET", "/reports"): [f"/reports?area={AREA_A}&month={{month}}"],

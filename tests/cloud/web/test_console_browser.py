@@ -6,11 +6,8 @@ CSV/XLSX downloads are checked, and an unknown card tapped in enrol mode is assi
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import random
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,42 +16,15 @@ from zoneinfo import ZoneInfo
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page
 
-from firmware_gateway.readers.sim import SimReader
-from firmware_gateway.settings import GatewaySettings
-from firmware_gateway.uplink import UplinkTiming
-from kiosk.feedback import LogFeedback
-from kiosk.runtime import Kiosk
 from tests.faults.tcpproxy import TcpProxy
-from tests.support.console import LiveConsole, browser_login
+from tests.support.console import LiveConsole, browser_login, kiosk
 from tests.support.ingest import TZ, EventMaker, wait_for
 from warmcard.contract import Kind, MealPeriod
-from warmcard.settings import MqttSettings
 from warmcard.timestamps import now_us
 
 DAY_US = 86_400_000_000
 EVIL = "=cmd|' /C calc'!A0"
-FAST = UplinkTiming(backoff_min_s=0.05, backoff_max_s=0.3, idle_wait_s=0.1, drain_s=1.0)
 XIZHOU = "dali/dalishi/xizhou"
-
-
-@contextlib.contextmanager
-def kiosk(c: LiveConsole, device: str, port: int) -> Iterator[tuple[Kiosk, SimReader]]:
-    """A real Kiosk (simulated reader) on `port`, configured by ingest's downlink."""
-    settings = GatewaySettings(
-        device_id=device,
-        data_dir=c.tmp / "kiosks" / device,
-        mqtt=MqttSettings(port=port),
-        heartbeat_s=0.5,
-        screen_port=None,
-    )
-    reader = SimReader()
-    gateway = Kiosk(settings, reader, LogFeedback(), rng=random.Random(1), timing=FAST, tick_s=0.2)
-    gateway.start()
-    try:
-        assert gateway.wait_ready(15), "the kiosk got no config or roster from ingest"
-        yield gateway, reader
-    finally:
-        gateway.stop()
 
 
 def this_month() -> str:
@@ -230,10 +200,11 @@ def test_card_tapped_in_enrol_mode_is_assigned_from_the_browser(
         reader.tap(uid)  # an unregistered card on the real kiosk: it reports unknown_card
         capture = page.locator('#captures [data-known="false"]', has_text=uid)
         capture.wait_for(timeout=15_000)
-        capture.locator("input[name=person_id]").fill("P0002")
-        with page.expect_navigation():
-            capture.locator("button").click()
-        assert page.url == console.url + "/registry/people/P0002"
+        capture.locator("input.pick").fill("P0002")
+        capture.locator('button.pick-person[data-person="P0002"]').click()
+        page.locator('#captures [data-assigned="P0002"]', has_text=uid).wait_for()
+        assert "已登记给 长者2" in capture.inner_text()
+        page.goto(console.url + "/registry/people/P0002")
         assert uid in page.inner_text("#cards")
 
         # Ingest republishes the site's roster: the kiosk now knows the card offline too.

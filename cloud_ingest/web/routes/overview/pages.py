@@ -16,7 +16,7 @@ PAGE_MESSAGES = (
     "meal_repeats", "kiosks", "kiosks_offline", "n_offline", "all_online", "n_sites", "page_of",
     "no_sites", "all_areas", "area", "live", "connecting", "reconnecting", "updated_at",
     "state_online", "state_offline", "state_stale", "state_unknown", "prefecture", "county",
-    "township", "loading",
+    "township", "site", "loading",
 )  # fmt: skip
 
 

@@ -265,9 +265,14 @@ def enrol_stop(device_id: str, scope: ScopeDep, service: ServiceDep) -> EnrolOut
 
 @router.post("/api/v1/registry/enrol/captures/{capture_id}/assign", response_model=AssignResult)
 def assign_capture(
-    capture_id: CaptureId, body: CaptureAssign, scope: ScopeDep, service: ServiceDep
+    request: Request,
+    capture_id: CaptureId,
+    body: CaptureAssign,
+    scope: ScopeDep,
+    service: ServiceDep,
 ) -> AssignResult:
-    """Give the card captured in enrol mode to a person."""
+    """Give the card captured in enrol mode to a person (moving it from an earlier holder)."""
     capture = vis.visible_capture(service, scope, capture_id)
     card, previous = vis.assign_card(service, scope, capture.card_uid, body.person_id)
+    note(request, card=capture.card_uid, person=body.person_id, moved_from=previous)
     return AssignResult(card=CardOut.of(card), previous_person_id=previous)

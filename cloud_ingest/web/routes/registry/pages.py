@@ -17,6 +17,7 @@ from cloud_ingest import i18n
 from cloud_ingest.console.enrolment import card_uid_from_text
 from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.registry import queries as rc
+from cloud_ingest.registry.names import initials
 from cloud_ingest.service import ConsoleService
 from cloud_ingest.web import render
 from cloud_ingest.web import visibility as vis
@@ -29,7 +30,10 @@ from cloud_ingest.web.security import csrf_protect
 
 router = APIRouter(tags=["registry"], dependencies=[Depends(csrf_protect)], responses=ERRORS)
 
-ENROL_MESSAGES = ("enrol_on_until", "enrol_off", "already_assigned", "assign", "person_id")
+ENROL_MESSAGES = (
+    "enrol_on_until", "enrol_off", "already_assigned", "assign", "person_id", "pick_person",
+    "no_match", "card_held_by", "transfer_card", "enrolled_to", "has_card", "enrol_failed",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -222,10 +226,25 @@ def person_card_form(
     service: ServiceDep,
     card: Annotated[str, Form(max_length=64)],
     order: Annotated[Literal["le", "be"], Form()] = "le",
+    move: Annotated[bool, Form()] = False,
 ) -> Response:
     back = f"/registry/people/{person_id}"
     try:
         uid = card_uid_from_text(card, order)
+        person = vis.editable_person(service, scope, person_id)
+        held = rc.get_card(service.registry, scope.view, uid)
+        if held and held.active and held.person_id != person.person_id and not move:
+            # Someone the user can see holds it: ask before moving it (the form again, with move).
+            holder = rc.get_person(service.registry, scope.view, held.person_id)
+            return _page(
+                ctx,
+                "registry_move.html",
+                "assign_card",
+                section="/registry/people",
+                person=person,
+                card=uid,
+                holder=holder,
+            )
         vis.assign_card(service, scope, uid, person_id)
     except (HTTPException, RegistryEditError) as exc:
         return _error_page(ctx, exc, back)
@@ -275,6 +294,7 @@ def enrol_page(device_id: str, ctx: PageDep, scope: ScopeDep, service: ServiceDe
     people = rc.search_people(
         service.registry, scope.view, "", device.site_id, 1, rc.MAX_PER_PAGE
     ).rows
+    here = [p for p in people if isinstance(p, rc.PersonRow)]
     return _page(
         ctx,
         "registry_enrol.html",
@@ -284,10 +304,19 @@ def enrol_page(device_id: str, ctx: PageDep, scope: ScopeDep, service: ServiceDe
         page_data={
             "device_id": device.device_id,
             "messages": render.messages(ctx.lang, ENROL_MESSAGES),
+            # The picker searches these in the page: name, pinyin initials or id.
+            "people": [
+                {
+                    "id": p.person_id,
+                    "name": p.display_name,
+                    "initials": initials(p.display_name),
+                    "cards": p.active_cards,
+                }
+                for p in here
+            ],
         },
         device=device,
         editable=device.site_id in scope.edit,
-        people=[p for p in people if isinstance(p, rc.PersonRow)],
     )
 
 
