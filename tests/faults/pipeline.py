@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from pydantic import SecretStr
 
 from cloud_ingest.ops import reconcile
 from cloud_ingest.pipeline.consumer import BatchProcessor, Consumer, Metrics
@@ -139,7 +140,7 @@ class Pipeline:
             client_id=name,
             share_group=self.share_group,
             session_expiry_s=600,
-            influx=InfluxSettings(url=self.influxd.url, database=self.db),
+            influx=self.influx_settings(),
             registry_path=self.registry_path,
             deadletter_path=self.tmp / f"{name}-deadletter.sqlite3",
             batch_ms=50,
@@ -256,8 +257,19 @@ class Pipeline:
 
     # ------------------------------------------------------------------ reading InfluxDB
 
+    def influx_settings(self) -> InfluxSettings:
+        """Where ingest and the checks read and write; with the credentials of a secure server."""
+        if not self.influxd.secure:
+            return InfluxSettings(url=self.influxd.url, database=self.db)
+        return InfluxSettings(
+            url=self.influxd.url,
+            database=self.db,
+            username=self.influxd.user,
+            password=SecretStr(self.influxd.password),
+        )
+
     def influx(self) -> InfluxV1:
-        return InfluxV1(InfluxSettings(url=self.influxd.url, database=self.db))
+        return InfluxV1(self.influx_settings())
 
     def query(self, influxql: str) -> list[Any]:
         storage = self.influx()
@@ -346,7 +358,7 @@ class Pipeline:
     def assert_reconciled(self, snapshot: dict[str, list[TapEvent]]) -> None:
         """`warmcard reconcile`'s own verdict: zero gaps, zero conflicts on every day with taps."""
         registry = Registry(self.registry_path)
-        storage = InfluxV1(InfluxSettings(url=self.influxd.url, database=self.db))
+        storage = self.influx()
         try:
             for device, events in snapshot.items():
                 tz = ZoneInfo(registry.site(self.site_of(device)).tz)  # type: ignore[union-attr]

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -38,12 +39,18 @@ NOT_AUTHORISED = 0x87
 
 
 @pytest.fixture
-def secure(tmp_path: Path, influxd: InfluxD, influx_db: str) -> Iterator[Pipeline]:
+def secure(tmp_path: Path) -> Iterator[Pipeline]:
+    """The production broker (deploy/mosquitto) and the production InfluxDB (deploy/influxdb:
+    authentication on), as a server runs them, with only ports and paths rewritten."""
+    influxd = InfluxD(tmp_path / "influxd", secure=True)
+    influxd.start()
+    # Nobody reads or writes taps without the credentials ingest.toml names.
+    assert httpx.get(f"{influxd.url}/query", params={"q": "SHOW DATABASES"}).status_code == 401
     files = BrokerFiles.at(tmp_path / "etc", SECURE_CONF_DIR / "dynsec-roles.json")
     init_ca(files.ca)
     issue_server_cert(files.ca, ["localhost", "127.0.0.1"])
     init_broker(files)
-    p = Pipeline(tmp_path, influxd, influx_db, secure_dir=files.broker_dir)
+    p = Pipeline(tmp_path, influxd, "warmcard", secure_dir=files.broker_dir)
     p.files = files  # type: ignore[attr-defined]
     p.address = BrokerAddress("127.0.0.1", p.broker.port, p.broker.tls_port)  # type: ignore[attr-defined]
     # Kiosks reach the device listener (TLS) through their own proxy.
@@ -56,6 +63,7 @@ def secure(tmp_path: Path, influxd: InfluxD, influx_db: str) -> Iterator[Pipelin
         yield p
     finally:
         p.close()
+        influxd.stop()
 
 
 def device_mqtt(p: Pipeline, key: str) -> MqttSettings:

@@ -363,6 +363,7 @@ port = {self.broker_port or self.broker.port}
 [influx]
 url = "{self.influx_url or self.influx.url}"
 database = "{self.database}"
+{self._influx_credentials()}
 
 [{self.section}]
 host = "127.0.0.1"
@@ -370,6 +371,12 @@ port = {self.port}
 """
         )
         return self.config_path
+
+    def _influx_credentials(self) -> str:
+        """The service user's name and password for a secure (authenticating) InfluxDB."""
+        if self.influx is None or not self.influx.secure:
+            return ""
+        return f'username = "{self.influx.user}"\npassword = "{self.influx.password}"'
 
     def _command(self) -> list[str]:
         return [
