@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         influx_database: Annotated[
             str | None,
-            typer.Option(help="Restore InfluxDB under this database name instead of [influx]'s."),
+            typer.Option(help="Restore InfluxDB under this database name instead of \\[influx]'s."),
         ] = None,
     ) -> None:
         """Verify a backup, then restore it where ingest.toml says; never overwrites a store."""

@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 "--mqtt-config",
-                help="TOML with the [mqtt] of the operator user, for heartbeats and resend",
+                help="TOML with the \\[mqtt] of the operator user, for heartbeats and resend",
             ),
         ] = None,
         status_wait_s: Annotated[float, typer.Option("--status-wait-s", min=0)] = 2.0,
