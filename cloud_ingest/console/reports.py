@@ -202,6 +202,11 @@ def daily_rows(report: MonthlyReport) -> Iterator[list[Cell]]:
         ]
 
 
+def _generated_local(report: MonthlyReport) -> str:
+    tz = report.sites[0].tz if report.sites else None
+    return localtime.to_local(report.generated_at_us, tz).strftime("%Y-%m-%d %H:%M")
+
+
 def summary_rows(report: MonthlyReport) -> list[list[Cell]]:
     """(label, value) rows: the month's figures for the whole area."""
     return [
@@ -215,7 +220,8 @@ def summary_rows(report: MonthlyReport) -> list[list[Cell]]:
             "探访次数 Visits made",
             report.visits if report.visits is not None else "未提供 not available",
         ],
-        ["生成时间 Generated (UTC)", format_ts(report.generated_at_us)],
+        # People read this: the sites' local time (the first site's zone; Dali's are all one).
+        ["生成时间 Generated", _generated_local(report)],
     ]
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import HTTPException, Query
 from pydantic import BaseModel
 
+from cloud_ingest import i18n
 from cloud_ingest.console.audit import AuditFilter, AuditRow
 from warmcard import localtime
 
@@ -53,7 +54,8 @@ def audit_filter(
 
 class AuditRowOut(BaseModel):
     seq: int
-    at: str  # local time, ISO 8601 with offset
+    at: str  # local time, ISO 8601 with offset (for programs)
+    at_local: str  # the same as a page shows it: 2026-11-30 11:39:09
     username: str
     action: str
     object_kind: str
@@ -66,7 +68,8 @@ class AuditRowOut(BaseModel):
     @classmethod
     def of(cls, row: AuditRow, tz: str) -> AuditRowOut:
         at = localtime.to_local(row.at_us, tz).isoformat(timespec="seconds")
-        return cls(at=at, **dataclasses.asdict(row))  # at_us and prev_hash are left out
+        at_local = i18n.format_ts(row.at_us, tz, seconds=True)
+        return cls(at=at, at_local=at_local, **dataclasses.asdict(row))  # at_us and prev_hash are left out
 
 
 class AuditPage(BaseModel):

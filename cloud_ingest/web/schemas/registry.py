@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import Path, Query
 from pydantic import BaseModel, Field
 
+from cloud_ingest import i18n
 from cloud_ingest.console.enrolment import EnrolState
 from cloud_ingest.registry import queries as rc
 from warmcard.timestamps import format_ts
@@ -21,6 +22,11 @@ SiteQ = Annotated[str | None, Query(max_length=63)]
 
 def _ts(us: int | None) -> str | None:
     return format_ts(us) if us is not None else None
+
+
+def _local(us: int | None, tz: str | None) -> str | None:
+    """The site's local time as a page shows it ('2026-11-30 11:39'); None stays None."""
+    return i18n.format_ts(us, tz) if us is not None else None
 
 
 class PersonOut(BaseModel):
@@ -55,14 +61,18 @@ class AssignmentOut(BaseModel):
     person_id: str
     valid_from: str | None = Field(description="UTC; null = before history was kept")
     valid_to: str | None = Field(description="UTC, exclusive; null = holds it now")
+    valid_from_local: str | None = Field(description="valid_from in the site's local time")
+    valid_to_local: str | None = Field(description="valid_to in the site's local time")
 
     @classmethod
-    def of(cls, a: rc.Assignment) -> AssignmentOut:
+    def of(cls, a: rc.Assignment, tz: str | None = None) -> AssignmentOut:
         return cls(
             card_uid=a.card_uid,
             person_id=a.person_id,
             valid_from=_ts(a.valid_from_us),
             valid_to=_ts(a.valid_to_us),
+            valid_from_local=_local(a.valid_from_us, tz),
+            valid_to_local=_local(a.valid_to_us, tz),
         )
 
 
@@ -72,15 +82,17 @@ class DeviceOut(BaseModel):
     mode: str
     debounce_s: float
     enrol_until: str | None
+    enrol_until_local: str | None = Field(description="enrol_until in the site's local time")
 
     @classmethod
-    def of(cls, d: rc.DeviceRow) -> DeviceOut:
+    def of(cls, d: rc.DeviceRow, tz: str | None = None) -> DeviceOut:
         return cls(
             device_id=d.device_id,
             site_id=d.site_id,
             mode=d.mode,
             debounce_s=d.debounce_s,
             enrol_until=_ts(d.enrol_until_us),
+            enrol_until_local=_local(d.enrol_until_us, tz),
         )
 
 
@@ -148,6 +160,7 @@ class CaptureOut(BaseModel):
     capture_id: int
     card_uid: str
     ts: str
+    ts_local: str = Field(description="ts in the site's local time, as the page shows it")
     known: bool
 
 
@@ -156,20 +169,25 @@ class EnrolOut(BaseModel):
     active: bool
     started_at: str | None
     until: str | None
+    started_at_local: str | None = Field(description="started_at in the site's local time")
+    until_local: str | None = Field(description="until in the site's local time")
     captures: list[CaptureOut]
 
     @classmethod
-    def of(cls, state: EnrolState) -> EnrolOut:
+    def of(cls, state: EnrolState, tz: str | None = None) -> EnrolOut:
         return cls(
             device_id=state.device_id,
             active=state.active,
             started_at=_ts(state.started_us),
             until=_ts(state.until_us),
+            started_at_local=_local(state.started_us, tz),
+            until_local=_local(state.until_us, tz),
             captures=[
                 CaptureOut(
                     capture_id=c.capture_id,
                     card_uid=c.card_uid,
                     ts=format_ts(c.ts_us),
+                    ts_local=i18n.format_ts(c.ts_us, tz),
                     known=c.known,
                 )
                 for c in state.captures

@@ -67,6 +67,23 @@ const WC = (() => {
   }
   function stateLabel(state) { return t("state_" + (state || "unknown")); }
   function deviceDot(state) { return el("span", "dot " + (state || "unknown")); }
+  // A wire time (UTC ISO) as the server's format_ts shows it: '2026-11-30 11:39' in the site's zone.
+  function localTime(iso, tz) {
+    const parts = {};
+    const fmt = new Intl.DateTimeFormat("en-CA", {
+      timeZone: tz || "Asia/Shanghai", hourCycle: "h23",
+      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    });
+    for (const p of fmt.formatToParts(new Date(iso))) parts[p.type] = p.value;
+    return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute;
+  }
+  // uPlot's date templates are English and 12-hour ({h}{aa}, {M}/{D}/{YY}, {MMM}): made 24-hour
+  // and Chinese-ordered, so axes and the legend read 11:30, 11月30日, 2026-11-30 11:30.
+  function chartDateTemplate(tpl) {
+    return tpl.replace(/\{h\}/g, "{HH}").replace(/\{(aa|AA|a)\}/g, "")
+      .replace(/\{M\}\/\{D\}\/\{YY\}/g, "{YYYY}-{MM}-{DD}").replace(/\{M\}\/\{D\}/g, "{M}月{D}日")
+      .replace(/\{MMMM?\}/g, "{M}月").replace(/\{WWWW?\} ?/g, "");
+  }
   // uPlot chart in `box`: x = unix seconds, series = [{label, values, color, bars}]; site tz on the axis.
   function chart(box, x, series, opts) {
     box.replaceChildren();
@@ -80,6 +97,7 @@ const WC = (() => {
     const plot = new uPlot({
       width, height: (opts && opts.height) || 240,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), tz),
+      fmtDate: (tpl) => uPlot.fmtDate(chartDateTemplate(tpl)),
       scales: { x: { time: true, range: (u, min, max) => [min - pad, max + pad] }, y: { range: (u, min, max) => [0, Math.max(4, max * 1.1)] } },
       legend: { show: true },
       series: [{}].concat(series.map((s) => ({
@@ -130,7 +148,7 @@ const WC = (() => {
     const question = e.target.dataset && e.target.dataset.confirm;
     if (question && !window.confirm(question)) e.preventDefault();
   });
-  return { data, t, el, stat, name, getJSON, stream, setConn, stateLabel, deviceDot, chart, clock, onAlertCounts };
+  return { data, t, el, stat, name, getJSON, stream, setConn, stateLabel, deviceDot, chart, clock, localTime, onAlertCounts };
 })();
 
 // Print buttons (the meal sheet): no inline script under the Content-Security-Policy.

@@ -103,7 +103,7 @@
     const box = el("div", "card capture");
     box.dataset.capture = String(c.capture_id);
     box.dataset.known = String(c.known);
-    box.append(el("strong", "", c.card_uid), el("span", "muted", " " + c.ts + " "));
+    box.append(el("strong", "", c.card_uid), el("span", "muted", " " + c.ts_local + " "));
     const status = el("span", "pick-status");
     if (c.known) {
       status.className = "pick-status badge warn";
@@ -116,7 +116,7 @@
   }
 
   function render(doc) {
-    state.textContent = doc.active ? t("enrol_on_until", { until: doc.until }) : t("enrol_off");
+    state.textContent = doc.active ? t("enrol_on_until", { until: doc.until_local }) : t("enrol_off");
     state.className = "badge " + (doc.active ? "warn" : "");
     // Keep every box already shown: never wipe a search being typed or an assignment made.
     const old = new Map(Array.from(list.children).map((b) => [b.dataset.capture, b]));

@@ -41,11 +41,11 @@
     rows($("kiosks").tBodies[0], s.devices, "—", (d) => {
       const state = el("td");
       state.append(WC.deviceDot(d.state), document.createTextNode(WC.stateLabel(d.state)));
-      const seen = d.status_received_at ? new Date(d.status_received_at) : null;
+      const seen = d.status_received_at ? WC.localTime(d.status_received_at, tz) : "—";
       return [
         el("td", "", d.device_id + " · " + t("mode_" + d.mode)),
         state,
-        el("td", "", seen ? seen.toLocaleString(WC.data.lang === "en" ? "en-GB" : "zh-CN", { timeZone: tz, hour12: false }) : "—"),
+        el("td", "", seen),
         el("td", "n", d.outbox_depth === undefined || d.outbox_depth === null ? "—" : d.outbox_depth),
         el("td", "", d.reader || "—"),
       ];

@@ -68,6 +68,6 @@ def audit_csv(log: AuditLogDep, service: ServiceDep, query: AuditQueryDep) -> St
 
 def _cells(r: AuditRowOut) -> tuple[str | int, ...]:
     return (
-        r.seq, r.at, r.username, r.action, r.object_kind, r.object_id, r.detail, r.client,
+        r.seq, r.at_local, r.username, r.action, r.object_kind, r.object_id, r.detail, r.client,
         r.status, r.hash,
     )  # fmt: skip

@@ -51,6 +51,12 @@ from cloud_ingest.web.security import csrf_protect
 router = APIRouter(tags=["registry"], dependencies=[Depends(csrf_protect)], responses=ERRORS)
 
 
+def _tz(service: ServiceDep, site_id: str) -> str | None:
+    """The site's time zone, for the local-time fields a page shows."""
+    site = service.registry.site(site_id)
+    return site.tz if site else None
+
+
 @router.get("/api/v1/registry/people", response_model=PeoplePage)
 def list_people(
     request: Request,
@@ -114,11 +120,13 @@ def create_person(
 def get_person(person_id: str, scope: ScopeDep, service: ServiceDep) -> PersonDetail:
     """A person, their cards and every card they held (history)."""
     person = vis.visible_person(service, scope, person_id)
+    tz = _tz(service, person.site_id)
     return PersonDetail(
         person=PersonOut.of(person),
         cards=[CardOut.of(c) for c in rc.person_cards(service.registry, person.person_id)],
         history=[
-            AssignmentOut.of(a) for a in rc.person_history(service.registry, person.person_id)
+            AssignmentOut.of(a, tz)
+            for a in rc.person_history(service.registry, person.person_id)
         ],
     )
 
@@ -208,7 +216,8 @@ def get_card(card_uid: str, scope: ScopeDep, service: ServiceDep) -> CardDetail:
     """A card, its holder and who held it before (holders in your areas only)."""
     card = vis.visible_card(service, scope, card_uid)
     history = rc.card_history(service.registry, scope.view, card.card_uid)
-    return CardDetail(card=CardOut.of(card), history=[AssignmentOut.of(a) for a in history])
+    tz = _tz(service, card.site_id)
+    return CardDetail(card=CardOut.of(card), history=[AssignmentOut.of(a, tz) for a in history])
 
 
 @router.post("/api/v1/registry/cards/{card_uid}/deactivate", response_model=CardOut)
@@ -234,33 +243,39 @@ def list_devices(
     """Kiosks standing in your areas, with any running enrol window."""
     now = service.registry.clock()
     result = rc.search_devices(service.registry, scope.view, q, site, page, per_page, now)
-    items = [DeviceOut.of(d) for d in result.rows if isinstance(d, rc.DeviceRow)]
+    items = [
+        DeviceOut.of(d, _tz(service, d.site_id))
+        for d in result.rows
+        if isinstance(d, rc.DeviceRow)
+    ]
     return DevicesPage(total=result.total, page=page, per_page=per_page, items=items)
 
 
 @router.get("/api/v1/registry/devices/{device_id}", response_model=DeviceOut)
 def get_device(device_id: str, scope: ScopeDep, service: ServiceDep) -> DeviceOut:
-    return DeviceOut.of(vis.visible_device(service, scope, device_id))
+    device = vis.visible_device(service, scope, device_id)
+    return DeviceOut.of(device, _tz(service, device.site_id))
 
 
 @router.get("/api/v1/registry/devices/{device_id}/enrol", response_model=EnrolOut)
 def enrol_state(device_id: str, scope: ScopeDep, service: ServiceDep) -> EnrolOut:
     """Enrol mode of a kiosk and the unknown cards tapped there since it started."""
     device = vis.visible_device(service, scope, device_id)
-    return EnrolOut.of(service.enrol.state(device.device_id))
+    return EnrolOut.of(service.enrol.state(device.device_id), _tz(service, device.site_id))
 
 
 @router.post("/api/v1/registry/devices/{device_id}/enrol", response_model=EnrolOut)
 def enrol_start(device_id: str, body: EnrolStart, scope: ScopeDep, service: ServiceDep) -> EnrolOut:
     """Turn enrol mode on for N minutes: the next unknown cards tapped there are offered."""
     device = vis.editable_device(service, scope, device_id)
-    return EnrolOut.of(service.enrol.start(device.device_id, body.minutes, scope.user.username))
+    state = service.enrol.start(device.device_id, body.minutes, scope.user.username)
+    return EnrolOut.of(state, _tz(service, device.site_id))
 
 
 @router.delete("/api/v1/registry/devices/{device_id}/enrol", response_model=EnrolOut)
 def enrol_stop(device_id: str, scope: ScopeDep, service: ServiceDep) -> EnrolOut:
     device = vis.editable_device(service, scope, device_id)
-    return EnrolOut.of(service.enrol.stop(device.device_id))
+    return EnrolOut.of(service.enrol.stop(device.device_id), _tz(service, device.site_id))
 
 
 @router.post("/api/v1/registry/enrol/captures/{capture_id}/assign", response_model=AssignResult)
