@@ -69,7 +69,8 @@ class AuditRowOut(BaseModel):
     def of(cls, row: AuditRow, tz: str) -> AuditRowOut:
         at = localtime.to_local(row.at_us, tz).isoformat(timespec="seconds")
         at_local = i18n.format_ts(row.at_us, tz, seconds=True)
-        return cls(at=at, at_local=at_local, **dataclasses.asdict(row))  # at_us and prev_hash are left out
+        # at_us and prev_hash are left out
+        return cls(at=at, at_local=at_local, **dataclasses.asdict(row))
 
 
 class AuditPage(BaseModel):

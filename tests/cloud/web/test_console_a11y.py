@@ -22,7 +22,8 @@ COLOURS_JS = """(root) => {
     }
     return "rgb(255, 255, 255)";
   };
-  const owns = (e) => Array.from(e.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim());
+  const owns = (e) => Array.from(e.childNodes)
+    .some((n) => n.nodeType === 3 && n.textContent.trim());
   return [root, ...root.querySelectorAll("*")].filter(owns)
     .map((e) => [getComputedStyle(e).color, painted(e)]);
 }"""

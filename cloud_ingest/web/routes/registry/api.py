@@ -125,8 +125,7 @@ def get_person(person_id: str, scope: ScopeDep, service: ServiceDep) -> PersonDe
         person=PersonOut.of(person),
         cards=[CardOut.of(c) for c in rc.person_cards(service.registry, person.person_id)],
         history=[
-            AssignmentOut.of(a, tz)
-            for a in rc.person_history(service.registry, person.person_id)
+            AssignmentOut.of(a, tz) for a in rc.person_history(service.registry, person.person_id)
         ],
     )
 
@@ -244,9 +243,7 @@ def list_devices(
     now = service.registry.clock()
     result = rc.search_devices(service.registry, scope.view, q, site, page, per_page, now)
     items = [
-        DeviceOut.of(d, _tz(service, d.site_id))
-        for d in result.rows
-        if isinstance(d, rc.DeviceRow)
+        DeviceOut.of(d, _tz(service, d.site_id)) for d in result.rows if isinstance(d, rc.DeviceRow)
     ]
     return DevicesPage(total=result.total, page=page, per_page=per_page, items=items)
 
