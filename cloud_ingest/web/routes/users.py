@@ -9,6 +9,7 @@ on the answer to the form, and never again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, status
@@ -129,48 +130,37 @@ def user_page(username: str, ctx: PageDep, admin: AdminDep) -> HTMLResponse:
     )
 
 
-def _back(username: str) -> RedirectResponse:
+def _apply(ctx: PageContext, username: str, change: Callable[[], object]) -> Response:
+    """Run a change; back to the user's page, or the refusal (400/403/404) with a way back."""
+    try:
+        change()
+    except AccountError as exc:
+        return _refused(ctx, exc, f"{LIST}/{username}")
     return RedirectResponse(f"{LIST}/{username}", status.HTTP_303_SEE_OTHER)
 
 
 @router.post(LIST + "/{username}/grant", response_class=HTMLResponse)
 def grant(username: str, ctx: PageDep, admin: AdminDep, role: RoleF, area: AreaF) -> Response:
     note(ctx.request, grant=role[:16], area=area[:300])
-    try:
-        admin.grant(username, Role.parse(role), area)
-    except AccountError as exc:
-        return _refused(ctx, exc, f"{LIST}/{username}")
-    return _back(username)
+    return _apply(ctx, username, lambda: admin.grant(username, Role.parse(role), area))
 
 
 @router.post(LIST + "/{username}/revoke", response_class=HTMLResponse)
 def revoke(username: str, ctx: PageDep, admin: AdminDep, area: AreaF) -> Response:
     note(ctx.request, revoke=area[:300])
-    try:
-        admin.revoke(username, area)
-    except AccountError as exc:
-        return _refused(ctx, exc, f"{LIST}/{username}")
-    return _back(username)
+    return _apply(ctx, username, lambda: admin.revoke(username, area))
 
 
 @router.post(LIST + "/{username}/disable", response_class=HTMLResponse)
 def disable(username: str, ctx: PageDep, admin: AdminDep) -> Response:
     note(ctx.request, change="disabled")
-    try:
-        admin.set_disabled(username, True)
-    except AccountError as exc:
-        return _refused(ctx, exc, f"{LIST}/{username}")
-    return _back(username)
+    return _apply(ctx, username, lambda: admin.set_disabled(username, True))
 
 
 @router.post(LIST + "/{username}/enable", response_class=HTMLResponse)
 def enable(username: str, ctx: PageDep, admin: AdminDep) -> Response:
     note(ctx.request, change="enabled")
-    try:
-        admin.set_disabled(username, False)
-    except AccountError as exc:
-        return _refused(ctx, exc, f"{LIST}/{username}")
-    return _back(username)
+    return _apply(ctx, username, lambda: admin.set_disabled(username, False))
 
 
 @router.post(LIST + "/{username}/password", response_class=HTMLResponse)

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser
 
 from cloud_ingest.console.audit import AuditFilter
 from cloud_ingest.console.roles import Role
-from tests.support.console import LiveConsole, add_user, browser_login, logged_in
+from tests.support.console import LiveConsole, add_user, app_routes, browser_login, logged_in
 from tests.support.ingest import wait_for
 
 XIZHOU, ZHOUCHENG = "dali/dalishi/xizhou", "dali/dalishi/zhoucheng"
@@ -164,15 +164,19 @@ def test_a_township_admin_stays_inside_the_township(console: LiveConsole, client
     ]
 
 
-def test_managers_and_viewers_get_403(client_of) -> None:
+def test_managers_and_viewers_get_403_on_every_admin_route(console: LiveConsole, client_of) -> None:
+    admin_routes = {(m, p) for m, p in app_routes(console.app) if p.startswith("/admin/users")}
+    assert len(admin_routes) == 8
     for name in ("mgr-a", "view-a"):
         client = client_of(name)
-        assert client.get("/admin/users").status_code == 403
-        assert client.get("/admin/users/view-a").status_code == 403
-        r = form(client, "/admin/users", username="x.y", role="admin", area=XIZHOU)
-        assert r.status_code == 403
-        assert form(client, "/admin/users/mgr-b/disable").status_code == 403
-    assert client_of("mgr-b").get("/api/v1/me").status_code == 200
+        for method, path in sorted(admin_routes):
+            url = path.replace("{username}", "view-a")
+            data = {"username": "x.y", "role": "admin", "area": XIZHOU, "password": ""}
+            r = form(client, url, **data) if method == "POST" else client.get(url)
+            assert r.status_code == 403, (name, method, url, r.status_code)
+    assert client_of("view-a").get("/api/v1/me").status_code == 200  # not disabled
+    root = client_of("root-admin")
+    assert all(root.get(u).status_code == 200 for u in ("/admin/users", "/admin/users/view-a"))
 
 
 def test_disabling_in_the_console_ends_the_users_live_stream(client_of) -> None:
