@@ -251,6 +251,40 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "sig_township": ("乡镇审核人签字", "Township reviewer's signature"),
     "sig_finance": ("县财政审核人签字", "County finance reviewer's signature"),
     "sig_date": ("日期", "Date"),
+    # --- user administration (/admin/users)
+    "nav_users": ("用户", "Users"),
+    "user_admin": ("用户管理", "User administration"),
+    "user_admin_scope": (
+        "仅列出全部授权都在您管理区域内的用户",
+        "Only users whose grants all lie inside the areas you administer",
+    ),
+    "grants": ("授权", "Grants"),
+    "role": ("角色", "Role"),
+    "user_enabled": ("启用", "Enabled"),
+    "user_disabled": ("已停用", "Disabled"),
+    "create_user": ("新建用户", "Create user"),
+    "password_blank_generates": ("留空则生成一次性密码", "Leave empty to generate one"),
+    "user_self_note": (
+        "不能在此修改自己的账户，请另一位管理员操作",
+        "You cannot change your own account here; ask another admin",
+    ),
+    "revoke": ("撤销", "Revoke"),
+    "grant_role": ("授予角色", "Grant a role"),
+    "reset_password": ("重置密码", "Reset password"),
+    "enable_user": ("启用账户", "Enable account"),
+    "disable_user": ("停用账户", "Disable account"),
+    "disable_user_note": (
+        "停用后立即不能登录，已登录的会话结束",
+        "Stops logins at once and ends the user's sessions",
+    ),
+    "password_once": ("新密码", "New password"),
+    "password_for": ("用户 {username} 的密码：", "Password of {username}:"),
+    "password_set": ("已设置您输入的密码。", "The password you entered is set."),
+    "password_once_note": (
+        "此密码只显示这一次，请当面或电话告知本人，勿通过微信群发送",
+        "This password is shown only this once; tell the user in person or by phone, "
+        "not in a group chat",
+    ),
     # --- audit log page
     "audit_log": ("审计日志", "Audit log"),
     "audit_user": ("用户", "User"),

@@ -18,6 +18,7 @@ and answers only for the sites in the user's areas:
 - /registry/..., /api/v1/registry/... (people, cards, devices, enrol mode)
 - /reports, /api/v1/reports/monthly[.csv|.xlsx]
 - /audit, /api/v1/audit[.csv] (prefecture admins; every request on personal data is audited)
+- /admin/users[/{username}[/grant|revoke|disable|enable|password]] (admins: user administration)
 - GET /healthz (200 ok / 503 degraded; details with the metrics token)
 - GET /metrics (Prometheus, bearer metrics_token)
 - GET /openapi.json (the API document; logged in)
@@ -56,6 +57,7 @@ from cloud_ingest.web.routes import (
     registry,
     reports,
     sites,
+    users,
 )
 from cloud_ingest.web.security import (
     AuthConfig,
@@ -124,6 +126,7 @@ def create_app(
     app.include_router(registry.router)
     app.include_router(reports.router)
     app.include_router(audit.router)
+    app.include_router(users.router)
     app.include_router(metrics.router)
     app.add_api_route(
         "/openapi.json",

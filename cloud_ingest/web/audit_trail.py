@@ -79,6 +79,15 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/reports/meals"): Rule(A.VIEW, K.REPORT, id_params=_REPORT),
     ("GET", "/api/v1/reports/meals.csv"): Rule(A.EXPORT, K.REPORT, id_params=_REPORT),
     ("GET", "/api/v1/reports/meals.xlsx"): Rule(A.EXPORT, K.REPORT, id_params=_REPORT),
+    # console accounts (/admin/users): the target user and the role/area, never a password
+    ("GET", "/admin/users"): Rule(A.SEARCH, K.ACCOUNT),
+    ("POST", "/admin/users"): Rule(A.ACCOUNT, K.ACCOUNT),
+    ("GET", "/admin/users/{username}"): Rule(A.VIEW, K.ACCOUNT, "username"),
+    ("POST", "/admin/users/{username}/grant"): Rule(A.ACCOUNT, K.ACCOUNT, "username"),
+    ("POST", "/admin/users/{username}/revoke"): Rule(A.ACCOUNT, K.ACCOUNT, "username"),
+    ("POST", "/admin/users/{username}/disable"): Rule(A.ACCOUNT, K.ACCOUNT, "username"),
+    ("POST", "/admin/users/{username}/enable"): Rule(A.ACCOUNT, K.ACCOUNT, "username"),
+    ("POST", "/admin/users/{username}/password"): Rule(A.ACCOUNT, K.ACCOUNT, "username"),
     # the audit log itself
     ("GET", "/audit"): Rule(A.VIEW, K.AUDIT),
     ("GET", "/api/v1/audit"): Rule(A.VIEW, K.AUDIT),

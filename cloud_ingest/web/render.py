@@ -29,6 +29,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("alerts", "/alerts", "nav_alerts"),
     ("registry", "/registry", "nav_registry"),
     ("reports", "/reports", "nav_reports"),
+    ("users", "/admin/users", "nav_users"),
 )
 # Messages console.js shows on every page (a page's own are merged in by its route).
 SHARED_MESSAGES = ("live", "connecting", "reconnecting", "updated_at", "alerts_open")

@@ -50,6 +50,10 @@ AUDIT = {
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/audit.csv"),
 }
+# User administration: admins only, 403 below (test_user_admin.py checks each route and area).
+USER_ADMIN = {("GET", "/admin/users"), ("POST", "/admin/users"), ("GET", "/admin/users/{username}")}
+USER_ADMIN |= {("POST", f"/admin/users/{{username}}/{v}") for v in ("grant", "revoke", "disable")}
+USER_ADMIN |= {("POST", f"/admin/users/{{username}}/{v}") for v in ("enable", "password")}
 # Routes about the caller only, or reading no registry data (the card-number parser: it answers
 # the same for a card of any area and for no card; checked below).
 SELF = {
@@ -372,7 +376,17 @@ def world(tmp_path_factory, mosquitto, influxd) -> Iterator[tuple[Any, World]]:
 def test_every_route_has_an_access_rule(world) -> None:
     app, _ = world
     routes = app_routes(app)
-    ruled = PUBLIC | BEARER | OPERATOR | AUDIT | SELF | set(OBJECT) | set(NAMED) | set(LISTS)
+    ruled = (
+        PUBLIC
+        | BEARER
+        | OPERATOR
+        | AUDIT
+        | USER_ADMIN
+        | SELF
+        | set(OBJECT)
+        | set(NAMED)
+        | set(LISTS)
+    )
     assert routes - ruled == set(), "routes without an access test: add them to this file"
     assert ruled - routes == set(), "rules for routes that no longer exist"
     assert len(routes) > 60
