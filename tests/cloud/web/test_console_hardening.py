@@ -124,6 +124,7 @@ PARAMS = {
     "letter_id": "1",
     "capture_id": "1",
     "area_path": "dali",
+    "username": "mgr-a",
 }
 CACHEABLE = ("/static/", "/login.css")
 
