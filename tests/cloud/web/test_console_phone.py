@@ -5,12 +5,15 @@ walks their task end to end (the visits due, one card per person, a visit record
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Browser, Page, ViewportSize
 
-from tests.support.console import PASSWORD, LiveConsole, browser_page
-from tests.support.ingest import EventMaker, wait_for
+from cloud_ingest.console.roles import Role
+from tests.support.console import PASSWORD, LiveConsole, add_user, browser_page
+from tests.support.ingest import TZ, EventMaker, wait_for
 from warmcard.contract import Kind, MealPeriod
 from warmcard.timestamps import now_us
 
@@ -60,6 +63,7 @@ def width(page: Page, url: str) -> tuple[int, int]:
 def test_every_page_fits_a_390_px_phone(browser: Browser, console: LiveConsole, shots: Path):
     seed(console)
     site, gate = console.ids["site_a"], console.ids["gate_a"]
+    this_month = datetime.now(ZoneInfo(TZ)).strftime("%Y-%m")
     pages = {
         "view-a": [
             "/",
@@ -72,9 +76,19 @@ def test_every_page_fits_a_390_px_phone(browser: Browser, console: LiveConsole, 
             "/registry/devices",
             "/reports?area=dali/dalishi/xizhou",
         ],
-        "mgr-a": [f"/registry/devices/{gate}/enrol", "/alerts?state=closed"],
-        "root-admin": ["/audit"],
+        "mgr-a": [
+            f"/registry/devices/{gate}/enrol",
+            "/alerts?state=closed",
+            "/registry/people/import",
+            f"/reports/meals?area=dali/dalishi/xizhou&month={this_month}",
+        ],
+        # A courtyard head: one grant, on their courtyard alone.
+        "head-a": ["/", f"/sites/{site}", "/registry/people"],
+        "root-admin": ["/audit", "/admin/users", "/admin/users/mgr-a"],
     }
+    add_user(
+        console.service.settings.console_db, "head-a", Role.MANAGER, f"dali/dalishi/xizhou/{site}"
+    )
     widths: dict[str, tuple[int, int]] = {}
     for user, paths in pages.items():
         page = phone_login(browser, console.url, user, paths[0])
