@@ -118,22 +118,24 @@ def user_passwd(
     record(db, AuditAction.ACCOUNT, ObjectKind.ACCOUNT, username, change="password")
 
 
+def _set_disabled(db: Path, username: str, disabled: bool) -> None:
+    change, said = ("disabled", "已停用") if disabled else ("enabled", "已启用")
+    with _store(db) as store:
+        store.set_disabled(username, disabled)
+        typer.echo(f"{said} {change} {username}")
+    record(db, AuditAction.ACCOUNT, ObjectKind.ACCOUNT, username, change=change)
+
+
 @user_app.command("disable")
 def user_disable(username: str = typer.Option(..., "--username"), db: Path = DbOption) -> None:
     """Stop a user logging in; their sessions end at once."""
-    with _store(db) as store:
-        store.set_disabled(username, True)
-        typer.echo(f"已停用 disabled {username}")
-    record(db, AuditAction.ACCOUNT, ObjectKind.ACCOUNT, username, change="disabled")
+    _set_disabled(db, username, True)
 
 
 @user_app.command("enable")
 def user_enable(username: str = typer.Option(..., "--username"), db: Path = DbOption) -> None:
     """Let a disabled user log in again."""
-    with _store(db) as store:
-        store.set_disabled(username, False)
-        typer.echo(f"已启用 enabled {username}")
-    record(db, AuditAction.ACCOUNT, ObjectKind.ACCOUNT, username, change="enabled")
+    _set_disabled(db, username, False)
 
 
 @user_app.command("list")
