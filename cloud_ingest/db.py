@@ -1,18 +1,138 @@
-"""Open the cloud's SQLite files, every one the same way.
+"""Open the cloud's stores, every one the same way: SQLite files on one machine, PostgreSQL when
+several machines share them (docs/architecture.md, "One machine or several").
 
-WAL lets pages read while an import, a login or a batch writes; foreign keys make a deleted user
-take its grants and sessions with it; the busy timeout lets several processes on one host
-(workers, console, CLI) share a file. `synchronous` is the one choice a store makes: FULL where a
-row must survive a power cut the moment it is written (dead letters), NORMAL elsewhere.
+Every store reaches its database through SQLAlchemy Core: one code path, the same SQL on both
+engines (`text()` with named parameters, in the subset both speak: `ON CONFLICT`, `RETURNING`,
+partial indexes). The two things that differ live here and nowhere else:
+
+- **Serialised writers.** A store's `write()` transaction is the only writer of that store while
+  it runs, on both engines: `BEGIN IMMEDIATE` on SQLite (the file's write lock), a
+  transaction-scoped advisory lock named after the store on PostgreSQL. Counting login attempts,
+  bumping the registry's version and chaining the audit log rely on it.
+- **The house pragmas on SQLite.** WAL lets pages read while an import, a login or a batch writes;
+  foreign keys make a deleted user take its grants and sessions with it; the busy timeout lets
+  several processes on one host share a file. `synchronous` is the one choice a store makes: FULL
+  where a row must survive a power cut the moment it is written (dead letters), NORMAL elsewhere.
+
+Schemas are made and changed by Alembic (cloud_ingest/migrations/), one history per store.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
 
 BUSY_TIMEOUT_S = 10.0
+STORES = ("registry", "console", "alerts", "deadletters", "conflicts")
+Store = Literal["registry", "console", "alerts", "deadletters", "conflicts"]
+
+
+def is_url(location: Path | str) -> bool:
+    """A database URL (`postgresql+psycopg://…`, `sqlite:///…`) rather than a file path."""
+    return isinstance(location, str) and "://" in location
+
+
+def url_of(location: Path | str) -> str:
+    """The SQLAlchemy URL of a store: a URL as given, a path as an SQLite file."""
+    if is_url(location):
+        return str(location)
+    if str(location) == ":memory:":
+        return "sqlite+pysqlite://"
+    return f"sqlite+pysqlite:///{Path(location)}"
+
+
+class Database:
+    """One store's database. Thread-safe: each `read()`/`write()` takes its own pooled
+    connection."""
+
+    def __init__(
+        self,
+        location: Path | str,
+        store: Store,
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        migrate: bool = True,
+    ) -> None:
+        self.store = store
+        self.url = make_url(url_of(location))
+        self.location = location
+        self.engine = _engine(self.url.render_as_string(hide_password=False), synchronous)
+        self._lock_key = int.from_bytes(hashlib.sha256(store.encode()).digest()[:4], "big")
+        if migrate:
+            from cloud_ingest.migrations import upgrade
+
+            upgrade(self)
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.dialect.name
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, or None on a server."""
+        return Path(self.url.database) if self.dialect == "sqlite" and self.url.database else None
+
+    def describe(self) -> str:
+        """Where the store is, for messages (no password)."""
+        return self.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """One read transaction: every statement sees the same committed state."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction, the store's only writer while it runs; committed at the end,
+        rolled back on any error."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(warmcard_write=True)
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._lock_key})
+                yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _engine(url: str, synchronous: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    memory = not parsed.database or parsed.database == ":memory:"
+    if not memory:
+        Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+        **({"poolclass": StaticPool} if memory else {"pool_size": 8, "max_overflow": 16}),
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" below says when a txn starts
+        if not memory:
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA foreign_keys=ON")
+        dbapi_conn.execute(f"PRAGMA synchronous={synchronous}")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("warmcard_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
 
 
 def connect(
@@ -22,12 +142,7 @@ def connect(
     autocommit: bool = False,
     shared: bool = False,
 ) -> sqlite3.Connection:
-    """A connection with the house pragmas; the parent folder is created for a file path.
-
-    `autocommit`: no implicit transactions (the caller writes BEGIN/COMMIT itself).
-    `shared`: usable from several threads, for a store that serialises access with its own lock
-    or a request whose dependencies and endpoint run on different threads.
-    """
+    """TRANSITIONAL (removed when every store uses `Database`): a raw SQLite connection."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(

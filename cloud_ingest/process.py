@@ -28,7 +28,7 @@ class SharedStores:
         return cls(
             Registry(settings.registry_path, clock=clock),
             DeadLetterStore(
-                settings.deadletter_path,
+                settings.store("deadletters"),
                 keep_bytes=settings.deadletter_keep_bytes,
                 device_quota=settings.deadletter_device_quota,
                 retention_days=settings.deadletter_retention_days,

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from cloud_ingest.alerts.settings import AlertSettings
+from cloud_ingest.db import Store
 from cloud_ingest.ops.backup.settings import BackupSettings
 from cloud_ingest.ops.settings import HealSettings
 from cloud_ingest.pipeline.settings import PipelineSettings
@@ -27,6 +28,18 @@ class WorkerSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8081
+
+
+class DatabaseSettings(BaseModel):
+    """`[database]`: where the stores live (docs/architecture.md, "One machine or several").
+
+    Without `url`, each store is an SQLite file (`registry_path`, `console_db`, …): one machine.
+    With a PostgreSQL URL (`postgresql+psycopg://warmcard@db.example/warmcard`; the password in
+    ~/.pgpass or PGPASSWORD rather than here), every store is in that database, shared by the
+    workers and consoles of every host.
+    """
+
+    url: str | None = Field(default=None, pattern=r"^postgresql\+psycopg://")
 
 
 class RetentionSettings(BaseModel):
@@ -83,6 +96,21 @@ class IngestSettings(TomlSettings, PipelineSettings):
     # `warmcard backup` / `restore`: the broker's files and InfluxDB's RPC address.
     backup: BackupSettings = Field(default_factory=BackupSettings)
     heal: HealSettings = Field(default_factory=HealSettings)  # the console's self-healing
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+
+    def store(self, name: Store) -> Path | str:
+        """Where one store lives: the shared database when `[database] url` is set, else its
+        SQLite file."""
+        if self.database.url:
+            return self.database.url
+        files: dict[Store, Path] = {
+            "registry": self.registry_path,
+            "console": self.console_db,
+            "alerts": self.alerts_db_file,
+            "deadletters": self.deadletter_path,
+            "conflicts": self.seen_index_file,
+        }
+        return files[name]
 
     @property
     def alerts_db_file(self) -> Path:

@@ -10,6 +10,7 @@ APT_PACKAGES=(
     libnfc-dev libnfc-bin         # libnfc, loaded by pynfc through ctypes
     libfreefare-dev               # pynfc loads libfreefare too
     sqlite3                       # the outbox and registry are SQLite; CLI for technicians
+    postgresql                    # the shared store when several machines run the cloud (tests)
     systemd                       # systemd-analyze, to verify the units
     espeak-ng                     # renders the kiosk's spoken prompts (Mandarin voice) at setup
     alsa-utils                    # aplay plays them on the kiosk's speaker

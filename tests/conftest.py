@@ -1,5 +1,5 @@
-"""Fixtures: real Mosquitto and InfluxDB servers on free ports, one per test session; headless
-Chromium for the page tests and where their screenshots go."""
+"""Fixtures: real Mosquitto, InfluxDB and PostgreSQL servers on free ports, one per test
+session; headless Chromium for the page tests and where their screenshots go."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.support.console import chromium, screenshot_folder
+from tests.support.databases import StoreAt
 from warmcard.command.servers import InfluxD, Mosquitto
+from warmcard.command.servers.postgres import PostgreSQL
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +43,33 @@ def influx_db(influxd: InfluxD) -> Iterator[str]:
     httpx.post(f"{influxd.url}/query", data={"q": f'DROP DATABASE "{name}"'})
 
 
+@pytest.fixture(scope="session")
+def postgres(servers_dir: Path) -> Iterator[PostgreSQL]:
+    server = PostgreSQL(servers_dir / "postgresql")
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgreSQL) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test (every store in it, as in production)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    postgres.psql("postgres", f'CREATE DATABASE "{name}"')
+    yield postgres.url.rsplit("/", 1)[0] + f"/{name}"
+    postgres.psql("postgres", f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> StoreAt:
+    """Where a store lives, on each backend in turn: `store_at("registry")` is an SQLite file
+    in tmp, or the URL of one fresh PostgreSQL database shared by every store of the test."""
+    if request.param == "sqlite":
+        return lambda store: tmp_path / f"{store}.sqlite3"
+    url = request.getfixturevalue("pg_url")
+    return lambda store: url
+
+
 @pytest.fixture
 def topic_prefix() -> str:
     """A unique device-id prefix, so tests sharing one broker never see each other's topics."""
@@ -62,7 +91,9 @@ def shots(tmp_path: Path) -> Path:
 
 # Tests that use a real server (Mosquitto, InfluxDB, Chromium) or live in the end-to-end and
 # fault folders are "servers" tests; `make test-fast` runs the rest, the unit layer.
-SERVER_FIXTURES = frozenset({"mosquitto", "influxd", "influx_db", "browser", "pipeline"})
+SERVER_FIXTURES = frozenset(
+    {"mosquitto", "influxd", "influx_db", "browser", "pipeline", "postgres", "pg_url"}
+)
 SERVER_FOLDERS = ("e2e", "faults")
 
 

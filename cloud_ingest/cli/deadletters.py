@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from cloud_ingest.db import is_url
 from cloud_ingest.pipeline.deadletter import DeadLetterStore
 from warmcard.settings import SettingsError
 
@@ -23,11 +24,11 @@ def _open_store(config: Path | None) -> DeadLetterStore:
     except SettingsError as exc:
         typer.echo(f"配置错误 Config error: {exc}", err=True)
         raise typer.Exit(2) from None
-    path = settings.deadletter_path
-    if not path.exists():
-        typer.echo(f"没有死信库 No dead-letter store at {path} (nothing rejected yet?)", err=True)
+    where = settings.store("deadletters")
+    if not is_url(where) and not Path(where).exists():
+        typer.echo(f"没有死信库 No dead-letter store at {where} (nothing rejected yet?)", err=True)
         raise typer.Exit(2)
-    return DeadLetterStore(path)
+    return DeadLetterStore(where)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""SQLite store of rejected messages, so bad input is kept for inspection and never lost.
+"""The store of rejected messages, so bad input is kept for inspection and never lost.
 
 Bounded, because a device decides what it sends: each letter keeps a prefix of the payload
 (`keep_bytes`, a whole valid-size event), its full length and SHA-256; a device over its quota
@@ -9,44 +9,20 @@ than the retention are pruned. Nothing is dropped silently: `counts()` includes 
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from cloud_ingest import db
+from sqlalchemy import Connection, text
+
+from cloud_ingest.db import Database
 from warmcard.contract import TOPIC_ROOT
 from warmcard.rejections import Reason
 from warmcard.timestamps import format_ts, now_us
 from warmcard.wirejson import MAX_PAYLOAD_BYTES
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY,
-    received_us INTEGER NOT NULL,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    reason TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (reason, id);
-CREATE TABLE IF NOT EXISTS dead_letter_overflow (
-    device TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    first_us INTEGER NOT NULL,
-    last_us INTEGER NOT NULL,
-    PRIMARY KEY (device, reason)
-);
-"""
-# Added to stores made before the bounds (columns are added once, in place).
-_COLUMNS = {
-    "device": "TEXT NOT NULL DEFAULT ''",
-    "payload_len": "INTEGER",
-    "payload_sha256": "TEXT",
-}
 _PRUNE_EVERY_US = 3600 * 1_000_000
 
 
@@ -99,139 +75,142 @@ class DeadLetterStore:
         retention_days: float = 90.0,
         clock: Callable[[], int] = now_us,
     ) -> None:
-        self.path = Path(path)
+        self.db = Database(path, "deadletters", synchronous="FULL")
         self.keep_bytes = keep_bytes
         self.device_quota = device_quota
         self.retention_us = int(retention_days * 86400 * 1_000_000)
         self._clock = clock
-        self._db = db.connect(path, synchronous="FULL", autocommit=True, shared=True)
-        self._lock = threading.Lock()
-        self._db.executescript(_SCHEMA)
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(dead_letters)")}
-        for name, decl in _COLUMNS.items():
-            if name not in have:
-                self._db.execute(f"ALTER TABLE dead_letters ADD COLUMN {name} {decl}")
-        self._db.execute(
-            "CREATE INDEX IF NOT EXISTS dead_letters_device ON dead_letters (device, id)"
-        )
         self._pruned_us = 0
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
     def add_many(self, letters: Iterable[DeadLetter]) -> int:
         """Keep each letter (bounded) or, past its device's quota, count it; returns how many."""
         letters = list(letters)
         if not letters:
             return 0
-        with self._lock:
-            self._prune_locked()
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._add_locked(letters)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self.db.write() as conn:
+            self._prune(conn)
+            self._add(conn, letters)
         return len(letters)
 
-    def _add_locked(self, letters: list[DeadLetter]) -> int:
+    def _add(self, conn: Connection, letters: list[DeadLetter]) -> int:
         room: dict[str, int] = {}
         rows = []
-        overflow: list[tuple[str, str, int, int]] = []
+        overflow: list[dict[str, object]] = []
         for d in letters:
             device = _device_of(d.topic)
             if device not in room:
-                (held,) = self._db.execute(
-                    "SELECT COUNT(*) FROM dead_letters WHERE device = ?", (device,)
-                ).fetchone()
+                held = conn.execute(
+                    text("SELECT COUNT(*) FROM dead_letters WHERE device = :device"),
+                    {"device": device},
+                ).scalar_one()
                 room[device] = self.device_quota - held
             payload = bytes(d.payload)
             if room[device] <= 0:
-                overflow.append((device, d.reason.value, len(payload), d.received_us))
+                overflow.append(
+                    {
+                        "device": device,
+                        "reason": d.reason.value,
+                        "bytes": len(payload),
+                        "at": d.received_us,
+                    }
+                )
                 continue
             room[device] -= 1
             rows.append(
-                (
-                    d.received_us,
-                    d.topic[:512],
-                    payload[: self.keep_bytes],
-                    d.reason.value,
-                    d.detail[:2000],
-                    device,
-                    len(payload),
-                    hashlib.sha256(payload).hexdigest(),
-                )
+                {
+                    "received_us": d.received_us,
+                    "topic": d.topic[:512],
+                    "payload": payload[: self.keep_bytes],
+                    "reason": d.reason.value,
+                    "detail": d.detail[:2000],
+                    "device": device,
+                    "payload_len": len(payload),
+                    "payload_sha256": hashlib.sha256(payload).hexdigest(),
+                }
             )
-        self._db.executemany(
-            "INSERT INTO dead_letters (received_us, topic, payload, reason, detail, device, "
-            "payload_len, payload_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        self._db.executemany(
-            "INSERT INTO dead_letter_overflow (device, reason, count, bytes, first_us, last_us) "
-            "VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (device, reason) DO UPDATE SET "
-            "count = count + 1, bytes = bytes + excluded.bytes, last_us = excluded.last_us",
-            [(dev, reason, size, at, at) for dev, reason, size, at in overflow],
-        )
+        if rows:
+            conn.execute(
+                text(
+                    "INSERT INTO dead_letters (received_us, topic, payload, reason, detail, "
+                    "device, payload_len, payload_sha256) VALUES (:received_us, :topic, "
+                    ":payload, :reason, :detail, :device, :payload_len, :payload_sha256)"
+                ),
+                rows,
+            )
+        for row in overflow:  # one at a time: a batch may count one device twice
+            conn.execute(
+                text(
+                    "INSERT INTO dead_letter_overflow AS o "
+                    "(device, reason, count, bytes, first_us, last_us) "
+                    "VALUES (:device, :reason, 1, :bytes, :at, :at) "
+                    "ON CONFLICT (device, reason) DO UPDATE SET count = o.count + 1, "
+                    "bytes = o.bytes + excluded.bytes, last_us = excluded.last_us"
+                ),
+                row,
+            )
         return len(rows)
 
-    def _prune_locked(self) -> None:
+    def _prune(self, conn: Connection) -> None:
         now = self._clock()
         if now - self._pruned_us < _PRUNE_EVERY_US:
             return
         self._pruned_us = now
         cutoff = now - self.retention_us
-        self._db.execute("DELETE FROM dead_letters WHERE received_us < ?", (cutoff,))
-        self._db.execute("DELETE FROM dead_letter_overflow WHERE last_us < ?", (cutoff,))
+        cut = {"cutoff": cutoff}
+        conn.execute(text("DELETE FROM dead_letters WHERE received_us < :cutoff"), cut)
+        conn.execute(text("DELETE FROM dead_letter_overflow WHERE last_us < :cutoff"), cut)
 
     def add(self, letter: DeadLetter) -> None:
         self.add_many([letter])
 
     def counts(self) -> dict[str, int]:
         """Per reason: letters kept plus letters only counted past a device's quota."""
-        with self._lock:
-            kept = self._db.execute(
-                "SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason"
-            ).fetchall()
-            over = self._db.execute(
-                "SELECT reason, SUM(count) FROM dead_letter_overflow GROUP BY reason"
-            ).fetchall()
+        with self.db.read() as conn:
+            kept = conn.execute(
+                text("SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason")
+            ).all()
+            over = conn.execute(
+                text("SELECT reason, SUM(count) FROM dead_letter_overflow GROUP BY reason")
+            ).all()
         total: Counter[str] = Counter()
         for reason, n in [*kept, *over]:
-            total[reason] += n
+            total[reason] += int(n)
         return dict(total)
 
     def overflow(self) -> list[tuple[str, str, int, int]]:
         """(device, reason, count, bytes) of letters counted but not kept, largest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT device, reason, count, bytes FROM dead_letter_overflow ORDER BY count DESC"
-            ).fetchall()
+        with self.db.read() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT device, reason, count, bytes FROM dead_letter_overflow "
+                    "ORDER BY count DESC"
+                )
+            ).all()
         return [(str(a), str(b), int(c), int(d)) for a, b, c, d in rows]
 
     def list(self, limit: int = 100, reason: Reason | str | None = None) -> list[DeadLetter]:
         """Newest first."""
-        sql = f"SELECT {_FIELDS} FROM dead_letters"
-        args: tuple[object, ...] = ()
-        if reason is not None:
-            sql += " WHERE reason = ?"
-            args = (Reason(reason).value,)
-        sql += " ORDER BY id DESC LIMIT ?"
-        with self._lock:
-            rows = self._db.execute(sql, (*args, limit)).fetchall()
-        return [self._row(r) for r in rows]
+        where = "" if reason is None else " WHERE reason = :reason"
+        params = {"limit": limit, "reason": None if reason is None else Reason(reason).value}
+        with self.db.read() as conn:
+            rows = conn.execute(
+                text(f"SELECT {_FIELDS} FROM dead_letters{where} ORDER BY id DESC LIMIT :limit"),
+                params,
+            ).all()
+        return [self._row(tuple(r)) for r in rows]
 
     def get(self, letter_id: int) -> DeadLetter | None:
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_FIELDS} FROM dead_letters WHERE id = ?", (letter_id,)
-            ).fetchone()
-        return self._row(row) if row else None
+        with self.db.read() as conn:
+            row = conn.execute(
+                text(f"SELECT {_FIELDS} FROM dead_letters WHERE id = :id"), {"id": letter_id}
+            ).first()
+        return self._row(tuple(row)) if row else None
 
     @staticmethod
-    def _row(row: tuple[int, int, str, bytes, str, str, int | None, str | None]) -> DeadLetter:
+    def _row(row: tuple[Any, ...]) -> DeadLetter:
         return DeadLetter(
             id=row[0],
             received_us=row[1],

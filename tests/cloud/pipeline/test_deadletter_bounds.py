@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloud_ingest.pipeline.deadletter import DeadLetter, DeadLetterStore
+from tests.support.databases import StoreAt
 from warmcard.contract import events_topic, parse_event
 from warmcard.rejections import InvalidPayload, Reason
 
@@ -51,9 +52,9 @@ def test_200_one_mib_payloads_keep_a_bounded_prefix_length_and_hash(tmp_path: Pa
     assert grown < 2 * MIB, grown  # 200 x 4 KiB prefixes and the index, not 200 MiB
 
 
-def test_a_device_past_its_quota_is_counted_not_kept(tmp_path: Path) -> None:
+def test_a_device_past_its_quota_is_counted_not_kept(store_at: StoreAt) -> None:
     now = 1_800_000_000_000_000
-    store = DeadLetterStore(tmp_path / "dl.sqlite3", device_quota=20, clock=lambda: now)
+    store = DeadLetterStore(store_at("deadletters"), device_quota=20, clock=lambda: now)
     store.add_many([rejected("k-noisy", b"[]", now + n) for n in range(50)])
     store.add(rejected("k-quiet", b"[]", now))
     assert len(store.list(limit=1000)) == 21  # 20 of the noisy device, the quiet one's letter
@@ -62,9 +63,9 @@ def test_a_device_past_its_quota_is_counted_not_kept(tmp_path: Path) -> None:
     store.close()
 
 
-def test_letters_older_than_the_retention_are_pruned(tmp_path: Path) -> None:
+def test_letters_older_than_the_retention_are_pruned(store_at: StoreAt) -> None:
     clock = [1_800_000_000_000_000]
-    store = DeadLetterStore(tmp_path / "dl.sqlite3", retention_days=90, clock=lambda: clock[0])
+    store = DeadLetterStore(store_at("deadletters"), retention_days=90, clock=lambda: clock[0])
     store.add(rejected("k-old", b"[]", clock[0]))
     clock[0] += 91 * DAY_US
     store.add(rejected("k-new", b"[]", clock[0]))
