@@ -13,6 +13,9 @@ partial indexes). The two things that differ live here and nowhere else:
   foreign keys make a deleted user take its grants and sessions with it; the busy timeout lets
   several processes on one host share a file. `synchronous` is the one choice a store makes: FULL
   where a row must survive a power cut the moment it is written (dead letters), NORMAL elsewhere.
+- **Scrubbing erased rows.** `scrub(tables)` after an erasure commits: what the deletes freed is
+  rewritten away, by `VACUUM` and a truncating WAL checkpoint on SQLite, `VACUUM FULL` of the
+  tables on PostgreSQL.
 
 Schemas are made and changed by Alembic (cloud_ingest/migrations/), one history per store.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -101,6 +104,29 @@ class Database:
                 if self.dialect == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._lock_key})
                 yield conn
+
+    def scrub(self, tables: Iterable[str]) -> None:
+        """After rows naming a person were deleted (and committed): leave nothing of them in the
+        database's files. A delete only marks space free; here it is rewritten away.
+
+        SQLite: `VACUUM` rebuilds the whole file from its live rows (`tables` are all of it), then
+        a truncating checkpoint empties the WAL, which held the deleted rows' old pages.
+        PostgreSQL: `VACUUM FULL` of `tables` writes them and their indexes anew without the dead
+        rows (a plain VACUUM only marks the space reusable, the bytes stay in the pages); each
+        table is locked while it is rewritten, a moment for these small tables.
+        """
+        names = sorted(set(tables))
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            if self.dialect == "sqlite":
+                assert isinstance(raw, sqlite3.Connection)
+                raw.execute("VACUUM")
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                return
+            quote = self.engine.dialect.identifier_preparer.quote
+            autocommit = conn.execution_options(isolation_level="AUTOCOMMIT")
+            for name in names:
+                autocommit.exec_driver_sql(f"VACUUM FULL {quote(name)}")
 
     def close(self) -> None:
         self.engine.dispose()

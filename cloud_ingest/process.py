@@ -34,7 +34,7 @@ class SharedStores:
                 retention_days=settings.deadletter_retention_days,
                 clock=clock,
             ),
-            SeenIndex(settings.seen_index_file, retention_days=settings.seen_retention_days),
+            SeenIndex(settings.store("conflicts"), retention_days=settings.seen_retention_days),
         )
 
     def close(self) -> None:

@@ -66,13 +66,13 @@ class ConsoleService(CloudProcess):
             self.live,
             self.query_storage,
             console_db_path=settings.console_db,
-            db_path=settings.alerts_db_file,
+            location=settings.store("alerts"),
             default_tz=settings.tz,
             clock=clock,
         )
         self.enrol = EnrolMode(self.registry, on_window=self._publish_configs)
         # Erase commands recorded by erasures (here or by `warmcard person erase`) for kiosks.
-        self.kiosk_erasures = KioskErasures(settings.console_db, clock=clock)
+        self.kiosk_erasures = KioskErasures(settings.store("console"), clock=clock)
         self.stored_batches = 0
         self.stored_taps = 0
         self.last_stored_us: int | None = None  # when the last stored taps arrived

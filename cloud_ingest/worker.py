@@ -77,7 +77,7 @@ class IngestWorker(CloudProcess):
             None,
             None,
             console_db_path=settings.console_db,
-            db_path=settings.alerts_db_file,
+            location=settings.store("alerts"),
             default_tz=settings.tz,
             clock=clock,
         )

@@ -4,7 +4,7 @@
   batch (before it is acked): it notes each person's latest sighting in memory and runs the
   anti-fraud windows. It never raises: an alerts problem must not hold up taps.
 - Sightings are written to `last_seen` every second by the engine's thread, off the hot path
-  (an SQLite upsert costs ~8 µs a row). A crash loses at most that second, and the rebuild
+  (an upsert costs ~8 µs a row on SQLite). A crash loses at most that second, and the rebuild
   at start reads it back from InfluxDB.
 - `tick()` runs every `evaluate_s` on the engine's thread: device health and visit-due.
 - At start, `rebuild_last_seen()` fills `last_seen` from InfluxDB (see its docstring).
@@ -56,7 +56,7 @@ class AlertEngine:
         default_tz: str = DEFAULT_TZ,
         clock: Clock = now_us,
         store: AlertStore | None = None,
-        db_path: Path | None = None,
+        location: Path | str | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -66,12 +66,11 @@ class AlertEngine:
         self.default_tz = default_tz
         self.clock = clock
         if store is None:
-            path = settings.db_path or db_path
-            if path is None:
-                raise ValueError("give the alerts database: settings.db_path, db_path or store")
-            store = AlertStore.open(path)
-        self.store = store
-        self.db_path = Path(store.conn.execute("PRAGMA database_list").fetchone()[2] or ":memory:")
+            where = location or settings.db_path
+            if where is None:
+                raise ValueError("give the alerts store: location, settings.db_path or store")
+            store = AlertStore(where)
+        self.store = store  # thread-safe: the hook, the evaluator and requests share it
         self.health = DeviceHealth(settings)
         self.fraud = FraudDetector(settings, registry, default_tz)
         self._site_paths: dict[str, str] = {}

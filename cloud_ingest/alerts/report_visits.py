@@ -1,22 +1,16 @@
-"""Visits made, counted for the monthly report from the alerts database (`reports.VisitsSource`)."""
+"""Visits made, counted for the monthly report from the alerts store (`reports.VisitsSource`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from cloud_ingest.alerts.store import AlertStore, connect
+from cloud_ingest.alerts.store import AlertStore
 
 
 class AlertVisits:
-    """Counts the `visits` table of one alerts database, through a connection of its own per
-    call: the report runs in a request thread, the engine's connection is for its own thread."""
+    """Counts the `visits` of one alerts store (thread-safe: the report runs in a request
+    thread, beside the engine's)."""
 
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
+    def __init__(self, store: AlertStore) -> None:
+        self.store = store
 
     def visits_in(self, area: str, month: str, tz: str) -> int:
-        store = AlertStore(connect(self.db_path))
-        try:
-            return len(store.visits_in(area, month, tz))
-        finally:
-            store.close()
+        return len(self.store.visits_in(area, month, tz))

@@ -147,6 +147,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the monthly report of an area: meals, attendance, distinct elders, visits."""
         from cloud_ingest.alerts.report_visits import AlertVisits
+        from cloud_ingest.alerts.store import AlertStore
         from cloud_ingest.console import db as console_db
         from cloud_ingest.console.exports import write_csv, write_xlsx
         from cloud_ingest.console.reports import (
@@ -184,8 +185,8 @@ def register(app: typer.Typer) -> None:
             inside = areas.sites_in(path, (s.site_id for s in registry.sites()), placed)
             sites = [s for s in map(registry.site, inside) if s is not None]
             visits = None
-            if settings.alerts_db_file.exists():
-                visits = AlertVisits(settings.alerts_db_file)
+            if settings.database.url or settings.alerts_db_file.exists():
+                visits = AlertVisits(AlertStore(settings.store("alerts")))
             else:
                 typer.echo(
                     f"无探访记录库 no alerts database at {settings.alerts_db_file}: "
@@ -199,6 +200,8 @@ def register(app: typer.Typer) -> None:
         finally:
             storage.close()
             registry.close()
+            if visits is not None:
+                visits.store.close()
         if fmt == "csv":
             write_csv(out, DAILY_HEADER, csv_rows(result))
         else:

@@ -21,8 +21,11 @@ def erase(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
 ) -> None:
     """Remove a person from the registry, alerts and dead letters; pseudonymise their taps."""
+    from cloud_ingest.alerts.store import AlertStore
     from cloud_ingest.cli.config import load_settings
     from cloud_ingest.console.erasure import erase_person
+    from cloud_ingest.console.kiosk_erasure import KioskErasures
+    from cloud_ingest.pipeline.deadletter import DeadLetterStore
     from cloud_ingest.pipeline.influx import InfluxV1
     from cloud_ingest.registry.store import Registry
 
@@ -31,21 +34,24 @@ def erase(
         raise typer.Exit(1)
     registry = Registry(settings.registry_path)
     storage = InfluxV1(settings.influx)
+    alerts = AlertStore(settings.store("alerts"))
+    deadletters = DeadLetterStore(settings.store("deadletters"))
+    kiosks = KioskErasures(settings.store("console"))
     try:
         done = erase_person(
             person_id,
             registry=registry,
             storage=storage,
-            alerts_db=settings.alerts_db_file,
-            deadletter_db=settings.deadletter_path,
-            console_db=settings.console_db,
+            alerts=alerts,
+            deadletters=deadletters,
+            kiosks=kiosks,
         )
     except IngestError as exc:
         typer.echo(f"错误 error: {exc}", err=True)
         raise typer.Exit(1) from None
     finally:
-        registry.close()
-        storage.close()
+        for store in (registry, storage, alerts, deadletters, kiosks):
+            store.close()
     counts = done.counts()
     record(settings.console_db, Action.ERASE, ObjectKind.PERSON, person_id, **counts)
     typer.echo(f"已删除 erased {person_id}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

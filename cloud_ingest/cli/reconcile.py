@@ -113,8 +113,8 @@ def register(app: typer.Typer) -> None:
                     err=True,
                 )
 
-            seen_path = settings.seen_index_file
-            seen = SeenIndex(seen_path) if seen_path.exists() else None
+            shared = settings.database.url or settings.seen_index_file.exists()
+            seen = SeenIndex(settings.store("conflicts")) if shared else None
             storage = InfluxV1(settings.influx)
             try:
                 report = check(

@@ -22,7 +22,9 @@ What happens, store by store (docs/security.md, "Personal data"):
   and pending) with the same token, so a later resend stores nothing identifying.
 
 InfluxDB goes first: if it fails, nothing else has changed and the erasure can simply be run
-again. Running it again after success finds nothing and changes nothing.
+again. Running it again after success finds nothing and changes nothing. Each store is scrubbed
+once its deletes commit (`Database.scrub`), so the erased rows do not stay in free space of its
+files (SQLite) or as dead rows (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -30,18 +32,22 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from cloud_ingest import db
-from cloud_ingest.alerts.store import connect as connect_alerts
+from sqlalchemy import Connection, bindparam, text
+
+from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.console.kiosk_erasure import KioskErasures
+from cloud_ingest.db import Database
 from cloud_ingest.errors import RegistryEditError
+from cloud_ingest.pipeline.deadletter import DeadLetterStore
 from cloud_ingest.pipeline.influx import Storage, quote_ident, quote_string
 from cloud_ingest.pipeline.lineprotocol import MEASUREMENT, SUSPECT_MEASUREMENT, encode_point
 from cloud_ingest.registry.store import Registry
 
 TOKEN_PREFIX = "erased-"
 _WRITE_BATCH = 5000
+_DELETE_CHUNK = 500
+ALERT_TABLES = ("alerts", "person_flags", "last_seen", "visits")
 
 
 @dataclass
@@ -81,9 +87,9 @@ def erase_person(
     *,
     registry: Registry,
     storage: Storage,
-    alerts_db: Path,
-    deadletter_db: Path,
-    console_db: Path,
+    alerts: AlertStore,
+    deadletters: DeadLetterStore,
+    kiosks: KioskErasures,
 ) -> Erasure:
     """Erase `person_id` everywhere the cloud keeps it; RegistryEditError if unknown."""
     found = registry.query(
@@ -107,8 +113,8 @@ def erase_person(
         erasure.points[measurement] = _pseudonymise_points(
             storage, measurement, person_id, cards, erasure.token
         )
-    _erase_alerts(alerts_db, person_id, [name, *cards], erasure)
-    erasure.dead_letters = _erase_dead_letters(deadletter_db, [f'"{person_id}"', name, *cards])
+    _erase_alerts(alerts.db, person_id, [name, *cards], erasure)
+    erasure.dead_letters = _erase_dead_letters(deadletters.db, [f'"{person_id}"', name, *cards])
     with registry.change() as conn:
         _scrub(conn)
         marks = ",".join("?" * len(cards))
@@ -122,17 +128,14 @@ def erase_person(
         conn.execute("DELETE FROM cards WHERE person_id = ?", (person_id,))
         conn.execute("DELETE FROM people WHERE person_id = ?", (person_id,))
     registry.query("PRAGMA wal_checkpoint(TRUNCATE)")
-    kiosks = KioskErasures(console_db)
-    try:
-        devices = [d.device_id for d in registry.devices()]
-        erasure.kiosks = kiosks.add(person_id, cards, erasure.token, devices)
-    finally:
-        kiosks.close()
+    devices = [d.device_id for d in registry.devices()]
+    erasure.kiosks = kiosks.add(person_id, cards, erasure.token, devices)
     return erasure
 
 
 def _scrub(conn: sqlite3.Connection) -> None:
-    """Deleted rows overwritten with zeros, not left in free pages of the file (per connection)."""
+    """The registry's deleted rows overwritten with zeros, not left in free pages of its file
+    (per connection). TRANSITIONAL: `registry.db.scrub(...)` once the registry is on `Database`."""
     conn.execute("PRAGMA secure_delete = ON")
 
 
@@ -159,54 +162,57 @@ def _pseudonymise_points(
     return len(lines)
 
 
-def _erase_alerts(path: Path, person_id: str, needles: list[str], erasure: Erasure) -> None:
-    conn = connect_alerts(path)
-    _scrub(conn)
-    try:
-        with conn:
-            naming = " OR ".join(["person_id = ?", "subject = ?", *_mentions(needles)])
-            params = [person_id, person_id, *needles]
-            ids = [r[0] for r in conn.execute(f"SELECT id FROM alerts WHERE {naming}", params)]
-            marks = ",".join("?" * len(ids))
-            if ids:
-                conn.execute(f"UPDATE visits SET alert_id = NULL WHERE alert_id IN ({marks})", ids)
-                conn.execute(f"DELETE FROM alerts WHERE id IN ({marks})", ids)
-            erasure.alerts = len(ids)
-            erasure.flags = conn.execute(
-                "DELETE FROM person_flags WHERE person_id = ?", (person_id,)
-            ).rowcount
-            conn.execute("DELETE FROM last_seen WHERE person_id = ?", (person_id,))
-            erasure.visits_kept = conn.execute(
-                "UPDATE visits SET person_id = ?, note = '' WHERE person_id = ?",
-                (erasure.token, person_id),
-            ).rowcount
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
+def _erase_alerts(db: Database, person_id: str, needles: list[str], erasure: Erasure) -> None:
+    """Delete the person's alerts (theirs, or naming them, a card or their name in the text),
+    flags and last sighting; keep their visits under the token with the note emptied."""
+    with db.write() as conn:
+        rows = conn.execute(
+            text("SELECT id, person_id, subject, detail_zh, detail_en FROM alerts")
+        ).all()
+        ids = [
+            int(r[0])
+            for r in rows
+            if person_id in (r[1], r[2]) or _mentions(f"{r[3] or ''} {r[4] or ''}", needles)
+        ]
+        _delete_ids(conn, "UPDATE visits SET alert_id = NULL WHERE alert_id IN :ids", ids)
+        _delete_ids(conn, "DELETE FROM alerts WHERE id IN :ids", ids)
+        erasure.alerts = len(ids)
+        person = {"person": person_id}
+        erasure.flags = conn.execute(
+            text("DELETE FROM person_flags WHERE person_id = :person"), person
+        ).rowcount
+        conn.execute(text("DELETE FROM last_seen WHERE person_id = :person"), person)
+        erasure.visits_kept = conn.execute(
+            text("UPDATE visits SET person_id = :token, note = '' WHERE person_id = :person"),
+            {"token": erasure.token, **person},
+        ).rowcount
+    db.scrub(ALERT_TABLES)
 
 
-def _mentions(needles: list[str]) -> list[str]:
-    return [
-        "instr(lower(coalesce(detail_zh, '') || ' ' || coalesce(detail_en, '')), lower(?)) > 0"
-        for _ in needles
-    ]
+def _mentions(text_: str, needles: list[str]) -> bool:
+    """Any needle in the text, whatever the case."""
+    lowered = text_.lower()
+    return any(n.lower() in lowered for n in needles)
 
 
-def _erase_dead_letters(path: Path, needles: list[str]) -> int:
-    if not path.exists():
-        return 0
-    conn: sqlite3.Connection = db.connect(path, synchronous="FULL")
-    _scrub(conn)
-    try:
-        with conn:
-            where = " OR ".join(
-                "instr(lower(CAST(payload AS TEXT)), lower(?)) > 0 "
-                "OR instr(lower(detail), lower(?)) > 0"
-                for _ in needles
-            )
-            params = [n for n in needles for _ in range(2)]
-            deleted = conn.execute(f"DELETE FROM dead_letters WHERE {where}", params).rowcount
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return deleted
-    finally:
-        conn.close()
+def _delete_ids(conn: Connection, sql: str, ids: list[int]) -> int:
+    """Run `sql` (its `IN :ids`) over the ids in chunks; returns the rows it touched."""
+    statement = text(sql).bindparams(bindparam("ids", expanding=True))
+    return sum(
+        conn.execute(statement, {"ids": ids[i : i + _DELETE_CHUNK]}).rowcount
+        for i in range(0, len(ids), _DELETE_CHUNK)
+    )
+
+
+def _erase_dead_letters(db: Database, needles: list[str]) -> int:
+    """Delete every letter whose payload or detail holds a needle (whatever the case)."""
+    with db.write() as conn:
+        rows = conn.execute(text("SELECT id, payload, detail FROM dead_letters"))
+        ids = [
+            int(r[0])
+            for r in rows
+            if _mentions(bytes(r[1]).decode("utf-8", "replace") + "\n" + r[2], needles)
+        ]
+        deleted = _delete_ids(conn, "DELETE FROM dead_letters WHERE id IN :ids", ids)
+    db.scrub(["dead_letters"])
+    return deleted

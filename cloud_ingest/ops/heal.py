@@ -90,7 +90,7 @@ class Healer:
         self.last_stored_us = last_stored_us
         self.seen = seen
         self.tz = tz
-        self.ledger = HealLedger(alerts.store.conn, alerts.store.lock)
+        self.ledger = HealLedger(alerts.store.db)
         self.rounds = 0
         self.requested_total = 0
         self.last: RoundResult | None = None

@@ -12,16 +12,20 @@ different content under a known (device, seq), or a known event_id under another
 is a conflict: the message is dead-lettered with reason `conflict`, recorded in the `conflicts`
 table, and the first content stays what counts.
 
-The index is one SQLite file, checked and updated per batch in one transaction: a batch of new
-events costs one `executemany` of INSERT OR IGNORE; only when some row was already there are the
-batch's rows looked up one by one. `synchronous=NORMAL`: a power cut may lose the last batches of
+The index is the `conflicts` store (cloud_ingest.db: an SQLite file on one machine, the shared
+PostgreSQL database on several), checked and updated per batch in one write transaction: the
+batch's new rows go in with multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING`, so the
+check-and-insert of each (device, seq) and event id is atomic against every other worker (the
+unique constraints decide, not a read before the write); only rows that were already there are
+looked up one by one. On SQLite `synchronous=NORMAL`: a power cut may lose the last batches of
 the index, never events (those are in InfluxDB, and reconcile's storage check is the backstop).
 
-Several workers: each worker's index sees only what the broker routed to it. Workers on one host
-should share one file (SQLite locks across processes); workers on different hosts can miss a
-conflict whose two versions went to different workers. Reconcile then still finds two points with
-one seq in InfluxDB, except for the one case InfluxDB hides: same time and same kind, different
-fields (the second overwrote the first). See docs/guarantees.md.
+Several workers: on PostgreSQL every worker on every host shares the one index, so a conflict is
+caught whichever worker each version reached. With SQLite files, workers on one host share one
+file (SQLite locks across processes); workers on different hosts can miss a conflict whose two
+versions went to different workers. Reconcile then still finds two points with one seq in
+InfluxDB, except for the one case InfluxDB hides: same time and same kind, different fields (the
+second overwrote the first). See docs/guarantees.md.
 
 Rows are kept `retention_days` after they were first seen, then pruned a chunk at a time.
 """
@@ -29,52 +33,53 @@ Rows are kept `retention_days` after they were first seen, then pruned a chunk a
 from __future__ import annotations
 
 import hashlib
-import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from cloud_ingest import db
+from sqlalchemy import Connection, column, select, table, text
+
+from cloud_ingest.db import Database
 from warmcard.contract import TapEvent
 from warmcard.timestamps import format_ts
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS seen (
-    id INTEGER PRIMARY KEY,
-    device TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    event_id BLOB NOT NULL,
-    digest BLOB NOT NULL,
-    ts_us INTEGER NOT NULL,
-    first_us INTEGER NOT NULL,
-    shape BLOB,
-    UNIQUE (device, seq),
-    UNIQUE (event_id)
-);
-CREATE TABLE IF NOT EXISTS conflicts (
-    id INTEGER PRIMARY KEY,
-    received_us INTEGER NOT NULL,
-    device TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    event_id TEXT NOT NULL,
-    ts_us INTEGER NOT NULL,
-    rule TEXT NOT NULL CHECK (rule IN ('seq', 'event_id')),
-    first_seq INTEGER NOT NULL,
-    first_event_id TEXT NOT NULL,
-    first_ts_us INTEGER NOT NULL,
-    digest BLOB NOT NULL,
-    UNIQUE (device, seq, digest)
-);
-CREATE INDEX IF NOT EXISTS conflicts_by_device ON conflicts (device, ts_us);
-"""
-
-_INSERT = (
-    "INSERT OR IGNORE INTO seen (device, seq, event_id, digest, ts_us, first_us, shape) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+_SEEN_COLUMNS = ("device", "seq", "event_id", "digest", "ts_us", "first_us", "shape")
+CONFLICTS = table(
+    "conflicts",
+    *map(column, ("id", "received_us", "device", "seq", "event_id", "ts_us", "rule")),
+    *map(column, ("first_seq", "first_event_id", "first_ts_us")),
 )
+INSERT_CHUNK = 500  # rows per INSERT: 7 parameters each, well inside SQLite's limit
 PRUNE_EVERY_US = 3600 * 1_000_000
 PRUNE_CHUNK = 50_000
+
+Row = tuple[str, int, bytes, bytes, int, int, bytes]
+
+
+def _insert_new(conn: Connection, rows: Sequence[Row]) -> set[tuple[str, int]]:
+    """Insert the rows whose (device, seq) and event id are both new; returns their keys."""
+    added: set[tuple[str, int]] = set()
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[start : start + INSERT_CHUNK]
+        values = ", ".join(
+            "(" + ", ".join(f":{c}{n}" for c in _SEEN_COLUMNS) + ")" for n in range(len(chunk))
+        )
+        params: dict[str, Any] = {
+            f"{c}{n}": v
+            for n, row in enumerate(chunk)
+            for c, v in zip(_SEEN_COLUMNS, row, strict=True)
+        }
+        found = conn.execute(
+            text(
+                f"INSERT INTO seen ({', '.join(_SEEN_COLUMNS)}) VALUES {values} "
+                "ON CONFLICT DO NOTHING RETURNING device, seq"
+            ),
+            params,
+        )
+        added.update((str(d), int(q)) for d, q in found)
+    return added
 
 
 _blake2b = hashlib.blake2b
@@ -152,23 +157,16 @@ class Conflict:
 
 
 class SeenIndex:
-    """The per-worker (or per-host) index; thread-safe, one transaction per `admit`."""
+    """The conflict index of every worker (PostgreSQL) or of the host's workers (one SQLite
+    file); thread-safe, one transaction per `admit`."""
 
-    def __init__(self, path: Path | str, *, retention_days: float = 60.0) -> None:
-        self.path = Path(path)
+    def __init__(self, location: Path | str, *, retention_days: float = 60.0) -> None:
+        self.db = Database(location, "conflicts")
         self.retention_us = int(retention_days * 86400 * 1_000_000)
-        # Workers on one host share the file (db.connect's busy timeout).
-        self._db = db.connect(path, autocommit=True, shared=True)
-        self._lock = threading.Lock()
-        self._db.executescript(_SCHEMA)
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(seen)")}
-        if "shape" not in columns:  # an index from before v1.3: its rows have no shape
-            self._db.execute("ALTER TABLE seen ADD COLUMN shape BLOB")
         self._next_prune_us = 0
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
     def admit(
         self, events: Sequence[TapEvent], now_us: int, ts_us: Sequence[int] | None = None
@@ -178,7 +176,7 @@ class SeenIndex:
         `ts_us`: the events' times in µs if the caller has them (saves parsing them again).
         """
         conflicts: dict[int, Conflict] = {}
-        rows: list[tuple[str, int, bytes, bytes, int, int, bytes]] = []
+        rows: list[Row] = []
         positions: list[int] = []
         in_batch: dict[tuple[str, int], int] = {}
         ids_in_batch: dict[bytes, int] = {}
@@ -201,54 +199,57 @@ class SeenIndex:
             ids_in_batch[eid] = len(rows)
             rows.append(row)
             positions.append(i)
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                before = db.total_changes
-                db.executemany(_INSERT, rows)
-                if db.total_changes - before != len(rows):
-                    # Some rows existed (a redelivery, or a conflict): look at each one.
-                    for pos, row in zip(positions, rows, strict=True):
-                        found = self._compare(row, erased=events[pos].erased)
-                        if found is not None:
-                            rule, first_seq, first_eid, first_ts = found
-                            conflicts[pos] = self._conflict(
-                                now_us, events[pos], rule, first_seq, first_eid, first_ts
-                            )
+        if rows:
+            with self.db.write() as conn:
+                added = _insert_new(conn, rows)
+                # The rows already there (a redelivery, or a conflict): look at each one.
+                for pos, row in zip(positions, rows, strict=True):
+                    if row[:2] in added:
+                        continue
+                    found = self._compare(conn, row, erased=events[pos].erased)
+                    if found is not None:
+                        rule, first_seq, first_eid, first_ts = found
+                        conflicts[pos] = self._conflict(
+                            now_us, events[pos], rule, first_seq, first_eid, first_ts
+                        )
                 if conflicts:
-                    db.executemany(
-                        "INSERT OR IGNORE INTO conflicts (received_us, device, seq, event_id, "
-                        "ts_us, rule, first_seq, first_event_id, first_ts_us, digest) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            (
-                                c.received_us,
-                                c.device_id,
-                                c.seq,
-                                c.event_id,
-                                c.ts_us,
-                                c.rule,
-                                c.first_seq,
-                                c.first_event_id,
-                                c.first_ts_us,
-                                content_digest(events[i]),
-                            )
-                            for i, c in conflicts.items()
-                        ],
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+                    self._record(conn, events, conflicts)
         if now_us >= self._next_prune_us:
             self._next_prune_us = now_us + PRUNE_EVERY_US
             self.prune(now_us)
         return conflicts
 
+    @staticmethod
+    def _record(
+        conn: Connection, events: Sequence[TapEvent], conflicts: dict[int, Conflict]
+    ) -> None:
+        conn.execute(
+            text(
+                "INSERT INTO conflicts (received_us, device, seq, event_id, ts_us, rule, "
+                "first_seq, first_event_id, first_ts_us, digest) VALUES (:received_us, "
+                ":device, :seq, :event_id, :ts_us, :rule, :first_seq, :first_event_id, "
+                ":first_ts_us, :digest) ON CONFLICT DO NOTHING"
+            ),
+            [
+                {
+                    "received_us": c.received_us,
+                    "device": c.device_id,
+                    "seq": c.seq,
+                    "event_id": c.event_id,
+                    "ts_us": c.ts_us,
+                    "rule": c.rule,
+                    "first_seq": c.first_seq,
+                    "first_event_id": c.first_event_id,
+                    "first_ts_us": c.first_ts_us,
+                    "digest": content_digest(events[i]),
+                }
+                for i, c in conflicts.items()
+            ],
+        )
+
+    @staticmethod
     def _compare(
-        self, row: tuple[str, int, bytes, bytes, int, int, bytes], *, erased: bool = False
+        conn: Connection, row: Row, *, erased: bool = False
     ) -> tuple[str, int, bytes, int] | None:
         """None when the stored row says the same; else (rule, first seq, first id, first ts).
 
@@ -257,10 +258,13 @@ class SeenIndex:
         id and time), and the first digest is kept.
         """
         device, seq, eid, digest, ts, _, shape = row
-        stored = self._db.execute(
-            "SELECT event_id, digest, ts_us, shape FROM seen WHERE device = ? AND seq = ?",
-            (device, seq),
-        ).fetchone()
+        stored = conn.execute(
+            text(
+                "SELECT event_id, digest, ts_us, shape FROM seen "
+                "WHERE device = :device AND seq = :seq"
+            ),
+            {"device": device, "seq": seq},
+        ).first()
         if stored is not None:
             if bytes(stored[1]) == digest:
                 return None
@@ -271,10 +275,10 @@ class SeenIndex:
             ):
                 return None
             return "seq", seq, bytes(stored[0]), int(stored[2])
-        other = self._db.execute(
-            "SELECT seq, ts_us FROM seen WHERE event_id = ?", (eid,)
-        ).fetchone()
-        if other is None:  # unreachable: the INSERT OR IGNORE ignored it for one of the two keys
+        other = conn.execute(
+            text("SELECT seq, ts_us FROM seen WHERE event_id = :eid"), {"eid": eid}
+        ).first()
+        if other is None:  # unreachable: ON CONFLICT skipped it for one of the two keys
             return None
         return "event_id", int(other[0]), eid, int(other[1])
 
@@ -297,9 +301,8 @@ class SeenIndex:
     def prune(self, now_us: int) -> int:
         """Forget rows first seen before the retention period; at most PRUNE_CHUNK per call."""
         cutoff = now_us - self.retention_us
-        with self._lock:
-            db = self._db
-            lo_hi = db.execute("SELECT min(id), max(id) FROM seen").fetchone()
+        with self.db.write() as conn:
+            lo_hi = conn.execute(text("SELECT min(id), max(id) FROM seen")).one()
             deleted = 0
             if lo_hi[0] is not None:
                 # Ids grow with first_us (rows are appended as they arrive): binary search the
@@ -307,16 +310,21 @@ class SeenIndex:
                 lo, hi = int(lo_hi[0]), int(lo_hi[1]) + 1
                 while lo < hi:
                     mid = (lo + hi) // 2
-                    row = db.execute(
-                        "SELECT id, first_us FROM seen WHERE id >= ? ORDER BY id LIMIT 1", (mid,)
-                    ).fetchone()
+                    row = conn.execute(
+                        text("SELECT id, first_us FROM seen WHERE id >= :mid ORDER BY id LIMIT 1"),
+                        {"mid": mid},
+                    ).first()
                     if row is not None and int(row[1]) < cutoff:
                         lo = int(row[0]) + 1
                     else:
                         hi = mid
                 first_kept = min(lo, int(lo_hi[0]) + PRUNE_CHUNK)
-                deleted = db.execute("DELETE FROM seen WHERE id < ?", (first_kept,)).rowcount
-            db.execute("DELETE FROM conflicts WHERE received_us < ?", (cutoff,))
+                deleted = conn.execute(
+                    text("DELETE FROM seen WHERE id < :first"), {"first": first_kept}
+                ).rowcount
+            conn.execute(
+                text("DELETE FROM conflicts WHERE received_us < :cutoff"), {"cutoff": cutoff}
+            )
         return deleted
 
     def conflicts(
@@ -327,24 +335,16 @@ class SeenIndex:
         limit: int = 1000,
     ) -> list[Conflict]:
         """Recorded conflicts, by the conflicting event's time; newest first."""
-        sql = (
-            "SELECT id, received_us, device, seq, event_id, ts_us, rule, first_seq, "
-            "first_event_id, first_ts_us FROM conflicts WHERE 1 = 1"
-        )
-        args: list[object] = []
+        c = CONFLICTS.c
+        query = select(CONFLICTS)
         if device_id is not None:
-            sql += " AND device = ?"
-            args.append(device_id)
+            query = query.where(c.device == device_id)
         if start_us is not None:
-            sql += " AND ts_us >= ?"
-            args.append(start_us)
+            query = query.where(c.ts_us >= start_us)
         if end_us is not None:
-            sql += " AND ts_us < ?"
-            args.append(end_us)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
+            query = query.where(c.ts_us < end_us)
+        with self.db.read() as conn:
+            rows = conn.execute(query.order_by(c.id.desc()).limit(limit)).all()
         return [
             Conflict(
                 id=r[0],
@@ -362,5 +362,5 @@ class SeenIndex:
         ]
 
     def size(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM seen").fetchone()[0])
+        with self.db.read() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM seen")).scalar_one())

@@ -109,7 +109,7 @@ def create_app(
     app.state.audit = audit_log
     app.state.overview = Overview(svc.live, placement)
     # The monthly report's "visits made": the visits recorded through the alerts pages.
-    app.state.visits = AlertVisits(svc.alerts.db_path)
+    app.state.visits = AlertVisits(svc.alerts.store)
     configure_auth(app, auth)
     accesslog.install()
     install_login_redirect(app)

@@ -9,14 +9,14 @@ routers in tests set only ``service``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from prometheus_client import CollectorRegistry
 
 from cloud_ingest.alerts.engine import AlertEngine
-from cloud_ingest.alerts.store import AlertStore, connect
+from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.console import subsidy
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.audit import AuditLog
@@ -69,13 +69,9 @@ def get_engine(service: ServiceDep) -> AlertEngine:
 EngineDep = Annotated[AlertEngine, Depends(get_engine)]
 
 
-def get_alert_store(engine: EngineDep) -> Iterator[AlertStore]:
-    """One connection per request; the engine's own is for the ingest and evaluator threads."""
-    store = AlertStore(connect(engine.db_path))
-    try:
-        yield store
-    finally:
-        store.close()
+def get_alert_store(engine: EngineDep) -> AlertStore:
+    """The engine's store: thread-safe, each call takes a pooled connection of its own."""
+    return engine.store
 
 
 AlertStoreDep = Annotated[AlertStore, Depends(get_alert_store)]

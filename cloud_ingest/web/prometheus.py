@@ -9,7 +9,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from cloud_ingest.alerts.models import Kind
-from cloud_ingest.alerts.store import AlertStore, connect
 from cloud_ingest.registry import areas
 from cloud_ingest.service import ConsoleService
 from cloud_ingest.worker import IngestWorker
@@ -58,12 +57,7 @@ class ConsoleCollector(Collector):
 
     def _alerts(self) -> Iterator[Metric]:
         engine = self.service.alerts
-        # Its own connection: a scrape runs in a request thread, not the engine's.
-        store = AlertStore(connect(engine.db_path))
-        try:
-            by_kind = store.counts([areas.ROOT])
-        finally:
-            store.close()
+        by_kind = engine.store.counts([areas.ROOT])
         open_alerts = GaugeMetricFamily(
             "warmcard_alerts_open",
             "Alerts not closed (open or acknowledged), by kind",

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import text
+
 from cloud_ingest.alerts.models import Finding, Kind
 from cloud_ingest.console.audit import Action, AuditEvent, AuditLog, ObjectKind
 from cloud_ingest.service import ConsoleService
@@ -26,13 +28,13 @@ class Clock:
 
 
 def counts(service: ConsoleService) -> tuple[int, int, int, int]:
-    conn = service.alerts.store.conn
     ended = service.registry.query(
         "SELECT count(*) FROM card_assignments WHERE valid_to IS NOT NULL"
     )[0][0]
     held = service.registry.query("SELECT count(*) FROM card_assignments WHERE valid_to IS NULL")
-    alerts = conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
-    visits = conn.execute("SELECT count(*) FROM visits").fetchone()[0]
+    with service.alerts.store.db.read() as conn:
+        alerts = conn.execute(text("SELECT count(*) FROM alerts")).scalar_one()
+        visits = conn.execute(text("SELECT count(*) FROM visits")).scalar_one()
     return ended, held[0][0], alerts, visits
 
 

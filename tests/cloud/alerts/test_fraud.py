@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.models import Alert, Kind
@@ -142,8 +143,10 @@ def test_redelivered_batch_is_not_judged_twice(setup: Setup) -> None:
 
 def test_hook_never_raises_into_ingest(setup: Setup) -> None:
     engine, ids = setup
-    engine.store.close()  # the alerts database is gone
+    with engine.store.db.write() as conn:  # the alerts table is gone
+        conn.execute(text("ALTER TABLE alerts RENAME TO alerts_away"))
     engine.on_stored([(ids["site_a"], ev(ids["canteen_a"], 1, NOON, Tap.MEAL_REPEAT, "P0001",
                                          MealPeriod.LUNCH))])  # fmt: skip
     assert engine.hook_errors == 1
-    engine.store = type(engine.store).open(engine.db_path)
+    with engine.store.db.write() as conn:
+        conn.execute(text("ALTER TABLE alerts_away RENAME TO alerts"))

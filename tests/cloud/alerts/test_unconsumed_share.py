@@ -93,9 +93,8 @@ def test_a_stopped_member_of_the_share_group_raises_then_clears_an_alert(
             offset[0] = 301 * US
             engine.evaluate_devices(clock())
             assert gate in engine.store.open_subjects(Kind.EVENTS_UNSTORED)
-            (detail,) = engine.store.conn.execute(
-                "SELECT detail_zh FROM alerts WHERE kind = ?", (Kind.EVENTS_UNSTORED.value,)
-            ).fetchone()
+            found = engine.store.find([""], kinds=[Kind.EVENTS_UNSTORED])[0]
+            detail = found.detail_zh
             assert f"已确认至 {lost} 号" in detail
             # The stopped worker comes back: it stores its queued share, the alert clears.
             back = IngestWorker(settings.model_copy(update={"client_id": ghost_id}), clock=clock)

@@ -30,7 +30,7 @@ NOW = at(DAY, 12)
 def heal_env(env, tmp_path, mosquitto):
     ids, _, storage, registry = env
     engine = AlertEngine(
-        AlertSettings(), registry, None, None, console_db_path=None, db_path=tmp_path / "a.db"
+        AlertSettings(), registry, None, None, console_db_path=None, location=tmp_path / "a.db"
     )
     link = ToolLink(MqttSettings(port=mosquitto.port)).__enter__()
     statuses: dict[str, DeviceStatus | None] = {}
@@ -159,7 +159,7 @@ def test_one_console_heals_per_round(heal_env, tmp_path):
     # The lease is one atomic write on the shared file, whichever connection makes it.
     other = AlertStore.open(tmp_path / "a.db")
     try:
-        ledger = HealLedger(other.conn, other.lock)
+        ledger = HealLedger(other.db)
         assert ledger.lease() == ("console-2", NOW + 181 * S + 120 * S)
         assert not ledger.take_lease("console-3", NOW + 200 * S, 60 * S)
         assert ledger.take_lease("console-3", NOW + 301 * S, 60 * S)

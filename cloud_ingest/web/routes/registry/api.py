@@ -154,9 +154,9 @@ def erase(request: Request, person_id: str, scope: ScopeDep, service: ServiceDep
             person.person_id,
             registry=service.registry,
             storage=service.query_storage,
-            alerts_db=service.alerts.db_path,
-            deadletter_db=service.settings.deadletter_path,
-            console_db=service.settings.console_db,
+            alerts=service.alerts.store,
+            deadletters=service.deadletters,
+            kiosks=service.kiosk_erasures,
         )
     except RegistryEditError as exc:
         raise vis.edit_error(exc) from None
