@@ -80,7 +80,7 @@ class KioskErasures:
             rows = conn.execute(
                 text(
                     "SELECT request_id, device_id, command FROM kiosk_erasures "
-                    "WHERE sent_us IS NULL OR sent_us <= :cut ORDER BY created_us"
+                    "WHERE sent_us IS NULL OR sent_us <= :cut ORDER BY created_us, request_id, device_id"
                 ),
                 {"cut": cut},
             ).all()

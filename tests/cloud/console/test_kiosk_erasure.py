@@ -1,20 +1,27 @@
-"""Erase commands wait per kiosk in the console database until the kiosk confirms them."""
+"""Erase commands wait per kiosk in the console store until the kiosk confirms them; a confirmed
+row is scrubbed from the database's files (SQLite file and WAL; PostgreSQL table and index
+files), not only deleted."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import text
+
 from cloud_ingest.console.kiosk_erasure import KioskErasures
+from cloud_ingest.db import Database
+from tests.support.databases import StoreAt
+from warmcard.command.servers.postgres import PostgreSQL
 
 TOKEN = "erased-0123456789abcdef"
+CARD = "04A1B202"
 
 
-def test_sent_to_online_kiosks_again_until_confirmed(tmp_path: Path) -> None:
+def test_sent_to_online_kiosks_again_until_confirmed(store_at: StoreAt) -> None:
     now = [1_000_000_000]
-    path = tmp_path / "console.db"
-    orders = KioskErasures(path, clock=lambda: now[0])
+    orders = KioskErasures(store_at("console"), clock=lambda: now[0])
     try:
-        assert orders.add("P2", ["04A1B202"], TOKEN, ["k-a", "k-b", "k-c"]) == 3
+        assert orders.add("P2", [CARD], TOKEN, ["k-a", "k-b", "k-c"]) == 3
         first = orders.due({"k-a"})
         assert [c.device_id for c in first] == ["k-a"] and first[0].token == TOKEN
         assert orders.due({"k-a"}) == []  # sent a moment ago
@@ -28,4 +35,54 @@ def test_sent_to_online_kiosks_again_until_confirmed(tmp_path: Path) -> None:
         assert orders.pending() == 0
     finally:
         orders.close()
-    assert b"04A1B202" not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
+
+
+def _confirm_all(orders: KioskErasures) -> None:
+    # Enough other rows that the erased one shares its pages with rows that stay.
+    orders.add("P9", ["04FFFF09"], TOKEN, [f"k-{n:03d}" for n in range(150)])
+    orders.add("P2", [CARD], TOKEN, ["k-a", "k-b"])
+    for command in orders.due({"k-a", "k-b", "k-z"}):
+        assert orders.confirmed(command.device_id, [command.request_id]) == 1
+
+
+def test_confirmed_rows_leave_no_trace_in_the_sqlite_file(tmp_path: Path) -> None:
+    """SQLite only: the bytes of the store's file and its WAL."""
+    orders = KioskErasures(tmp_path / "console.sqlite3")
+    try:
+        _confirm_all(orders)
+    finally:
+        orders.close()
+    assert orders.pending() == 150
+    assert CARD.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert b"04FFFF09" in (tmp_path / "console.sqlite3").read_bytes()
+
+
+def _relation_bytes(postgres: PostgreSQL, db: Database, table: str) -> bytes:
+    """The table's and its indexes' files, after a checkpoint wrote the pages out."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("CHECKPOINT")
+        files = [conn.execute(text("SELECT pg_relation_filepath(:t)"), {"t": table}).scalar_one()]
+        files += conn.execute(
+            text(
+                "SELECT pg_relation_filepath(indexrelid) FROM pg_index "
+                "WHERE indrelid = CAST(:t AS regclass)"
+            ),
+            {"t": table},
+        ).scalars()
+    return b"".join((postgres.data_dir / f).read_bytes() for f in files)
+
+
+def test_confirmed_rows_leave_no_trace_in_the_postgresql_files(
+    postgres: PostgreSQL, pg_url: str
+) -> None:
+    """PostgreSQL only: the bytes of the table's and its index's files in the data folder."""
+    orders = KioskErasures(pg_url)
+    try:
+        orders.add("P2", [CARD], TOKEN, ["k-z"])
+        assert CARD.encode() in _relation_bytes(postgres, orders.db, "kiosk_erasures")
+        _confirm_all(orders)
+        kept = _relation_bytes(postgres, orders.db, "kiosk_erasures")
+        assert orders.keep_only([]) == 150 and orders.pending() == 0
+    finally:
+        orders.close()
+    assert CARD.encode() not in kept and b"04FFFF09" in kept

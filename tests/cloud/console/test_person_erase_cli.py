@@ -3,13 +3,12 @@ every registered kiosk gets an erase command to deliver, the audit log names the
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from cloud_ingest.console.audit import AuditLog
+from cloud_ingest.console.kiosk_erasure import KioskErasures
 from cloud_ingest.registry.store import Registry
 from tests.support.ingest import make_settings, write_registry
 from warmcard.command.cli import app
@@ -40,8 +39,14 @@ def test_the_command_erases_and_queues_the_kiosks(
     finally:
         registry.close()
     # One erase command waits for each registered kiosk, to be sent by a console.
-    with closing(sqlite3.connect(settings.console_db)) as db:
-        pending = {d for (d,) in db.execute("SELECT device_id FROM kiosk_erasures")}
+    kiosks = KioskErasures(settings.store("console"))
+    try:
+        pending = {
+            c.device_id for c in kiosks.due({ids["gate_a"], ids["canteen_a"], ids["gate_b"]})
+        }
+        assert kiosks.pending() == 3
+    finally:
+        kiosks.close()
     assert pending == {ids["gate_a"], ids["canteen_a"], ids["gate_b"]}
     audit = AuditLog(settings.console_db)
     try:

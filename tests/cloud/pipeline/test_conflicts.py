@@ -4,6 +4,7 @@ written over the first; an identical redelivery passes. Real Mosquitto and Influ
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -115,8 +116,8 @@ def _event(device: str, seq: int, ts_us: int, card: str = "04A1B2C3") -> TapEven
     )
 
 
-def test_seen_index_batches_persistence_and_pruning(tmp_path):
-    path = tmp_path / "seen.sqlite3"
+def test_seen_index_batches_persistence_and_pruning(store_at):
+    path = store_at("conflicts")
     now = now_us()
     a = [_event("k-a", s, now + s) for s in range(1, 6)]
     index = SeenIndex(path, retention_days=60)
@@ -145,3 +146,34 @@ def test_seen_index_batches_persistence_and_pruning(tmp_path):
     assert index.conflicts() == []
     assert index.admit([forged], later) == {}  # forgotten: no longer detectable here
     index.close()
+
+
+def test_workers_sharing_the_index_refuse_one_version_of_each_seq(store_at):
+    """Two workers (each its own connections, as on two hosts) admit different versions of the
+    same seqs at once, in batches: for every seq exactly one version is stored, the other is a
+    conflict, whichever worker won it."""
+    now = now_us()
+    ours = [_event("k-race", s, now + s) for s in range(1, 401)]
+    theirs = [variant(e, card_uid="04EEEEEE", event_id=new_event_id(e.ts_us)) for e in ours]
+    workers = [SeenIndex(store_at("conflicts")) for _ in range(2)]
+    refused: list[set[int]] = [set(), set()]
+    start = threading.Barrier(2)
+
+    def run(n: int, events: list[TapEvent]) -> None:
+        start.wait()
+        for i in range(0, len(events), 50):
+            refused[n].update(e + i for e in workers[n].admit(events[i : i + 50], now))
+
+    try:
+        threads = [threading.Thread(target=run, args=a) for a in ((0, ours), (1, theirs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert refused[0].isdisjoint(refused[1])
+        assert refused[0] | refused[1] == set(range(400))
+        assert workers[0].size() == 400
+        assert len(workers[1].conflicts("k-race", limit=1000)) == 400
+    finally:
+        for w in workers:
+            w.close()

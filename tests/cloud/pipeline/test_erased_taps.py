@@ -3,10 +3,9 @@ pseudonymised points: no provenance mismatch (so no alert), no conflict with the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from cloud_ingest.pipeline.conflicts import SeenIndex
 from cloud_ingest.pipeline.provenance import Snapshot
+from tests.support.databases import StoreAt
 from tests.support.ingest import EventMaker
 from warmcard.contract import Kind, TapEvent
 from warmcard.downlink_commands import EraseCommand
@@ -23,10 +22,10 @@ def erased(event: TapEvent) -> TapEvent:
     return done
 
 
-def test_a_resent_erased_tap_is_not_a_conflict_but_a_changed_one_is(tmp_path: Path) -> None:
+def test_a_resent_erased_tap_is_not_a_conflict_but_a_changed_one_is(store_at: StoreAt) -> None:
     maker = EventMaker("k-a")
     original = maker.make(Kind.CHECK_IN, "P2")
-    index = SeenIndex(tmp_path / "seen.sqlite3")
+    index = SeenIndex(store_at("conflicts"))
     try:
         assert index.admit([original], 1) == {}
         assert index.admit([erased(original)], 2) == {}  # same event, ids pseudonymised
