@@ -274,7 +274,7 @@ def test_erasure_leaves_nothing_of_the_person(running, mosquitto, tmp_path) -> N
         assert PERSON in before_text and CARD in before_text
         stores = {
             "registry": live.service.settings.registry_path,
-            "alerts": live.service.console.alerts.db_path,
+            "alerts": live.service.settings.alerts_db_file,
             "dead letters": live.service.settings.deadletter_path,
         }
         found = {
@@ -317,13 +317,16 @@ def test_erasure_leaves_nothing_of_the_person(running, mosquitto, tmp_path) -> N
         # letter or conflict: the erased tap lands on the cloud's pseudonymised point.
         console = live.service.console
         letters = live.service.settings.deadletter_path
-        stored, alerts_before = console.stored_taps, _count(console.alerts.db_path, "alerts")
+        stored, alerts_before = (
+            console.stored_taps,
+            _count(live.service.settings.alerts_db_file, "alerts"),
+        )
         letters_before = _count(letters, "dead_letters")
         assert kiosk.outbox.resend(1, kiosk.outbox.last_seq()) == 2
         kiosk.uplink.wake()
         wait_for(lambda: console.stored_taps >= stored + 2, timeout=15)
         assert _count(letters, "dead_letters") == letters_before
-        assert _count(console.alerts.db_path, "alerts") == alerts_before
+        assert _count(live.service.settings.alerts_db_file, "alerts") == alerts_before
     finally:
         kiosk.stop()
     after = {
