@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 
@@ -17,18 +17,18 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="ingest.toml"
 
 
 def _stores(config: Path, influx_database: str | None = None) -> list[Store]:
+    from cloud_ingest.db import Store as StoreName
     from cloud_ingest.ops.backup import cloud_stores
 
     settings = load_settings(config)
-    sqlite_files = {
-        "registry": settings.registry_path,
-        "console": settings.console_db,
-        "alerts": settings.alerts_db_file,
-        "deadletters": settings.deadletter_path,
-        "conflicts": settings.seen_index_file,
-    }
+    url = settings.database.url
+    sqlite_files = {} if url else {n: Path(settings.store(n)) for n in get_args(StoreName)}
     return cloud_stores(
-        sqlite_files, settings.influx, settings.backup, influx_database=influx_database
+        sqlite_files,
+        settings.influx,
+        settings.backup,
+        influx_database=influx_database,
+        database_url=url,
     )
 
 
@@ -40,7 +40,8 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", help="A new (or empty) folder.")],
         config: ConfigOption,
     ) -> None:
-        """Back up every store (SQLite, InfluxDB, CA, broker files) with a checksummed manifest."""
+        """Back up every store (SQLite or PostgreSQL, InfluxDB, CA, broker files) with a
+        checksummed manifest."""
         from cloud_ingest.ops.backup import backup
 
         try:

@@ -79,8 +79,8 @@ class KioskErasures:
         with self.db.write() as conn:
             rows = conn.execute(
                 text(
-                    "SELECT request_id, device_id, command FROM kiosk_erasures "
-                    "WHERE sent_us IS NULL OR sent_us <= :cut ORDER BY created_us, request_id, device_id"
+                    "SELECT request_id, device_id, command FROM kiosk_erasures WHERE sent_us IS "
+                    "NULL OR sent_us <= :cut ORDER BY created_us, request_id, device_id"
                 ),
                 {"cut": cut},
             ).all()

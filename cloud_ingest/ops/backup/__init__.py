@@ -6,8 +6,9 @@ that nothing it would put in place exists yet, and only then restores, store by 
 that does not verify, or a restore that would overwrite, changes nothing.
 
 The stores and their kinds (`stores.py`): the SQLite files (registry, console, alerts, dead
-letters, conflict index) by SQLite's online backup API, the InfluxDB database by its portable
-backup, the broker's files (CA, certificates, secrets, dynamic-security state) as files.
+letters, conflict index) by SQLite's online backup API, or, with `[database] url`, the one
+PostgreSQL database that holds them all by `pg_dump`/`pg_restore`; the InfluxDB database by its
+portable backup, the broker's files (CA, certificates, secrets, dynamic-security state) as files.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from pathlib import Path
 from cloud_ingest.errors import BackupError
 from cloud_ingest.ops.backup.manifest import Manifest, StoreEntry
 from cloud_ingest.ops.backup.settings import BackupSettings
-from cloud_ingest.ops.backup.stores import FileSetStore, InfluxStore, SqliteStore, Store
+from cloud_ingest.ops.backup.stores import (
+    FileSetStore,
+    InfluxStore,
+    PostgresStore,
+    SqliteStore,
+    Store,
+)
 from cloud_ingest.pipeline.settings import InfluxSettings
 from warmcard.timestamps import format_ts, now_us
 
@@ -39,13 +46,17 @@ def cloud_stores(
     settings: BackupSettings,
     *,
     influx_database: str | None = None,
+    database_url: str | None = None,
 ) -> list[Store]:
     """Every store of one deployment, in the order they are backed up and restored.
 
-    `sqlite_files` names each SQLite store (registry, console, ...); `influx_database` restores
-    the InfluxDB database under another name.
+    `sqlite_files` names each SQLite store (registry, console, ...); `database_url`, the
+    PostgreSQL database that holds them instead; `influx_database` restores the InfluxDB
+    database under another name.
     """
     stores: list[Store] = [SqliteStore(name, path) for name, path in sqlite_files.items()]
+    if database_url is not None:
+        stores.append(PostgresStore("database", database_url, settings.pg_bin))
     stores.append(
         InfluxStore("influxdb", influx, settings.influx_rpc, settings.influxd, influx_database)
     )

@@ -23,3 +23,6 @@ class BackupSettings(BaseModel):
     # `influxd restore` connect. Not the HTTP API's port.
     influx_rpc: str = "127.0.0.1:8088"
     influxd: str = "influxd"
+    # Where pg_dump and pg_restore are (with `[database] url`); default: PATH, else the newest
+    # /usr/lib/postgresql/*/bin. They must be at least the server's major version.
+    pg_bin: Path | None = None

@@ -1,13 +1,14 @@
-"""The kinds of store a backup knows: SQLite files, an InfluxDB database, plain files.
+"""The kinds of store a backup knows: SQLite files, a PostgreSQL database, an InfluxDB
+database, plain files.
 
-Each kind copies its store into the backup folder and back. A new kind (PostgreSQL, when the
-registry, accounts and alerts move there: `pg_dump --format=custom` out, `pg_restore` into an
-empty database in) is one more class with these four methods and a name in `KINDS`; the
-manifest, verification and the commands stay as they are.
+Each kind copies its store into the backup folder and back. A new kind is one more class with
+these four methods and a name in `KINDS`; the manifest, verification and the commands stay as
+they are.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import sqlite3
@@ -15,12 +16,18 @@ import subprocess
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
 from cloud_ingest.errors import BackupError, IngestError
 from cloud_ingest.ops.backup.manifest import FileEntry, StoreEntry
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.settings import InfluxSettings
 
 SKIPPED_NAMES = frozenset({".provision.lock"})  # a lock file: nothing to keep
+_PG_HINT = "install Debian's postgresql(-client), or set [backup] pg_bin to its bin folder"
 
 
 class Store(Protocol):
@@ -44,6 +51,27 @@ def _apply_owner(path: Path, entry: FileEntry) -> None:
     if os.geteuid() == 0:
         os.chown(path, entry.uid, entry.gid)
     os.chmod(path, entry.mode)
+
+
+def _run(command: list[str], hint: str, *, against: str, env: dict[str, str] | None = None) -> None:
+    """Run a backup tool; BackupError with the tail of its output when it fails."""
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+            env={**os.environ, **(env or {})},
+        )
+    except OSError as exc:
+        raise BackupError(f"cannot run {command[0]!r} ({exc.strerror}): {hint}") from None
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise BackupError(
+            f"{Path(command[0]).name} {command[1]} failed (exit {done.returncode}) against "
+            f"{against}: " + " | ".join(tail)
+        )
 
 
 class SqliteStore:
@@ -129,21 +157,8 @@ class InfluxStore:
 
     def _run(self, *args: str) -> None:
         binary = shutil.which(self.influxd) or self.influxd
-        try:
-            done = subprocess.run(
-                [binary, *args], capture_output=True, text=True, timeout=3600, check=False
-            )
-        except OSError as exc:
-            raise BackupError(
-                f"cannot run {binary!r} ({exc.strerror}): install InfluxDB 1.x or set "
-                "[backup] influxd to its path"
-            ) from None
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise BackupError(
-                f"influxd {args[0]} failed (exit {done.returncode}) against {self.rpc}: "
-                + " | ".join(tail)
-            )
+        hint = "install InfluxDB 1.x or set [backup] influxd to its path"
+        _run([binary, *args], hint, against=self.rpc)
 
     def _databases(self) -> set[str]:
         storage = InfluxV1(self.influx)
@@ -243,4 +258,92 @@ class FileSetStore:
             os.replace(tmp, target)
 
 
-KINDS: dict[str, type[Any]] = {k.kind: k for k in (SqliteStore, InfluxStore, FileSetStore)}
+class PostgresStore:
+    """The PostgreSQL database every store shares (`[database] url`), through
+    `pg_dump --format=custom` and `pg_restore --clean --if-exists`, in one transaction.
+
+    The tools come from `bin_dir` ([backup] pg_bin), else PATH, else the newest of Debian's
+    /usr/lib/postgresql/*/bin (pg_dump must be as new as the server). The password, if the URL
+    has one, goes to them as PGPASSWORD, never on a command line.
+    """
+
+    kind: ClassVar[str] = "postgresql"
+
+    def __init__(self, name: str, url: str, bin_dir: Path | None = None) -> None:
+        self.name = name
+        self.url = make_url(url)
+        self.bin_dir = bin_dir
+
+    def _tool(self, name: str) -> str:
+        if self.bin_dir is not None:
+            return str(self.bin_dir / name)
+        found = shutil.which(name) or sorted(
+            glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=_version_key
+        )
+        if isinstance(found, list):
+            return found[-1] if found else name
+        return found
+
+    def _libpq(self) -> tuple[list[str], dict[str, str]]:
+        """`--dbname` for the tools (a libpq URI without the password) and their environment."""
+        uri = self.url.set(drivername="postgresql", password=None)
+        env = {"PGPASSWORD": self.url.password} if self.url.password else {}
+        return ["--dbname", uri.render_as_string(hide_password=False)], env
+
+    def _describe(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    def _tables_with_rows(self) -> list[str]:
+        engine = create_engine(self.url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                names = inspect(conn).get_table_names()
+                return [
+                    n
+                    for n in sorted(names)
+                    if not n.startswith("alembic_version")
+                    and conn.execute(text(f'SELECT EXISTS (SELECT 1 FROM "{n}")')).scalar()
+                ]
+        except SQLAlchemyError as exc:
+            raise BackupError(f"PostgreSQL {self._describe()}: {exc}") from None
+        finally:
+            engine.dispose()
+
+    def backup(self, folder: Path, root: Path) -> StoreEntry:
+        entry = StoreEntry(self.name, self.kind, self._describe())
+        entry.detail = {"database": self.url.database}
+        folder.mkdir(parents=True, exist_ok=True)
+        dump = folder / f"{self.url.database}.dump"
+        dbname, env = self._libpq()
+        command = [self._tool("pg_dump"), "--format=custom", "--no-owner", "--file", str(dump)]
+        _run([*command, *dbname], _PG_HINT, against=self._describe(), env=env)
+        os.chmod(dump, 0o600)
+        entry.files.append(FileEntry.of(root, dump))
+        return entry
+
+    def blocker(self, entry: StoreEntry) -> str | None:
+        full = self._tables_with_rows()
+        if full:
+            return (
+                f"{self.name}: {self._describe()} holds data in {', '.join(full)} (restore into "
+                "an empty database: a new one, or one the services only created the tables in)"
+            )
+        return None
+
+    def restore(self, entry: StoreEntry, root: Path) -> None:
+        (item,) = entry.files
+        dbname, env = self._libpq()
+        command = [self._tool("pg_restore"), "--clean", "--if-exists", "--no-owner"]
+        command += ["--single-transaction", *dbname, str(root / item.path)]
+        _run(command, _PG_HINT, against=self._describe(), env=env)
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    """/usr/lib/postgresql/15/bin/x -> (15,): newest last, 9.6 before 10."""
+    version = Path(path).parent.parent.name
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+
+KINDS: dict[str, type[Any]] = {
+    k.kind: k for k in (SqliteStore, PostgresStore, InfluxStore, FileSetStore)
+}

@@ -22,7 +22,13 @@ def test_one_holder_wins_a_race_for_the_lease(store_at: StoreAt) -> None:
             won: list[str] = []
             start = threading.Barrier(len(ledgers))
 
-            def ask(n: int, ledger: HealLedger, now: int = now, won: list[str] = won) -> None:
+            def ask(
+                n: int,
+                ledger: HealLedger,
+                now: int = now,
+                won: list[str] = won,
+                start: threading.Barrier = start,
+            ) -> None:
                 start.wait()
                 if ledger.take_lease(f"console-{n}", now, 60 * S):
                     won.append(f"console-{n}")
