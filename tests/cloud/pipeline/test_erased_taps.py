@@ -3,6 +3,12 @@ pseudonymised points: no provenance mismatch (so no alert), no conflict with the
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from sqlalchemy import text
+
 from cloud_ingest.pipeline.conflicts import SeenIndex
 from cloud_ingest.pipeline.provenance import Snapshot
 from tests.support.databases import StoreAt
@@ -43,3 +49,24 @@ def test_provenance_lets_erased_taps_count_without_a_mismatch() -> None:
     tap = EventMaker("k-a").make(Kind.CHECK_IN, "P2")
     assert snapshot.check("s-a", tap, tap.ts_us, tap.ts_us) is not None  # person_unknown
     assert snapshot.check("s-a", erased(tap), tap.ts_us, tap.ts_us) is None
+
+
+def test_an_index_from_before_v1_3_gains_the_shape_column(tmp_path: Path) -> None:
+    """SQLite only: indexes from before v1.3 exist only as SQLite files."""
+    old = tmp_path / "seen.sqlite3"
+    with closing(sqlite3.connect(old)) as conn, conn:
+        conn.execute(
+            "CREATE TABLE seen (id INTEGER PRIMARY KEY, device TEXT NOT NULL, seq INTEGER NOT "
+            "NULL, event_id BLOB NOT NULL, digest BLOB NOT NULL, ts_us INTEGER NOT NULL, "
+            "first_us INTEGER NOT NULL, UNIQUE (device, seq), UNIQUE (event_id))"
+        )
+    original = EventMaker("k-a").make(Kind.CHECK_IN, "P2")
+    index = SeenIndex(old)
+    try:
+        assert index.admit([original], 1) == {}
+        # A row from before v1.3 has no shape: an erased copy is matched by its id and time.
+        with index.db.write() as conn:
+            conn.execute(text("UPDATE seen SET shape = NULL"))
+        assert index.admit([erased(original)], 2) == {}
+    finally:
+        index.close()
