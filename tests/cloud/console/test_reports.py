@@ -67,8 +67,7 @@ def record_visits(db, site_paths: dict[str, str]) -> AlertVisits:
         ("P0008", b, utc(2026, 11, 30, 16, 30)),  # Dec 1 00:30 local: December
     ):
         store.record_visit(person, path, ts, "watcher", "在家", None)
-    store.close()
-    return AlertVisits(db)
+    return AlertVisits(store)
 
 
 @pytest.fixture
