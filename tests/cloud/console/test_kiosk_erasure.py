@@ -6,11 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import text
-
 from cloud_ingest.console.kiosk_erasure import KioskErasures
-from cloud_ingest.db import Database
-from tests.support.databases import StoreAt
+from tests.support.databases import StoreAt, stored_bytes
 from warmcard.command.servers.postgres import PostgreSQL
 
 TOKEN = "erased-0123456789abcdef"
@@ -57,21 +54,6 @@ def test_confirmed_rows_leave_no_trace_in_the_sqlite_file(tmp_path: Path) -> Non
     assert b"04FFFF09" in (tmp_path / "console.sqlite3").read_bytes()
 
 
-def _relation_bytes(postgres: PostgreSQL, db: Database, table: str) -> bytes:
-    """The table's and its indexes' files, after a checkpoint wrote the pages out."""
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("CHECKPOINT")
-        files = [conn.execute(text("SELECT pg_relation_filepath(:t)"), {"t": table}).scalar_one()]
-        files += conn.execute(
-            text(
-                "SELECT pg_relation_filepath(indexrelid) FROM pg_index "
-                "WHERE indrelid = CAST(:t AS regclass)"
-            ),
-            {"t": table},
-        ).scalars()
-    return b"".join((postgres.data_dir / f).read_bytes() for f in files)
-
-
 def test_confirmed_rows_leave_no_trace_in_the_postgresql_files(
     postgres: PostgreSQL, pg_url: str
 ) -> None:
@@ -79,9 +61,9 @@ def test_confirmed_rows_leave_no_trace_in_the_postgresql_files(
     orders = KioskErasures(pg_url)
     try:
         orders.add("P2", [CARD], TOKEN, ["k-z"])
-        assert CARD.encode() in _relation_bytes(postgres, orders.db, "kiosk_erasures")
+        assert CARD.encode() in stored_bytes(orders.db, ["kiosk_erasures"], postgres)
         _confirm_all(orders)
-        kept = _relation_bytes(postgres, orders.db, "kiosk_erasures")
+        kept = stored_bytes(orders.db, ["kiosk_erasures"], postgres)
         assert orders.keep_only([]) == 150 and orders.pending() == 0
     finally:
         orders.close()

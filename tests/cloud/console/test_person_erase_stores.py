@@ -1,0 +1,86 @@
+"""An erasure on each backend: the alerts, dead letters and kiosk commands of the person, read
+back through the stores, and the bytes of the stores' files (the SQLite files; PostgreSQL's
+table and index files) no longer hold the name, the id or the card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cloud_ingest.alerts.models import Finding, Kind, LastSeen
+from cloud_ingest.alerts.store import AlertStore
+from cloud_ingest.console.erasure import ALERT_TABLES, erase_person
+from cloud_ingest.console.kiosk_erasure import KioskErasures
+from cloud_ingest.db import is_url
+from cloud_ingest.pipeline.deadletter import DeadLetter, DeadLetterStore
+from cloud_ingest.pipeline.influx import InfluxV1
+from cloud_ingest.pipeline.settings import InfluxSettings
+from cloud_ingest.registry.store import Registry
+from tests.support.databases import StoreAt, stored_bytes
+from tests.support.ingest import write_registry
+from warmcard.rejections import Reason
+
+AT = 1_800_000_000_000_000
+PERSON, NAME, CARD = "P0003", "长者3", "04A1B203"
+TOPIC = "warmcard/v1/devices/k-x/events"
+
+
+def _fill(alerts: AlertStore, letters: DeadLetterStore) -> None:
+    alerts.raise_many(
+        [
+            (Finding(Kind.VISIT_DUE, PERSON, AT, "到期", "due", person_id=PERSON), "dali"),
+            (Finding(Kind.TAP_MISMATCH, "k-x:card", AT, f"卡 {CARD} 不符", "card"), "dali"),
+            (Finding(Kind.VISIT_DUE, "P0004", AT, "到期", "due", person_id="P0004"), "dali"),
+        ]
+    )
+    alerts.set_flags([(PERSON, "lives_alone", True), ("P0004", "lives_alone", True)], AT)
+    alerts.upsert_last_seen([LastSeen(p, AT, "s", "k-x", "check_in") for p in (PERSON, "P0004")])
+    alerts.record_visit(PERSON, "dali", AT, "ann", f"{NAME}很好", None)
+    letters.add_many(
+        [
+            DeadLetter(AT, TOPIC, f'{{"card_uid":"{CARD}"'.encode(), Reason.INVALID_JSON, ""),
+            DeadLetter(AT, TOPIC, b"{", Reason.INVALID_JSON, f'person "{PERSON}" unknown'),
+            DeadLetter(AT, TOPIC, b'{"card_uid":"04A1B204"', Reason.INVALID_JSON, ""),
+        ]
+    )
+
+
+def test_erasure_leaves_nothing_in_the_stores(
+    request: pytest.FixtureRequest, store_at: StoreAt, tmp_path: Path, influxd, influx_db: str
+) -> None:
+    write_registry(tmp_path, "er")
+    registry = Registry(tmp_path / "registry.sqlite3")
+    storage = InfluxV1(InfluxSettings(url=influxd.url, database=influx_db))
+    alerts = AlertStore(store_at("alerts"))
+    letters = DeadLetterStore(store_at("deadletters"))
+    kiosks = KioskErasures(store_at("console"))
+    postgres = request.getfixturevalue("postgres") if is_url(store_at("alerts")) else None
+    try:
+        _fill(alerts, letters)
+        markers = [m.encode() for m in (PERSON, NAME, CARD)]
+        before = stored_bytes(alerts.db, list(ALERT_TABLES), postgres)
+        assert all(m in before for m in markers)
+        done = erase_person(
+            PERSON,
+            registry=registry,
+            storage=storage,
+            alerts=alerts,
+            deadletters=letters,
+            kiosks=kiosks,
+        )
+        assert (done.alerts, done.flags, done.visits_kept, done.dead_letters) == (2, 1, 1, 2)
+        assert [a.subject for a in alerts.find([""])] == ["P0004"]
+        assert alerts.flags() == [("P0004", "lives_alone", AT)]
+        assert set(alerts.last_seen()) == {"P0004"}
+        (visit,) = alerts.visits_between("", 0, AT + 1)
+        assert (visit.person_id, visit.note) == (done.token, "")
+        assert [d.payload for d in letters.list(10)] == [b'{"card_uid":"04A1B204"']
+        assert kiosks.pending() == done.kiosks == 3  # the registry's three kiosks
+        after = stored_bytes(alerts.db, list(ALERT_TABLES), postgres)
+        after += stored_bytes(letters.db, ["dead_letters"], postgres)
+        assert [m for m in markers if m in after] == []
+        assert b"P0004" in after and b"04A1B204" in after  # the others' rows stay
+    finally:
+        for s in (registry, storage, alerts, letters, kiosks):
+            s.close()
