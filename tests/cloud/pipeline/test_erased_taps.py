@@ -54,8 +54,8 @@ def test_provenance_lets_erased_taps_count_without_a_mismatch() -> None:
 def test_an_index_from_before_v1_3_gains_the_shape_column(tmp_path: Path) -> None:
     """SQLite only: indexes from before v1.3 exist only as SQLite files."""
     old = tmp_path / "seen.sqlite3"
-    with closing(sqlite3.connect(old)) as conn, conn:
-        conn.execute(
+    with closing(sqlite3.connect(old)) as file, file:
+        file.execute(
             "CREATE TABLE seen (id INTEGER PRIMARY KEY, device TEXT NOT NULL, seq INTEGER NOT "
             "NULL, event_id BLOB NOT NULL, digest BLOB NOT NULL, ts_us INTEGER NOT NULL, "
             "first_us INTEGER NOT NULL, UNIQUE (device, seq), UNIQUE (event_id))"
