@@ -13,12 +13,13 @@ is a conflict: the message is dead-lettered with reason `conflict`, recorded in 
 table, and the first content stays what counts.
 
 The index is the `conflicts` store (cloud_ingest.db: an SQLite file on one machine, the shared
-PostgreSQL database on several), checked and updated per batch in one write transaction: the
-batch's new rows go in with multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING`, so the
-check-and-insert of each (device, seq) and event id is atomic against every other worker (the
-unique constraints decide, not a read before the write); only rows that were already there are
-looked up one by one. On SQLite `synchronous=NORMAL`: a power cut may lose the last batches of
-the index, never events (those are in InfluxDB, and reconcile's storage check is the backstop).
+PostgreSQL database on several), checked and updated per batch in one write transaction: one
+`executemany` of `INSERT ... ON CONFLICT DO NOTHING` (the unique constraints on (device, seq) and
+on event_id decide, atomically against every other worker, not a read before the write); its
+row count says whether every row was new. Only when some row was already there are the batch's
+rows looked up, by event id (one query per 500) and, for those not found so, by (device, seq).
+On SQLite `synchronous=NORMAL`: a power cut may lose the last batches of the index, never
+events (those are in InfluxDB, and reconcile's storage check is the backstop).
 
 Several workers: on PostgreSQL every worker on every host shares the one index, so a conflict is
 caught whichever worker each version reached. With SQLite files, workers on one host share one
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,35 +52,50 @@ CONFLICTS = table(
     *map(column, ("id", "received_us", "device", "seq", "event_id", "ts_us", "rule")),
     *map(column, ("first_seq", "first_event_id", "first_ts_us")),
 )
-INSERT_CHUNK = 500  # rows per INSERT: 7 parameters each, well inside SQLite's limit
+SEEN = table("seen", *map(column, ("id", *_SEEN_COLUMNS)))
+LOOKUP_CHUNK = 500  # event ids per lookup
 PRUNE_EVERY_US = 3600 * 1_000_000
 PRUNE_CHUNK = 50_000
 
 Row = tuple[str, int, bytes, bytes, int, int, bytes]
 
 
-def _insert_new(conn: Connection, rows: Sequence[Row]) -> set[tuple[str, int]]:
-    """Insert the rows whose (device, seq) and event id are both new; returns their keys."""
-    added: set[tuple[str, int]] = set()
-    for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = rows[start : start + INSERT_CHUNK]
-        values = ", ".join(
-            "(" + ", ".join(f":{c}{n}" for c in _SEEN_COLUMNS) + ")" for n in range(len(chunk))
-        )
-        params: dict[str, Any] = {
-            f"{c}{n}": v
-            for n, row in enumerate(chunk)
-            for c, v in zip(_SEEN_COLUMNS, row, strict=True)
-        }
-        found = conn.execute(
-            text(
-                f"INSERT INTO seen ({', '.join(_SEEN_COLUMNS)}) VALUES {values} "
-                "ON CONFLICT DO NOTHING RETURNING device, seq"
-            ),
-            params,
-        )
-        added.update((str(d), int(q)) for d, q in found)
-    return added
+_INSERT = text(
+    f"INSERT INTO seen ({', '.join(_SEEN_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _SEEN_COLUMNS)}) ON CONFLICT DO NOTHING"
+)
+
+
+Stored = tuple[bytes, bytes, int, bytes | None]  # event_id, digest, ts_us, shape
+
+
+def _stored(
+    conn: Connection, rows: Sequence[Row]
+) -> tuple[dict[tuple[str, int], Stored], dict[bytes, tuple[int, int]]]:
+    """What the index holds for these rows: one query by event id per chunk (a redelivery is
+    found so, by the unique index), then one by (device, seq) per row still unmatched (a
+    conflict: rare)."""
+    c = SEEN.c
+    columns = (c.device, c.seq, c.event_id, c.digest, c.ts_us, c.shape)
+    by_key: dict[tuple[str, int], Stored] = {}
+    by_id: dict[bytes, tuple[int, int]] = {}
+
+    def keep(found: Iterable[Any]) -> None:
+        for d, q, eid, digest, ts, shape in found:
+            by_key[(d, int(q))] = (bytes(eid), bytes(digest), int(ts), _bytes(shape))
+            by_id[bytes(eid)] = (int(q), int(ts))
+
+    for start in range(0, len(rows), LOOKUP_CHUNK):
+        ids = [r[2] for r in rows[start : start + LOOKUP_CHUNK]]
+        keep(conn.execute(select(*columns).where(c.event_id.in_(ids))))
+    for device, seq, *_ in rows:
+        if (device, seq) not in by_key:
+            keep(conn.execute(select(*columns).where(c.device == device, c.seq == seq)))
+    return by_key, by_id
+
+
+def _bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
 
 
 _blake2b = hashlib.blake2b
@@ -156,6 +172,36 @@ class Conflict:
         }
 
 
+def _compare(
+    row: Row,
+    by_key: dict[tuple[str, int], Stored],
+    by_id: dict[bytes, tuple[int, int]],
+    *,
+    erased: bool = False,
+) -> tuple[str, int, bytes, int] | None:
+    """None when the stored row says the same; else (rule, first seq, first id, first ts).
+
+    `erased`: the event's ids are an erasure's token (the kiosk pseudonymised it, v1.3); it is
+    the same event when all but the ids are (its shape; for a row from before v1.3, its id and
+    time), and the first digest is kept.
+    """
+    device, seq, eid, digest, ts, _, shape = row
+    stored = by_key.get((device, seq))
+    if stored is not None:
+        first_eid, first_digest, first_ts, first_shape = stored
+        if first_digest == digest:
+            return None
+        if erased and (
+            first_shape == shape if first_shape is not None else first_eid == eid and first_ts == ts
+        ):
+            return None
+        return "seq", seq, first_eid, first_ts
+    other = by_id.get(eid)
+    if other is None:  # unreachable: ON CONFLICT skipped it for one of the two keys
+        return None
+    return "event_id", other[0], eid, other[1]
+
+
 class SeenIndex:
     """The conflict index of every worker (PostgreSQL) or of the host's workers (one SQLite
     file); thread-safe, one transaction per `admit`."""
@@ -201,17 +247,17 @@ class SeenIndex:
             positions.append(i)
         if rows:
             with self.db.write() as conn:
-                added = _insert_new(conn, rows)
-                # The rows already there (a redelivery, or a conflict): look at each one.
-                for pos, row in zip(positions, rows, strict=True):
-                    if row[:2] in added:
-                        continue
-                    found = self._compare(conn, row, erased=events[pos].erased)
-                    if found is not None:
-                        rule, first_seq, first_eid, first_ts = found
-                        conflicts[pos] = self._conflict(
-                            now_us, events[pos], rule, first_seq, first_eid, first_ts
-                        )
+                params = [dict(zip(_SEEN_COLUMNS, row, strict=True)) for row in rows]
+                if conn.execute(_INSERT, params).rowcount != len(rows):
+                    # Some rows were there (a redelivery, or a conflict): compare each one.
+                    by_key, by_id = _stored(conn, rows)
+                    for pos, row in zip(positions, rows, strict=True):
+                        found = _compare(row, by_key, by_id, erased=events[pos].erased)
+                        if found is not None:
+                            rule, first_seq, first_eid, first_ts = found
+                            conflicts[pos] = self._conflict(
+                                now_us, events[pos], rule, first_seq, first_eid, first_ts
+                            )
                 if conflicts:
                     self._record(conn, events, conflicts)
         if now_us >= self._next_prune_us:
@@ -246,41 +292,6 @@ class SeenIndex:
                 for i, c in conflicts.items()
             ],
         )
-
-    @staticmethod
-    def _compare(
-        conn: Connection, row: Row, *, erased: bool = False
-    ) -> tuple[str, int, bytes, int] | None:
-        """None when the stored row says the same; else (rule, first seq, first id, first ts).
-
-        `erased`: the event's ids are an erasure's token (the kiosk pseudonymised it, v1.3); it
-        is the same event when all but the ids are (its shape; for a row from before v1.3, its
-        id and time), and the first digest is kept.
-        """
-        device, seq, eid, digest, ts, _, shape = row
-        stored = conn.execute(
-            text(
-                "SELECT event_id, digest, ts_us, shape FROM seen "
-                "WHERE device = :device AND seq = :seq"
-            ),
-            {"device": device, "seq": seq},
-        ).first()
-        if stored is not None:
-            if bytes(stored[1]) == digest:
-                return None
-            if erased and (
-                bytes(stored[3]) == shape
-                if stored[3] is not None
-                else bytes(stored[0]) == eid and int(stored[2]) == ts
-            ):
-                return None
-            return "seq", seq, bytes(stored[0]), int(stored[2])
-        other = conn.execute(
-            text("SELECT seq, ts_us FROM seen WHERE event_id = :eid"), {"eid": eid}
-        ).first()
-        if other is None:  # unreachable: ON CONFLICT skipped it for one of the two keys
-            return None
-        return "event_id", int(other[0]), eid, int(other[1])
 
     @staticmethod
     def _conflict(

@@ -177,3 +177,24 @@ def test_workers_sharing_the_index_refuse_one_version_of_each_seq(store_at):
     finally:
         for w in workers:
             w.close()
+
+
+def test_an_event_id_reused_under_another_seq_is_a_conflict(store_at):
+    now = now_us()
+    index = SeenIndex(store_at("conflicts"))
+    try:
+        first = _event("k-id", 1, now)
+        assert index.admit([first, _event("k-id", 2, now + 1)], now) == {}
+        reused = variant(first, seq=3)
+        found = index.admit([_event("k-id", 4, now + 2), reused], now)
+        assert list(found) == [1]  # the new seq 4 passes
+        assert (found[1].rule, found[1].first_seq, found[1].first_event_id) == (
+            "event_id",
+            1,
+            first.event_id,
+        )
+        assert index.admit([first], now) == {}  # a redelivery of the first still passes
+        assert [(c.rule, c.seq) for c in index.conflicts("k-id")] == [("event_id", 3)]
+        assert index.size() == 3
+    finally:
+        index.close()
