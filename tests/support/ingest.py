@@ -190,6 +190,10 @@ class Publisher:
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         info.wait_for_publish(10)
 
+    def publish_async(self, event: TapEvent) -> mqtt.MQTTMessageInfo:
+        """QoS 1 publish without waiting; the info's wait_for_publish() waits for the PUBACK."""
+        return self.client.publish(events_topic(event.device_id), event.to_bytes(), qos=1)
+
     def publish(self, events: list[TapEvent]) -> None:
         infos = [
             self.client.publish(events_topic(e.device_id), e.to_bytes(), qos=1) for e in events
