@@ -36,12 +36,19 @@ def _clean_exit_server() -> type:
     return CleanExitServer
 
 
-def _serve(app: FastAPI, host: str, port: int) -> None:
+def _serve(app: FastAPI, host: str, port: int, proxies: list[str] | None = None) -> None:
     """Serve until SIGTERM/Ctrl-C; open SSE streams would hold shutdown forever, hence the
-    graceful timeout."""
+    graceful timeout. `proxies`: the reverse proxies whose X-Forwarded-For is believed."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=3,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+    )
     _clean_exit_server()(config).run()
 
 
@@ -70,7 +77,8 @@ def register(app: typer.Typer) -> None:
         from cloud_ingest.web.app import create_app
 
         settings = load_settings(config)
-        _serve(create_app(settings), settings.api.host, settings.api.port)
+        api = settings.api
+        _serve(create_app(settings), api.host, api.port, api.forwarded_allow_ips)
 
     @app.command("import")
     def import_(
