@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Executable, TextClause, bindparam, text
+from sqlalchemy import Connection, Executable, String, TextClause, bindparam, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,9 +39,13 @@ def statement(sql: str, params: Params | None = None) -> TextClause:
     """`sql` as a text() statement whose list- and tuple-valued parameters expand
     (`WHERE person_id IN :ids` with `{"ids": [...]}`); keep such lists to IN_CHUNK."""
     stmt = text(sql)
-    expanding = [k for k, v in (params or {}).items() if isinstance(v, list | tuple)]
-    if expanding:
-        stmt = stmt.bindparams(*(bindparam(k, expanding=True) for k in expanding))
+    for name, value in (params or {}).items():
+        if isinstance(value, list | tuple):
+            # Typed, so that an empty list compares with a text column on PostgreSQL too.
+            text_ids = all(isinstance(v, str) for v in value)
+            stmt = stmt.bindparams(
+                bindparam(name, expanding=True, type_=String if text_ids else None)
+            )
     return stmt
 
 
