@@ -14,6 +14,7 @@ change (see `record_history`). The schema is made and changed by Alembic
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -124,6 +125,7 @@ class Registry:
         except SQLAlchemyError as exc:
             where = make_url(url_of(location)).render_as_string(hide_password=True)
             raise RegistryError(f"cannot open registry {where}: {exc}") from None
+        self._refreshing = threading.Lock()  # one reload at a time: never an older cache last
         self._version = -1
         self._devices: dict[str, Device] = {}
         self._sites: dict[str, Site] = {}
@@ -188,7 +190,7 @@ class Registry:
 
     def refresh(self) -> bool:
         """Reload the cache if an import changed the registry; True when it did."""
-        with self.db.read() as conn:
+        with self._refreshing, self.db.read() as conn:
             # The version first: on PostgreSQL each statement sees the newest commit, so rows
             # newer than the version read only cost one more reload later, never a stale cache.
             version = _stored_version(conn)
@@ -222,7 +224,7 @@ class Registry:
                     text("SELECT device_id, site_id, mode, debounce_s FROM devices")
                 )
             }
-        self._sites, self._devices, self._version = sites, devices, version
+            self._sites, self._devices, self._version = sites, devices, version
         return True
 
     def site_of(self, device_id: str) -> str | None:
