@@ -10,6 +10,7 @@ from sqlalchemy import text
 from cloud_ingest.console.enrolment import EnrolMode
 from cloud_ingest.errors import CardInUse
 from cloud_ingest.pipeline.live import LiveEvent
+from cloud_ingest.pipeline.provenance import Provenance
 from cloud_ingest.pipeline.stored import StoredTap
 from cloud_ingest.registry import queries as rc
 from cloud_ingest.registry.store import Registry
@@ -152,3 +153,18 @@ def test_enrol_mode_captures_unknown_cards_once_in_its_window(reg):
     assert device is not None and device.enrol_until_us == T0 + 10 * MINUTE
     assert not enrol.stop(gate).active
     assert reg.device_config(gate).enrol_until_us == 0
+
+
+def test_provenance_reads_homes_and_card_history_of_the_version(reg):
+    a = reg.ids["site_a"]
+    provenance = Provenance(reg)
+    before = provenance.current()
+    assert before.homes["P0007"] == reg.ids["site_b"] and len(before.homes) == 10
+    reg.test_clock.now = T0 + MINUTE
+    rc.assign_card(reg, "04A1B201", "P0002", editable_sites=[a])
+    after = provenance.current()  # a new version: read again
+    assert after is not before
+    spans = after.history["04A1B201"]
+    assert spans[0] == (-1, T0 + MINUTE, "P0001")  # held since before its first record
+    assert (spans[1][0], spans[1][2]) == (T0 + MINUTE, "P0002")
+    assert provenance.current() is after  # same version: the cached snapshot
