@@ -82,7 +82,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("import")
     def import_(
-        registry: Annotated[Path, typer.Option("--registry", help="registry SQLite file")],
+        registry: Annotated[
+            str, typer.Option("--registry", help="registry SQLite file or database URL")
+        ],
         sites: Annotated[Path | None, typer.Option("--sites", help="sites.csv")] = None,
         devices: Annotated[Path | None, typer.Option("--devices", help="devices.csv")] = None,
         people: Annotated[Path | None, typer.Option("--people", help="people.csv")] = None,
@@ -186,7 +188,7 @@ def register(app: typer.Typer) -> None:
         except (SettingsError, ConsoleError) as exc:
             typer.echo(f"错误 error: {exc}", err=True)
             raise typer.Exit(2) from None
-        registry = Registry(settings.registry_path)
+        registry = Registry(settings.store("registry"))
         storage = InfluxV1(settings.influx)
         try:
             inside = areas.sites_in(path, (s.site_id for s in registry.sites()), placed)
