@@ -23,7 +23,7 @@ def _open(config: Path | None):  # type: ignore[no-untyped-def]
     except SettingsError as exc:
         typer.echo(f"配置错误 Config error: {exc}", err=True)
         raise typer.Exit(2) from None
-    return settings, Registry(settings.registry_path), AlertStore(settings.store("alerts"))
+    return settings, Registry(settings.store("registry")), AlertStore(settings.store("alerts"))
 
 
 @flags_app.command("import")

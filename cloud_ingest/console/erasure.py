@@ -30,10 +30,9 @@ files (SQLite) or as dead rows (PostgreSQL).
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, text
 
 from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.console.kiosk_erasure import KioskErasures
@@ -42,12 +41,14 @@ from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.pipeline.deadletter import DeadLetterStore
 from cloud_ingest.pipeline.influx import Storage, quote_ident, quote_string
 from cloud_ingest.pipeline.lineprotocol import MEASUREMENT, SUSPECT_MEASUREMENT, encode_point
-from cloud_ingest.registry.store import Registry
+from cloud_ingest.registry.store import Registry, statement
 
 TOKEN_PREFIX = "erased-"
 _WRITE_BATCH = 5000
 _DELETE_CHUNK = 500
 ALERT_TABLES = ("alerts", "person_flags", "last_seen", "visits")
+# What the registry part deletes from, and the history a change records beside it.
+REGISTRY_TABLES = ("enrol_captures", "card_assignments", "cards", "people")
 
 
 @dataclass
@@ -93,7 +94,7 @@ def erase_person(
 ) -> Erasure:
     """Erase `person_id` everywhere the cloud keeps it; RegistryEditError if unknown."""
     found = registry.query(
-        "SELECT display_name, site_id FROM people WHERE person_id = ?", (person_id,)
+        "SELECT display_name, site_id FROM people WHERE person_id = :person", {"person": person_id}
     )
     if not found:
         raise RegistryEditError(f"人员不存在 no person {person_id!r}")
@@ -102,9 +103,9 @@ def erase_person(
         {
             r[0]
             for r in registry.query(
-                "SELECT card_uid FROM cards WHERE person_id = ? UNION "
-                "SELECT card_uid FROM card_assignments WHERE person_id = ?",
-                (person_id, person_id),
+                "SELECT card_uid FROM cards WHERE person_id = :person UNION "
+                "SELECT card_uid FROM card_assignments WHERE person_id = :person",
+                {"person": person_id},
             )
         }
     )
@@ -115,28 +116,22 @@ def erase_person(
         )
     _erase_alerts(alerts.db, person_id, [name, *cards], erasure)
     erasure.dead_letters = _erase_dead_letters(deadletters.db, [f'"{person_id}"', name, *cards])
-    with registry.change() as conn:
-        _scrub(conn)
-        marks = ",".join("?" * len(cards))
+    person = {"person": person_id}
+    with registry.change() as rconn:
         if cards:
-            erasure.captures = conn.execute(
-                f"DELETE FROM enrol_captures WHERE card_uid IN ({marks})", cards
+            erasure.captures = rconn.execute(
+                statement("DELETE FROM enrol_captures WHERE card_uid IN :cards", {"cards": cards}),
+                {"cards": cards},
             ).rowcount
-        erasure.card_history = conn.execute(
-            "DELETE FROM card_assignments WHERE person_id = ?", (person_id,)
+        erasure.card_history = rconn.execute(
+            text("DELETE FROM card_assignments WHERE person_id = :person"), person
         ).rowcount
-        conn.execute("DELETE FROM cards WHERE person_id = ?", (person_id,))
-        conn.execute("DELETE FROM people WHERE person_id = ?", (person_id,))
-    registry.query("PRAGMA wal_checkpoint(TRUNCATE)")
+        rconn.execute(text("DELETE FROM cards WHERE person_id = :person"), person)
+        rconn.execute(text("DELETE FROM people WHERE person_id = :person"), person)
+    registry.db.scrub(REGISTRY_TABLES)
     devices = [d.device_id for d in registry.devices()]
     erasure.kiosks = kiosks.add(person_id, cards, erasure.token, devices)
     return erasure
-
-
-def _scrub(conn: sqlite3.Connection) -> None:
-    """The registry's deleted rows overwritten with zeros, not left in free pages of its file
-    (per connection). TRANSITIONAL: `registry.db.scrub(...)` once the registry is on `Database`."""
-    conn.execute("PRAGMA secure_delete = ON")
 
 
 def _pseudonymise_points(
@@ -197,11 +192,8 @@ def _mentions(text_: str, needles: list[str]) -> bool:
 
 def _delete_ids(conn: Connection, sql: str, ids: list[int]) -> int:
     """Run `sql` (its `IN :ids`) over the ids in chunks; returns the rows it touched."""
-    statement = text(sql).bindparams(bindparam("ids", expanding=True))
-    return sum(
-        conn.execute(statement, {"ids": ids[i : i + _DELETE_CHUNK]}).rowcount
-        for i in range(0, len(ids), _DELETE_CHUNK)
-    )
+    chunks = [{"ids": ids[i : i + _DELETE_CHUNK]} for i in range(0, len(ids), _DELETE_CHUNK)]
+    return sum(conn.execute(statement(sql, c), c).rowcount for c in chunks)
 
 
 def _erase_dead_letters(db: Database, needles: list[str]) -> int:

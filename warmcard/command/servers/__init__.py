@@ -325,6 +325,7 @@ class Ingest(_Server):
     deadletter_path: Path | None = None
     metrics_token: str | None = None
     extra_toml: str = ""
+    database_url: str | None = None  # PostgreSQL: every store there, shared by every host
     name = "ingest"
     command = "ingest"
     section = "worker"  # the ingest.toml table that holds this process's HTTP port
@@ -368,9 +369,12 @@ database = "{self.database}"
 [{self.section}]
 host = "127.0.0.1"
 port = {self.port}
-"""
+{self._database()}"""
         )
         return self.config_path
+
+    def _database(self) -> str:
+        return f'\n[database]\nurl = "{self.database_url}"\n' if self.database_url else ""
 
     def _influx_credentials(self) -> str:
         """The service user's name and password for a secure (authenticating) InfluxDB."""
