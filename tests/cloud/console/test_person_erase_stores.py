@@ -1,6 +1,6 @@
-"""An erasure on each backend: the alerts, dead letters and kiosk commands of the person, read
-back through the stores, and the bytes of the stores' files (the SQLite files; PostgreSQL's
-table and index files) no longer hold the name, the id or the card."""
+"""An erasure on each backend: the registry, alerts, dead letters and kiosk commands of the
+person, read back through the stores, and the bytes of the stores' files (the SQLite files;
+PostgreSQL's table and index files) no longer hold the name, the id or the card."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from cloud_ingest.alerts.models import Finding, Kind, LastSeen
 from cloud_ingest.alerts.store import AlertStore
-from cloud_ingest.console.erasure import ALERT_TABLES, erase_person
+from cloud_ingest.console.erasure import ALERT_TABLES, REGISTRY_TABLES, erase_person
 from cloud_ingest.console.kiosk_erasure import KioskErasures
 from cloud_ingest.db import is_url
 from cloud_ingest.pipeline.deadletter import DeadLetter, DeadLetterStore
@@ -49,8 +49,8 @@ def _fill(alerts: AlertStore, letters: DeadLetterStore) -> None:
 def test_erasure_leaves_nothing_in_the_stores(
     request: pytest.FixtureRequest, store_at: StoreAt, tmp_path: Path, influxd, influx_db: str
 ) -> None:
-    write_registry(tmp_path, "er")
-    registry = Registry(tmp_path / "registry.sqlite3")
+    write_registry(tmp_path, "er", store_at("registry"))
+    registry = Registry(store_at("registry"))
     storage = InfluxV1(InfluxSettings(url=influxd.url, database=influx_db))
     alerts = AlertStore(store_at("alerts"))
     letters = DeadLetterStore(store_at("deadletters"))
@@ -61,6 +61,7 @@ def test_erasure_leaves_nothing_in_the_stores(
         markers = [m.encode() for m in (PERSON, NAME, CARD)]
         before = stored_bytes(alerts.db, list(ALERT_TABLES), postgres)
         assert all(m in before for m in markers)
+        assert all(m in stored_bytes(registry.db, list(REGISTRY_TABLES), postgres) for m in markers)
         done = erase_person(
             PERSON,
             registry=registry,
@@ -77,8 +78,12 @@ def test_erasure_leaves_nothing_in_the_stores(
         assert (visit.person_id, visit.note) == (done.token, "")
         assert [d.payload for d in letters.list(10)] == [b'{"card_uid":"04A1B204"']
         assert kiosks.pending() == done.kiosks == 3  # the registry's three kiosks
+        assert registry.query(
+            "SELECT count(*) FROM people WHERE person_id = :p", {"p": PERSON}
+        ) == [(0,)]
         after = stored_bytes(alerts.db, list(ALERT_TABLES), postgres)
         after += stored_bytes(letters.db, ["dead_letters"], postgres)
+        after += stored_bytes(registry.db, list(REGISTRY_TABLES), postgres)
         assert [m for m in markers if m in after] == []
         assert b"P0004" in after and b"04A1B204" in after  # the others' rows stay
     finally:
