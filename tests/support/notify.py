@@ -100,7 +100,7 @@ class Mail:
     def text(self) -> str:
         body = self.message.get_body(("plain",))
         assert body is not None
-        return str(body.get_content())
+        return str(body.get_content()).replace("\r\n", "\n")  # SMTP lines end in CRLF
 
 
 @dataclass

@@ -259,17 +259,17 @@ class NotifyStore:
 
     def claim(self, holder: str, now_us: int, lease_us: int, limit: int = 20) -> list[Delivery]:
         """Take up to `limit` due deliveries for `holder` until `now + lease`."""
+        due = text(
+            "SELECT id FROM notify_deliveries WHERE status = 'pending'"
+            " AND next_at <= :now AND (claim_until IS NULL OR claim_until < :now)"
+            " ORDER BY next_at, id LIMIT :limit"
+        )
+        params = {"now": now_us, "limit": limit}
+        with self.db.read() as conn:  # most rounds find nothing: no write lock for that
+            if conn.execute(due, params).first() is None:
+                return []
         with self.db.write() as conn:
-            ids = list(
-                conn.execute(
-                    text(
-                        "SELECT id FROM notify_deliveries WHERE status = 'pending'"
-                        " AND next_at <= :now AND (claim_until IS NULL OR claim_until < :now)"
-                        " ORDER BY next_at, id LIMIT :limit"
-                    ),
-                    {"now": now_us, "limit": limit},
-                ).scalars()
-            )
+            ids = list(conn.execute(due, params).scalars())
             if not ids:
                 return []
             conn.execute(
