@@ -104,10 +104,9 @@ def test_an_alert_reaches_the_robot_and_the_mailbox_in_chinese_with_names_and_lo
         world.engine.store.set_flags([(f"P{i:04d}", "lives_alone", True)], T0)
         world.engine.tick()
         opened_i = time.time()
-        got = wait_for(lambda i=i: len(world.hook.delivered()) >= i and len(world.mail.mails) >= i)
+        wait_for(lambda: min(len(world.hook.delivered()), len(world.mail.mails)) >= i)  # noqa: B023
         latency["webhook"].append(world.hook.delivered()[i - 1].at - opened_i)
         latency["email"].append(world.mail.mails[i - 1].at - opened_i)
-        assert got
     for channel, values in latency.items():
         ms = sorted(int(1000 * v) for v in values)
         print(f"\nalert -> {channel} receipt, ms (poll_s=1.0): {ms}, median {ms[len(ms) // 2]}")
