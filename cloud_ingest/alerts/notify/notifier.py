@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 US = 1_000_000
 PRUNE_EVERY_US = 3600 * US
 DAY_US = 86_400 * US
+FAILED_ROUND_WAIT_S = 10.0
 
 
 class Notifier:
@@ -73,12 +74,29 @@ class Notifier:
         ]
         return self.store.enqueue(outgoing, max(cursor, alerts[-1].id), self.clock())
 
+    @property
+    def batch(self) -> int:
+        """Deliveries claimed at a time: even if each takes its whole timeout, the batch is sent
+        within half the lease, so no other console takes one over while it is still queued here."""
+        s = self.settings
+        slowest = max(s.smtp.timeout_s, s.webhook_timeout_s)
+        return max(1, int(s.lease_s / (2 * slowest)))
+
     def deliver_due(self) -> list[str]:
-        """Send what is due now; returns each delivery's status after its attempt."""
+        """Send what is due now, a batch at a time; returns each delivery's status."""
+        settled: list[str] = []
+        while not self._stop.is_set():
+            done = self._deliver_batch()
+            settled += done
+            if len(done) < self.batch:
+                break
+        return settled
+
+    def _deliver_batch(self) -> list[str]:
         lease = int(self.settings.lease_s * US)
         retry = [int(s * US) for s in self.settings.retry_s]
         settled = []
-        for d in self.store.claim(self.holder, self.clock(), lease):
+        for d in self.store.claim(self.holder, self.clock(), lease, limit=self.batch):
             started = self.clock()
             error = self._send(d)
             status = self.store.record(
@@ -135,11 +153,13 @@ class Notifier:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            wait = self.settings.poll_s
             try:
                 self.round()
             except Exception:
-                log.exception("notification round failed; retrying in %.1f s", self.settings.poll_s)
-            self._wake.wait(self.settings.poll_s)
+                wait = max(wait, FAILED_ROUND_WAIT_S)  # e.g. the database is down: no log flood
+                log.exception("notification round failed; retrying in %.0f s", wait)
+            self._wake.wait(wait)
             self._wake.clear()
 
     def stop(self) -> None:

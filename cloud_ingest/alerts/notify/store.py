@@ -8,6 +8,10 @@
   records the attempt; a console that dies mid-send loses its lease, and another retries.
 - The queue is the table: a restart sends what was pending (`next_at` says when).
 
+The cursor relies on alert ids being committed in order: the alerts store's `write()` is its
+only writer, on both engines. (SQLite may reuse the highest id after it is deleted; retention
+deletes only alerts closed a year ago, and the log keeps `log_days`.)
+
 Times are UTC microseconds.
 """
 

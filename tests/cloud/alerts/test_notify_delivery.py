@@ -185,6 +185,7 @@ def test_a_signed_robot_gets_dingtalks_timestamp_and_sign(world: World) -> None:
 def test_two_consoles_deliver_each_message_once(world: World) -> None:
     first = world.notifier("console-1", poll_s=0.05)
     second = world.notifier("console-2", poll_s=0.05)
+    assert first.batch == 3  # lease 120 s / (2 × the 20 s SMTP timeout): 20 deliveries, 7 batches
     world.add_targets(first.store, "dali")
     first.start()
     second.start()
