@@ -8,7 +8,8 @@
     Detail: …
     查看 View: https://console.example/alerts?kind=reader_fault&site=…
 
-The text is made when the alert is queued, so every retry sends the same words.
+The text is made when it is sent (the queue keeps no one's name), from the alert and the
+registry's names at that moment.
 """
 
 from __future__ import annotations

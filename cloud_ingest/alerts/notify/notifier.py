@@ -59,19 +59,13 @@ class Notifier:
     # ------------------------------------------------------------------ one round
 
     def enqueue_new(self) -> int:
-        """Queue a message per new alert and matching target; returns how many were queued."""
+        """Queue a delivery per new alert and matching target (worded when sent); returns how
+        many were queued."""
         cursor, alerts = self.store.new_alerts()
         if not alerts:
             return 0
         targets = self.store.targets()
-        names = Names.read(self.registry, alerts)
-        url = self.settings.console_url
-        outgoing = [
-            Outgoing(a.id, t, *compose(a, names, url))
-            for a in alerts
-            for t in targets
-            if t.wants(a)
-        ]
+        outgoing = [Outgoing(a.id, t) for a in alerts for t in targets if t.wants(a)]
         return self.store.enqueue(outgoing, max(cursor, alerts[-1].id), self.clock())
 
     @property
@@ -96,9 +90,11 @@ class Notifier:
         lease = int(self.settings.lease_s * US)
         retry = [int(s * US) for s in self.settings.retry_s]
         settled = []
-        for d in self.store.claim(self.holder, self.clock(), lease, limit=self.batch):
+        claimed = self.store.claim(self.holder, self.clock(), lease, limit=self.batch)
+        names = Names.read(self.registry, [d.alert for d in claimed if d.alert])
+        for d in claimed:
             started = self.clock()
-            error = self._send(d)
+            error = self._send(d, names)
             status = self.store.record(
                 d, self.holder, error=error, started_us=started, finished_us=self.clock(),
                 retry_us=retry,
@@ -112,14 +108,21 @@ class Notifier:
             settled.append(status)
         return settled
 
-    def _send(self, d: Delivery) -> str | None:
+    def _send(self, d: Delivery, names: Names) -> str | None:
         if d.target_gone:
             return "目标已删除 target removed"
+        if d.alert_gone:
+            return (
+                "告警已删除（人员已删除或超过保留期） alert deleted (person erased, or retention)"
+            )
+        subject, body = d.subject, d.body
+        if d.alert is not None:
+            subject, body = compose(d.alert, names, self.settings.console_url)
         try:
             if d.channel == "webhook":
-                self.webhook.send(d.address, d.secret, d.body)
+                self.webhook.send(d.address, d.secret, body)
             else:
-                self.email.send(recipients(d.address), d.subject, d.body)
+                self.email.send(recipients(d.address), subject, body)
         except DeliveryError as exc:
             return str(exc)
         except Exception as exc:  # a bug here must not stop the queue; the log shows it

@@ -7,6 +7,9 @@
   `write()`: two consoles never hold the same row. It sends outside any transaction, then
   records the attempt; a console that dies mid-send loses its lease, and another retries.
 - The queue is the table: a restart sends what was pending (`next_at` says when).
+- Nothing about a person is kept here: an alert's message is made when it is sent, from the
+  alert and the registry. An erased person's alerts are deleted, so their messages fail
+  ("alert deleted") rather than name them.
 
 The cursor relies on alert ids being committed in order: the alerts store's `write()` is its
 only writer, on both engines. (SQLite may reuse the highest id after it is deleted; retention
@@ -66,12 +69,12 @@ class Target:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One message to put in the queue."""
+    """One message to put in the queue: about an alert (worded when sent), or a test's words."""
 
     alert_id: int | None
     target: Target
-    subject: str
-    body: str
+    subject: str = ""
+    body: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,11 @@ class Delivery:
     body: str
     attempts: int  # made before this one
     target_gone: bool
+    alert: Alert | None  # None for a test message, or when the alert was deleted
+
+    @property
+    def alert_gone(self) -> bool:
+        return self.alert_id is not None and self.alert is None
 
 
 @dataclass(frozen=True)
@@ -292,6 +300,19 @@ class NotifyStore:
                 ).bindparams(bindparam("ids", expanding=True)),
                 {"ids": ids},
             ).all()
+            alert_ids = sorted({r.alert_id for r in rows if r.alert_id is not None})
+            alerts = {
+                a.id: a
+                for a in map(
+                    _alert,
+                    conn.execute(
+                        text(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE id IN :ids").bindparams(
+                            bindparam("ids", expanding=True)
+                        ),
+                        {"ids": alert_ids},
+                    ),
+                )
+            }
         return [
             Delivery(
                 int(r.id),
@@ -304,6 +325,7 @@ class NotifyStore:
                 r.body,
                 int(r.attempts),
                 bool(r.gone),
+                alerts.get(r.alert_id),
             )
             for r in rows
         ]
@@ -323,7 +345,7 @@ class NotifyStore:
         attempt = delivery.attempts + 1
         if error is None:
             status, next_at, done = "sent", finished_us, finished_us
-        elif attempt > len(retry_us) or delivery.target_gone:
+        elif attempt > len(retry_us) or delivery.target_gone or delivery.alert_gone:
             status, next_at, done = "failed", finished_us, finished_us
         else:
             status, next_at, done = "pending", finished_us + retry_us[attempt - 1], None

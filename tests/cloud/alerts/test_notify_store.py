@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 
 from cloud_ingest.alerts.models import Kind
 from cloud_ingest.alerts.notify.store import NotifyStore, Outgoing, Target
@@ -37,10 +38,10 @@ def add(store: NotifyStore, area: str, channel: str = "webhook", **kw: object) -
 
 
 def queue_new(store: NotifyStore) -> int:
-    """What the notifier does with new alerts, minus the wording."""
+    """What the notifier does with new alerts (the wording comes when sent)."""
     cursor, alerts = store.new_alerts()
     targets = store.targets()
-    out = [Outgoing(a.id, t, "s", f"alert {a.id}") for a in alerts for t in targets if t.wants(a)]
+    out = [Outgoing(a.id, t) for a in alerts for t in targets if t.wants(a)]
     return store.enqueue(out, max([cursor, *(a.id for a in alerts)]), T0)
 
 
@@ -150,3 +151,27 @@ def test_a_removed_target_fails_its_pending_deliveries_and_keeps_the_log(
     assert store.deliveries() == [(d.id, target.id, "failed", 1)]
     assert [r.address for r in store.log([""])] == ["wang@example.cn"]
     assert not store.remove_target(target.id, T0 + S)
+
+
+def test_an_erased_persons_alert_is_not_sent_and_nothing_of_them_is_kept(
+    store: NotifyStore,
+) -> None:
+    target = add(store, "dali")
+    alert = insert_alert(
+        store.db, "visit_due", "P0001", SITE_A, person_id="P0001", detail_zh="长者1 独居"
+    )
+    queue_new(store)
+    with store.db.read() as conn:  # the queue holds ids, never the person's words
+        kept = conn.execute(text("SELECT subject, body FROM notify_deliveries")).all()
+    assert [tuple(r) for r in kept] == [("", "")]
+    d = store.claim("c1", T0, lease_us=60 * S)[0]
+    assert d.alert is not None and d.alert.detail_zh == "长者1 独居"
+    store.record(d, "c1", error="HTTP 500", started_us=T0, finished_us=T0, retry_us=RETRY)
+    with store.db.write() as conn:  # what erasure does to the person's alerts
+        conn.execute(text("DELETE FROM alerts WHERE id = :id"), {"id": alert})
+    d = store.claim("c1", T0 + 5 * S, lease_us=60 * S)[0]
+    assert d.alert_gone
+    status = store.record(d, "c1", error="alert deleted", started_us=T0, finished_us=T0,
+                          retry_us=RETRY)  # fmt: skip
+    assert status == "failed"  # no more retries
+    assert store.deliveries() == [(d.id, target.id, "failed", 2)]
