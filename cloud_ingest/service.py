@@ -276,4 +276,6 @@ class ConsoleService(CloudProcess):
             "registry_version": self.registry.version,
             "heal_rounds": self.healer.rounds,
             "heal_requests": self.healer.requested_total,
+            "notify_sent": self.notifier.sent,  # notifications delivered by this console
+            "notify_errors": self.notifier.errors,  # failed attempts (each retried or given up)
         }

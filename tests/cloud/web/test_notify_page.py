@@ -122,6 +122,8 @@ def test_an_area_admin_sets_targets_and_an_alert_reaches_robot_and_mailbox(
     assert f"400 {console.url}/alerts/notify/targets" in errors
     assert [e for e in errors if "400" not in e] == []
 
+    # The console's health details count what it sent (the test message and the two above).
+    assert console.service.console.health()["notify_sent"] == 3
     # A manager of the other township sees none of it; a viewer gets 403.
     other = phone_login(browser, console.url, "mgr-b", "/alerts/notify")
     assert other.locator("#targets-empty").is_visible() and other.locator("#log-empty").count()
