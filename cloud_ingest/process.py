@@ -26,7 +26,7 @@ class SharedStores:
     @classmethod
     def open(cls, settings: IngestSettings, clock: Callable[[], int]) -> SharedStores:
         return cls(
-            Registry(settings.registry_path, clock=clock),
+            Registry(settings.store("registry"), clock=clock),
             DeadLetterStore(
                 settings.store("deadletters"),
                 keep_bytes=settings.deadletter_keep_bytes,

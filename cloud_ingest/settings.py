@@ -22,6 +22,9 @@ class ApiSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8080
+    # The reverse proxies (their addresses) whose X-Forwarded-For names the client, for the
+    # per-address login limit and the audit log; empty: the peer address is the client.
+    forwarded_allow_ips: list[str] = Field(default_factory=list)
 
 
 class WorkerSettings(BaseModel):

@@ -24,7 +24,7 @@ def _open(config: Path | None):  # type: ignore[no-untyped-def]
         typer.echo(f"配置错误 Config error: {exc}", err=True)
         raise typer.Exit(2) from None
     db = settings.alerts.db_path or settings.registry_path.with_name("alerts.sqlite3")
-    return settings, Registry(settings.registry_path), AlertStore.open(db)
+    return settings, Registry(settings.store("registry")), AlertStore.open(db)
 
 
 @flags_app.command("import")

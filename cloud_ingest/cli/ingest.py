@@ -36,12 +36,19 @@ def _clean_exit_server() -> type:
     return CleanExitServer
 
 
-def _serve(app: FastAPI, host: str, port: int) -> None:
+def _serve(app: FastAPI, host: str, port: int, proxies: list[str] | None = None) -> None:
     """Serve until SIGTERM/Ctrl-C; open SSE streams would hold shutdown forever, hence the
-    graceful timeout."""
+    graceful timeout. `proxies`: the reverse proxies whose X-Forwarded-For is believed."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=3,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+    )
     _clean_exit_server()(config).run()
 
 
@@ -70,11 +77,14 @@ def register(app: typer.Typer) -> None:
         from cloud_ingest.web.app import create_app
 
         settings = load_settings(config)
-        _serve(create_app(settings), settings.api.host, settings.api.port)
+        api = settings.api
+        _serve(create_app(settings), api.host, api.port, api.forwarded_allow_ips)
 
     @app.command("import")
     def import_(
-        registry: Annotated[Path, typer.Option("--registry", help="registry SQLite file")],
+        registry: Annotated[
+            str, typer.Option("--registry", help="registry SQLite file or database URL")
+        ],
         sites: Annotated[Path | None, typer.Option("--sites", help="sites.csv")] = None,
         devices: Annotated[Path | None, typer.Option("--devices", help="devices.csv")] = None,
         people: Annotated[Path | None, typer.Option("--people", help="people.csv")] = None,
@@ -178,7 +188,7 @@ def register(app: typer.Typer) -> None:
         except (SettingsError, ConsoleError) as exc:
             typer.echo(f"错误 error: {exc}", err=True)
             raise typer.Exit(2) from None
-        registry = Registry(settings.registry_path)
+        registry = Registry(settings.store("registry"))
         storage = InfluxV1(settings.influx)
         try:
             inside = areas.sites_in(path, (s.site_id for s in registry.sites()), placed)

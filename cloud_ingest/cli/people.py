@@ -29,7 +29,7 @@ def erase(
     settings = load_settings(config)
     if not yes and not typer.confirm(f"删除 {person_id} 的全部个人信息? Erase {person_id}?"):
         raise typer.Exit(1)
-    registry = Registry(settings.registry_path)
+    registry = Registry(settings.store("registry"))
     storage = InfluxV1(settings.influx)
     try:
         done = erase_person(

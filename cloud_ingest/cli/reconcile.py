@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise fail(str(exc)) from None
 
-        registry = Registry(settings.registry_path)
+        registry = Registry(settings.store("registry"))
         try:
             if device:
                 device_ids = list(dict.fromkeys(device))

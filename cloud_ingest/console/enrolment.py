@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import text
+
 from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.pipeline.stored import StoredTap
 from cloud_ingest.registry.store import Registry
@@ -50,6 +52,14 @@ class EnrolState:
     captures: list[Capture]
 
 
+# A capture, and whether its card has an active holder now.
+_CAPTURE_SELECT = (
+    "SELECT e.id, e.device_id, e.card_uid, e.ts_us, "
+    "EXISTS (SELECT 1 FROM cards c WHERE c.card_uid = e.card_uid AND c.active = 1) "
+    "FROM enrol_captures e"
+)
+
+
 class EnrolMode:
     """Enrol windows and captures in the registry database; `observe` is the ingest hook."""
 
@@ -65,18 +75,27 @@ class EnrolMode:
         now = self.registry.clock()
         with self.registry.write() as db:
             db.execute(
-                "INSERT INTO enrol_windows (device_id, started_us, until_us, started_by) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
-                "started_us = excluded.started_us, until_us = excluded.until_us, "
-                "started_by = excluded.started_by",
-                (device_id, now, now + int(minutes * 60_000_000), by),
+                text(
+                    "INSERT INTO enrol_windows (device_id, started_us, until_us, started_by) "
+                    "VALUES (:device, :now, :until, :by) ON CONFLICT (device_id) DO UPDATE SET "
+                    "started_us = excluded.started_us, until_us = excluded.until_us, "
+                    "started_by = excluded.started_by"
+                ),
+                {
+                    "device": device_id,
+                    "now": now,
+                    "until": now + int(minutes * 60_000_000),
+                    "by": by,
+                },
             )
         self.on_window()
         return self.state(device_id)
 
     def stop(self, device_id: str) -> EnrolState:
         with self.registry.write() as db:
-            db.execute("DELETE FROM enrol_windows WHERE device_id = ?", (device_id,))
+            db.execute(
+                text("DELETE FROM enrol_windows WHERE device_id = :device"), {"device": device_id}
+            )
         self.on_window()
         return self.state(device_id)
 
@@ -84,17 +103,16 @@ class EnrolMode:
         """The window (if running) and the captures since it started, newest first."""
         now = self.registry.clock()
         windows = self.registry.query(
-            "SELECT started_us, until_us FROM enrol_windows WHERE device_id = ?", (device_id,)
+            "SELECT started_us, until_us FROM enrol_windows WHERE device_id = :device",
+            {"device": device_id},
         )
         row = windows[0] if windows else None
         captures = []
         if row is not None:
             captures = self.registry.query(
-                "SELECT e.id, e.device_id, e.card_uid, e.ts_us, "
-                "EXISTS (SELECT 1 FROM cards c WHERE c.card_uid = e.card_uid AND c.active) "
-                "FROM enrol_captures e WHERE e.device_id = ? AND e.ts_us >= ? "
-                "ORDER BY e.ts_us DESC LIMIT ?",
-                (device_id, row[0], limit),
+                f"{_CAPTURE_SELECT} WHERE e.device_id = :device AND e.ts_us >= :since "
+                "ORDER BY e.ts_us DESC LIMIT :limit",
+                {"device": device_id, "since": row[0], "limit": limit},
             )
         active = row is not None and row[1] > now
         return EnrolState(
@@ -106,12 +124,7 @@ class EnrolMode:
         )
 
     def capture(self, capture_id: int) -> Capture | None:
-        rows = self.registry.query(
-            "SELECT e.id, e.device_id, e.card_uid, e.ts_us, "
-            "EXISTS (SELECT 1 FROM cards c WHERE c.card_uid = e.card_uid AND c.active) "
-            "FROM enrol_captures e WHERE e.id = ?",
-            (capture_id,),
-        )
+        rows = self.registry.query(f"{_CAPTURE_SELECT} WHERE e.id = :id", {"id": capture_id})
         row = rows[0] if rows else None
         return Capture(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
@@ -124,7 +137,8 @@ class EnrolMode:
         now = self.registry.clock()
         windows = dict(
             self.registry.query(
-                "SELECT device_id, started_us FROM enrol_windows WHERE until_us > ?", (now,)
+                "SELECT device_id, started_us FROM enrol_windows WHERE until_us > :now",
+                {"now": now},
             )
         )
         if not windows:
@@ -136,17 +150,24 @@ class EnrolMode:
             # A backlog delivered late holds old unknown taps: only taps made in the window.
             if ev.kind is not Kind.UNKNOWN_CARD or started is None or ev.ts_us < started:
                 continue
-            rows.append((tap.event_id, ev.device_id, tap.card_uid, ev.ts_us, now))
+            rows.append(
+                {
+                    "event": tap.event_id,
+                    "device": ev.device_id,
+                    "uid": tap.card_uid,
+                    "ts": ev.ts_us,
+                    "now": now,
+                }
+            )
         if not rows:
             return 0
+        insert = text(
+            "INSERT INTO enrol_captures (event_id, device_id, card_uid, ts_us, captured_us) "
+            "VALUES (:event, :device, :uid, :ts, :now) ON CONFLICT (event_id) DO NOTHING"
+        )
         with self.registry.write() as db:
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO enrol_captures "
-                "(event_id, device_id, card_uid, ts_us, captured_us) VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
-            added = db.total_changes - before
+            # One row at a time: a statement's rowcount says whether a redelivery was new.
+            added = sum(db.execute(insert, row).rowcount for row in rows)
         if added:
             log.info("enrol mode: captured %d unknown card(s)", added)
         return added

@@ -32,13 +32,15 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import text
+
 from cloud_ingest import db
 from cloud_ingest.alerts.store import connect as connect_alerts
 from cloud_ingest.console.kiosk_erasure import KioskErasures
 from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.pipeline.influx import Storage, quote_ident, quote_string
 from cloud_ingest.pipeline.lineprotocol import MEASUREMENT, SUSPECT_MEASUREMENT, encode_point
-from cloud_ingest.registry.store import Registry
+from cloud_ingest.registry.store import Registry, statement
 
 TOKEN_PREFIX = "erased-"
 _WRITE_BATCH = 5000
@@ -87,7 +89,7 @@ def erase_person(
 ) -> Erasure:
     """Erase `person_id` everywhere the cloud keeps it; RegistryEditError if unknown."""
     found = registry.query(
-        "SELECT display_name, site_id FROM people WHERE person_id = ?", (person_id,)
+        "SELECT display_name, site_id FROM people WHERE person_id = :person", {"person": person_id}
     )
     if not found:
         raise RegistryEditError(f"人员不存在 no person {person_id!r}")
@@ -96,9 +98,9 @@ def erase_person(
         {
             r[0]
             for r in registry.query(
-                "SELECT card_uid FROM cards WHERE person_id = ? UNION "
-                "SELECT card_uid FROM card_assignments WHERE person_id = ?",
-                (person_id, person_id),
+                "SELECT card_uid FROM cards WHERE person_id = :person UNION "
+                "SELECT card_uid FROM card_assignments WHERE person_id = :person",
+                {"person": person_id},
             )
         }
     )
@@ -109,18 +111,19 @@ def erase_person(
         )
     _erase_alerts(alerts_db, person_id, [name, *cards], erasure)
     erasure.dead_letters = _erase_dead_letters(deadletter_db, [f'"{person_id}"', name, *cards])
-    with registry.change() as conn:
-        _scrub(conn)
-        marks = ",".join("?" * len(cards))
+    person = {"person": person_id}
+    with registry.change() as rconn:
+        rconn.exec_driver_sql("PRAGMA secure_delete = ON")  # as _scrub; SQLite only for now
         if cards:
-            erasure.captures = conn.execute(
-                f"DELETE FROM enrol_captures WHERE card_uid IN ({marks})", cards
+            erasure.captures = rconn.execute(
+                statement("DELETE FROM enrol_captures WHERE card_uid IN :cards", {"cards": cards}),
+                {"cards": cards},
             ).rowcount
-        erasure.card_history = conn.execute(
-            "DELETE FROM card_assignments WHERE person_id = ?", (person_id,)
+        erasure.card_history = rconn.execute(
+            text("DELETE FROM card_assignments WHERE person_id = :person"), person
         ).rowcount
-        conn.execute("DELETE FROM cards WHERE person_id = ?", (person_id,))
-        conn.execute("DELETE FROM people WHERE person_id = ?", (person_id,))
+        rconn.execute(text("DELETE FROM cards WHERE person_id = :person"), person)
+        rconn.execute(text("DELETE FROM people WHERE person_id = :person"), person)
     registry.query("PRAGMA wal_checkpoint(TRUNCATE)")
     kiosks = KioskErasures(console_db)
     try:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from cloud_ingest.errors import ImportFailed
 from cloud_ingest.registry.names import name_problem
@@ -317,6 +319,16 @@ def _validate_cards(v: _Validator, rows: _Rows, people: set[str]) -> list[Row]:
     return out
 
 
+def _upsert(table: str, columns: tuple[str, ...]) -> str:
+    """Insert a row, or update every column but the key (the first) of the row already there."""
+    key, *rest = columns
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(':' + c for c in columns)}) ON CONFLICT ({key}) "
+        f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in rest)}"
+    )
+
+
 def import_csv(
     registry: Registry,
     *,
@@ -374,45 +386,26 @@ def import_csv(
     if dry_run:
         return ImportSummary(counts, registry.version, people_rows)
 
-    statements: list[tuple[str, list[Row]]] = [
-        (
-            "INSERT INTO sites (site_id, name_zh, name_en, tz, capacity, opening, closing, "
-            "breakfast, lunch, dinner) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (site_id) DO "
-            "UPDATE SET name_zh=excluded.name_zh, name_en=excluded.name_en, tz=excluded.tz, "
-            "capacity=excluded.capacity, opening=excluded.opening, closing=excluded.closing, "
-            "breakfast=excluded.breakfast, lunch=excluded.lunch, dinner=excluded.dinner",
-            site_rows,
-        ),
-        (
-            "INSERT INTO people (person_id, display_name, site_id, role) VALUES (?,?,?,?) "
-            "ON CONFLICT (person_id) DO UPDATE SET display_name=excluded.display_name, "
-            "site_id=excluded.site_id, role=excluded.role",
-            people_rows,
-        ),
-        (
-            "INSERT INTO devices (device_id, site_id, mode, debounce_s) VALUES (?,?,?,?) "
-            "ON CONFLICT (device_id) DO UPDATE SET site_id=excluded.site_id, "
-            "mode=excluded.mode, debounce_s=excluded.debounce_s",
-            device_rows,
-        ),
-        (
-            "INSERT INTO cards (card_uid, person_id, active) VALUES (?,?,?) "
-            "ON CONFLICT (card_uid) DO UPDATE SET person_id=excluded.person_id, "
-            "active=excluded.active",
-            card_rows,
-        ),
-    ]
+    # (table, its columns in the order the _validate_* functions build the rows, rows)
+    upserts: list[tuple[str, tuple[str, ...], list[Row]]] = [
+        ("sites", ("site_id", "name_zh", "name_en", "tz", "capacity", "opening", "closing",
+                   *MEAL_COLUMNS), site_rows),
+        ("people", ("person_id", "display_name", "site_id", "role"), people_rows),
+        ("devices", ("device_id", "site_id", "mode", "debounce_s"), device_rows),
+        ("cards", ("card_uid", "person_id", "active"), card_rows),
+    ]  # fmt: skip
     try:
         with registry.change() as db:
-            for sql, rows in statements:
+            for table, columns, rows in upserts:
+                upsert = text(_upsert(table, columns))
                 for start in range(0, len(rows), WRITE_CHUNK):
                     chunk = rows[start : start + WRITE_CHUNK]
-                    db.executemany(sql, chunk)
+                    db.execute(upsert, [dict(zip(columns, row, strict=True)) for row in chunk])
                     done += len(chunk)
                     if progress is not None:
                         progress(done, total)
-    except sqlite3.Error as exc:
+    except SQLAlchemyError as exc:
         raise ImportFailed(
-            [("(registry)", 0, f"database error, nothing imported: {exc}")]
+            [("(registry)", 0, f"database error, nothing imported: {getattr(exc, 'orig', exc)}")]
         ) from None
     return ImportSummary(counts, registry.version, people_rows)

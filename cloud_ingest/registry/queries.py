@@ -9,15 +9,16 @@ affected sites' rosters).
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import text
+
 from cloud_ingest.errors import CardInUse, RegistryEditError
 from cloud_ingest.registry.names import name_problem
-from cloud_ingest.registry.store import Registry
+from cloud_ingest.registry.store import Params, Registry
 from warmcard.ids import CARD_UID_RE, PERSON_ID_RE
 
 MAX_PER_PAGE = 200
@@ -65,9 +66,10 @@ class Page:
     rows: list[object]
 
 
-def _sites_json(sites: Collection[str]) -> str:
-    # One bound parameter for any number of sites (json_each), instead of `IN (?, ?, ...)`.
-    return json.dumps(sorted(sites))
+def _sites(sites: Collection[str]) -> list[str]:
+    # An expanding `IN :sites`: one bound parameter per site, and a prefecture's ~1,700 sites
+    # stay far below SQLite's limit (32,766).
+    return sorted(sites)
 
 
 def _like(text: str) -> str:
@@ -80,23 +82,25 @@ def _limits(page: int, per_page: int) -> tuple[int, int]:
     return per_page, (max(page, 1) - 1) * per_page
 
 
-def _rows(registry: Registry, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
-    return registry.query(sql, params)
-
-
 # What a PersonRow, CardRow and DeviceRow are read from (lists and single lookups alike).
 _PERSON_SELECT = (
     "SELECT p.person_id, p.display_name, p.site_id, "
     "(SELECT count(*) FROM cards c WHERE c.person_id = p.person_id AND c.active = 1) "
     "FROM people p"
 )
-_CARD_FROM = "FROM cards c JOIN people p USING (person_id)"
+_CARD_FROM = "FROM cards c JOIN people p ON p.person_id = c.person_id"
 _CARD_SELECT = f"SELECT c.card_uid, c.person_id, p.site_id, c.active {_CARD_FROM}"
-# The first parameter is now (µs): only an enrol window still running is joined.
+# `:now` (µs): only an enrol window still running is joined.
 _DEVICE_SELECT = (
     "SELECT d.device_id, d.site_id, d.mode, d.debounce_s, e.until_us FROM devices d "
-    "LEFT JOIN enrol_windows e ON e.device_id = d.device_id AND e.until_us > ?"
+    "LEFT JOIN enrol_windows e ON e.device_id = d.device_id AND e.until_us > :now"
 )
+
+
+def _contains(column: str, param: str = "q") -> str:
+    """`column` contains the `_like` pattern `:param`, ignoring case on both engines (SQLite's
+    LIKE ignores ASCII case, PostgreSQL's does not)."""
+    return f"lower({column}) LIKE lower(:{param}) ESCAPE '\\'"
 
 
 def _visible(
@@ -105,32 +109,32 @@ def _visible(
     site: str | None,
     q: str,
     match: str,
-    match_params: tuple[str, ...],
-) -> tuple[str, tuple[object, ...]]:
+    match_params: dict[str, object],
+) -> tuple[str, dict[str, object]]:
     """WHERE clause and parameters of a list: visible sites, then `match` if `q`, then one site.
 
     `alias` names the table whose `site_id` decides visibility.
     """
-    where = f"{alias}.site_id IN (SELECT value FROM json_each(?))"
-    params: tuple[object, ...] = (_sites_json(sites),)
+    where = f"{alias}.site_id IN :sites"
+    params: dict[str, object] = {"sites": _sites(sites)}
     if q:
         where += f" AND ({match})"
-        params += match_params
+        params |= match_params
     if site:
-        where += f" AND {alias}.site_id = ?"
-        params += (site,)
+        where += f" AND {alias}.site_id = :site"
+        params["site"] = site
     return where, params
 
 
-def _count(registry: Registry, from_where: str, params: tuple[object, ...]) -> int:
-    return int(_rows(registry, f"SELECT count(*) {from_where}", params)[0][0])
+def _count(registry: Registry, from_where: str, params: Params) -> int:
+    return int(registry.query(f"SELECT count(*) {from_where}", params)[0][0])
 
 
 def _people_where(
     sites: Collection[str], site: str | None, q: str
-) -> tuple[str, tuple[object, ...]]:
-    match = "p.person_id LIKE ? ESCAPE '\\' OR p.display_name LIKE ? ESCAPE '\\'"
-    return _visible("p", sites, site, q, match, (_like(q), _like(q)))
+) -> tuple[str, dict[str, object]]:
+    match = f"{_contains('p.person_id')} OR {_contains('p.display_name')}"
+    return _visible("p", sites, site, q, match, {"q": _like(q)})
 
 
 def search_people(
@@ -145,10 +149,9 @@ def search_people(
     limit, offset = _limits(page, per_page)
     where, params = _people_where(sites, site, q)
     total = _count(registry, f"FROM people p WHERE {where}", params)
-    rows = _rows(
-        registry,
-        f"{_PERSON_SELECT} WHERE {where} ORDER BY p.person_id LIMIT ? OFFSET ?",
-        (*params, limit, offset),
+    rows = registry.query(
+        f"{_PERSON_SELECT} WHERE {where} ORDER BY p.person_id LIMIT :limit OFFSET :offset",
+        {**params, "limit": limit, "offset": offset},
     )
     return Page(total, list(_person_rows(rows)))
 
@@ -177,13 +180,12 @@ def iter_people_export(
     where, params = _people_where(sites, None, q)
     after = ""
     while True:
-        rows = _rows(
-            registry,
+        rows = registry.query(
             "SELECT p.person_id, p.display_name, p.site_id, s.name_zh, s.name_en, "
             "(SELECT count(*) FROM cards c WHERE c.person_id = p.person_id AND c.active = 1) "
             f"FROM people p JOIN sites s ON s.site_id = p.site_id WHERE {where} "
-            "AND p.person_id > ? ORDER BY p.person_id LIMIT ?",
-            (*params, after, max(1, batch)),
+            "AND p.person_id > :after ORDER BY p.person_id LIMIT :batch",
+            {**params, "after": after, "batch": max(1, batch)},
         )
         yield from (PersonExportRow(*row) for row in rows)
         if len(rows) < batch:
@@ -192,10 +194,9 @@ def iter_people_export(
 
 
 def get_person(registry: Registry, sites: Collection[str], person_id: str) -> PersonRow | None:
-    rows = _rows(
-        registry,
-        f"{_PERSON_SELECT} WHERE p.person_id = ? AND p.site_id IN (SELECT value FROM json_each(?))",
-        (person_id, _sites_json(sites)),
+    rows = registry.query(
+        f"{_PERSON_SELECT} WHERE p.person_id = :person AND p.site_id IN :sites",
+        {"person": person_id, "sites": _sites(sites)},
     )
     return _person_rows(rows)[0] if rows else None
 
@@ -211,10 +212,9 @@ def _card_rows(rows: list[tuple[Any, ...]]) -> list[CardRow]:
 def person_cards(registry: Registry, person_id: str) -> list[CardRow]:
     """The cards a person holds now (active) or last held (inactive), by UID."""
     return _card_rows(
-        _rows(
-            registry,
-            f"{_CARD_SELECT} WHERE c.person_id = ? ORDER BY c.card_uid",
-            (person_id,),
+        registry.query(
+            f"{_CARD_SELECT} WHERE c.person_id = :person ORDER BY c.card_uid",
+            {"person": person_id},
         )
     )
 
@@ -229,11 +229,10 @@ def _assignments(rows: list[tuple[Any, ...]]) -> list[Assignment]:
 def person_history(registry: Registry, person_id: str) -> list[Assignment]:
     """Every card this person held, newest first."""
     return _assignments(
-        _rows(
-            registry,
+        registry.query(
             "SELECT card_uid, person_id, valid_from, valid_to FROM card_assignments "
-            "WHERE person_id = ? ORDER BY coalesce(valid_from, 0) DESC, id DESC",
-            (person_id,),
+            "WHERE person_id = :person ORDER BY coalesce(valid_from, 0) DESC, id DESC",
+            {"person": person_id},
         )
     )
 
@@ -254,26 +253,24 @@ def search_cards(
         sites,
         site,
         q,
-        "c.card_uid LIKE ? ESCAPE '\\' OR c.person_id LIKE ? ESCAPE '\\'",
-        (_like(q.upper().replace(":", "").replace(" ", "")), _like(q)),
+        f"{_contains('c.card_uid', 'uid')} OR {_contains('c.person_id')}",
+        {"uid": _like(q.upper().replace(":", "").replace(" ", "")), "q": _like(q)},
     )
     if active is not None:
-        where += " AND c.active = ?"
-        params += (int(active),)
+        where += " AND c.active = :active"
+        params["active"] = int(active)
     total = _count(registry, f"{_CARD_FROM} WHERE {where}", params)
-    rows = _rows(
-        registry,
-        f"{_CARD_SELECT} WHERE {where} ORDER BY c.card_uid LIMIT ? OFFSET ?",
-        (*params, limit, offset),
+    rows = registry.query(
+        f"{_CARD_SELECT} WHERE {where} ORDER BY c.card_uid LIMIT :limit OFFSET :offset",
+        {**params, "limit": limit, "offset": offset},
     )
     return Page(total, list(_card_rows(rows)))
 
 
 def get_card(registry: Registry, sites: Collection[str], card_uid: str) -> CardRow | None:
-    rows = _rows(
-        registry,
-        f"{_CARD_SELECT} WHERE c.card_uid = ? AND p.site_id IN (SELECT value FROM json_each(?))",
-        (card_uid, _sites_json(sites)),
+    rows = registry.query(
+        f"{_CARD_SELECT} WHERE c.card_uid = :uid AND p.site_id IN :sites",
+        {"uid": card_uid, "sites": _sites(sites)},
     )
     return _card_rows(rows)[0] if rows else None
 
@@ -281,13 +278,11 @@ def get_card(registry: Registry, sites: Collection[str], card_uid: str) -> CardR
 def card_history(registry: Registry, sites: Collection[str], card_uid: str) -> list[Assignment]:
     """Who held this card when, newest first; holders outside `sites` are left out."""
     return _assignments(
-        _rows(
-            registry,
+        registry.query(
             "SELECT a.card_uid, a.person_id, a.valid_from, a.valid_to FROM card_assignments a "
-            "JOIN people p USING (person_id) WHERE a.card_uid = ? "
-            "AND p.site_id IN (SELECT value FROM json_each(?)) "
-            "ORDER BY coalesce(a.valid_from, 0) DESC, a.id DESC",
-            (card_uid, _sites_json(sites)),
+            "JOIN people p ON p.person_id = a.person_id WHERE a.card_uid = :uid "
+            "AND p.site_id IN :sites ORDER BY coalesce(a.valid_from, 0) DESC, a.id DESC",
+            {"uid": card_uid, "sites": _sites(sites)},
         )
     )
 
@@ -303,12 +298,11 @@ def search_devices(
 ) -> Page:
     """Devices standing in visible sites, with the end of a running enrol window."""
     limit, offset = _limits(page, per_page)
-    where, params = _visible("d", sites, site, q, "d.device_id LIKE ? ESCAPE '\\'", (_like(q),))
+    where, params = _visible("d", sites, site, q, _contains("d.device_id"), {"q": _like(q)})
     total = _count(registry, f"FROM devices d WHERE {where}", params)
-    rows = _rows(
-        registry,
-        f"{_DEVICE_SELECT} WHERE {where} ORDER BY d.device_id LIMIT ? OFFSET ?",
-        (now_us, *params, limit, offset),
+    rows = registry.query(
+        f"{_DEVICE_SELECT} WHERE {where} ORDER BY d.device_id LIMIT :limit OFFSET :offset",
+        {**params, "now": now_us, "limit": limit, "offset": offset},
     )
     return Page(total, list(_device_rows(rows)))
 
@@ -316,10 +310,9 @@ def search_devices(
 def get_device(
     registry: Registry, sites: Collection[str], device_id: str, now_us: int = 0
 ) -> DeviceRow | None:
-    rows = _rows(
-        registry,
-        f"{_DEVICE_SELECT} WHERE d.device_id = ? AND d.site_id IN (SELECT value FROM json_each(?))",
-        (now_us, device_id, _sites_json(sites)),
+    rows = registry.query(
+        f"{_DEVICE_SELECT} WHERE d.device_id = :device AND d.site_id IN :sites",
+        {"now": now_us, "device": device_id, "sites": _sites(sites)},
     )
     return _device_rows(rows)[0] if rows else None
 
@@ -354,8 +347,11 @@ def add_person(registry: Registry, display_name: str, site_id: str) -> str:
     person_id = new_person_id()
     with registry.change() as db:
         db.execute(
-            "INSERT INTO people (person_id, display_name, site_id) VALUES (?, ?, ?)",
-            (person_id, name, site_id),
+            text(
+                "INSERT INTO people (person_id, display_name, site_id) "
+                "VALUES (:person, :name, :site)"
+            ),
+            {"person": person_id, "name": name, "site": site_id},
         )
     return person_id
 
@@ -367,11 +363,14 @@ def update_person(
     with registry.change() as db:
         if display_name is not None:
             db.execute(
-                "UPDATE people SET display_name = ? WHERE person_id = ?",
-                (_check_name(display_name), person_id),
+                text("UPDATE people SET display_name = :name WHERE person_id = :person"),
+                {"name": _check_name(display_name), "person": person_id},
             )
         if site_id is not None:
-            db.execute("UPDATE people SET site_id = ? WHERE person_id = ?", (site_id, person_id))
+            db.execute(
+                text("UPDATE people SET site_id = :site WHERE person_id = :person"),
+                {"site": site_id, "person": person_id},
+            )
 
 
 def assign_card(
@@ -388,17 +387,19 @@ def assign_card(
     if not PERSON_ID_RE.fullmatch(person_id):
         raise RegistryEditError(f"person_id {person_id!r} is not valid")
     with registry.change() as db:
-        row = db.execute(f"{_CARD_SELECT} WHERE c.card_uid = ?", (card_uid,)).fetchone()
-        previous = _card_rows([row])[0] if row else None
+        row = db.execute(text(f"{_CARD_SELECT} WHERE c.card_uid = :uid"), {"uid": card_uid}).first()
+        previous = _card_rows([tuple(row)])[0] if row else None
         if previous and previous.active and previous.site_id not in editable_sites:
             raise CardInUse(
                 "此卡已属于其他区域的人员，请联系该区域管理员停用 "
                 "This card is held in another area; ask that area's manager to deactivate it"
             )
         db.execute(
-            "INSERT INTO cards (card_uid, person_id, active) VALUES (?, ?, 1) "
-            "ON CONFLICT (card_uid) DO UPDATE SET person_id = excluded.person_id, active = 1",
-            (card_uid, person_id),
+            text(
+                "INSERT INTO cards (card_uid, person_id, active) VALUES (:uid, :person, 1) "
+                "ON CONFLICT (card_uid) DO UPDATE SET person_id = excluded.person_id, active = 1"
+            ),
+            {"uid": card_uid, "person": person_id},
         )
     return previous
 
@@ -406,4 +407,4 @@ def assign_card(
 def deactivate_card(registry: Registry, card_uid: str) -> None:
     """Take a card out of use (lost, returned); it stays in history and taps as unknown."""
     with registry.change() as db:
-        db.execute("UPDATE cards SET active = 0 WHERE card_uid = ?", (card_uid,))
+        db.execute(text("UPDATE cards SET active = 0 WHERE card_uid = :uid"), {"uid": card_uid})

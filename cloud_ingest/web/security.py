@@ -310,8 +310,8 @@ def _safe_next(target: str | None, default: str) -> str:
 
 
 def _client_ip(request: Request) -> str:
-    # Behind nginx, run uvicorn with --proxy-headers --forwarded-allow-ips=<proxy> so
-    # request.client is the real client; trusting X-Forwarded-For here would let anyone
+    # Behind a reverse proxy, `[api] forwarded_allow_ips` names it and uvicorn makes
+    # request.client the real client; trusting any X-Forwarded-For here would let anyone
     # pick a fresh address per attempt and slip the per-address limit.
     return request.client.host if request.client else "unknown"
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import text
+
 from cloud_ingest.alerts.models import Finding, Kind
 from cloud_ingest.console.audit import Action, AuditEvent, AuditLog, ObjectKind
 from cloud_ingest.service import ConsoleService
@@ -47,7 +49,7 @@ def test_each_store_keeps_its_retention_then_deletes(tmp_path: Path) -> None:
     service = ConsoleService(settings, clock=clock)
     try:
         with service.registry.change() as db:  # the card passes from P0001 to P0002 at T0
-            db.execute("UPDATE cards SET person_id = 'P0002' WHERE card_uid = '04A1B201'")
+            db.execute(text("UPDATE cards SET person_id = 'P0002' WHERE card_uid = '04A1B201'"))
         store = service.alerts.store
         finding = Finding(Kind.TAP_BURST, ids["gate_a"], T0, "刷卡过多", "burst", ids["site_a"])
         closed = store.raise_alert(finding, "")

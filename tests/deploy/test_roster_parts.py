@@ -13,6 +13,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from sqlalchemy import text
 
 from cloud_ingest.pipeline.downlink import Downlink
 from cloud_ingest.registry.store import Registry
@@ -176,7 +177,7 @@ def test_a_large_roster_reaches_a_kiosk_in_parts(secure: Secure, tmp_path: Path)
         assert found is not None and found.display_name == last.display_name
         # The roster shrinks to one message: the stale part topics are cleared on the broker.
         with registry.change() as db:
-            db.execute("UPDATE cards SET active = 0 WHERE card_uid > '040000000000C8'")
+            db.execute(text("UPDATE cards SET active = 0 WHERE card_uid > '040000000000C8'"))
         registry.refresh()
         downlink.publish_all(changed_only=True)
         wait_for(lambda: kiosk.roster is not None and len(kiosk.roster.entries) == 201, 15)

@@ -64,6 +64,8 @@ class Pipeline:
     influxd: InfluxD
     db: str
     secure_dir: Path | None = None
+    # PostgreSQL (every store in this database, as several machines run it); None: SQLite files
+    database_url: str | None = None
     broker: Mosquitto = field(init=False)
     proxy: TcpProxy = field(init=False)  # kiosks reach the broker through this
     ids: dict[str, str] = field(init=False)
@@ -85,7 +87,7 @@ class Pipeline:
         self.broker = Mosquitto(self.tmp / "broker", secure_dir=self.secure_dir)
         self.broker.start()
         self.proxy = self.new_proxy(self.broker.port)
-        self.registry_path = self.tmp / "registry.sqlite3"
+        self.registry_path: Path | str = self.database_url or self.tmp / "registry.sqlite3"
         self._write_registry()
 
     # ------------------------------------------------------------------ parts
@@ -141,8 +143,9 @@ class Pipeline:
             share_group=self.share_group,
             session_expiry_s=600,
             influx=self.influx_settings(),
-            registry_path=self.registry_path,
+            registry_path=self.tmp / "registry.sqlite3",
             deadletter_path=self.tmp / f"{name}-deadletter.sqlite3",
+            database={"url": self.database_url},
             batch_ms=50,
             batch_max=500,
             live_resync_s=3600,
@@ -161,10 +164,10 @@ class Pipeline:
     def start_consumer(self, name: str = "ingest-1", **kw: Any) -> Consumer:
         """Only the event consumer (BatchProcessor + Consumer), without status and downlink."""
         settings = self.ingest_settings(name, **kw)
-        registry = Registry(settings.registry_path)
+        registry = Registry(settings.store("registry"))
         processor = BatchProcessor(
             InfluxV1(settings.influx),
-            DeadLetterStore(settings.deadletter_path),
+            DeadLetterStore(settings.store("deadletters")),
             registry,
             None,
             Metrics(),
@@ -184,7 +187,8 @@ class Pipeline:
             influx=self.influxd,
             database=self.db,
             client_id=name,
-            registry_path=self.registry_path,
+            registry_path=self.tmp / "registry.sqlite3",
+            database_url=self.database_url,
             extra_toml="batch_ms = 50\nbatch_max = 500\nsession_expiry_s = 600\n",
             metrics_token=METRICS_TOKEN,
             **kw,

@@ -5,12 +5,17 @@ that no longer holds them becomes a `gap_unhealed` alert instead."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from cloud_ingest.alerts.models import Alert, Kind, State
 from cloud_ingest.ops.settings import HealSettings
 from cloud_ingest.worker import IngestWorker
 from tests.faults.pipeline import Pipeline, wait_until
 from tests.support.stack import Stack
+from warmcard.command.servers import InfluxD
 
 FAST_HEAL = HealSettings(every_s=1.0, grace_s=1.0, max_requests=3)
 
@@ -44,7 +49,21 @@ def _crash_with_taps_queued(pipeline: Pipeline, heal: HealSettings, taps: dict[s
     return stack, kiosks, crashed
 
 
-def test_broker_crash_healed_with_no_command_typed(pipeline: Pipeline) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_pipeline(
+    request: pytest.FixtureRequest, tmp_path: Path, influxd: InfluxD, influx_db: str
+) -> Iterator[Pipeline]:
+    """The fault pipeline on one machine's SQLite files, then on PostgreSQL."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    p = Pipeline(tmp_path, influxd, influx_db, database_url=url)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def test_broker_crash_healed_with_no_command_typed(either_pipeline: Pipeline) -> None:
+    pipeline = either_pipeline
     stack, kiosks, crashed = _crash_with_taps_queued(
         pipeline, FAST_HEAL, {"gate_a": 300, "canteen_a": 200}
     )

@@ -70,8 +70,9 @@ def make_settings(
     return IngestSettings(**values)
 
 
-def write_registry(tmp: Path, prefix: str) -> dict[str, str]:
-    """Two sites; site A has an entrance and a canteen kiosk, site B an entrance kiosk."""
+def write_registry(tmp: Path, prefix: str, registry: Path | str | None = None) -> dict[str, str]:
+    """Two sites; site A has an entrance and a canteen kiosk, site B an entrance kiosk; CSVs in
+    `tmp`, imported into `registry` (default: tmp/registry.sqlite3)."""
     ids = {
         "site_a": f"{prefix}-site-a",
         "site_b": f"{prefix}-site-b",
@@ -101,11 +102,12 @@ def write_registry(tmp: Path, prefix: str) -> dict[str, str]:
         cards.append(f"04:A1:B2:{i:02X},P{i:04d},1")
     (tmp / "people.csv").write_text("\n".join(people) + "\n", encoding="utf-8")
     (tmp / "cards.csv").write_text("\n".join(cards) + "\n", encoding="utf-8")
-    import_registry_csv(tmp / "registry.sqlite3", tmp, "sites", "devices", "people", "cards")
+    where = tmp / "registry.sqlite3" if registry is None else registry
+    import_registry_csv(where, tmp, "sites", "devices", "people", "cards")
     return ids
 
 
-def import_registry_csv(registry_path: Path, folder: Path, *names: str) -> None:
+def import_registry_csv(registry_path: Path | str, folder: Path, *names: str) -> None:
     """Import folder/<name>.csv for each of `names` (sites, devices, people, cards) at once."""
 
     def csv(name: str) -> Path | None:

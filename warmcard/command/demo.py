@@ -149,11 +149,12 @@ def write_seed_csvs(folder: Path, sites: list[SeedSite], day: dict[str, str]) ->
     return paths
 
 
-def import_seed(registry_path: Path, csvs: dict[str, Path]) -> None:
+def import_seed(registry_at: Path | str, csvs: dict[str, Path]) -> None:
+    """Import the seed's CSV files into the registry at `registry_at` (a file or database URL)."""
     from cloud_ingest.registry.importer import import_csv
     from cloud_ingest.registry.store import Registry
 
-    registry = Registry(registry_path)
+    registry = Registry(registry_at)
     try:
         import_csv(
             registry,

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from cloud_ingest.alerts.report_visits import AlertVisits
@@ -137,7 +138,10 @@ def test_report_api_downloads_and_area_access(month, tmp_path):
     ids, _, service, _ = month
     a = ids["site_a"]
     with service.registry.change() as db:
-        db.execute("UPDATE sites SET name_zh = ? WHERE site_id = ?", (EVIL, a))
+        db.execute(
+            text("UPDATE sites SET name_zh = :name WHERE site_id = :site"),
+            {"name": EVIL, "site": a},
+        )
     app = console_app(service, console_db_for(tmp_path, ids))
     app.state.visits = record_visits(
         tmp_path / "alerts.sqlite3",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from sqlalchemy import text
 
 from cloud_ingest.alerts.models import Kind as AlertKind
 from cloud_ingest.pipeline.influx import InfluxV1
@@ -98,12 +99,18 @@ def test_a_reassigned_card_is_right_for_the_taps_of_its_time(
     moved_us = gate.base_us - DAY_US
     registry = Registry(settings.registry_path)
     with registry.change() as db:
-        db.execute("UPDATE cards SET person_id = 'P0003' WHERE card_uid = ?", (CARD_P1,))
-        db.execute("DELETE FROM card_assignments WHERE card_uid = ?", (CARD_P1,))
-        db.executemany(
-            "INSERT INTO card_assignments (card_uid, person_id, valid_from, valid_to) "
-            "VALUES (?, ?, ?, ?)",
-            [(CARD_P1, "P0001", None, moved_us), (CARD_P1, "P0003", moved_us, None)],
+        card = {"card": CARD_P1}
+        db.execute(text("UPDATE cards SET person_id = 'P0003' WHERE card_uid = :card"), card)
+        db.execute(text("DELETE FROM card_assignments WHERE card_uid = :card"), card)
+        db.execute(
+            text(
+                "INSERT INTO card_assignments (card_uid, person_id, valid_from, valid_to) "
+                "VALUES (:card, :person, :start, :end)"
+            ),
+            [
+                {**card, "person": "P0001", "start": None, "end": moved_us},
+                {**card, "person": "P0003", "start": moved_us, "end": None},
+            ],
         )
     registry.close()
     old = EventMaker(ids["gate_a"], base_us=moved_us - 3600 * 1_000_000)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -19,20 +18,20 @@ from warmcard.command.cli import app
 from warmcard.contract import MealPeriod, Mode, Role
 
 
-def _counts(path):
-    db = sqlite3.connect(path)
+def _counts(location):
+    reg = Registry(location)
     try:
         return {
-            t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            t: reg.query(f"SELECT COUNT(*) FROM {t}")[0][0]
             for t in ("sites", "devices", "people", "cards")
         }
     finally:
-        db.close()
+        reg.close()
 
 
-def test_import_builds_config_and_roster(tmp_path):
-    ids = write_registry(tmp_path, "r1")
-    reg = Registry(tmp_path / "registry.sqlite3")
+def test_import_builds_config_and_roster(tmp_path, store_at):
+    ids = write_registry(tmp_path, "r1", store_at("registry"))
+    reg = Registry(store_at("registry"))
     try:
         assert reg.site_of(ids["canteen_a"]) == ids["site_a"]
         assert reg.site_of("nope") is None
@@ -54,9 +53,9 @@ def test_import_builds_config_and_roster(tmp_path):
         reg.close()
 
 
-def test_bad_rows_are_all_reported_and_nothing_is_imported(tmp_path):
-    write_registry(tmp_path, "r2")
-    before = _counts(tmp_path / "registry.sqlite3")
+def test_bad_rows_are_all_reported_and_nothing_is_imported(tmp_path, store_at):
+    write_registry(tmp_path, "r2", store_at("registry"))
+    before = _counts(store_at("registry"))
     (tmp_path / "sites2.csv").write_text(
         "site_id,name_zh,tz,opening,closing,lunch\n"
         "new-site,新站,Asia/Shanghai,07:00,18:00,11:00-13:00\n"
@@ -75,7 +74,7 @@ def test_bad_rows_are_all_reported_and_nothing_is_imported(tmp_path):
         "card_uid,person_id,active\n04a1b2c3d4e5f6,P0001,1\nZZZZ,P0001,1\n04A1B2C3,ghost,maybe\n",
         encoding="utf-8",
     )
-    reg = Registry(tmp_path / "registry.sqlite3")
+    reg = Registry(store_at("registry"))
     try:
         with pytest.raises(ImportFailed) as info:
             import_csv(
@@ -111,18 +110,18 @@ def test_bad_rows_are_all_reported_and_nothing_is_imported(tmp_path):
     ):
         assert needle in text, needle
     # The good rows (new-site, new-kiosk, the 7-byte card) were not imported either.
-    assert _counts(tmp_path / "registry.sqlite3") == before
+    assert _counts(store_at("registry")) == before
 
 
-def test_reimport_upserts(tmp_path):
-    ids = write_registry(tmp_path, "r3")
+def test_reimport_upserts(tmp_path, store_at):
+    ids = write_registry(tmp_path, "r3", store_at("registry"))
     (tmp_path / "devices.csv").write_text(
         f"device_id,site_id,mode\n{ids['gate_b']},{ids['site_a']},canteen\n", encoding="utf-8"
     )
     (tmp_path / "cards.csv").write_text(
         "card_uid,person_id,active\n04a1b201,P0001,0\n", encoding="utf-8"
     )
-    reg = Registry(tmp_path / "registry.sqlite3")
+    reg = Registry(store_at("registry"))
     try:
         version = reg.version
         summary = import_csv(reg, devices=tmp_path / "devices.csv", cards=tmp_path / "cards.csv")
@@ -131,7 +130,7 @@ def test_reimport_upserts(tmp_path):
         assert "04A1B201" not in {e.card_uid for e in reg.roster(ids["site_a"]).entries}
     finally:
         reg.close()
-    assert _counts(tmp_path / "registry.sqlite3")["devices"] == 3
+    assert _counts(store_at("registry"))["devices"] == 3
 
 
 def test_gbk_file_and_bad_header_are_explained(tmp_path):
@@ -166,8 +165,8 @@ def test_bad_uid(raw):
         canonical_uid(raw)
 
 
-def test_cli_import_reports_lines(tmp_path):
-    write_registry(tmp_path, "r4")
+def test_cli_import_reports_lines(tmp_path, store_at):
+    write_registry(tmp_path, "r4", store_at("registry"))
     (tmp_path / "bad.csv").write_text(
         "device_id,site_id,mode\nk-1,nowhere,entrance\n", encoding="utf-8"
     )
@@ -177,7 +176,7 @@ def test_cli_import_reports_lines(tmp_path):
         [
             "import",
             "--registry",
-            str(tmp_path / "registry.sqlite3"),
+            str(store_at("registry")),
             "--devices",
             str(tmp_path / "bad.csv"),
         ],
@@ -189,7 +188,7 @@ def test_cli_import_reports_lines(tmp_path):
         [
             "import",
             "--registry",
-            str(tmp_path / "registry.sqlite3"),
+            str(store_at("registry")),
             "--sites",
             str(tmp_path / "sites.csv"),
         ],
@@ -198,7 +197,7 @@ def test_cli_import_reports_lines(tmp_path):
     assert "已导入 Imported: sites 2" in ok.output
 
 
-def test_documented_example_imports(tmp_path):
+def test_documented_example_imports(tmp_path, store_at):
     """docs/registry-csv.md's example files are valid as written."""
     import re
 
@@ -207,7 +206,7 @@ def test_documented_example_imports(tmp_path):
     assert set(files) == {"sites", "devices", "people", "cards"}
     for name, text in files.items():
         (tmp_path / f"{name}.csv").write_text(text, encoding="utf-8")
-    reg = Registry(tmp_path / "r.sqlite3")
+    reg = Registry(store_at("registry"))
     try:
         summary = import_csv(reg, **{k: tmp_path / f"{k}.csv" for k in files})
         assert summary.counts == {"sites": 2, "devices": 3, "people": 3, "cards": 3}
@@ -243,9 +242,9 @@ def test_ingest_refuses_a_status_link_under_the_consumers_username(tmp_path: Pat
     assert settings.link.username == "downlink"
 
 
-def test_staff_role_reaches_the_roster_and_site_name_the_config(tmp_path):
-    ids = write_registry(tmp_path, "r5")
-    reg = Registry(tmp_path / "registry.sqlite3")
+def test_staff_role_reaches_the_roster_and_site_name_the_config(tmp_path, store_at):
+    ids = write_registry(tmp_path, "r5", store_at("registry"))
+    reg = Registry(store_at("registry"))
     try:
         before = reg.roster(ids["site_a"])
         assert {e.role for e in before.entries} == {Role.ELDER}

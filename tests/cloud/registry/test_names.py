@@ -13,6 +13,7 @@ from cloud_ingest.errors import AreaImportError, ImportFailed
 from cloud_ingest.registry import areas
 from cloud_ingest.registry.importer import import_csv
 from cloud_ingest.registry.store import Registry
+from tests.support.databases import StoreAt
 
 BAD = {
     "NUL": "喜洲\x00小院",
@@ -25,13 +26,13 @@ BAD = {
 }
 
 
-def test_site_names_with_control_characters_are_refused(tmp_path: Path) -> None:
+def test_site_names_with_control_characters_are_refused(tmp_path: Path, store_at: StoreAt) -> None:
     rows = [f"s-{i:02d},{name},Courtyard {i}" for i, name in enumerate(BAD.values())]
     rows.append("s-en,周城小院,Zhoucheng\x07")  # name_en too
     rows.append("s-ok,周城幸福小院,Zhoucheng 𠀋 courtyard")  # a rare character is fine
     sites = tmp_path / "sites.csv"
     sites.write_text("site_id,name_zh,name_en\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    registry = Registry(tmp_path / "registry.sqlite3")
+    registry = Registry(store_at("registry"))
     try:
         with pytest.raises(ImportFailed) as info:
             import_csv(registry, sites=sites)

@@ -10,6 +10,7 @@ import sqlite3
 import pytest
 from fastapi.testclient import TestClient
 
+from cloud_ingest import migrations
 from cloud_ingest.alerts.models import Finding
 from cloud_ingest.alerts.models import Kind as AlertKind
 from cloud_ingest.console.enrolment import card_uid_from_text
@@ -267,6 +268,7 @@ def test_people_csv_lists_every_row_with_site_names(env):
 
 
 def test_old_registry_is_migrated_with_history(tmp_path):
+    """SQLite only: registries from the releases before this history were SQLite files."""
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path)
     db.executescript(
@@ -292,7 +294,7 @@ def test_old_registry_is_migrated_with_history(tmp_path):
     db.close()
     reg = Registry(path, clock=lambda: 5_000_000)
     try:
-        assert reg.query("PRAGMA user_version")[0][0] == 2  # history, then staff roles
+        assert migrations.current(reg.db) == "registry_0002"  # history, then staff roles
         assert reg.query("SELECT DISTINCT role FROM people") == [("elder",)]
         rows = reg.query("SELECT card_uid, person_id, valid_from, valid_to FROM card_assignments")
         assert rows == [("04A1B2C3", "P1", None, None)]
@@ -308,10 +310,10 @@ def test_old_registry_is_migrated_with_history(tmp_path):
         reg.close()
 
 
-def test_import_reports_progress_and_records_history(tmp_path, topic_prefix):
-    write_registry(tmp_path, topic_prefix)
+def test_import_reports_progress_and_records_history(tmp_path, topic_prefix, store_at):
+    write_registry(tmp_path, topic_prefix, store_at("registry"))
     (tmp_path / "move.csv").write_text("card_uid,person_id,active\n04A1B201,P0002,1\n")
-    reg = Registry(tmp_path / "registry.sqlite3", clock=lambda: 7_000_000)
+    reg = Registry(store_at("registry"), clock=lambda: 7_000_000)
     seen: list[tuple[int, int]] = []
     try:
         import_csv(reg, cards=tmp_path / "move.csv", progress=lambda d, t: seen.append((d, t)))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page
 
@@ -126,7 +127,10 @@ def test_visit_due_closed_in_the_browser_and_counted_in_downloaded_reports(
     page.screenshot(path=str(shots / "console-reports.png"), full_page=True)
     # Renamed to what a spreadsheet would run as a formula; the downloads read the registry now.
     with service.registry.change() as db:
-        db.execute("UPDATE sites SET name_zh = ? WHERE site_id = ?", (EVIL, site_a))
+        db.execute(
+            sa.text("UPDATE sites SET name_zh = :name WHERE site_id = :site"),
+            {"name": EVIL, "site": site_a},
+        )
     with page.expect_download() as csv_download:
         page.click("#export-csv")
     assert (

@@ -34,11 +34,12 @@ def _bin(name: str) -> str:
 
 @dataclass
 class PostgreSQL(_Server):
-    """`url` is the SQLAlchemy URL of its database `warmcard`, owned by the user `warmcard`."""
+    """`url` is the SQLAlchemy URL of its database `database`, as the superuser `postgres` (a
+    deployment's own role and database are made by deploy/postgresql/setup.sql)."""
 
     name = "postgresql"
-    database: str = "warmcard"
-    user: str = "warmcard"
+    database: str = "warmcard_test"
+    user: str = "postgres"
 
     def __post_init__(self) -> None:
         super().__post_init__()

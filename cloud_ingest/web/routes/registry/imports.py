@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
@@ -100,11 +99,8 @@ def _check_people(
 
 def _held(service: ConsoleService, rows: list[tuple[object, ...]]) -> dict[str, str]:
     """Person ids of these rows already in the registry, with their sites."""
-    found = service.registry.query(
-        "SELECT person_id, site_id FROM people WHERE person_id IN (SELECT value FROM json_each(?))",
-        (json.dumps([str(r[0]) for r in rows]),),
-    )
-    return {str(p): str(s) for p, s in found}
+    homes = service.registry.people_homes([str(r[0]) for r in rows])
+    return {person: site for person, (_, site) in homes.items()}
 
 
 @router.get("/registry/people/import", response_class=HTMLResponse, include_in_schema=False)
