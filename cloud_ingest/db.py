@@ -34,8 +34,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 BUSY_TIMEOUT_S = 10.0
-STORES = ("registry", "console", "alerts", "deadletters", "conflicts")
 Store = Literal["registry", "console", "alerts", "deadletters", "conflicts"]
+STORES: tuple[Store, ...] = ("registry", "console", "alerts", "deadletters", "conflicts")
 
 
 def is_url(location: Path | str) -> bool:

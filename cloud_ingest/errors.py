@@ -99,6 +99,14 @@ class FlagImportError(AlertError):
         )
 
 
+class NotifyTargetError(AlertError):
+    """A notification target refused (bad address, kind or area); nothing was saved."""
+
+
+class DeliveryError(AlertError):
+    """One attempt to deliver a notification failed; the message says why (it is retried)."""
+
+
 class BackupError(IngestError):
     """A backup or restore could not be made as asked; the message says what to do next."""
 

@@ -300,6 +300,53 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # --- erasure
     "erase_person": ("删除此人的全部个人信息", "Erase this person's personal data"),
     "erased": ("已删除 {person_id} 的个人信息", "Personal data of {person_id} erased"),
+    # notifications (/alerts/notify)
+    "nav_notify": ("告警通知", "Notifications"),
+    "notify_intro": (
+        "本区域及下属各院的新告警会推送到这里设置的群机器人（企业微信/钉钉）和邮箱；"
+        "发送失败会自动重试（5 秒、30 秒、2 分、10 分、1 小时）。",
+        "New alerts in these areas and their sites are pushed to the group robots (WeCom, "
+        "DingTalk) and mailboxes set here; failures are retried (5 s, 30 s, 2 min, 10 min, 1 h).",
+    ),
+    "notify_targets": ("接收方", "Targets"),
+    "notify_add": ("添加接收方", "Add a target"),
+    "channel": ("方式", "Channel"),
+    "channel_webhook": ("群机器人", "Group robot"),
+    "channel_email": ("邮件", "E-mail"),
+    "address": ("地址", "Address"),
+    "address_hint": (
+        "机器人的 Webhook 网址，或邮箱（多个用逗号分隔）",
+        "The robot's webhook URL, or e-mail addresses separated by commas",
+    ),
+    "secret": ("签名密钥（可选）", "Signing secret (optional)"),
+    "label": ("备注", "Label"),
+    "alert_kinds": ("告警类型", "Alert kinds"),
+    "kinds_hint": ("不选即全部类型", "None ticked: every kind"),
+    "all_kinds": ("全部", "All"),
+    "added_by": ("添加人", "Added by"),
+    "send_test": ("发送测试", "Send test"),
+    "remove": ("删除", "Remove"),
+    "no_targets": ("尚未设置接收方", "No targets yet"),
+    "delivery_log": ("发送记录", "Delivery log"),
+    "no_deliveries": ("暂无发送记录", "Nothing sent yet"),
+    "alert_no": ("告警", "Alert"),
+    "test_message": ("测试", "Test"),
+    "attempt": ("第几次", "Attempt"),
+    "result": ("结果", "Result"),
+    "error_text": ("错误", "Error"),
+    "next_try": ("下次重试", "Next try"),
+    "delivery_sent": ("已送达", "Delivered"),
+    "delivery_error": ("失败", "Failed"),
+    "delivery_pending": ("待重试", "Retrying"),
+    "delivery_failed": ("已放弃", "Given up"),
+    "test_queued": (
+        "测试消息已发出，结果见下方发送记录。",
+        "Test sent; its result is in the delivery log below.",
+    ),
+    "smtp_missing": (
+        "服务器未配置 SMTP（ingest.toml 的 [notify.smtp]），邮件不会送出。",
+        "No SMTP server is configured ([notify.smtp] in ingest.toml): e-mail will not go out.",
+    ),
 }
 
 

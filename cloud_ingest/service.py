@@ -21,6 +21,7 @@ import logging
 import threading
 
 from cloud_ingest.alerts.engine import AlertEngine
+from cloud_ingest.alerts.notify import open_notifier
 from cloud_ingest.console.audit import AuditLog
 from cloud_ingest.console.enrolment import EnrolMode
 from cloud_ingest.console.kiosk_erasure import KioskErasures
@@ -68,6 +69,14 @@ class ConsoleService(CloudProcess):
             console_db_path=settings.console_db,
             location=settings.store("alerts"),
             default_tz=settings.tz,
+            clock=clock,
+        )
+        # Notifications: new alerts to each area's robots and mailboxes, on their own thread.
+        self.notifier = open_notifier(
+            settings.notify,
+            settings.store("alerts"),
+            self.registry,
+            holder=settings.console_id,
             clock=clock,
         )
         self.enrol = EnrolMode(self.registry, on_window=self._publish_configs)
@@ -134,6 +143,8 @@ class ConsoleService(CloudProcess):
         self._stop.clear()
         self.devicelink.start()
         self.alerts.start()
+        if self.settings.notify.enabled:
+            self.notifier.start()
         self._sync_thread = threading.Thread(
             target=self._sync_loop, name="ingest-sync", daemon=True
         )
@@ -244,6 +255,7 @@ class ConsoleService(CloudProcess):
         if self._heal_thread is not None:
             self._heal_thread.join(30)
         self.alerts.stop()
+        self.notifier.stop()
         if self._sync_thread is not None:
             self._sync_thread.join(5)
         self.query_storage.close()
@@ -264,4 +276,6 @@ class ConsoleService(CloudProcess):
             "registry_version": self.registry.version,
             "heal_rounds": self.healer.rounds,
             "heal_requests": self.healer.requested_total,
+            "notify_sent": self.notifier.sent,  # notifications delivered by this console
+            "notify_errors": self.notifier.errors,  # failed attempts (each retried or given up)
         }

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
+from cloud_ingest.alerts.notify.settings import NotifySettings
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.db import Store
 from cloud_ingest.ops.backup.settings import BackupSettings
@@ -63,7 +64,8 @@ class IngestSettings(TomlSettings, PipelineSettings):
     """`warmcard ingest --config ingest.toml`; every key may be overridden as WARMCARD_<KEY>.
 
     Composed from each part's own settings: the pipeline's (mqtt, influx, batching), the
-    alert engine's `[alerts]` table and self-healing's `[heal]`; each part receives only its own.
+    alert engine's `[alerts]` table, notifications' `[notify]` and self-healing's `[heal]`; each
+    part receives only its own.
     """
 
     registry_path: Path = Path("run/registry.sqlite3")
@@ -95,6 +97,7 @@ class IngestSettings(TomlSettings, PipelineSettings):
     # Session cookies only over HTTPS; false only for plain-http development on localhost.
     cookie_secure: bool = True
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)  # alerts to robots and e-mail
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     # `warmcard backup` / `restore`: the broker's files and InfluxDB's RPC address.
     backup: BackupSettings = Field(default_factory=BackupSettings)

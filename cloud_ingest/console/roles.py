@@ -54,6 +54,7 @@ class Action(StrEnum):
     MANAGE_USERS = "manage_users"  # accounts and grants inside the area
     MANAGE_AREAS = "manage_areas"  # the hierarchy itself
     ERASE_PERSON = "erase_person"  # erase a person's personal data everywhere (PIPL)
+    MANAGE_NOTIFY = "manage_notify"  # the area's notification targets and their delivery log
 
 
 ACTION_ROLE: dict[Action, Role] = {
@@ -65,6 +66,7 @@ ACTION_ROLE: dict[Action, Role] = {
     Action.MANAGE_USERS: Role.ADMIN,
     Action.MANAGE_AREAS: Role.ADMIN,
     Action.ERASE_PERSON: Role.ADMIN,
+    Action.MANAGE_NOTIFY: Role.MANAGER,
 }
 
 

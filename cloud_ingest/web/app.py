@@ -14,7 +14,7 @@ and answers only for the sites in the user's areas:
 - GET/POST /login, POST /logout, GET /api/v1/me
 - GET /api/v1/reconcile?device=&site=&day=|from=&to=
 - GET /api/v1/deadletters[?reason=&limit=], GET /api/v1/deadletters/{id}
-- GET /api/v1/alerts..., /alerts, /alerts/visits (cloud_ingest/web/routes/alerts/)
+- GET /api/v1/alerts..., /alerts, /alerts/visits, /alerts/notify (cloud_ingest/web/routes/alerts/)
 - /registry/..., /api/v1/registry/... (people, cards, devices, enrol mode)
 - /reports, /api/v1/reports/monthly[.csv|.xlsx]
 - /audit, /api/v1/audit[.csv] (prefecture admins; every request on personal data is audited)

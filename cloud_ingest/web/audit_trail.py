@@ -88,6 +88,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/admin/users/{username}/disable"): Rule(A.ACCOUNT, K.ACCOUNT, "username"),
     ("POST", "/admin/users/{username}/enable"): Rule(A.ACCOUNT, K.ACCOUNT, "username"),
     ("POST", "/admin/users/{username}/password"): Rule(A.ACCOUNT, K.ACCOUNT, "username"),
+    # notification targets (/alerts/notify): people's e-mail addresses; the audit row names the
+    # area and channel, never the address
+    ("GET", "/alerts/notify"): Rule(A.SEARCH, K.ACCOUNT),
+    ("POST", "/alerts/notify/targets"): Rule(A.CREATE, K.ACCOUNT),
+    ("POST", "/alerts/notify/targets/{target_id}/test"): Rule(A.EDIT, K.ACCOUNT, "target_id"),
+    ("POST", "/alerts/notify/targets/{target_id}/delete"): Rule(A.EDIT, K.ACCOUNT, "target_id"),
     # the audit log itself
     ("GET", "/audit"): Rule(A.VIEW, K.AUDIT),
     ("GET", "/api/v1/audit"): Rule(A.VIEW, K.AUDIT),

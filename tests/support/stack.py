@@ -83,6 +83,7 @@ class Stack:
             self.worker.alerts.store.close,
             self.console.query_storage.close,
             self.console.stores.close,
+            self.console.notifier.stop,
         ):
             closer()
 

@@ -353,6 +353,7 @@ def test_metrics_need_the_token_and_healthz_hides_details(env):
     detail = client.get("/healthz", headers=auth).json()
     assert detail["role"] == "console" and detail["status_link_connected"] is False
     assert detail["heal_rounds"] == 0 and detail["heal_requests"] == 0
+    assert detail["notify_sent"] == 0 and detail["notify_errors"] == 0
 
 
 def test_worker_metrics_and_healthz_need_the_token(env):

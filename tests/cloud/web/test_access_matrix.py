@@ -89,6 +89,7 @@ class World:
     alert_b: int
     capture_b: int
     month: str
+    target_b: int
     clients: dict[str, httpx.Client] = field(default_factory=dict)
 
     def fill(self, call: Call) -> Call:
@@ -99,6 +100,7 @@ class World:
             "alert_b": self.alert_b,
             "capture_b": self.capture_b,
             "month": self.month,
+            "target_b": self.target_b,
         }
 
         def each(values: dict[str, Any] | None) -> Any:
@@ -124,7 +126,7 @@ class World:
 
 
 # Routes that take an object id in the path: what A sends for B's object. URLs are templates
-# filled in by World.fill: {site_b}, {gate_b}, {alert_b}, {capture_b}, {month}.
+# filled in by World.fill: {site_b}, {gate_b}, {alert_b}, {capture_b}, {month}, {target_b}.
 OBJECT: dict[tuple[str, str], Call] = {
     ("GET", "/sites/{site_id}"): Call("GET", "/sites/{site_b}"),
     ("GET", "/api/v1/sites/{site_id}"): Call("GET", "/api/v1/sites/{site_b}"),
@@ -184,6 +186,12 @@ OBJECT: dict[tuple[str, str], Call] = {
     ("POST", "/registry/enrol/{capture_id}/assign"): Call(
         "POST", "/registry/enrol/{capture_b}/assign", form={"person_id": "P0001"}
     ),
+    ("POST", "/alerts/notify/targets/{target_id}/test"): Call(
+        "POST", "/alerts/notify/targets/{target_b}/test", form={}
+    ),
+    ("POST", "/alerts/notify/targets/{target_id}/delete"): Call(
+        "POST", "/alerts/notify/targets/{target_b}/delete", form={}
+    ),
 }
 
 # Routes that name B's object in the query or body (same rule: 403/404, nothing of B shown).
@@ -229,6 +237,12 @@ NAMED: dict[tuple[str, str], Call] = {
     ("GET", "/api/v1/reports/meals.xlsx"): Call(
         "GET", f"/api/v1/reports/meals.xlsx?area={AREA_B}&month={{month}}"
     ),
+    # A notification target on B's area (A's manager may not set one there).
+    ("POST", "/alerts/notify/targets"): Call(
+        "POST",
+        "/alerts/notify/targets",
+        form={"area": AREA_B, "channel": "webhook", "address": "http://127.0.0.1:9/x"},
+    ),
     # A county's subsidy rates: only an admin of that county (A's manager: not even visible).
     ("PUT", "/api/v1/reports/subsidy"): Call(
         "PUT", "/api/v1/reports/subsidy", json={"county": "dali/dalishi", "category": "助餐"}
@@ -249,6 +263,7 @@ LISTS: dict[tuple[str, str], list[str]] = {
     ("GET", "/api/v1/visits/due"): ["/api/v1/visits/due"],
     ("GET", "/alerts"): ["/alerts", "/alerts?site={site_b}"],
     ("GET", "/alerts/visits"): ["/alerts/visits"],
+    ("GET", "/alerts/notify"): ["/alerts/notify"],
     ("GET", "/api/v1/registry/people"): [
         "/api/v1/registry/people?per_page=200",
         "/api/v1/registry/people?q=P0007",
@@ -361,7 +376,12 @@ def world(tmp_path_factory, mosquitto, influxd) -> Iterator[tuple[Any, World]]:
         wait_for(lambda: {"reader_fault", "visit_due"} <= set(service.alerts.store.counts([""])))
         alert_b = service.alerts.store.find([""], kinds=[], states=[])[0].id
         month = datetime.now(ZoneInfo(TZ)).strftime("%Y-%m")
-        w = World(running.url, ids, service, alert_b, captures[0].capture_id, month)
+        # B's robot (nothing listens on port 9: its attempts fail and fill B's delivery log).
+        target_b = service.notifier.store.add_target(
+            f"{AREA_B}/{ids['site_b']}", "webhook", "http://127.0.0.1:9/zhoucheng", secret=None,
+            kinds=(), label="", created_by="mgr-b", now_us=now_us(),
+        )  # fmt: skip
+        w = World(running.url, ids, service, alert_b, captures[0].capture_id, month, target_b)
         for name in ("mgr-a", "mgr-b", "root-admin"):
             client = httpx.Client(base_url=running.url, follow_redirects=False, timeout=10)
             client.headers["X-CSRF-Token"] = login(client, name, PASSWORD)

@@ -7,8 +7,9 @@ service (its ``alerts`` is the AlertEngine).
 
 from fastapi import APIRouter
 
-from cloud_ingest.web.routes.alerts import api, pages
+from cloud_ingest.web.routes.alerts import api, notify, pages
 
 router = APIRouter()
 router.include_router(api.router)
 router.include_router(pages.router)
+router.include_router(notify.router)

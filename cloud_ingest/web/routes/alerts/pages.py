@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse
 from cloud_ingest import i18n
 from cloud_ingest.alerts import wellbeing
 from cloud_ingest.alerts.engine import AlertEngine
-from cloud_ingest.alerts.models import KIND_NAMES, Alert, Kind, State
+from cloud_ingest.alerts.models import KIND_NAMES, Kind, State
+from cloud_ingest.alerts.naming import named, person_name
 from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.console.roles import Action, User, can, view_areas
 from cloud_ingest.console.visits_due import due_rows
@@ -37,25 +38,6 @@ def _shown_filter(user: User, engine: AlertEngine, site: str | None) -> set[str]
 
 def _counts_by_kind(store: AlertStore, user: User) -> dict[str, int]:
     return store.counts(view_areas(user))
-
-
-def _name(people: dict[str, tuple[str, str]], person_id: str | None) -> str:
-    """The person's name from the registry (the alerts file keeps only the pseudonymous id)."""
-    if not person_id:
-        return ""
-    return people.get(person_id, ("", ""))[0] or person_id
-
-
-def _named(
-    text: str, a: Alert | None, people: dict[str, tuple[str, str]], sites: dict[str, str]
-) -> str:
-    """The alert's wording with the person's and the site's names for their ids."""
-    if a is not None and a.person_id and (name := _name(people, a.person_id)) != a.person_id:
-        text = text.replace(a.person_id, name)
-    for site_id, site_name in sorted(sites.items(), key=lambda kv: -len(kv[0])):
-        if site_id and site_id in text:
-            text = text.replace(site_id, site_name)
-    return text
 
 
 @router.get("/alerts", response_class=HTMLResponse)
@@ -86,8 +68,8 @@ def alerts_page(
             "state": a.state.value,
             "kind_name": render.pick(KIND_NAMES[a.kind], lang),
             "site": names.get(a.site_id or "", a.site_id),
-            "who": _name(people, a.person_id),
-            "detail": _named(a.detail_en if lang == i18n.EN else a.detail_zh, a, people, names),
+            "who": person_name(people, a.person_id),
+            "detail": named(a.detail_en if lang == i18n.EN else a.detail_zh, a, people, names),
             "opened": _when(a.opened_at, tz.get(a.site_id or "")),
             "latest": _when(a.last_seen_at, tz.get(a.site_id or "")),
             "count": a.count,
@@ -129,7 +111,7 @@ def visits_page(ctx: PageDep, store: AlertStoreDep, engine: EngineDep) -> HTMLRe
         r["flags"] = "、".join(
             render.pick(wellbeing.FLAG_NAMES.get(f, (f, f)), lang) for f in r["flags"]
         )
-        r["detail"] = _named(
+        r["detail"] = named(
             r["detail_en"] if lang == i18n.EN else r["detail_zh"], None, people, sites
         )
         seen = r["last_seen_at"]
