@@ -28,19 +28,16 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    and_,
     bindparam,
     column,
-    false,
     literal_column,
-    or_,
     select,
     table,
     text,
-    true,
 )
 
 from cloud_ingest.alerts.models import Alert, Kind, State
+from cloud_ingest.alerts.store import within_any
 from cloud_ingest.db import Database
 from cloud_ingest.registry import areas
 
@@ -131,15 +128,8 @@ def _target(row: Any) -> Target:
 
 
 def within(col: str, area_paths: Iterable[str]) -> ColumnElement[bool]:
-    """`col` lies in one of the areas, by whole segments ('' is everywhere)."""
-    c: ColumnElement[str] = literal_column(col)
-    clauses: list[ColumnElement[bool]] = []
-    for area in area_paths:
-        if area == areas.ROOT:
-            return true()
-        # '/' + 1 is '0': [area/, area0) is exactly the paths below `area`.
-        clauses.append(or_(c == area, and_(c >= area + "/", c < area + "0")))
-    return or_(*clauses) if clauses else false()
+    """`col` (a column by name) lies in one of the areas, by whole segments ('' is everywhere)."""
+    return within_any(literal_column(col), area_paths)
 
 
 class NotifyStore:
