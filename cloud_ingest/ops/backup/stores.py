@@ -27,6 +27,9 @@ from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.settings import InfluxSettings
 
 SKIPPED_NAMES = frozenset({".provision.lock"})  # a lock file: nothing to keep
+# Key-value rows the stores' migrations write themselves (the registry's version, the
+# notification cursor): a database the services only created the tables in holds these.
+SEEDED_TABLES = frozenset({"meta", "alerts_meta"})
 _PG_HINT = "install Debian's postgresql(-client), or set [backup] pg_bin to its bin folder"
 
 
@@ -302,6 +305,7 @@ class PostgresStore:
                     n
                     for n in sorted(names)
                     if not n.startswith("alembic_version")
+                    and n not in SEEDED_TABLES
                     and conn.execute(text(f'SELECT EXISTS (SELECT 1 FROM "{n}")')).scalar()
                 ]
         except SQLAlchemyError as exc:

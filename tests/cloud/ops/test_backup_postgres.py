@@ -16,7 +16,7 @@ from sqlalchemy import inspect, text
 from cloud_ingest.alerts.models import Finding, Kind
 from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.console.kiosk_erasure import KioskErasures
-from cloud_ingest.db import Database
+from cloud_ingest.db import STORES, Database
 from cloud_ingest.pipeline.conflicts import SeenIndex
 from cloud_ingest.pipeline.deadletter import DeadLetter, DeadLetterStore
 from tests.support.ingest import EventMaker
@@ -104,12 +104,13 @@ def test_postgresql_round_trip(tmp_path: Path, postgres: PostgreSQL, pg_url: str
     assert refused.returncode == 1 and "holds data in alerts" in refused.stderr
     assert _content(pg_url) == before
 
-    # Into a database where a service already created the (empty) tables: restored.
+    # Into a database where the services already created the (empty) tables: restored.
     name = f"r_{uuid.uuid4().hex[:12]}"
     postgres.psql("postgres", f'CREATE DATABASE "{name}"')
     target = pg_url.rsplit("/", 1)[0] + f"/{name}"
     try:
-        AlertStore(target).close()
+        for store in STORES:  # as the services would at their first start
+            Database(target, store).close()
         (tmp_path / "restored").mkdir()
         config = _toml(tmp_path / "restored" / "b.toml", target, influxd)
         done = _warmcard("restore", "--config", str(config), str(out))
