@@ -21,7 +21,6 @@ from sqlalchemy import (
     ColumnElement,
     TableClause,
     and_,
-    bindparam,
     false,
     func,
     or_,
@@ -35,6 +34,7 @@ from cloud_ingest.alerts.models import Alert, Finding, Kind, LastSeen, State, Vi
 from cloud_ingest.db import Database
 from cloud_ingest.errors import AlertError
 from cloud_ingest.registry import areas
+from cloud_ingest.registry.store import IN_CHUNK, statement
 from warmcard import localtime
 
 _ALERT_COLUMNS = (
@@ -291,12 +291,12 @@ class AlertStore:
                 rows = list(conn.execute(text(columns)).all())
             else:
                 ids = list(person_ids)
-                some = text(f"{columns} WHERE person_id IN :ids").bindparams(
-                    bindparam("ids", expanding=True)
-                )
                 rows = []
-                for i in range(0, len(ids), 500):
-                    rows += conn.execute(some, {"ids": ids[i : i + 500]}).all()
+                for i in range(0, len(ids), IN_CHUNK):
+                    chunk = {"ids": ids[i : i + IN_CHUNK]}
+                    rows += conn.execute(
+                        statement(f"{columns} WHERE person_id IN :ids", chunk), chunk
+                    )
         return {r[0]: LastSeen(r[0], int(r[1]), r[2], r[3], r[4]) for r in rows}
 
     def meta(self, key: str) -> int | None:

@@ -41,11 +41,10 @@ from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.pipeline.deadletter import DeadLetterStore
 from cloud_ingest.pipeline.influx import Storage, quote_ident, quote_string
 from cloud_ingest.pipeline.lineprotocol import MEASUREMENT, SUSPECT_MEASUREMENT, encode_point
-from cloud_ingest.registry.store import Registry, statement
+from cloud_ingest.registry.store import IN_CHUNK, Registry, statement
 
 TOKEN_PREFIX = "erased-"
 _WRITE_BATCH = 5000
-_DELETE_CHUNK = 500
 ALERT_TABLES = ("alerts", "person_flags", "last_seen", "visits")
 # What the registry part deletes from, and the history a change records beside it.
 REGISTRY_TABLES = ("enrol_captures", "card_assignments", "cards", "people")
@@ -192,7 +191,7 @@ def _mentions(text_: str, needles: list[str]) -> bool:
 
 def _delete_ids(conn: Connection, sql: str, ids: list[int]) -> int:
     """Run `sql` (its `IN :ids`) over the ids in chunks; returns the rows it touched."""
-    chunks = [{"ids": ids[i : i + _DELETE_CHUNK]} for i in range(0, len(ids), _DELETE_CHUNK)]
+    chunks = [{"ids": ids[i : i + IN_CHUNK]} for i in range(0, len(ids), IN_CHUNK)]
     return sum(conn.execute(statement(sql, c), c).rowcount for c in chunks)
 
 

@@ -19,9 +19,10 @@ import secrets
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 
 from cloud_ingest.db import Database
+from cloud_ingest.registry.store import statement
 from warmcard.downlink_commands import EraseCommand
 from warmcard.timestamps import now_us
 
@@ -114,11 +115,9 @@ class KioskErasures:
         return self._delete("device_id IN :ids", {"ids": gone})
 
     def _delete(self, where: str, params: dict[str, object]) -> int:
-        statement = text(f"DELETE FROM kiosk_erasures WHERE {where}").bindparams(
-            bindparam("ids", expanding=True)
-        )
+        sql = f"DELETE FROM kiosk_erasures WHERE {where}"
         with self.db.write() as conn:
-            deleted = conn.execute(statement, params).rowcount
+            deleted = conn.execute(statement(sql, params), params).rowcount
         if deleted:
             self.db.scrub([TABLE])
         return deleted
