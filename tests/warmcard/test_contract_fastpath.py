@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.support.paths import REPO
 from tests.warmcard.test_contract_properties import PROFILE, tap_events
 from warmcard import contract
-from warmcard.contract import TapEvent, events_topic, parse_event
+from warmcard.contract import Kind, TapEvent, events_topic, parse_event
 from warmcard.rejections import InvalidPayload
 from warmcard.timestamps import parse_ts
 
@@ -115,7 +115,7 @@ VALID = TapEvent(
     seq=17,
     ts="2026-11-30T01:33:00.199702Z",
     card_uid="04000011A1B2C3",
-    kind="check_in",
+    kind=Kind.CHECK_IN,
     person_id="p-17",
 ).to_bytes()
 
