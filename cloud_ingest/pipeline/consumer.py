@@ -397,7 +397,7 @@ class Consumer:
         generation, received_us = self._generation, self.clock()
         empty = not queue
         queue.extend(
-            [Incoming(*p, generation=generation, received_us=received_us) for p in publishes]
+            [Incoming(t, b, q, r, m, generation, received_us) for t, b, q, r, m in publishes]
         )
         if empty or len(queue) >= self.batch_max:
             self._wake.set()

@@ -57,13 +57,17 @@ class StoredTap:
         return self.site_id, self.event
 
 
+# json.dumps with separators builds a new encoder per call; a tap row is encoded per tap.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode(taps: Sequence[StoredTap]) -> list[bytes]:
     """The payloads for `taps`, each under MAX_MESSAGE_BYTES (about 180 taps)."""
     out: list[bytes] = []
     rows: list[str] = []
     size = 0
     for t in taps:
-        row = json.dumps(
+        row = _compact(
             [
                 t.site_id,
                 t.event.device_id,
@@ -74,8 +78,7 @@ def encode(taps: Sequence[StoredTap]) -> list[bytes]:
                 t.event.person_id,
                 t.event_id,
                 t.card_uid,
-            ],
-            separators=(",", ":"),
+            ]
         )
         if rows and size + len(row) + 32 > MAX_MESSAGE_BYTES:
             out.append(_message(rows))
