@@ -236,7 +236,18 @@ def measure_ingest(
         pids = [ingest.proc.pid for ingest in procs if ingest.proc is not None]
         spy = (
             subprocess.Popen(
-                ["py-spy", "record", "--pid", str(pids[0]), "--format", "raw", "-o", str(py_spy)]
+                [
+                    "py-spy",
+                    "record",
+                    "--rate",
+                    "250",
+                    "--pid",
+                    str(pids[0]),
+                    "--format",
+                    "raw",
+                    "-o",
+                    str(py_spy),
+                ]
             )
             if py_spy is not None
             else None
