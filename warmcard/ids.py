@@ -70,4 +70,9 @@ EventCardUidWire = Annotated[str, msgspec.Meta(pattern=_py_anchored(EVENT_CARD_R
 
 def is_erased(value: str | None) -> bool:
     """Whether an id or card number is an erasure's token (nothing identifying)."""
-    return value is not None and ERASED_TOKEN_RE.fullmatch(value) is not None
+    # startswith first: ingest asks this of every tap's card, and almost none is a token.
+    return (
+        value is not None
+        and value.startswith("erased-")
+        and ERASED_TOKEN_RE.fullmatch(value) is not None
+    )
