@@ -256,8 +256,8 @@ def _inconsistency(e: TapEvent) -> str | None:
     return None
 
 
-class _TapWire(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """TapEvent's fields for parse_event's fast path, in order; optional ones UNSET if absent."""
+class _TapWire(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """TapEvent's fields for the fast path, in order, UNSET if absent; untracked: no containers."""
 
     v: Literal[1]
     event_id: EventIdWire
