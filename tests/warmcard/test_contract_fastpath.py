@@ -3,28 +3,19 @@ as the same TapEvent, and leaves everything else (and every reason) to them."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
-import sys
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.support.paths import REPO
-from tests.warmcard.test_contract_properties import PROFILE, tap_events
+from tests.warmcard.test_contract_properties import PROFILE, fuzz, tap_events
 from warmcard import contract
 from warmcard.contract import Kind, TapEvent, events_topic, parse_event
 from warmcard.rejections import InvalidPayload
 from warmcard.timestamps import parse_ts
-
-_spec = importlib.util.spec_from_file_location("fuzz_contract", REPO / "bench" / "fuzz_contract.py")
-assert _spec and _spec.loader
-fuzz = importlib.util.module_from_spec(_spec)
-sys.modules["fuzz_contract"] = fuzz  # dataclasses look their module up
-_spec.loader.exec_module(fuzz)
 
 
 def _full(payload: bytes) -> TapEvent | InvalidPayload:
