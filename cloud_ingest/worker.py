@@ -76,7 +76,7 @@ class IngestWorker(CloudProcess):
             self.registry,
             None,
             None,
-            console_db_path=settings.console_db,
+            console_db_path=settings.store("console"),
             db_path=settings.alerts_db_file,
             default_tz=settings.tz,
             clock=clock,

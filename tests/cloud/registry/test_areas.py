@@ -1,17 +1,20 @@
-"""Area hierarchy: paths, segment-wise containment, roll-ups and the all-or-nothing CSV import."""
+"""Area hierarchy: paths, segment-wise containment, roll-ups and the all-or-nothing CSV import
+(the store's tests on SQLite and PostgreSQL, `store_at`)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy import Connection
 
 from cloud_ingest.console import db as console_db
 from cloud_ingest.errors import AreaError, AreaImportError
 from cloud_ingest.registry import areas
 from cloud_ingest.registry.areas import Level
+from tests.support.databases import StoreAt
 
 GOOD_CSV = """path,name_zh,name_en
 dali,大理州,Dali
@@ -25,10 +28,13 @@ dali/er/haidong/hd-yard-01,海东幸福小院,Haidong Courtyard
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    c = console_db.connect(tmp_path / "console.db")
-    yield c
-    c.close()
+def conn(store_at: StoreAt) -> Iterator[Connection]:
+    """One write transaction of the console store for the whole test (an import refused
+    raises before it writes, so the transaction goes on)."""
+    console = console_db.open_store(store_at("console"))
+    with console.write() as c:
+        yield c
+    console.close()
 
 
 def write(tmp_path: Path, text: str, name: str = "areas.csv", encoding: str = "utf-8") -> Path:
@@ -98,7 +104,7 @@ def test_roll_up_of_floats() -> None:
     assert result.at("p1/c1") == pytest.approx(0.75)
 
 
-def test_import_then_query(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_import_then_query(conn: Connection, tmp_path: Path) -> None:
     result = areas.import_areas_csv(conn, write(tmp_path, GOOD_CSV))
     assert (result.added, result.updated) == (7, 0)
     eryuan = areas.get_area(conn, "dali/eryuan")
@@ -115,9 +121,7 @@ def test_import_then_query(conn: sqlite3.Connection, tmp_path: Path) -> None:
     assert len(areas.areas_under(conn, areas.ROOT)) == 7
 
 
-def test_import_accepts_parents_later_bom_and_renames(
-    conn: sqlite3.Connection, tmp_path: Path
-) -> None:
+def test_import_accepts_parents_later_bom_and_renames(conn: Connection, tmp_path: Path) -> None:
     text = "path,name_zh,name_en\ndali/eryuan,洱源,Eryuan\ndali,大理,Dali\n\n"
     result = areas.import_areas_csv(conn, write(tmp_path, text, encoding="utf-8-sig"))
     assert (result.added, result.updated) == (2, 0)
@@ -129,9 +133,7 @@ def test_import_accepts_parents_later_bom_and_renames(
     assert area.name("en") == "Eryuan County"
 
 
-def test_import_reports_every_bad_row_and_writes_nothing(
-    conn: sqlite3.Connection, tmp_path: Path
-) -> None:
+def test_import_reports_every_bad_row_and_writes_nothing(conn: Connection, tmp_path: Path) -> None:
     text = (
         "path,name_zh,name_en\n"
         "dali,大理州,Dali\n"  # 2 fine
@@ -150,10 +152,10 @@ def test_import_reports_every_bad_row_and_writes_nothing(
     assert lines == [3, 4, 5, 6, 7, 8, 9]
     assert all(p.startswith(f"{f}:") for p in info.value.problems)
     assert "dali/nowhere" in str(info.value)
-    assert conn.execute("SELECT count(*) FROM areas").fetchone()[0] == 0
+    assert conn.execute(sa.text("SELECT count(*) FROM areas")).scalar_one() == 0
 
 
-def test_import_refuses_a_site_in_two_places(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_import_refuses_a_site_in_two_places(conn: Connection, tmp_path: Path) -> None:
     areas.import_areas_csv(conn, write(tmp_path, GOOD_CSV))
     moved = "path,name_zh,name_en\ndali/er/haidong/xs-yard-01,西山,Xishan\n"
     with pytest.raises(AreaImportError, match="already at 'dali/eryuan/xishan/xs-yard-01'"):
@@ -166,7 +168,7 @@ def test_import_refuses_a_site_in_two_places(conn: sqlite3.Connection, tmp_path:
     assert areas.site_path(conn, "new-01") is None
 
 
-def test_import_bad_header_and_encoding(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_import_bad_header_and_encoding(conn: Connection, tmp_path: Path) -> None:
     with pytest.raises(AreaImportError, match=r"h.csv:1: .*header"):
         areas.import_areas_csv(conn, write(tmp_path, "code,name\ndali,大理\n", "h.csv"))
     gbk = write(tmp_path, "path,name_zh,name_en\ndali,大理州,Dali\n", "gbk.csv", encoding="gbk")

@@ -16,7 +16,6 @@ import anyio
 import httpx
 from fastapi import FastAPI
 
-from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import Role
 from cloud_ingest.web.security import (
@@ -40,13 +39,9 @@ SIMULTANEOUS = 40
 
 def auth_app(tmp_path: Path) -> FastAPI:
     path = console_db_with_areas(tmp_path)
-    conn = console_db.connect(path)
-    try:
-        AccountStore(conn, time.time, FAST_HASHER).add_user(
-            "li.wei", PASSWORD, Role.VIEWER, "dali/eryuan"
-        )
-    finally:
-        conn.close()
+    store = AccountStore(path, time.time, FAST_HASHER)
+    store.add_user("li.wei", PASSWORD, Role.VIEWER, "dali/eryuan")
+    store.close()
     app = FastAPI()
     configure_auth(app, auth_config(path))
     app.include_router(auth_router)
