@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from alembic import command
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -15,7 +16,9 @@ from cloud_ingest.cli import console as console_cli
 from cloud_ingest.console import accounts
 from cloud_ingest.console.accounts import AccountStore, LoginLimits, LoginRefused, SessionPolicy
 from cloud_ingest.console.roles import Action, Grant, Role, User, can
+from cloud_ingest.db import Database
 from cloud_ingest.errors import AccountError, PasswordRejected
+from cloud_ingest.migrations import config, current
 from cloud_ingest.registry import areas
 from tests.support.console import FAST_HASHER, FakeClock, console_db_with_areas
 from tests.support.databases import StoreAt
@@ -298,4 +301,28 @@ def test_the_newest_sessions_stay_beyond_the_cap(db_path: Path | str, clock: Fak
         clock.advance(1)
     tokens.append(store.start_session(user).token)
     assert [store.session(t) is not None for t in tokens] == [False] * 3 + [True] * 3
+    store.close()
+
+
+def test_failures_counted_before_the_upgrade_stay_counted(store_at: StoreAt) -> None:
+    """console_0002 gives login failures an id: rows of a store at console_0001 are kept."""
+    old = Database(store_at("console"), "console", migrate=False)
+    cfg = config("console")
+    with old.write() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "console_0001")
+        conn.execute(
+            text("INSERT INTO login_failures (key, at) VALUES (:key, :at)"),
+            [{"key": "user:liwei", "at": 1_700_000_000.0 - i} for i in range(5)],
+        )
+    old.close()
+    clock = FakeClock()
+    store = AccountStore(store_at("console"), clock, FAST_HASHER)  # upgrades on opening
+    assert current(store.db) == "console_0002"
+    with pytest.raises(LoginRefused) as exc:
+        store.claim_login("liwei", "10.0.0.1")
+    assert exc.value.rate_limited
+    with store.db.read() as conn:
+        ids = conn.execute(text("SELECT id FROM login_failures ORDER BY id")).scalars().all()
+    assert ids == [1, 2, 3, 4, 5]
     store.close()

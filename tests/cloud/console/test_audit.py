@@ -7,11 +7,15 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import typer
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from typer.testing import CliRunner
 
+from cloud_ingest.cli import audit as audit_cli
 from cloud_ingest.console.audit import (
     GENESIS,
     Action,
@@ -118,3 +122,23 @@ def test_retention_leaves_a_checkpoint_the_chain_starts_from(log: AuditLog) -> N
         conn.execute(text("DELETE FROM audit_checkpoint"))
     log.append(event("erin"))
     assert log.verify().ok and [r.seq for r in log.rows()] == [3, 4, 5]
+
+
+def test_the_commands_take_the_store_as_a_path_or_a_url(
+    log: AuditLog, store_at: StoreAt, tmp_path: Path
+) -> None:
+    log.append(event("alice"))
+    app = typer.Typer()
+    audit_cli.register(app)
+    where = str(store_at("console"))
+    verified = CliRunner().invoke(app, ["audit", "verify", "--db", where])
+    assert verified.exit_code == 0, verified.output
+    assert "intact: 1 rows" in verified.output
+    out = tmp_path / "audit.csv"
+    exported = CliRunner().invoke(
+        app, ["audit", "export", "--db", where, "--user", "alice", "--out", str(out)]
+    )
+    assert exported.exit_code == 0, exported.output
+    assert out.read_text(encoding="utf-8-sig").count("alice") == 1
+    # The export is itself recorded, by the command's user.
+    assert [r.username.startswith("cli:") for r in log.rows()] == [False, True]
