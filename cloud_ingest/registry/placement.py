@@ -47,6 +47,12 @@ def load_hierarchy(conn: Connection) -> Hierarchy:
     return Hierarchy(site_paths, by_path, kids)
 
 
+def read_site_path(console: Database, site_id: str) -> str | None:
+    """Where the areas table places the site, read now (no cache)."""
+    with console.read() as conn:
+        return areas.site_path(conn, site_id)
+
+
 class SitePlacement:
     """Cached site → area path lookups and the areas above the sites; thread-safe."""
 

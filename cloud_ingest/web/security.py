@@ -46,6 +46,7 @@ from cloud_ingest.console.roles import Action, Role, User, can
 from cloud_ingest.db import Database
 from cloud_ingest.errors import AreaError
 from cloud_ingest.registry import areas
+from cloud_ingest.registry.placement import read_site_path
 
 SESSION_COOKIE = "warmcard_session"
 LOGIN_CSRF_COOKIE = "warmcard_login_csrf"
@@ -106,20 +107,10 @@ class PasswordChecks:
             self.limiter.release()
 
 
-def site_path(console: Database, site_id: str) -> str | None:
-    """The default SiteLocator: where the areas table places the site, read now."""
-    with console.read() as conn:
-        return areas.site_path(conn, site_id)
-
-
 @dataclass
 class AuthConfig:
-    """What the auth dependencies need; set once per app with `configure_auth`.
-
-    Users, sessions and login failures live in the console store (an SQLite path or the shared
-    PostgreSQL URL), so every console instance behind the proxy sees the same sessions and
-    counts the same failures.
-    """
+    """What the auth dependencies need; set once per app with `configure_auth`. Users, sessions
+    and login failures live in the console store, shared by every console behind the proxy."""
 
     console: console_db.Location
     cookie_secure: bool = True  # False only for plain-http development on localhost
@@ -128,7 +119,7 @@ class AuthConfig:
     limits: LoginLimits = field(default_factory=LoginLimits)
     sessions: SessionPolicy = field(default_factory=SessionPolicy)
     password_checks: PasswordChecks = field(default_factory=PasswordChecks)
-    site_locator: SiteLocator = site_path
+    site_locator: SiteLocator = read_site_path
     after_login: str = "/"  # where a login without ?next= lands
 
     @cached_property
@@ -153,10 +144,6 @@ def get_auth_config(request: Request) -> AuthConfig:
 
 def get_account_store(config: AuthConfigDep) -> AccountStore:
     """The accounts over the app's console store; each call takes a pooled connection."""
-    return account_store(config)
-
-
-def account_store(config: AuthConfig) -> AccountStore:
     return AccountStore(config.db, config.clock, config.hasher, config.limits, config.sessions)
 
 

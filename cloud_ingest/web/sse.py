@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from cloud_ingest.console.roles import User
 from cloud_ingest.pipeline.live import LiveState
-from cloud_ingest.web.security import AuthConfig, account_store
+from cloud_ingest.web.security import AuthConfig, get_account_store
 
 COALESCE_S = 0.1  # several batches within this window become one push
 KEEPALIVE_S = 15.0  # a comment line keeps proxies from closing an idle stream
@@ -33,7 +33,7 @@ def session_checker(config: AuthConfig, token: str | None, user: User) -> Callab
     `user`'s grants are those the stream was opened with (a stream filters by them)."""
 
     def alive() -> bool:
-        session = account_store(config).session(token)
+        session = get_account_store(config).session(token)
         return session is not None and session.user.grants == user.grants
 
     return alive
