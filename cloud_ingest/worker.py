@@ -109,7 +109,7 @@ class IngestWorker(CloudProcess):
         self.consumer.stop()
         self.storage.close()
         self.stores.close()
-        self.alerts.store.close()
+        self.alerts.stop()  # its store and its console store
         self.started = False
 
     def health(self) -> dict[str, object]:

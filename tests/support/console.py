@@ -27,6 +27,7 @@ from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import Role
 from cloud_ingest.registry import areas
+from cloud_ingest.settings import DatabaseSettings
 from cloud_ingest.web.app import create_app
 from cloud_ingest.web.routes import health, metrics, registry, reports
 from cloud_ingest.web.security import (
@@ -395,13 +396,22 @@ class LiveConsole:
 
 @contextlib.contextmanager
 def live_console(
-    tmp: Path, mosquitto: Any, influxd: Any, database: str, prefix: str, **settings: Any
+    tmp: Path,
+    mosquitto: Any,
+    influxd: Any,
+    database: str,
+    prefix: str,
+    store_url: str | None = None,
+    **settings: Any,
 ) -> Iterator[LiveConsole]:
-    """`settings` go to IngestSettings (e.g. alerts=AlertSettings(...), metrics_token=...)."""
+    """`settings` go to IngestSettings (e.g. alerts=AlertSettings(...), metrics_token=...);
+    `store_url` is `[database] url` (the stores in PostgreSQL), `database` InfluxDB's."""
     ids = write_registry(tmp, prefix)
-    console_db_for(tmp, ids)
+    if store_url is not None:
+        settings["database"] = DatabaseSettings(url=store_url)
     ingest = make_settings(tmp, mosquitto, influxd, database, prefix, **settings)
-    app = create_app(ingest, auth=auth_config(ingest.console_db))
+    console_db_for(tmp, ids, ingest.store("console"))
+    app = create_app(ingest, auth=auth_config(ingest.store("console")))
     publisher = Publisher(mosquitto.port)
     try:
         with serve(app) as url, Stack(ingest, console=app.state.service) as service:
