@@ -246,8 +246,9 @@ class AccountStore:
 
     def list_users(self) -> list[User]:
         with self.db.read() as conn:
-            rows = conn.execute(text("SELECT id, username, disabled FROM users ORDER BY username"))
-            return [_load(conn, r) for r in rows.all()]
+            rows = conn.execute(text("SELECT id, username, disabled FROM users")).all()
+            # By code point, whatever the database's collation (see areas._by_path).
+            return [_load(conn, r) for r in sorted(rows, key=lambda r: str(r.username))]
 
     def _require(self, conn: Connection, username: str) -> User:
         user = _user_named(conn, username)
@@ -477,10 +478,6 @@ def _user_with_id(conn: Connection, user_id: int) -> User | None:
 
 
 def _load(conn: Connection, row: Sequence[Any]) -> User:
-    grants = tuple(
-        Grant(Role.parse(role), area)
-        for area, role in conn.execute(
-            text("SELECT area, role FROM grants WHERE user_id = :id ORDER BY area"), {"id": row[0]}
-        )
-    )
+    found = conn.execute(text("SELECT area, role FROM grants WHERE user_id = :id"), {"id": row[0]})
+    grants = tuple(Grant(Role.parse(role), area) for area, role in sorted(found.all()))
     return User(id=row[0], username=row[1], grants=grants, disabled=bool(row[2]))

@@ -129,27 +129,28 @@ def get_area(conn: Connection, path: str) -> Area | None:
     return _row_to_area(row) if row else None
 
 
+def _by_path(rows: Iterable[Sequence[Any]]) -> list[Area]:
+    # Sorted here, by code point, not by ORDER BY: a PostgreSQL database's collation (en_US,
+    # zh_CN) orders '/' and '-' unlike SQLite, and pages and tests rely on one order.
+    return sorted((_row_to_area(r) for r in rows), key=lambda a: a.path)
+
+
 def children(conn: Connection, path: str) -> list[Area]:
     """The areas directly inside `path`, by path."""
-    rows = conn.execute(
-        text(f"SELECT {_COLUMNS} FROM areas WHERE parent = :path ORDER BY path"), {"path": path}
+    return _by_path(
+        conn.execute(text(f"SELECT {_COLUMNS} FROM areas WHERE parent = :path"), {"path": path})
     )
-    return [_row_to_area(r) for r in rows]
 
 
 def areas_under(conn: Connection, area: str, level: Level | None = None) -> list[Area]:
     """`area` and every area inside it, optionally only one level, by path."""
-    # '/' + 1 is '0': the half-open range [area/, area0) is exactly the paths below `area`,
-    # on whole segments, and it uses the primary key index.
-    where = "" if area == ROOT else " AND (path = :area OR (path >= :low AND path < :high))"
+    # Whole segments: `area/%` (slugs hold no '%' or '_'); a range on the path would depend on
+    # the database's collation.
+    where = "" if area == ROOT else " AND (path = :area OR path LIKE :below)"
     if level is not None:
         where += " AND level = :level"
-    params = {"area": area, "low": area + "/", "high": area + "0"}
-    params["level"] = level.value if level is not None else ""
-    rows = conn.execute(
-        text(f"SELECT {_COLUMNS} FROM areas WHERE 1 = 1{where} ORDER BY path"), params
-    )
-    return [_row_to_area(r) for r in rows]
+    params = {"area": area, "below": area + "/%", "level": level.value if level else ""}
+    return _by_path(conn.execute(text(f"SELECT {_COLUMNS} FROM areas WHERE 1 = 1{where}"), params))
 
 
 def site_path(conn: Connection, site_id: str) -> str | None:

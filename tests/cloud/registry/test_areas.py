@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from cloud_ingest.errors import AreaError, AreaImportError
 from cloud_ingest.registry import areas
 from cloud_ingest.registry.areas import Level
 from tests.support.databases import StoreAt
+from warmcard.command.servers.postgres import PostgreSQL
 
 GOOD_CSV = """path,name_zh,name_en
 dali,大理州,Dali
@@ -176,3 +178,35 @@ def test_import_bad_header_and_encoding(conn: Connection, tmp_path: Path) -> Non
         areas.import_areas_csv(conn, gbk)
     with pytest.raises(AreaImportError, match="cannot read"):
         areas.import_areas_csv(conn, tmp_path / "missing.csv")
+
+
+def test_containment_and_order_do_not_depend_on_the_collation(
+    postgres: PostgreSQL, tmp_path: Path
+) -> None:
+    """A PostgreSQL database made with a language's collation that ignores punctuation at first
+    (as glibc's en_US.UTF-8 does; here ICU's, which needs no OS locale) finds and orders areas
+    as SQLite does. The range query this replaced found only 'dali/er' there."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    postgres.psql(
+        "postgres",
+        f'CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu'
+        " ICU_LOCALE 'en-US-u-ka-shifted' LOCALE 'C.UTF-8'",
+    )
+    console = console_db.open_store(postgres.url.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        text = GOOD_CSV + "dali/er-bei,洱北,Erbei\ndali/er/a-b,甲乙,Ab\ndali/er/ab,甲,A\n"
+        with console.write() as conn:
+            areas.import_areas_csv(conn, write(tmp_path, text))
+            under_er = [a.path for a in areas.areas_under(conn, "dali/er")]
+            kids = [a.path for a in areas.children(conn, "dali")]
+    finally:
+        console.close()
+        postgres.psql("postgres", f'DROP DATABASE "{name}" WITH (FORCE)')
+    assert under_er == [
+        "dali/er",
+        "dali/er/a-b",
+        "dali/er/ab",
+        "dali/er/haidong",
+        "dali/er/haidong/hd-yard-01",
+    ]
+    assert kids == ["dali/er", "dali/er-bei", "dali/eryuan"]
