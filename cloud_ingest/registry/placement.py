@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import Connection
 
@@ -58,15 +57,13 @@ class SitePlacement:
 
     def __init__(
         self,
-        console: Path | str | Database,
+        console: Database,
         registry: Registry,
         *,
         ttl_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        # The console store (cloud_ingest.console.db.open_store); opened here, not imported:
-        # the registry layer sits below the console's.
-        self.db = console if isinstance(console, Database) else Database(console, "console")
+        self.db = console  # the console store (cloud_ingest.console.db.open_store)
         self.registry = registry
         self.ttl_s = ttl_s
         self.clock = clock
