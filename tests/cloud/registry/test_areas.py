@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import typer
 from sqlalchemy import Connection
+from typer.testing import CliRunner
 
+from cloud_ingest.cli import console as console_cli
 from cloud_ingest.console import db as console_db
 from cloud_ingest.errors import AreaError, AreaImportError
 from cloud_ingest.registry import areas
@@ -210,3 +213,25 @@ def test_containment_and_order_do_not_depend_on_the_collation(
         "dali/er/haidong/hd-yard-01",
     ]
     assert kids == ["dali/er", "dali/er-bei", "dali/eryuan"]
+
+
+def test_the_area_commands_take_the_store_as_a_path_or_a_url(
+    store_at: StoreAt, tmp_path: Path
+) -> None:
+    app = typer.Typer()
+    console_cli.register(app)
+    where = str(store_at("console"))
+    runner = CliRunner()
+    bad = runner.invoke(
+        app, ["area", "import", str(write(tmp_path, "code\n", "bad.csv")), "--db", where]
+    )
+    assert bad.exit_code == 1 and "bad.csv:1:" in bad.output
+    done = runner.invoke(app, ["area", "import", str(write(tmp_path, GOOD_CSV)), "--db", where])
+    assert done.exit_code == 0 and "7 added" in done.output
+    listed = runner.invoke(app, ["area", "list", "--under", "dali/er", "--db", where])
+    assert listed.exit_code == 0
+    assert [line.split()[0] for line in listed.output.splitlines()] == [
+        "dali/er",
+        "dali/er/haidong",
+        "dali/er/haidong/hd-yard-01",
+    ]
