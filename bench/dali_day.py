@@ -111,11 +111,12 @@ def prepare(tmp: Path, seed: Seed, clock: DayClock, township: str, margin_s: flo
     """Registry, areas, flags and the two users, through the product's own import paths."""
     csvs = write_csvs(tmp / "seed", seed, clock.site_hours(margin_s=margin_s))
     import_seed(tmp / "registry.sqlite3", csvs)
-    conn = console_db.connect(tmp / "console.sqlite3")
+    console = console_db.open_store(tmp / "console.sqlite3")
     try:
-        areas.import_areas_csv(conn, csvs["areas"])
+        with console.write() as conn:
+            areas.import_areas_csv(conn, csvs["areas"])
     finally:
-        conn.close()
+        console.close()
     registry = Registry(tmp / "registry.sqlite3")
     try:
         rows = read_flags_csv(csvs["flags"], AlertSettings().flags, registry)

@@ -66,7 +66,7 @@ class ConsoleService(CloudProcess):
             self.registry,
             self.live,
             self.query_storage,
-            console_db_path=settings.console_db,
+            console_db_path=settings.store("console"),
             location=settings.store("alerts"),
             default_tz=settings.tz,
             clock=clock,
@@ -165,7 +165,7 @@ class ConsoleService(CloudProcess):
         alerts, visits = self.alerts.store.prune(
             now - int(r.alerts_days * day), now - int(r.visits_days * day)
         )
-        audit_log = AuditLog(self.settings.console_db, clock=self.clock)
+        audit_log = AuditLog(self.settings.store("console"), clock=self.clock)
         try:
             audit = audit_log.prune(now - int(r.audit_days * day))
         finally:

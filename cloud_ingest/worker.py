@@ -77,7 +77,7 @@ class IngestWorker(CloudProcess):
             self.registry,
             None,
             None,
-            console_db_path=settings.console_db,
+            console_db_path=settings.store("console"),
             location=settings.store("alerts"),
             default_tz=settings.tz,
             clock=clock,
@@ -114,7 +114,7 @@ class IngestWorker(CloudProcess):
         self.consumer.stop()
         self.storage.close()
         self.stores.close()
-        self.alerts.store.close()
+        self.alerts.stop()  # its store and its console store
         self.started = False
 
     def health(self) -> dict[str, object]:

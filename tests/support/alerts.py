@@ -52,12 +52,13 @@ def write_areas(console_path: Path, ids: dict[str, str]) -> dict[str, str]:
         f"dali/er/haidong/{ids['site_b']},海东小院,Haidong Courtyard\n",
         encoding="utf-8",
     )
-    conn = console_db.connect(console_path)
+    console = console_db.open_store(console_path)
     try:
-        areas.import_areas_csv(conn, csv)
-        return areas.site_paths(conn)
+        with console.write() as conn:
+            areas.import_areas_csv(conn, csv)
+            return areas.site_paths(conn)
     finally:
-        conn.close()
+        console.close()
 
 
 def make_engine(

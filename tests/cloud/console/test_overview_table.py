@@ -27,8 +27,7 @@ def test_tap_by_tap_the_table_equals_a_full_rebuild(tmp_path: Path) -> None:
     )
     registry = Registry(tmp_path / "registry.sqlite3")
     import_csv(registry, sites=tmp_path / "sites.csv", devices=tmp_path / "devices.csv")
-    db = tmp_path / "console.sqlite3"
-    console_db.connect(db).close()
+    db = console_db.open_store(tmp_path / "console.sqlite3")
     place_sites(db, {"s01": "dali/eryuan/t1", "s02": "dali/eryuan/t1", "s03": "dali/binchuan/t2"})
     live = LiveState(registry, None)
     overview = Overview(live, SitePlacement(db, registry), clock=lambda: 0.0)

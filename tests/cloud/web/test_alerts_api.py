@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from cloud_ingest.alerts.models import Finding, Kind
-from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import Role
 from cloud_ingest.settings import IngestSettings
@@ -36,12 +35,11 @@ def world(tmp_path: Path) -> Iterator[tuple[FastAPI, Stack, dict[str, int], UsCl
     console = tmp_path / "console.sqlite3"
     write_areas(console, ids)
     clock = UsClock(T0)
-    conn = console_db.connect(console)
-    accounts = AccountStore(conn, lambda: clock.t / 1e6, FAST)
+    accounts = AccountStore(console, lambda: clock.t / 1e6, FAST)
     accounts.add_user("eryuan-mgr", PW, Role.MANAGER, "dali/eryuan")
     accounts.add_user("eryuan-view", PW, Role.VIEWER, "dali/eryuan")
     accounts.add_user("er-mgr", PW, Role.MANAGER, "dali/er")
-    conn.close()
+    accounts.close()
     settings = IngestSettings(
         registry_path=tmp_path / "registry.sqlite3",
         deadletter_path=tmp_path / "deadletter.sqlite3",
@@ -51,7 +49,7 @@ def world(tmp_path: Path) -> Iterator[tuple[FastAPI, Stack, dict[str, int], UsCl
     app = FastAPI()
     configure_auth(
         app,
-        AuthConfig(db_path=console, cookie_secure=False, clock=lambda: clock.t / 1e6, hasher=FAST),
+        AuthConfig(console=console, cookie_secure=False, clock=lambda: clock.t / 1e6, hasher=FAST),
     )
     app.include_router(auth_router)
     app.include_router(alerts.router)
