@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from cloud_ingest.console.passwords import MAX_PASSWORD, check_password_policy
-from cloud_ingest.console.roles import Grant, Role, User
+from cloud_ingest.console.roles import ROLE_NAMES, Grant, Role, User
 from cloud_ingest.errors import AccountError
 from cloud_ingest.registry import areas
 
@@ -28,6 +28,15 @@ Clock = Callable[[], float]
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")
 
+ROLE_CHECK = "CHECK (role IN (" + ", ".join(f"'{r.label}'" for r in ROLE_NAMES) + "))"
+GRANTS = f"""
+CREATE TABLE IF NOT EXISTS grants (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    area    TEXT NOT NULL,          -- '' = everything
+    role    TEXT NOT NULL {ROLE_CHECK},
+    PRIMARY KEY (user_id, area)
+);
+"""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     id                  INTEGER PRIMARY KEY,
@@ -36,12 +45,6 @@ CREATE TABLE IF NOT EXISTS users (
     disabled            INTEGER NOT NULL DEFAULT 0,
     created_at          REAL NOT NULL,
     password_changed_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS grants (
-    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    area    TEXT NOT NULL,          -- '' = everything
-    role    TEXT NOT NULL CHECK (role IN ('viewer', 'manager', 'admin')),
-    PRIMARY KEY (user_id, area)
 );
 CREATE TABLE IF NOT EXISTS sessions (
     token_hash TEXT PRIMARY KEY,    -- sha256 of the cookie value; the token itself is never stored
@@ -62,7 +65,34 @@ CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, at);
 
 def init_schema(conn: sqlite3.Connection) -> None:
     """Create the users, grants, sessions and login_failures tables if missing."""
-    conn.executescript(SCHEMA)
+    conn.executescript(SCHEMA + GRANTS)
+    _widen_role_check(conn)
+
+
+def _grants_sql(conn: sqlite3.Connection) -> str:
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'grants'")
+    return str(row.fetchone()[0])
+
+
+def _widen_role_check(conn: sqlite3.Connection) -> None:
+    """A grants table made before the finance and staff roles: rebuilt with today's CHECK.
+
+    SQLite cannot alter a CHECK constraint, so the rows move to a new table in one transaction
+    (grants have no dependants); a second process opening the file waits and finds it done.
+    """
+    if ROLE_CHECK in _grants_sql(conn):
+        return  # the usual case: no write lock taken
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if ROLE_CHECK not in _grants_sql(conn):
+            conn.execute("ALTER TABLE grants RENAME TO grants_old")
+            conn.execute(GRANTS)
+            conn.execute("INSERT INTO grants SELECT user_id, area, role FROM grants_old")
+            conn.execute("DROP TABLE grants_old")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def normalise_username(text: str) -> str:

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from cloud_ingest import db
-from cloud_ingest.console import accounts, subsidy
+from cloud_ingest.console import accounts, hand_meals, subsidy
 from cloud_ingest.registry import areas
 
 
@@ -18,7 +18,8 @@ def connect(path: Path | str) -> sqlite3.Connection:
 
 
 def init_schema(conn: sqlite3.Connection) -> None:
-    """Create the areas, users, grants, sessions and login_failures tables if missing."""
+    """Create the areas, accounts, subsidy rates and hand-recorded meals tables if missing."""
     areas.init_schema(conn)
     accounts.init_schema(conn)
     subsidy.init_schema(conn)
+    hand_meals.init_schema(conn)
