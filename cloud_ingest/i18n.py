@@ -286,6 +286,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "subsidy_category": ("补贴类别", "Subsidy category"),
     "not_configured": ("未配置", "Not configured"),
     "updated_by": ("修改人", "Changed by"),
+    "yuan": ("元", "CNY"),
     "changed_at": ("修改时间", "Changed at"),
     "subsidy_saved": ("已保存 {county} 的补贴标准", "Saved the subsidy rates of {county}"),
     # --- user administration (/admin/users)

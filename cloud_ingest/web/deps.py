@@ -50,6 +50,7 @@ from cloud_ingest.web.security import (
 )
 from cloud_ingest.web.visibility import Scope, scope_for
 from warmcard.contract import Kind, MealPeriod
+from warmcard.timestamps import now_us
 
 
 def get_service(request: Request) -> ConsoleService:
@@ -309,3 +310,36 @@ def record_hand_meal(
     live = LiveEvent(HAND_DEVICE, meal.seq, meal.ts_us, Kind.MEAL, meal.period, person_id)
     service.live.apply([(site.site_id, live)])
     return meal
+
+
+def set_county_subsidy(
+    user: User, store: AccountStore, county_text: str, category: str, amounts: dict[str, str]
+) -> tuple[subsidy.SubsidyRate | None, subsidy.SubsidyRate]:
+    """Set a county's rates for county finance or an admin of it: (old, new); the form and the
+    JSON share it. A county the user cannot see answers 404, one they only see 403, bad text 400.
+    """
+    try:
+        county = areas.parse_path(county_text)
+    except AreaError:
+        raise HTTPException(404, NOT_FOUND) from None
+    if areas.get_area(store.conn, county) is None or not can(user, Action.EXPORT, county):
+        raise HTTPException(404, NOT_FOUND)
+    if not can(user, Action.SET_SUBSIDY, county):
+        raise HTTPException(403, FORBIDDEN)
+    old = subsidy.get_rate(store.conn, county)
+    try:
+        new = subsidy.set_rate(store.conn, county, category, amounts, user.username, now_us())
+    except ReportError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return old, new
+
+
+def subsidy_counties(user: User, store: AccountStore) -> list[tuple[areas.Area, bool]]:
+    """The counties the user may see (a grant on or above them), and whether they may set them."""
+    found = {
+        a.path: a
+        for grant in user.grants
+        for a in areas.areas_under(store.conn, grant.area)
+        if subsidy.county_of(a.path) == a.path
+    }
+    return [(a, can(user, Action.SET_SUBSIDY, a.path)) for _, a in sorted(found.items())]
