@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cloud_ingest import i18n
 from cloud_ingest.console import meal_sheet as ms
@@ -168,7 +168,7 @@ def subsidy_form(
     breakfast: FormAmount = "0",
     lunch: FormAmount = "0",
     dinner: FormAmount = "0",
-) -> HTMLResponse | RedirectResponse:
+) -> Response:
     """The form: back to the page with the county saved, or the page again with the error."""
     note(request, object=county)
     amounts = {"breakfast": breakfast, "lunch": lunch, "dinner": dinner}

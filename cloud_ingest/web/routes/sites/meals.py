@@ -13,7 +13,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cloud_ingest import i18n
 from cloud_ingest.console import hand_meals
@@ -138,7 +138,7 @@ def hand_meal_form(
     meal_period: FormText = "",
     day: FormText = "",
     reason: FormText = "",
-) -> HTMLResponse | RedirectResponse:
+) -> Response:
     """The page's form: back to the page with the meal shown, or the page again with the error."""
     note(request, object=person_id.strip()[:64], site=ref.site_id, period=meal_period, day=day)
     try:
