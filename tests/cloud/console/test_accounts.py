@@ -228,6 +228,47 @@ def test_can_by_role_and_area_including_the_prefix_trap() -> None:
     assert not can(User(5, "d", (Grant(Role.ADMIN, ""),), disabled=True), Action.VIEW, site)
 
 
+def test_staff_and_finance_stand_where_their_work_is() -> None:
+    site, county = "dali/eryuan/xishan/xs-01", "dali/eryuan"
+    staff = User(1, "s", (Grant(Role.STAFF, site),))
+    finance = User(2, "f", (Grant(Role.FINANCE, county),))
+    manager = User(3, "m", (Grant(Role.MANAGER, county),))
+    assert can(staff, Action.RECORD_MEAL, site) and can(staff, Action.EXPORT, site)
+    assert not can(staff, Action.RECORD_MEAL, "dali/eryuan/xishan/xs-02")
+    assert not can(staff, Action.EDIT_REGISTRY, site) and not can(staff, Action.SET_SUBSIDY, site)
+    assert can(finance, Action.SET_SUBSIDY, county) and can(finance, Action.EXPORT, site)
+    assert not can(finance, Action.RECORD_MEAL, site) and not can(finance, Action.ACK_ALERT, site)
+    assert can(manager, Action.RECORD_MEAL, site) and not can(manager, Action.SET_SUBSIDY, county)
+    admin = User(4, "a", (Grant(Role.ADMIN, county),))
+    assert can(admin, Action.SET_SUBSIDY, county) and can(admin, Action.RECORD_MEAL, site)
+    assert not staff.is_admin and admin.is_admin
+
+
+def test_a_grants_table_from_before_the_new_roles_is_widened(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(
+            accounts.SCHEMA
+            + "CREATE TABLE grants (user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE "
+            "CASCADE, area TEXT NOT NULL, role TEXT NOT NULL CHECK (role IN ('viewer', "
+            "'manager', 'admin')), PRIMARY KEY (user_id, area));"
+            "INSERT INTO users VALUES (1, 'old', 'x', 0, 0, 0);"
+            "INSERT INTO grants VALUES (1, 'dali', 'manager');"
+        )
+    old.close()
+    conn = console_db.connect(path)
+    store = AccountStore(conn, FakeClock(), FAST_HASHER)
+    assert store.get_user("old").grants == (Grant(Role.MANAGER, "dali"),)  # kept
+    conn.execute("INSERT INTO grants VALUES (1, 'dali/eryuan', 'finance')")
+    conn.commit()
+    assert Grant(Role.FINANCE, "dali/eryuan") in store.get_user("old").grants
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO grants VALUES (1, 'dali/er', 'owner')")
+    conn.close()
+
+
 def test_grant_and_revoke(store: AccountStore) -> None:
     store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali/eryuan")
     user = store.grant("liwei", Role.MANAGER, "dali/er")
