@@ -260,10 +260,12 @@ def test_a_grants_table_from_before_the_new_roles_is_widened(tmp_path: Path) -> 
     old.close()
     conn = console_db.connect(path)
     store = AccountStore(conn, FakeClock(), FAST_HASHER)
-    assert store.get_user("old").grants == (Grant(Role.MANAGER, "dali"),)  # kept
+    user = store.get_user("old")
+    assert user is not None and user.grants == (Grant(Role.MANAGER, "dali"),)  # kept
     conn.execute("INSERT INTO grants VALUES (1, 'dali/eryuan', 'finance')")
     conn.commit()
-    assert Grant(Role.FINANCE, "dali/eryuan") in store.get_user("old").grants
+    user = store.get_user("old")
+    assert user is not None and Grant(Role.FINANCE, "dali/eryuan") in user.grants
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("INSERT INTO grants VALUES (1, 'dali/er', 'owner')")
     conn.close()

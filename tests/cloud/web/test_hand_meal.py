@@ -107,7 +107,7 @@ def test_staff_record_a_meal_by_hand(browser: Browser, console: LiveConsole, sho
     page.click("#hand-meal-submit")
     page.locator("#hand-meal-error").wait_for(timeout=10_000)
     assert "不能重复" in page.inner_text("#hand-meal-error")
-    assert [e for e in page.errors if "/meals/manual" in e and e.startswith("409")]
+    assert [e for e in page.errors if "/meals/manual" in e and e.startswith("409")]  # type: ignore[attr-defined]
     assert len(_points(c, f"\"device\" = '{HAND_DEVICE}'")) == 1
 
     # A meal the kiosk recorded (P0004's lunch yesterday, through the real pipeline): refused.
