@@ -16,6 +16,8 @@ What happens, store by store (docs/security.md, "Personal data"):
 - registry: enrol captures of their cards, their card history, cards and the person are deleted
   in one change, which bumps the version: the consoles republish the site's roster without them
   and each kiosk replaces its cached roster file.
+- hand-recorded meals (补录, the console database): kept for the counts with the token for the
+  person and the reason emptied (the reason is text a person typed).
 - kiosks: one erase command per registered kiosk (a person may have tapped at several sites) is
   recorded in the console database (cloud_ingest.console.kiosk_erasure); the consoles send it
   until each kiosk confirms, and the kiosk rewrites the person's taps in its outbox (acknowledged
@@ -29,11 +31,13 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloud_ingest import db
 from cloud_ingest.alerts.store import connect as connect_alerts
+from cloud_ingest.console import hand_meals
 from cloud_ingest.console.kiosk_erasure import KioskErasures
 from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.pipeline.influx import Storage, quote_ident, quote_string
@@ -59,6 +63,7 @@ class Erasure:
     dead_letters: int = 0
     captures: int = 0
     card_history: int = 0
+    hand_meals: int = 0
     kiosks: int = 0
 
     def counts(self) -> dict[str, object]:
@@ -72,6 +77,7 @@ class Erasure:
             "dead_letters": self.dead_letters,
             "captures": self.captures,
             "card_history": self.card_history,
+            "hand_meals": self.hand_meals,
             "kiosks": self.kiosks,
         }
 
@@ -122,6 +128,8 @@ def erase_person(
         conn.execute("DELETE FROM cards WHERE person_id = ?", (person_id,))
         conn.execute("DELETE FROM people WHERE person_id = ?", (person_id,))
     registry.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    with closing(db.connect(console_db)) as conn:
+        erasure.hand_meals = hand_meals.pseudonymise(conn, person_id, erasure.token)
     kiosks = KioskErasures(console_db)
     try:
         devices = [d.device_id for d in registry.devices()]

@@ -217,6 +217,16 @@ def record(
     return HandMeal(seq, event_id, person_id, site.site_id, day, period, ts, text, account, now)
 
 
+def pseudonymise(conn: sqlite3.Connection, person_id: str, token: str) -> int:
+    """Erasure: the person's hand meals keep counting under `token`, their reasons emptied."""
+    init_schema(conn)  # a console database that never recorded one
+    with conn:
+        return conn.execute(
+            "UPDATE hand_meals SET person_id = ?, reason = '' WHERE person_id = ?",
+            (token, person_id),
+        ).rowcount
+
+
 def recent(conn: sqlite3.Connection, site_id: str, since: date, limit: int = 50) -> list[HandMeal]:
     """The site's hand meals from `since` on, newest day first (the 补录 page's list)."""
     rows = conn.execute(

@@ -175,3 +175,29 @@ def test_viewers_and_finance_may_not_record(console: LiveConsole) -> None:
             assert client.post(url, json=body, headers=token).status_code == 403, name
             page = client.get(f"/sites/{site_a}")
             assert page.status_code == 200 and "hand-meal-link" not in page.text
+
+
+def test_erasing_the_elder_keeps_the_hand_meal_counted_without_them(console: LiveConsole) -> None:
+    c = console
+    site_a = c.ids["site_a"]
+    db = c.service.settings.console_db
+    add_user(db, "li.canteen", Role.STAFF, f"{XIZHOU}/{site_a}")
+    day = (localtime.to_local(now_us(), TZ).date() - timedelta(days=1)).isoformat()
+    body = {"person_id": "P0003", "meal_period": "lunch", "day": day, "reason": "张阿姨忘带卡"}
+    with closing(logged_in(c.url, "li.canteen")) as staff:
+        token = {"X-CSRF-Token": staff.get("/api/v1/me").json()["csrf_token"]}
+        url = f"/api/v1/sites/{site_a}/meals/manual"
+        assert staff.post(url, json=body, headers=token).status_code == 201
+    with closing(logged_in(c.url, "root-admin")) as admin:
+        token = {"X-CSRF-Token": admin.get("/api/v1/me").json()["csrf_token"]}
+        r = admin.post("/api/v1/registry/people/P0003/erase", headers=token)
+        assert r.status_code == 200, r.text
+        month = day[:7]
+        sheet = admin.get("/api/v1/reports/meals", params={"area": XIZHOU, "month": month})
+        assert sheet.json()["total"]["manual"] == 1  # still counted, by hand
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT person_id, reason FROM hand_meals").fetchall()
+    ((person, reason),) = rows
+    assert person.startswith("erased-") and reason == ""
+    (point,) = _points(c, f"\"device\" = '{HAND_DEVICE}'")
+    assert point["person_id"] == person and point["manual"] is True
