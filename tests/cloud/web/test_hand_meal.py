@@ -109,6 +109,13 @@ def test_staff_record_a_meal_by_hand(browser: Browser, console: LiveConsole, sho
     assert "不能重复" in page.inner_text("#hand-meal-error")
     assert [e for e in page.errors if "/meals/manual" in e and e.startswith("409")]  # type: ignore[attr-defined]
     assert len(_points(c, f"\"device\" = '{HAND_DEVICE}'")) == 1
+    # The page in English, the people search working there too.
+    page.goto(f"{c.url}/sites/{site_a}/meals/manual?lang=en")
+    assert page.inner_text("h1").startswith("Record a meal by hand")
+    assert "Recorded by hand in the last 7 days" in page.inner_text("main")
+    page.fill("#hand-meal-search", "p0004")
+    assert page.locator("#hand-meal-results button").all_inner_texts() == ["长者4 · P0004"]
+    page.goto(f"{c.url}/sites/{site_a}/meals/manual?lang=zh-CN")
 
     # A meal the kiosk recorded (P0004's lunch yesterday, through the real pipeline): refused.
     noon = localtime.to_us(datetime.combine(yesterday, time(11, 30), tzinfo=localtime.zone(TZ)))
@@ -175,6 +182,15 @@ def test_viewers_and_finance_may_not_record(console: LiveConsole) -> None:
             assert client.post(url, json=body, headers=token).status_code == 403, name
             page = client.get(f"/sites/{site_a}")
             assert page.status_code == 200 and "hand-meal-link" not in page.text
+    # B's canteen serves lunch only (its registry row): its manager may record, not a breakfast.
+    site_b = console.ids["site_b"]
+    with closing(logged_in(console.url, "mgr-b")) as manager:
+        token = {"X-CSRF-Token": manager.get("/api/v1/me").json()["csrf_token"]}
+        body = {"person_id": "P0007", "meal_period": "breakfast", "reason": "忘带卡"}
+        r = manager.post(f"/api/v1/sites/{site_b}/meals/manual", json=body, headers=token)
+        assert r.status_code == 400 and "不供应早餐" in r.json()["detail"]
+        page = manager.get(f"/sites/{site_b}/meals/manual")
+        assert page.status_code == 200 and 'value="breakfast"' not in page.text
 
 
 def test_erasing_the_elder_keeps_the_hand_meal_counted_without_them(console: LiveConsole) -> None:
