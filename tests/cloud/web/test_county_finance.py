@@ -78,6 +78,9 @@ def test_county_finance_sets_rates_and_walks_the_meal_sheet(
     row = page.locator(f'#subsidy-rates tr[data-county="{COUNTY}"]').inner_text()
     assert CATEGORY in row and "4.50" in row and "3.50" in row and "fin.dali" in row
     page.screenshot(path=str(shots / "console-finance-subsidy.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing wider
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.set_viewport_size({"width": 1280, "height": 860})
 
     # The meal sheet for the county: chosen on the reports page.
     page.goto(f"{c.url}/reports")
