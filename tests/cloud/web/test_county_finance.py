@@ -104,7 +104,6 @@ def test_county_finance_sets_rates_and_walks_the_meal_sheet(
     assert [t[1] for t in totals[2:4]] == ["小计 Subtotal", "小计 Subtotal"]
     assert totals[-1] == ["合计 Total", "", "4", "2", "17.00"]
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # the table scrolls
-    page.screenshot(path=str(shots / "console-finance-meal-sheet.png"), full_page=True)
 
     # CSV and XLSX as the browser downloads them.
     with page.expect_download() as got:
@@ -129,6 +128,7 @@ def test_county_finance_sets_rates_and_walks_the_meal_sheet(
     page.emulate_media(media="print")
     assert page.locator("header").first.is_hidden() and page.locator("#meals-csv").is_hidden()
     assert page.locator("#signatures").is_visible()
+    page.screenshot(path=str(shots / "console-finance-meal-sheet.png"), full_page=True)
     pdf = page.pdf()
     assert pdf.startswith(b"%PDF") and len(pdf) > 5000
     page.emulate_media(media="screen")
