@@ -105,6 +105,17 @@ def test_county_finance_sets_rates_and_walks_the_meal_sheet(
     assert totals[-1] == ["合计 Total", "", "4", "2", "17.00"]
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # the table scrolls
 
+    # The same as JSON, in the finance user's session.
+    doc = page.request.get(f"{c.url}/api/v1/reports/meals?area={COUNTY}&month={month}").json()
+    by_person = {r["person_id"]: r for r in doc["rows"]}
+    assert by_person["P0003"]["manual"]["lunch"] == 1 and by_person["P0001"]["manual"]["lunch"] == 0
+    assert {r["subsidy_category"] for r in doc["rows"]} == {CATEGORY}
+    assert [(t["key"], t["subsidy_amount"]) for t in doc["townships"]] == [
+        (f"{COUNTY}/xizhou", "12.50"),
+        (f"{COUNTY}/zhoucheng", "4.50"),
+    ]
+    assert doc["total"] == {"key": "", "meals": 4, "manual": 2, "subsidy_amount": "17.00"}
+
     # CSV and XLSX as the browser downloads them.
     with page.expect_download() as got:
         page.click("#meals-csv")
