@@ -17,6 +17,7 @@ from playwright.sync_api import Browser
 
 from cloud_ingest.console import hand_meals
 from cloud_ingest.console.roles import Role
+from cloud_ingest.ops import reconcile
 from cloud_ingest.pipeline.lineprotocol import HAND_DEVICE
 from tests.support.console import LiveConsole, add_user, browser_login, logged_in
 from tests.support.ingest import TZ, EventMaker, wait_for
@@ -135,7 +136,10 @@ def test_staff_record_a_meal_by_hand(browser: Browser, console: LiveConsole, sho
     assert staff.post(url, json=late, headers=csrf).status_code == 400
     old = {**body, "reason": "x", "day": (today - timedelta(days=8)).isoformat()}
     assert staff.post(url, json=old, headers=csrf).status_code == 400
-    # The JSON path records like the form.
+    # The JSON path records like the form. Seqs a refused write used are never reused, so the
+    # console's seq line has gaps (here 2-6) that nothing must take for lost kiosk taps.
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE sqlite_sequence SET seq = seq + 5 WHERE name = 'hand_meals'")
     ok = staff.post(url, json={**body, "person_id": "P0005", "reason": "卡片损坏"}, headers=csrf)
     assert ok.status_code == 201 and ok.json()["witness"] == "user:li.canteen"
 
@@ -155,6 +159,15 @@ def test_staff_record_a_meal_by_hand(browser: Browser, console: LiveConsole, sho
             assert seen == (200 if name == "zc.both" else 404)  # a township viewer sees the site
     staff.close()
     assert len(_points(c, f"\"device\" = '{HAND_DEVICE}'")) == 2  # P0003 and P0005 only
+
+    # Self-healing walks the kiosks only: the console's seqs 1 and 7 are no kiosk's gap.
+    assert sorted(p["seq"] for p in _points(c, f"\"device\" = '{HAND_DEVICE}'")) == [1, 7]
+    healed = c.app.state.service.healer.round(now_us())
+    assert healed.ran and healed.missing_seqs == 0 and healed.requested == []
+    assert HAND_DEVICE not in healed.healed + healed.unhealed + healed.conflicts
+    svc = c.app.state.service  # had it looked, it would have asked for seqs 2-6
+    looked = reconcile.check(svc.query_storage, svc.registry, [HAND_DEVICE], (yesterday, today))
+    assert [g.seqs for g in looked.gaps] == ["2-6"]
 
     # Every attempt is an audit row: who, the person, site, period and day, and the answer.
     rows = wait_for(lambda: (r := _audit(c)) and len(r) >= 9 and r)
