@@ -10,6 +10,7 @@ import pytest
 import typer
 from alembic import command
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
 from cloud_ingest.cli import console as console_cli
@@ -234,6 +235,55 @@ def test_can_by_role_and_area_including_the_prefix_trap() -> None:
     assert not can(User(5, "d", (Grant(Role.ADMIN, ""),), disabled=True), Action.VIEW, site)
 
 
+def test_staff_and_finance_stand_where_their_work_is() -> None:
+    site, county = "dali/eryuan/xishan/xs-01", "dali/eryuan"
+    staff = User(1, "s", (Grant(Role.STAFF, site),))
+    finance = User(2, "f", (Grant(Role.FINANCE, county),))
+    manager = User(3, "m", (Grant(Role.MANAGER, county),))
+    assert can(staff, Action.RECORD_MEAL, site) and can(staff, Action.EXPORT, site)
+    assert not can(staff, Action.RECORD_MEAL, "dali/eryuan/xishan/xs-02")
+    assert not can(staff, Action.EDIT_REGISTRY, site) and not can(staff, Action.SET_SUBSIDY, site)
+    assert can(finance, Action.SET_SUBSIDY, county) and can(finance, Action.EXPORT, site)
+    assert not can(finance, Action.RECORD_MEAL, site) and not can(finance, Action.ACK_ALERT, site)
+    assert can(manager, Action.RECORD_MEAL, site) and not can(manager, Action.SET_SUBSIDY, county)
+    admin = User(4, "a", (Grant(Role.ADMIN, county),))
+    assert can(admin, Action.SET_SUBSIDY, county) and can(admin, Action.RECORD_MEAL, site)
+    assert not staff.is_admin and admin.is_admin
+
+
+def test_a_grants_table_from_before_the_new_roles_is_widened(store_at: StoreAt) -> None:
+    """console_0003 rebuilds grants with the staff and finance roles: a console_0002 store's
+    users and grants are kept, the new roles are accepted and an unknown one still refused."""
+    old = Database(store_at("console"), "console", migrate=False)
+    cfg = config("console")
+    with old.write() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "console_0002")
+        conn.execute(
+            text(
+                "INSERT INTO users (id, username, password_hash, disabled, created_at,"
+                " password_changed_at) VALUES (1, 'old', 'x', 0, 0, 0)"
+            )
+        )
+        conn.execute(text("INSERT INTO grants VALUES (1, 'dali', 'manager')"))
+        with pytest.raises(IntegrityError), conn.begin_nested():  # the old CHECK
+            conn.execute(text("INSERT INTO grants VALUES (1, 'dali/er', 'staff')"))
+    old.close()
+    store = AccountStore(store_at("console"), FakeClock(), FAST_HASHER)  # upgrades on opening
+    assert current(store.db) == "console_0003"
+    user = store.get_user("old")
+    assert user is not None and user.grants == (Grant(Role.MANAGER, "dali"),)  # kept
+    with store.db.write() as conn:
+        conn.execute(text("INSERT INTO grants VALUES (1, 'dali/eryuan', 'finance')"))
+        conn.execute(text("INSERT INTO grants VALUES (1, 'dali/er', 'staff')"))
+    user = store.get_user("old")
+    assert user is not None
+    assert {Grant(Role.FINANCE, "dali/eryuan"), Grant(Role.STAFF, "dali/er")} <= set(user.grants)
+    with pytest.raises(IntegrityError), store.db.write() as conn:
+        conn.execute(text("INSERT INTO grants VALUES (1, 'dali/x', 'owner')"))
+    store.close()
+
+
 def test_grant_and_revoke(store: AccountStore) -> None:
     store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali/eryuan")
     user = store.grant("liwei", Role.MANAGER, "dali/er")
@@ -318,7 +368,7 @@ def test_failures_counted_before_the_upgrade_stay_counted(store_at: StoreAt) -> 
     old.close()
     clock = FakeClock()
     store = AccountStore(store_at("console"), clock, FAST_HASHER)  # upgrades on opening
-    assert current(store.db) == "console_0002"
+    assert current(store.db) == "console_0003"
     with pytest.raises(LoginRefused) as exc:
         store.claim_login("liwei", "10.0.0.1")
     assert exc.value.rate_limited

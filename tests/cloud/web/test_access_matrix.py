@@ -132,6 +132,18 @@ OBJECT: dict[tuple[str, str], Call] = {
     ("GET", "/api/v1/sites/{site_id}"): Call("GET", "/api/v1/sites/{site_b}"),
     ("GET", "/api/v1/sites/{site_id}/timeline"): Call("GET", "/api/v1/sites/{site_b}/timeline"),
     ("GET", "/api/v1/sites/{site_id}/history"): Call("GET", "/api/v1/sites/{site_b}/history"),
+    # 补录 at B's canteen (B's manager may: managers hold the staff's right).
+    ("GET", "/sites/{site_id}/meals/manual"): Call("GET", "/sites/{site_b}/meals/manual"),
+    ("POST", "/sites/{site_id}/meals/manual"): Call(
+        "POST",
+        "/sites/{site_b}/meals/manual",
+        form={"person_id": "P0007", "meal_period": "lunch", "reason": "忘带卡"},
+    ),
+    ("POST", "/api/v1/sites/{site_id}/meals/manual"): Call(
+        "POST",
+        "/api/v1/sites/{site_b}/meals/manual",
+        json={"person_id": "P0007", "meal_period": "lunch", "reason": "忘带卡"},
+    ),
     ("GET", "/api/v1/alerts/{alert_id:int}"): Call("GET", "/api/v1/alerts/{alert_b}"),
     ("POST", "/api/v1/alerts/{alert_id:int}/ack"): Call(
         "POST", "/api/v1/alerts/{alert_b}/ack", json={}
@@ -243,9 +255,12 @@ NAMED: dict[tuple[str, str], Call] = {
         "/alerts/notify/targets",
         form={"area": AREA_B, "channel": "webhook", "address": "http://127.0.0.1:9/x"},
     ),
-    # A county's subsidy rates: only an admin of that county (A's manager: not even visible).
+    # A county's subsidy rates: finance or an admin of that county (A's manager: not visible).
     ("PUT", "/api/v1/reports/subsidy"): Call(
         "PUT", "/api/v1/reports/subsidy", json={"county": "dali/dalishi", "category": "助餐"}
+    ),
+    ("POST", "/reports/subsidy"): Call(
+        "POST", "/reports/subsidy", form={"county": "dali/dalishi", "category": "助餐"}
     ),
 }
 
@@ -297,6 +312,7 @@ LISTS: dict[tuple[str, str], list[str]] = {
         f"/api/v1/reports/monthly.xlsx?area={AREA_A}&month={{month}}"
     ],
     ("GET", "/reports/meals"): [f"/reports/meals?area={AREA_A}&month={{month}}"],
+    ("GET", "/reports/subsidy"): ["/reports/subsidy"],
     ("GET", "/api/v1/reports/meals"): [f"/api/v1/reports/meals?area={AREA_A}&month={{month}}"],
     ("GET", "/api/v1/reports/meals.csv"): [
         f"/api/v1/reports/meals.csv?area={AREA_A}&month={{month}}"
