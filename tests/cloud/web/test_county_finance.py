@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from contextlib import closing
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from openpyxl import load_workbook
 from playwright.sync_api import Browser
 
 from cloud_ingest.console.roles import Role
-from tests.support.console import LiveConsole, add_user, browser_login, logged_in
+from tests.support.console import LiveConsole, add_user, browser_login, console_rows, logged_in
 from tests.support.ingest import TZ, EventMaker, wait_for
 from warmcard import localtime
 from warmcard.contract import Kind, MealPeriod
@@ -41,7 +40,7 @@ def test_county_finance_sets_rates_and_walks_the_meal_sheet(
 ) -> None:
     c = console
     site_a, site_b = c.ids["site_a"], c.ids["site_b"]
-    db = c.service.settings.console_db
+    db = c.service.settings.store("console")
     add_user(db, "fin.dali", Role.FINANCE, COUNTY)
     add_user(db, "staff.a", Role.STAFF, f"{COUNTY}/xizhou/{site_a}")
     day = localtime.to_local(now_us(), TZ).date() - timedelta(days=1)
@@ -155,11 +154,11 @@ def test_county_finance_sets_rates_and_walks_the_meal_sheet(
                 client.put("/api/v1/reports/subsidy", json=body, headers=token).status_code == code
             )
     # Every change is an audit row: who, the county, the old and the new rates.
-    with closing(sqlite3.connect(db)) as conn:
-        audit = conn.execute(
-            "SELECT username, action, object_id, detail, status FROM audit_log "
-            "WHERE object_kind = 'subsidy' AND action = 'edit' ORDER BY seq"
-        ).fetchall()
+    audit = console_rows(
+        db,
+        "SELECT username, action, object_id, detail, status FROM audit_log "
+        "WHERE object_kind = 'subsidy' AND action = 'edit' ORDER BY seq",
+    )
     first, second = json.loads(audit[0][3]), json.loads(audit[1][3])
     assert audit[0][:3] == ("fin.dali", "edit", COUNTY) and audit[0][4] == 303
     assert first["old"] is None and first["new"]["lunch"] == "4.00"

@@ -7,7 +7,6 @@ one the kiosk already recorded refused, staff of another site refused, every att
 from __future__ import annotations
 
 import json
-import sqlite3
 from contextlib import closing
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from cloud_ingest.console import hand_meals
 from cloud_ingest.console.roles import Role
 from cloud_ingest.ops import reconcile
 from cloud_ingest.pipeline.lineprotocol import HAND_DEVICE
-from tests.support.console import LiveConsole, add_user, browser_login, logged_in
+from tests.support.console import LiveConsole, add_user, browser_login, console_rows, logged_in
 from tests.support.ingest import TZ, EventMaker, wait_for
 from warmcard import localtime
 from warmcard.contract import Kind, MealPeriod
@@ -35,17 +34,17 @@ def _points(c: LiveConsole, where: str) -> list[dict[str, Any]]:
 
 
 def _audit(c: LiveConsole) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(c.service.settings.console_db)) as conn:
-        return conn.execute(
-            "SELECT username, action, object_id, detail, status FROM audit_log "
-            "WHERE object_kind = 'meal' ORDER BY seq"
-        ).fetchall()
+    return console_rows(
+        c.service.settings.store("console"),
+        "SELECT username, action, object_id, detail, status FROM audit_log "
+        "WHERE object_kind = 'meal' ORDER BY seq",
+    )
 
 
 def test_staff_record_a_meal_by_hand(browser: Browser, console: LiveConsole, shots: Path) -> None:
     c = console
     site_a, site_b = c.ids["site_a"], c.ids["site_b"]
-    db = c.service.settings.console_db
+    db = c.service.settings.store("console")
     add_user(db, "li.canteen", Role.STAFF, f"{XIZHOU}/{site_a}")
     site = c.app.state.service.registry.site(site_a)
     today = localtime.to_local(now_us(), TZ).date()
@@ -137,18 +136,24 @@ def test_staff_record_a_meal_by_hand(browser: Browser, console: LiveConsole, sho
     old = {**body, "reason": "x", "day": (today - timedelta(days=8)).isoformat()}
     assert staff.post(url, json=old, headers=csrf).status_code == 400
     # The JSON path records like the form. Seqs a refused write used are never reused, so the
-    # console's seq line has gaps (here 2-6) that nothing must take for lost kiosk taps.
-    with closing(sqlite3.connect(db)) as conn, conn:
-        conn.execute("UPDATE sqlite_sequence SET seq = seq + 5 WHERE name = 'hand_meals'")
+    # console's seq line has gaps (here 2-6) that nothing must take for lost kiosk taps: five
+    # rows written and removed again, as refused writes leave them.
+    gap = "INSERT INTO hand_meals (event_id, person_id, site_id, day, period, ts_us, reason,"
+    gap += " recorded_by, recorded_us) VALUES (:e, :e, 'x', 'x', 'x', 0, '', 'x', 0)"
+    console_rows(db, gap, [{"e": f"refused-{i}"} for i in range(5)], write=True)
+    console_rows(db, "DELETE FROM hand_meals WHERE site_id = 'x'", write=True)
     ok = staff.post(url, json={**body, "person_id": "P0005", "reason": "卡片损坏"}, headers=csrf)
     assert ok.status_code == 201 and ok.json()["witness"] == "user:li.canteen"
 
     # Staff of another site: site A unseen answers 404, seen (a township viewer too) 403.
     add_user(db, "zc.canteen", Role.STAFF, f"{ZHOUCHENG}/{site_b}")
     add_user(db, "zc.both", Role.STAFF, f"{ZHOUCHENG}/{site_b}")
-    with closing(sqlite3.connect(db)) as conn, conn:
-        uid = conn.execute("SELECT id FROM users WHERE username = 'zc.both'").fetchone()[0]
-        conn.execute("INSERT INTO grants VALUES (?, ?, 'viewer')", (uid, XIZHOU))
+    console_rows(
+        db,
+        "INSERT INTO grants SELECT id, :area, 'viewer' FROM users WHERE username = 'zc.both'",
+        {"area": XIZHOU},
+        write=True,
+    )
     for name, code in (("zc.canteen", 404), ("zc.both", 403)):
         with closing(logged_in(c.url, name)) as other:
             token = {"X-CSRF-Token": other.get("/api/v1/me").json()["csrf_token"]}
@@ -185,7 +190,7 @@ def test_staff_record_a_meal_by_hand(browser: Browser, console: LiveConsole, sho
 
 def test_viewers_and_finance_may_not_record(console: LiveConsole) -> None:
     site_a = console.ids["site_a"]
-    db = console.service.settings.console_db
+    db = console.service.settings.store("console")
     add_user(db, "fin.dali", Role.FINANCE, "dali/dalishi")
     url = f"/api/v1/sites/{site_a}/meals/manual"
     for name in ("view-a", "fin.dali"):
@@ -209,7 +214,7 @@ def test_viewers_and_finance_may_not_record(console: LiveConsole) -> None:
 def test_erasing_the_elder_keeps_the_hand_meal_counted_without_them(console: LiveConsole) -> None:
     c = console
     site_a = c.ids["site_a"]
-    db = c.service.settings.console_db
+    db = c.service.settings.store("console")
     add_user(db, "li.canteen", Role.STAFF, f"{XIZHOU}/{site_a}")
     day = (localtime.to_local(now_us(), TZ).date() - timedelta(days=1)).isoformat()
     body = {"person_id": "P0003", "meal_period": "lunch", "day": day, "reason": "张阿姨忘带卡"}
@@ -224,8 +229,7 @@ def test_erasing_the_elder_keeps_the_hand_meal_counted_without_them(console: Liv
         month = day[:7]
         sheet = admin.get("/api/v1/reports/meals", params={"area": XIZHOU, "month": month})
         assert sheet.json()["total"]["manual"] == 1  # still counted, by hand
-    with closing(sqlite3.connect(db)) as conn:
-        rows = conn.execute("SELECT person_id, reason FROM hand_meals").fetchall()
+    rows = console_rows(db, "SELECT person_id, reason FROM hand_meals")
     ((person, reason),) = rows
     assert person.startswith("erased-") and reason == ""
     (point,) = _points(c, f"\"device\" = '{HAND_DEVICE}'")

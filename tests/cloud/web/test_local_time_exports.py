@@ -67,7 +67,7 @@ def test_people_facing_json_and_exports_show_local_times(console: LiveConsole) -
     svc.alerts.store.set_flags([("P0005", "lives_alone", True)], now_us() - 5 * DAY_US)
     try:
         wait_for(lambda: {"reader_fault", "visit_due"} <= set(svc.alerts.store.counts([""])))
-        add_user(svc.settings.console_db, "staff.a", Role.STAFF, f"{area}/{site_a}")
+        add_user(svc.settings.store("console"), "staff.a", Role.STAFF, f"{area}/{site_a}")
         with closing(logged_in(c.url, "staff.a")) as staff:
             token = {"X-CSRF-Token": staff.get("/api/v1/me").json()["csrf_token"]}
             body = {"person_id": "P0003", "meal_period": "breakfast", "reason": "忘带卡"}
