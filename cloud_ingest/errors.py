@@ -80,6 +80,14 @@ class PasswordRejected(AccountError):
     """A new password breaks the password policy; the message says which rule."""
 
 
+class HandMealRefused(ConsoleError):
+    """A meal recorded by hand (补录) refused: `status` 400 (bad input) or 409 (recorded)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        self.status = status
+        super().__init__(message)
+
+
 class ExportError(ConsoleError):
     """A report cell cannot be written (e.g. a naive datetime or NaN)."""
 

@@ -251,6 +251,44 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "sig_township": ("乡镇审核人签字", "Township reviewer's signature"),
     "sig_finance": ("县财政审核人签字", "County finance reviewer's signature"),
     "sig_date": ("日期", "Date"),
+    # --- a meal recorded by hand (补录, /sites/<id>/meals/manual)
+    "hand_meal": ("补录用餐", "Record a meal by hand"),
+    "hand_meal_hint": (
+        "长者忘带卡时，由本院食堂员工补录；计入报表并标为补录。每位长者每餐只能记录一次。",
+        "When an elder forgot the card, the canteen's staff record the meal here; it counts in"
+        " the reports, marked as by hand. One record per elder and meal.",
+    ),
+    "hand_meal_elder": ("长者（姓名、拼音首字母或编号）", "Elder (name, pinyin initials or id)"),
+    "hand_meal_chosen": ("已选：{name}", "Chosen: {name}"),
+    "hand_meal_period": ("餐次", "Meal"),
+    "hand_meal_day": ("日期（最多 {n} 天前）", "Date (up to {n} days back)"),
+    "hand_meal_reason": ("补录原因", "Reason"),
+    "hand_meal_reasons": (
+        "忘带卡|卡片损坏|读卡器故障",
+        "forgot the card|card damaged|reader fault",
+    ),
+    "hand_meal_submit": ("确认补录", "Record the meal"),
+    "hand_meal_done": (
+        "已补录：{name} {day} {period}（{by}）",
+        "Recorded: {name}, {period} on {day} ({by})",
+    ),
+    "hand_meal_recent": ("近 {n} 天的补录", "Recorded by hand in the last {n} days"),
+    "hand_meal_by": ("补录人", "Recorded by"),
+    "hand_meal_at": ("补录时间", "Recorded at"),
+    "hand_meal_link": ("补录用餐（忘带卡）", "Record a meal by hand (card forgotten)"),
+    # --- subsidy rates (/reports/subsidy)
+    "subsidy_rates": ("补贴标准", "Subsidy rates"),
+    "subsidy_hint": (
+        "每县一个补贴类别，按餐次每餐补贴金额（元，最多两位小数）。每次修改记入审计日志。",
+        "One category per county, yuan per meal for each period (at most 2 decimals). Every"
+        " change is recorded in the audit log.",
+    ),
+    "subsidy_category": ("补贴类别", "Subsidy category"),
+    "not_configured": ("未配置", "Not configured"),
+    "updated_by": ("修改人", "Changed by"),
+    "yuan": ("元", "CNY"),
+    "changed_at": ("修改时间", "Changed at"),
+    "subsidy_saved": ("已保存 {county} 的补贴标准", "Saved the subsidy rates of {county}"),
     # --- user administration (/admin/users)
     "nav_users": ("用户", "Users"),
     "user_admin": ("用户管理", "User administration"),

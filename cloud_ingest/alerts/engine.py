@@ -111,6 +111,11 @@ class AlertEngine:
     def _tz_of(self) -> dict[str, str]:
         return {s.site_id: s.tz for s in self.registry.sites()}
 
+    def tz_of(self, site_id: str | None) -> str:
+        """The site's time zone (the console's default for an alert without a site)."""
+        site = self.registry.site(site_id) if site_id else None
+        return site.tz if site else self.default_tz
+
     # ------------------------------------------------------------------ ingest hook
 
     def on_stored(self, batch: list[tuple[str, LiveEvent]]) -> None:

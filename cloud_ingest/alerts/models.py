@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from cloud_ingest import i18n
+
 
 class State(StrEnum):
     OPEN = "open"
@@ -102,9 +104,17 @@ class Alert:
     detail_zh: str
     detail_en: str
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, tz: str | None = None) -> dict[str, Any]:
+        """The alert for the API: times in wire µs, each with its `*_local` twin in `tz` (the
+        site's zone) as people read it."""
         zh, en = KIND_NAMES[self.kind]
-        return {
+        times: dict[str, int | None] = {
+            "opened_at": self.opened_at,
+            "last_seen_at": self.last_seen_at,
+        }
+        times |= {"acked_at": self.acked_at, "cleared_at": self.cleared_at}
+        local = {f"{k}_local": i18n.format_ts(v, tz) if v else None for k, v in times.items()}
+        return local | {
             "id": self.id,
             "kind": self.kind.value,
             "kind_name": f"{zh} {en}",

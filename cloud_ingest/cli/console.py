@@ -76,7 +76,7 @@ area_app = typer.Typer(help="区域 Areas: prefecture → county → township �
 @user_app.command("add")
 def user_add(
     username: str = typer.Option(..., "--username", help="2-32 of a-z 0-9 . _ -"),
-    role: str = typer.Option(..., "--role", help="viewer, manager or admin"),
+    role: str = typer.Option(..., "--role", help="viewer, finance, staff, manager or admin"),
     area: str = typer.Option(..., "--area", help="area path, e.g. dali/eryuan; '/' = all"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read one line."),
     db: str = DbOption,

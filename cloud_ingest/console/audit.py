@@ -57,6 +57,8 @@ class ObjectKind(StrEnum):
     REPORT = "report"
     VISIT = "visit"
     AUDIT = "audit"
+    MEAL = "meal"  # a meal recorded by hand in the console (补录)
+    SUBSIDY = "subsidy"  # a county's subsidy rates
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
-"""The console's store: areas, users, grants, sessions, login failures, subsidy rates and the
-audit log, in one database every console process and command shares (SQLite file or PostgreSQL;
-cloud_ingest.db). Its schema is the console history in cloud_ingest/migrations/console/."""
+"""The console's store: areas, users, grants, sessions, login failures, subsidy rates, meals
+recorded by hand (补录), the kiosks' pending erase commands and the audit log, in one database
+every console process and command shares (SQLite file or PostgreSQL; cloud_ingest.db). Its
+schema is the console history in cloud_ingest/migrations/console/."""
 
 from __future__ import annotations
 

@@ -16,6 +16,8 @@ What happens, store by store (docs/security.md, "Personal data"):
 - registry: enrol captures of their cards, their card history, cards and the person are deleted
   in one change, which bumps the version: the consoles republish the site's roster without them
   and each kiosk replaces its cached roster file.
+- hand-recorded meals (补录, the console database): kept for the counts with the token for the
+  person and the reason emptied (the reason is text a person typed).
 - kiosks: one erase command per registered kiosk (a person may have tapped at several sites) is
   recorded in the console database (cloud_ingest.console.kiosk_erasure); the consoles send it
   until each kiosk confirms, and the kiosk rewrites the person's taps in its outbox (acknowledged
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, text
 
 from cloud_ingest.alerts.store import AlertStore
+from cloud_ingest.console import hand_meals
 from cloud_ingest.console.kiosk_erasure import KioskErasures
 from cloud_ingest.db import Database
 from cloud_ingest.errors import RegistryEditError
@@ -65,6 +68,7 @@ class Erasure:
     dead_letters: int = 0
     captures: int = 0
     card_history: int = 0
+    hand_meals: int = 0
     kiosks: int = 0
 
     def counts(self) -> dict[str, object]:
@@ -78,6 +82,7 @@ class Erasure:
             "dead_letters": self.dead_letters,
             "captures": self.captures,
             "card_history": self.card_history,
+            "hand_meals": self.hand_meals,
             "kiosks": self.kiosks,
         }
 
@@ -128,6 +133,10 @@ def erase_person(
         rconn.execute(text("DELETE FROM cards WHERE person_id = :person"), person)
         rconn.execute(text("DELETE FROM people WHERE person_id = :person"), person)
     registry.db.scrub(REGISTRY_TABLES)
+    with kiosks.db.write() as cconn:  # the console store: hand meals and kiosk erasures
+        erasure.hand_meals = hand_meals.pseudonymise(cconn, person_id, erasure.token)
+    if erasure.hand_meals:  # their reasons were text a person typed
+        kiosks.db.scrub(("hand_meals",))
     devices = [d.device_id for d in registry.devices()]
     erasure.kiosks = kiosks.add(person_id, cards, erasure.token, devices)
     return erasure

@@ -1,8 +1,10 @@
 """Who may do what where: roles granted on area paths, and the one check `can`.
 
-A user holds one or more grants, each a role (viewer < manager < admin) on an area path.
-`can(user, action, area_path)` is true when some grant covers the object's area (by whole
-path segments) with a role high enough for the action.
+A user holds one or more grants, each a role on an area path. Most roles form a ladder
+(viewer < staff < manager < admin), each allowed what the one below it is; county finance
+(finance) stands beside it: a viewer that may also set the county's subsidy rates, and nothing
+a manager may. `can(user, action, area_path)` is true when some grant covers the object's area
+(by whole path segments) with a role whose actions (`ROLE_ACTIONS`) include this one.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from cloud_ingest.registry import areas
 
 
 class Role(IntEnum):
-    """Ordered: a higher role may do everything a lower one may."""
+    """Ordered by reach (`top_role`); what each may do is `ROLE_ACTIONS`, not the number."""
 
     VIEWER = 1
-    MANAGER = 2
-    ADMIN = 3
+    FINANCE = 2  # county finance: reports and meal sheets, and the county's subsidy rates
+    STAFF = 3  # canteen staff: a viewer who may also record a meal by hand (补录)
+    MANAGER = 4
+    ADMIN = 5
 
     @property
     def label(self) -> str:
@@ -31,13 +35,14 @@ class Role(IntEnum):
         try:
             return cls[text.strip().upper()]
         except KeyError:
-            raise AccountError(
-                f"未知角色 unknown role {text!r}; use viewer, manager or admin"
-            ) from None
+            raise AccountError(f"未知角色 unknown role {text!r}; use {ROLE_LIST}") from None
 
 
+ROLE_LIST = "viewer, finance, staff, manager or admin"
 ROLE_NAMES: dict[Role, tuple[str, str]] = {
     Role.VIEWER: ("查看员", "Viewer"),
+    Role.FINANCE: ("县财政", "County finance"),
+    Role.STAFF: ("食堂员工", "Canteen staff"),
     Role.MANAGER: ("管理员", "Manager"),
     Role.ADMIN: ("系统管理员", "Administrator"),
 }
@@ -55,18 +60,19 @@ class Action(StrEnum):
     MANAGE_AREAS = "manage_areas"  # the hierarchy itself
     ERASE_PERSON = "erase_person"  # erase a person's personal data everywhere (PIPL)
     MANAGE_NOTIFY = "manage_notify"  # the area's notification targets and their delivery log
+    RECORD_MEAL = "record_meal"  # canteen staff record a meal by hand (补录) at their site
+    SET_SUBSIDY = "set_subsidy"  # the county's subsidy category and yuan per meal
 
 
-ACTION_ROLE: dict[Action, Role] = {
-    Action.VIEW: Role.VIEWER,
-    Action.EXPORT: Role.VIEWER,
-    Action.ACK_ALERT: Role.MANAGER,
-    Action.RECORD_VISIT: Role.VIEWER,
-    Action.EDIT_REGISTRY: Role.MANAGER,
-    Action.MANAGE_USERS: Role.ADMIN,
-    Action.MANAGE_AREAS: Role.ADMIN,
-    Action.ERASE_PERSON: Role.ADMIN,
-    Action.MANAGE_NOTIFY: Role.MANAGER,
+_VIEWER = frozenset({Action.VIEW, Action.EXPORT, Action.RECORD_VISIT})
+_STAFF = _VIEWER | {Action.RECORD_MEAL}
+_MANAGER = _STAFF | {Action.ACK_ALERT, Action.EDIT_REGISTRY, Action.MANAGE_NOTIFY}
+ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
+    Role.VIEWER: _VIEWER,
+    Role.FINANCE: _VIEWER | {Action.SET_SUBSIDY},
+    Role.STAFF: _STAFF,
+    Role.MANAGER: _MANAGER,
+    Role.ADMIN: frozenset(Action),
 }
 
 
@@ -87,6 +93,11 @@ class User:
     def top_role(self) -> Role | None:
         return max((g.role for g in self.grants), default=None)
 
+    @property
+    def is_admin(self) -> bool:
+        """True when some grant is an admin one (the users page is theirs)."""
+        return any(g.role is Role.ADMIN for g in self.grants)
+
     def role_at(self, area_path: str) -> Role | None:
         """The highest role any grant gives on this area path, or None."""
         return max((g.role for g in self.grants if areas.is_under(area_path, g.area)), default=None)
@@ -96,8 +107,9 @@ def can(user: User | None, action: Action, area_path: str) -> bool:
     """True if `user` may do `action` on an object in `area_path` (segment-wise containment)."""
     if user is None or user.disabled:
         return False
-    role = user.role_at(area_path)
-    return role is not None and role >= ACTION_ROLE[action]
+    return any(
+        action in ROLE_ACTIONS[g.role] for g in user.grants if areas.is_under(area_path, g.area)
+    )
 
 
 def view_areas(user: User) -> list[str]:

@@ -1,7 +1,8 @@
 """Canteen subsidy rates per county: a category name and an amount in yuan per meal period.
 
 Stored in the console database beside the areas (table ``subsidy_rates``, one row per county),
-set by an admin of that county and read by the meal sheet (`meal_sheet`).
+set by county finance or an admin of that county (`roles.Action.SET_SUBSIDY`) and read by the
+meal sheet (`meal_sheet`). Every change is an audit row with the old and new rates (`as_detail`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ class SubsidyRate:
     amounts: dict[str, Decimal]  # meal period → yuan per meal
     updated_by: str = ""
     updated_us: int = 0
+
+
+def as_detail(rate: SubsidyRate | None) -> dict[str, str] | None:
+    """A rate as the audit log keeps it (old → new): category and yuan per period, or None."""
+    if rate is None:
+        return None
+    return {"category": rate.category, **{p: str(rate.amounts[p]) for p in PERIODS}}
 
 
 def county_of(path: str) -> str:

@@ -35,6 +35,7 @@ def due_rows(store: AlertStore, registry: Registry, user: User) -> list[dict[str
                 "area_path": a.area_path,
                 "flags": flags.get(a.subject, []),
                 "due_since": a.opened_at,
+                "due_since_local": i18n.format_ts(a.opened_at, tz.get(a.site_id or "")),
                 "last_seen_at": last.ts_us if last else None,
                 "last_seen_local": i18n.format_ts(last.ts_us, tz.get(last.site_id))
                 if last

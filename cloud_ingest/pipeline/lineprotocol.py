@@ -8,8 +8,17 @@ The tap point:
         <device event time in microseconds>
 
 A meal recorded by hand carries `manual=true` and who vouched for it in `witness`: `card:<uid>`
-for a staff card at the kiosk (TapEvent.witness_card); the console's hand-recorded meal uses the
-same two fields with `user:<account>`. Other taps carry neither, so their points are unchanged.
+for a staff card at the kiosk (TapEvent.witness_card); the console's hand-recorded meal (补录,
+`encode_hand_meal`) uses the same two fields with `user:<account>`. Other taps carry neither,
+so their points are unchanged.
+
+The console's meal is the same point on a device of its own, `HAND_DEVICE` (`console:hand`): a
+colon is not allowed in a device id (warmcard.ids.DEVICE_ID_RE), so no kiosk can ever share its
+series, and reconcile and self-healing, which walk the registered devices, never look at it.
+Its seq is the console database's row number (`hand_meals.seq`, unique per deployment) and its
+time the meal period's start on the chosen day plus seq microseconds, so two hand meals never
+share an identity. It has no `card_uid` (the card was forgotten) and no reason: the reason is
+text a person typed and stays in the console database beside the seq.
 
 written with `precision=u`. Tags are only low-cardinality values (site, device, kind, meal
 period); ids that grow with the population (card, person, event) are fields.
@@ -37,6 +46,7 @@ from cloud_ingest.errors import InvalidPoint
 from warmcard.contract import TapEvent
 
 MEASUREMENT = "taps"
+HAND_DEVICE = "console:hand"  # the device tag of meals recorded by hand in the console
 # Taps that do not match the registry (cloud_ingest.pipeline.provenance): the same point shape,
 # kept apart so that no count (live, reports, alerts) reads them; reconcile reads both.
 SUSPECT_MEASUREMENT = "suspect_taps"
@@ -114,6 +124,23 @@ def encode_point(
 def witness_of(event: TapEvent) -> str:
     """Who vouched for a meal recorded by hand, as the `witness` field holds it."""
     return f"card:{event.witness_card}"
+
+
+def encode_hand_meal(
+    site_id: str, meal_period: str, seq: int, event_id: str, person_id: str, account: str, ts: int
+) -> str:
+    """The tap point of a meal recorded by hand in the console (补录) by `account`."""
+    tags = {"device": HAND_DEVICE, "kind": "meal", "meal_period": meal_period, "site": site_id}
+    fields: dict[str, FieldValue | None] = {
+        "seq": seq,
+        "event_id": event_id,
+        "person_id": person_id,
+        "auto": False,
+        "clock_synced": True,
+        "manual": True,
+        "witness": f"user:{account}",
+    }
+    return encode_point(MEASUREMENT, tags, fields, ts)
 
 
 def encode_tap(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cloud_ingest import i18n
 from cloud_ingest.pipeline.influx import Storage, quote_ident
 from cloud_ingest.pipeline.lineprotocol import MEASUREMENT
 from cloud_ingest.registry.store import Registry
@@ -320,8 +321,11 @@ class LiveState:
                         "last_event_at": format_ts(day.last_event_us)
                         if day.last_event_us
                         else None,
+                        "last_event_at_local": i18n.format_ts(day.last_event_us, site.tz)
+                        if day.last_event_us
+                        else None,
                         "devices": [
-                            self._device_json(d.device_id, d.mode.value, now)
+                            self._device_json(d.device_id, d.mode.value, now, site.tz)
                             for d in devices.get(site.site_id, [])
                         ],
                     }
@@ -345,12 +349,13 @@ class LiveState:
             "sites": self.site_rows(),
         }
 
-    def _device_json(self, device_id: str, mode: str, now: int) -> dict[str, Any]:
+    def _device_json(self, device_id: str, mode: str, now: int, tz: str) -> dict[str, Any]:
         seen = self._devices.get(device_id)
         out: dict[str, Any] = {"device_id": device_id, "mode": mode, "state": "unknown"}
         if seen is None:
             return out
         out["status_received_at"] = format_ts(seen.received_us)
+        out["status_received_at_local"] = i18n.format_ts(seen.received_us, tz, seconds=True)
         status = seen.status
         if status is None:
             return out

@@ -67,6 +67,14 @@ RULES: dict[tuple[str, str], Rule] = {
         A.ENROL, K.CARD, "capture_id"
     ),
     ("POST", "/registry/enrol/{capture_id}/assign"): Rule(A.ENROL, K.CARD, "capture_id"),
+    # meals recorded by hand (补录): the person, and the site, period and day in the detail
+    ("GET", "/sites/{site_id}/meals/manual"): Rule(A.VIEW, K.SITE, "site_id"),
+    ("POST", "/sites/{site_id}/meals/manual"): Rule(A.CREATE, K.MEAL),
+    ("POST", "/api/v1/sites/{site_id}/meals/manual"): Rule(A.CREATE, K.MEAL),
+    # a county's subsidy rates: who, when, the old and the new rates
+    ("GET", "/reports/subsidy"): Rule(A.VIEW, K.SUBSIDY),
+    ("POST", "/reports/subsidy"): Rule(A.EDIT, K.SUBSIDY),
+    ("PUT", "/api/v1/reports/subsidy"): Rule(A.EDIT, K.SUBSIDY),
     # sites: their pages name the people present
     ("GET", "/sites/{site_id}"): Rule(A.VIEW, K.SITE, "site_id"),
     ("GET", "/api/v1/sites/{site_id}"): Rule(A.VIEW, K.SITE, "site_id"),

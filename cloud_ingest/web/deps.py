@@ -10,23 +10,27 @@ routers in tests set only ``service``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from prometheus_client import CollectorRegistry
 
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.store import AlertStore
-from cloud_ingest.console import subsidy
+from cloud_ingest.console import hand_meals, subsidy
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.audit import AuditLog
 from cloud_ingest.console.meal_sheet import MealSheet, build_meal_sheet
 from cloud_ingest.console.overview import Overview
 from cloud_ingest.console.reports import MonthlyReport, VisitsSource, monthly_report
 from cloud_ingest.console.roles import Action, Role, User, can
-from cloud_ingest.errors import AreaError, IngestError, ReportError
+from cloud_ingest.errors import AreaError, HandMealRefused, IngestError, ReportError
+from cloud_ingest.pipeline.lineprotocol import HAND_DEVICE
+from cloud_ingest.pipeline.live import LiveEvent
 from cloud_ingest.registry import areas
 from cloud_ingest.registry import queries as rc
+from cloud_ingest.registry.names import initials
 from cloud_ingest.service import ConsoleService
 from cloud_ingest.web import render, sse
 from cloud_ingest.web.prometheus import ConsoleCollector
@@ -41,9 +45,12 @@ from cloud_ingest.web.security import (
     AuthConfigDep,
     CurrentUser,
     SessionDep,
+    SiteRef,
     bearer_ok,
 )
 from cloud_ingest.web.visibility import Scope, scope_for
+from warmcard.contract import Kind, MealPeriod
+from warmcard.timestamps import now_us
 
 
 def get_service(request: Request) -> ConsoleService:
@@ -244,3 +251,97 @@ def get_audit_query(
 
 
 AuditQueryDep = Annotated[AuditQuery, Depends(get_audit_query)]
+
+
+def site_people(service: ConsoleService, scope: Scope, site_id: str) -> list[dict[str, Any]]:
+    """A site's people for a page's search box (enrol loop, 补录): name, pinyin initials, id."""
+    rows = rc.search_people(service.registry, scope.view, "", site_id, 1, rc.MAX_PER_PAGE).rows
+    return [
+        {
+            "id": p.person_id,
+            "name": p.display_name,
+            "initials": initials(p.display_name),
+            "cards": p.active_cards,
+        }
+        for p in rows
+        if isinstance(p, rc.PersonRow)
+    ]
+
+
+def record_hand_meal(
+    service: ConsoleService,
+    store: AccountStore,
+    ref: SiteRef,
+    user: User,
+    person_id: str,
+    period: str,
+    day: str,
+    reason: str,
+) -> hand_meals.HandMeal:
+    """Record a meal by hand (补录) for a person of `ref`'s site; the form and the JSON share it.
+
+    404 for a person who is not of this site (or not visible), 400/409 as `hand_meals` refuses,
+    503 when InfluxDB does not answer (nothing kept). The console's own live figures count it at
+    once; the other consoles at their next rebuild from InfluxDB (`live_resync_s`).
+    """
+    if not person_id:
+        raise HTTPException(400, "请先选择长者 choose the elder first")
+    site = service.registry.site(ref.site_id)
+    scope = scope_for(user, store.db, service.registry)
+    person = rc.get_person(service.registry, scope.view, person_id)
+    if site is None or person is None or person.site_id != ref.site_id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+    try:
+        chosen = MealPeriod(period) if period else hand_meals.current_period(site, service.clock())
+        when = date.fromisoformat(day) if day else hand_meals.today(site, service.clock())
+    except ValueError:
+        raise HTTPException(
+            400, f"餐次或日期无效 invalid meal or date: {period!r} {day!r}"
+        ) from None
+    try:
+        meal = hand_meals.record(
+            store.db, service.query_storage, site, person_id, when, chosen, reason,
+            user.username, service.clock,
+        )  # fmt: skip
+    except HandMealRefused as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    except IngestError as exc:
+        raise HTTPException(503, f"暂时无法保存，请稍后再试 not saved, try again: {exc}") from None
+    live = LiveEvent(HAND_DEVICE, meal.seq, meal.ts_us, Kind.MEAL, meal.period, person_id)
+    service.live.apply([(site.site_id, live)])
+    return meal
+
+
+def set_county_subsidy(
+    user: User, store: AccountStore, county_text: str, category: str, amounts: dict[str, str]
+) -> tuple[subsidy.SubsidyRate | None, subsidy.SubsidyRate]:
+    """Set a county's rates for county finance or an admin of it: (old, new); the form and the
+    JSON share it. A county the user cannot see answers 404, one they only see 403, bad text 400.
+    """
+    try:
+        county = areas.parse_path(county_text)
+    except AreaError:
+        raise HTTPException(404, NOT_FOUND) from None
+    with store.db.write() as conn:
+        if areas.get_area(conn, county) is None or not can(user, Action.EXPORT, county):
+            raise HTTPException(404, NOT_FOUND)
+        if not can(user, Action.SET_SUBSIDY, county):
+            raise HTTPException(403, FORBIDDEN)
+        old = subsidy.get_rate(conn, county)
+        try:
+            new = subsidy.set_rate(conn, county, category, amounts, user.username, now_us())
+        except ReportError as exc:
+            raise HTTPException(400, str(exc)) from None
+    return old, new
+
+
+def subsidy_counties(user: User, store: AccountStore) -> list[tuple[areas.Area, bool]]:
+    """The counties the user may see (a grant on or above them), and whether they may set them."""
+    with store.db.read() as conn:
+        found = {
+            a.path: a
+            for grant in user.grants
+            for a in areas.areas_under(conn, grant.area)
+            if subsidy.county_of(a.path) == a.path
+        }
+    return [(a, can(user, Action.SET_SUBSIDY, a.path)) for _, a in sorted(found.items())]

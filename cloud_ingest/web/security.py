@@ -277,6 +277,8 @@ def area_access(action: Action = Action.VIEW) -> Callable[..., areas.Area]:
 require_site_access = site_access(Action.VIEW)
 require_area_access = area_access(Action.VIEW)
 SiteAccess = Annotated[SiteRef, Depends(require_site_access)]
+# Canteen staff (or a manager, an admin) of the site: recording a meal by hand (补录).
+SiteMealRecorder = Annotated[SiteRef, Depends(site_access(Action.RECORD_MEAL))]
 
 
 def install_login_redirect(app: FastAPI, login_path: str = "/login") -> None:

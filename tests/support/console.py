@@ -21,6 +21,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy import text
 from starlette.routing import Mount
 
 from cloud_ingest.console import db as console_db
@@ -124,6 +125,24 @@ def add_user(console: Path | str, username: str, role: Role, area: str) -> str:
     finally:
         store.close()
     return PASSWORD
+
+
+def console_rows(
+    console: Path | str,
+    sql: str,
+    params: dict[str, Any] | list[dict[str, Any]] | None = None,
+    *,
+    write: bool = False,
+) -> list[tuple[Any, ...]]:
+    """Rows of one statement on the console store (SQLite or PostgreSQL), as tuples; `write`
+    runs it in the store's write transaction (a list of params: once per dict)."""
+    store = console_db.open_store(console)
+    try:
+        with store.write() if write else store.read() as conn:
+            result = conn.execute(text(sql), params or {})
+            return [tuple(r) for r in result.all()] if result.returns_rows else []
+    finally:
+        store.close()
 
 
 def login(client: httpx.Client | TestClient, username: str, password: str = PASSWORD) -> str:

@@ -65,6 +65,13 @@ const WC = (() => {
     };
     return source;
   }
+  // The people search of the enrol loop and of 补录: name, pinyin initials or id, in the page.
+  function matchPeople(people, text) {
+    const q = text.trim().toLowerCase();
+    if (!q) return [];
+    return people.filter((p) =>
+      p.name.toLowerCase().includes(q) || p.initials.startsWith(q) || p.id.toLowerCase().startsWith(q));
+  }
   function stateLabel(state) { return t("state_" + (state || "unknown")); }
   function deviceDot(state) { return el("span", "dot " + (state || "unknown")); }
   // A wire time (UTC ISO) as the server's format_ts shows it: '2026-11-30 11:39' in the site's zone.
@@ -148,7 +155,7 @@ const WC = (() => {
     const question = e.target.dataset && e.target.dataset.confirm;
     if (question && !window.confirm(question)) e.preventDefault();
   });
-  return { data, t, el, stat, name, getJSON, stream, setConn, stateLabel, deviceDot, chart, clock, localTime, onAlertCounts };
+  return { data, t, el, stat, name, getJSON, stream, setConn, stateLabel, deviceDot, chart, clock, localTime, onAlertCounts, matchPeople };
 })();
 
 // Print buttons (the meal sheet): no inline script under the Content-Security-Policy.

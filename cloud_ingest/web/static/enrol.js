@@ -2,7 +2,7 @@
 // initials or id (Enter takes the first match) and the next card's search box has the focus.
 "use strict";
 (function () {
-  const { el, t, data, getJSON } = WC;
+  const { el, t, data, getJSON, matchPeople } = WC;
   const list = document.getElementById("captures");
   const state = document.getElementById("enrol-state");
   const people = data.people || [];
@@ -10,10 +10,7 @@
   const MAX_MATCHES = 8;
 
   function matches(text) {
-    const q = text.trim().toLowerCase();
-    if (!q) return [];
-    const found = people.filter((p) =>
-      p.name.toLowerCase().includes(q) || p.initials.startsWith(q) || p.id.toLowerCase().startsWith(q));
+    const found = matchPeople(people, text);
     // People still without a card first: in an enrol session they are the ones being enrolled.
     found.sort((a, b) => (a.cards > 0) - (b.cards > 0));
     return found.slice(0, MAX_MATCHES);

@@ -4,12 +4,14 @@ The store-level tests run on SQLite and on PostgreSQL (`store_at`)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import typer
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
 from cloud_ingest.cli import console as console_cli
@@ -29,6 +31,21 @@ GOOD_PW = "xishan-courtyard-77"
 @pytest.fixture
 def db_path(tmp_path: Path, store_at: StoreAt) -> Path | str:
     return console_db_with_areas(tmp_path, store_at("console"))
+
+
+@contextmanager
+def console_at(location: Path | str, revision: str) -> Iterator[Connection]:
+    """A console store brought to an earlier `revision` only; its write transaction, to fill it
+    as a store of that release would be (the next AccountStore upgrades it)."""
+    old = Database(location, "console", migrate=False)
+    cfg = config("console")
+    try:
+        with old.write() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            yield conn
+    finally:
+        old.close()
 
 
 @pytest.fixture
@@ -234,6 +251,50 @@ def test_can_by_role_and_area_including_the_prefix_trap() -> None:
     assert not can(User(5, "d", (Grant(Role.ADMIN, ""),), disabled=True), Action.VIEW, site)
 
 
+def test_staff_and_finance_stand_where_their_work_is() -> None:
+    site, county = "dali/eryuan/xishan/xs-01", "dali/eryuan"
+    staff = User(1, "s", (Grant(Role.STAFF, site),))
+    finance = User(2, "f", (Grant(Role.FINANCE, county),))
+    manager = User(3, "m", (Grant(Role.MANAGER, county),))
+    assert can(staff, Action.RECORD_MEAL, site) and can(staff, Action.EXPORT, site)
+    assert not can(staff, Action.RECORD_MEAL, "dali/eryuan/xishan/xs-02")
+    assert not can(staff, Action.EDIT_REGISTRY, site) and not can(staff, Action.SET_SUBSIDY, site)
+    assert can(finance, Action.SET_SUBSIDY, county) and can(finance, Action.EXPORT, site)
+    assert not can(finance, Action.RECORD_MEAL, site) and not can(finance, Action.ACK_ALERT, site)
+    assert can(manager, Action.RECORD_MEAL, site) and not can(manager, Action.SET_SUBSIDY, county)
+    admin = User(4, "a", (Grant(Role.ADMIN, county),))
+    assert can(admin, Action.SET_SUBSIDY, county) and can(admin, Action.RECORD_MEAL, site)
+    assert not staff.is_admin and admin.is_admin
+
+
+def test_a_grants_table_from_before_the_new_roles_is_widened(store_at: StoreAt) -> None:
+    """console_0003 rebuilds grants with the staff and finance roles: a console_0002 store's
+    users and grants are kept, the new roles are accepted and an unknown one still refused."""
+    with console_at(store_at("console"), "console_0002") as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (id, username, password_hash, disabled, created_at,"
+                " password_changed_at) VALUES (1, 'old', 'x', 0, 0, 0)"
+            )
+        )
+        conn.execute(text("INSERT INTO grants VALUES (1, 'dali', 'manager')"))
+        with pytest.raises(IntegrityError), conn.begin_nested():  # the old CHECK
+            conn.execute(text("INSERT INTO grants VALUES (1, 'dali/er', 'staff')"))
+    store = AccountStore(store_at("console"), FakeClock(), FAST_HASHER)  # upgrades on opening
+    assert current(store.db) == "console_0003"
+    user = store.get_user("old")
+    assert user is not None and user.grants == (Grant(Role.MANAGER, "dali"),)  # kept
+    with store.db.write() as conn:
+        conn.execute(text("INSERT INTO grants VALUES (1, 'dali/eryuan', 'finance')"))
+        conn.execute(text("INSERT INTO grants VALUES (1, 'dali/er', 'staff')"))
+    user = store.get_user("old")
+    assert user is not None
+    assert {Grant(Role.FINANCE, "dali/eryuan"), Grant(Role.STAFF, "dali/er")} <= set(user.grants)
+    with pytest.raises(IntegrityError), store.db.write() as conn:
+        conn.execute(text("INSERT INTO grants VALUES (1, 'dali/x', 'owner')"))
+    store.close()
+
+
 def test_grant_and_revoke(store: AccountStore) -> None:
     store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali/eryuan")
     user = store.grant("liwei", Role.MANAGER, "dali/er")
@@ -306,23 +367,39 @@ def test_the_newest_sessions_stay_beyond_the_cap(db_path: Path | str, clock: Fak
 
 def test_failures_counted_before_the_upgrade_stay_counted(store_at: StoreAt) -> None:
     """console_0002 gives login failures an id: rows of a store at console_0001 are kept."""
-    old = Database(store_at("console"), "console", migrate=False)
-    cfg = config("console")
-    with old.write() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "console_0001")
+    with console_at(store_at("console"), "console_0001") as conn:
         conn.execute(
             text("INSERT INTO login_failures (key, at) VALUES (:key, :at)"),
             [{"key": "user:liwei", "at": 1_700_000_000.0 - i} for i in range(5)],
         )
-    old.close()
     clock = FakeClock()
     store = AccountStore(store_at("console"), clock, FAST_HASHER)  # upgrades on opening
-    assert current(store.db) == "console_0002"
+    assert current(store.db) == "console_0003"
     with pytest.raises(LoginRefused) as exc:
         store.claim_login("liwei", "10.0.0.1")
     assert exc.value.rate_limited
     with store.db.read() as conn:
         ids = conn.execute(text("SELECT id FROM login_failures ORDER BY id")).scalars().all()
     assert ids == [1, 2, 3, 4, 5]
+    store.close()
+
+
+def test_console_0003_goes_back_and_forth(db_path: Path | str) -> None:
+    """Down to console_0002 the staff and finance grants go (the old CHECK refuses them) and
+    the others stay; up again, the new roles are accepted."""
+    store = AccountStore(db_path, FakeClock(), FAST_HASHER)
+    store.add_user("liwei", GOOD_PW, Role.MANAGER, "dali")
+    store.add_user("li.canteen", GOOD_PW, Role.STAFF, "dali/eryuan")
+    cfg = config("console")
+    with store.db.write() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "console_0002")
+    with store.db.read() as conn:
+        assert conn.execute(text("SELECT role FROM grants")).scalars().all() == ["manager"]
+    store.close()
+    store = AccountStore(db_path, FakeClock(), FAST_HASHER)
+    assert current(store.db) == "console_0003"
+    assert store.grant("li.canteen", Role.FINANCE, "dali/eryuan").grants == (
+        Grant(Role.FINANCE, "dali/eryuan"),
+    )
     store.close()

@@ -1,18 +1,20 @@
-"""An erasure on each backend: the registry, alerts, dead letters and kiosk commands of the
-person, read back through the stores, and the bytes of the stores' files (the SQLite files;
-PostgreSQL's table and index files) no longer hold the name, the id or the card."""
+"""An erasure on each backend: the registry, alerts, dead letters, hand-recorded meals and kiosk
+commands of the person, read back through the stores, and the bytes of the stores' files (the
+SQLite files; PostgreSQL's table and index files) no longer hold the name, the id or the card
+(the console store: not the name a hand meal's reason gave; its kiosk commands hold the id)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from cloud_ingest.alerts.models import Finding, Kind, LastSeen
 from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.console.erasure import ALERT_TABLES, REGISTRY_TABLES, erase_person
 from cloud_ingest.console.kiosk_erasure import KioskErasures
-from cloud_ingest.db import is_url
+from cloud_ingest.db import Database, is_url
 from cloud_ingest.pipeline.deadletter import DeadLetter, DeadLetterStore
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.settings import InfluxSettings
@@ -24,6 +26,22 @@ from warmcard.rejections import Reason
 AT = 1_800_000_000_000_000
 PERSON, NAME, CARD = "P0003", "长者3", "04A1B203"
 TOPIC = "warmcard/v1/devices/k-x/events"
+
+
+def _hand_meals(console: Database) -> None:
+    """Two meals recorded by hand, the person's with their name in the reason."""
+    with console.write() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO hand_meals (event_id, person_id, site_id, day, period, ts_us, reason,"
+                " recorded_by, recorded_us) VALUES (:person, :person, 's', '2027-01-15', 'lunch',"
+                " :at, :reason, 'li', :at)"
+            ),
+            [
+                {"person": PERSON, "at": AT, "reason": f"{NAME}忘带卡"},
+                {"person": "P0004", "at": AT, "reason": "卡坏了"},
+            ],
+        )
 
 
 def _fill(alerts: AlertStore, letters: DeadLetterStore) -> None:
@@ -58,6 +76,7 @@ def test_erasure_leaves_nothing_in_the_stores(
     postgres = request.getfixturevalue("postgres") if is_url(store_at("alerts")) else None
     try:
         _fill(alerts, letters)
+        _hand_meals(kiosks.db)
         markers = [m.encode() for m in (PERSON, NAME, CARD)]
         before = stored_bytes(alerts.db, list(ALERT_TABLES), postgres)
         assert all(m in before for m in markers)
@@ -78,6 +97,11 @@ def test_erasure_leaves_nothing_in_the_stores(
         assert (visit.person_id, visit.note) == (done.token, "")
         assert [d.payload for d in letters.list(10)] == [b'{"card_uid":"04A1B204"']
         assert kiosks.pending() == done.kiosks == 3  # the registry's three kiosks
+        assert done.hand_meals == 1
+        with kiosks.db.read() as conn:
+            meals = conn.execute(text("SELECT person_id, reason FROM hand_meals ORDER BY seq"))
+            assert meals.all() == [(done.token, ""), ("P0004", "卡坏了")]
+        assert NAME.encode() not in stored_bytes(kiosks.db, ["hand_meals"], postgres)
         assert registry.query(
             "SELECT count(*) FROM people WHERE person_id = :p", {"p": PERSON}
         ) == [(0,)]

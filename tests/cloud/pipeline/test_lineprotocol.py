@@ -11,6 +11,8 @@ import pytest
 from cloud_ingest.errors import InvalidPoint
 from cloud_ingest.pipeline.influx import InfluxV1, quote_string
 from cloud_ingest.pipeline.lineprotocol import (
+    HAND_DEVICE,
+    encode_hand_meal,
     encode_point,
     encode_tap,
     escape_key,
@@ -145,3 +147,14 @@ def test_write_errors_are_translated(influxd, influx_db):
         closed.write(["m f=1i 1"])
     closed.close()
     assert httpx.get(f"{influxd.url}/ping").status_code == 204
+
+
+def test_a_console_hand_meal_is_a_manual_meal_point_on_a_device_no_kiosk_can_have():
+    line = encode_hand_meal("xs-01", "lunch", 42, "e-1", "P0003", "li.canteen", 1_700_000_000)
+    assert line == (
+        "taps,device=console:hand,kind=meal,meal_period=lunch,site=xs-01 "
+        'seq=42i,event_id="e-1",person_id="P0003",auto=false,clock_synced=true,'
+        'manual=true,witness="user:li.canteen" 1700000000'
+    )
+    with pytest.raises(ValueError):  # a kiosk's id is checked against DEVICE_ID_RE
+        _event(device_id=HAND_DEVICE)

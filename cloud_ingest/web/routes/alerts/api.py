@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from cloud_ingest import i18n
 from cloud_ingest.alerts import wellbeing
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.models import DEVICE_KINDS, FRAUD_KINDS, Alert, Kind, State
@@ -67,6 +68,7 @@ def _back(data: dict[str, str], default: str) -> str:
 def list_alerts(
     user: CurrentUser,
     store: AlertStoreDep,
+    engine: EngineDep,
     kind: str | None = None,
     state: str | None = None,
     site: str | None = None,
@@ -75,7 +77,8 @@ def list_alerts(
     kinds, states = parse_filters(kind, state)
     found = store.find(view_areas(user), kinds=kinds, states=states, site_id=site, limit=limit)
     return JSONResponse(
-        {"alerts": [a.as_json() for a in found]}, headers={"Cache-Control": "no-store"}
+        {"alerts": [a.as_json(engine.tz_of(a.site_id)) for a in found]},
+        headers={"Cache-Control": "no-store"},
     )
 
 
@@ -91,6 +94,7 @@ def alert_counts(user: CurrentUser, store: AlertStoreDep, engine: EngineDep) -> 
     return JSONResponse(
         {
             "generated_at": engine.clock(),
+            "generated_at_local": i18n.format_ts(engine.clock(), engine.default_tz, seconds=True),
             "open": sum(by_kind.values()),
             "by_kind": by_kind,
             "by_group": groups,
@@ -100,8 +104,11 @@ def alert_counts(user: CurrentUser, store: AlertStoreDep, engine: EngineDep) -> 
 
 
 @router.get("/api/v1/alerts/{alert_id:int}")
-def get_alert(alert_id: int, user: CurrentUser, store: AlertStoreDep) -> dict[str, Any]:
-    return _visible(store, user, alert_id).as_json()
+def get_alert(
+    alert_id: int, user: CurrentUser, store: AlertStoreDep, engine: EngineDep
+) -> dict[str, Any]:
+    alert = _visible(store, user, alert_id)
+    return alert.as_json(engine.tz_of(alert.site_id))
 
 
 def _act(store: AlertStore, engine: AlertEngine, user: User, alert_id: int, close: bool) -> Alert:
@@ -130,7 +137,7 @@ async def _act_route(
     alert = await run_in_threadpool(_act, store, engine, user, alert_id, close)
     if is_form(request):
         return RedirectResponse(_back(data, "/alerts"), status.HTTP_303_SEE_OTHER)
-    return JSONResponse(alert.as_json())
+    return JSONResponse(alert.as_json(engine.tz_of(alert.site_id)))
 
 
 @router.post("/api/v1/alerts/{alert_id:int}/ack", dependencies=[Depends(csrf_protect)])
@@ -198,7 +205,7 @@ async def ack_alerts(
     done = await run_in_threadpool(_ack_all, store, engine, user, ids)
     if is_form(request):
         return RedirectResponse(_back({"next": target}, "/alerts"), status.HTTP_303_SEE_OTHER)
-    return JSONResponse({"alerts": [a.as_json() for a in done]})
+    return JSONResponse({"alerts": [a.as_json(engine.tz_of(a.site_id)) for a in done]})
 
 
 @router.get("/api/v1/visits/due")

@@ -17,12 +17,11 @@ from cloud_ingest import i18n
 from cloud_ingest.console.enrolment import card_uid_from_text
 from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.registry import queries as rc
-from cloud_ingest.registry.names import initials
 from cloud_ingest.service import ConsoleService
 from cloud_ingest.web import render
 from cloud_ingest.web import visibility as vis
 from cloud_ingest.web.audit_trail import note
-from cloud_ingest.web.deps import PageDep, ScopeDep, ServiceDep
+from cloud_ingest.web.deps import PageDep, ScopeDep, ServiceDep, site_people
 from cloud_ingest.web.render import PageContext
 from cloud_ingest.web.schemas.errors import ERRORS
 from cloud_ingest.web.schemas.registry import PAGE_SIZE, CaptureId, PageQ, TextQ
@@ -291,10 +290,6 @@ def devices_page(
 )
 def enrol_page(device_id: str, ctx: PageDep, scope: ScopeDep, service: ServiceDep) -> HTMLResponse:
     device = vis.visible_device(service, scope, device_id)
-    people = rc.search_people(
-        service.registry, scope.view, "", device.site_id, 1, rc.MAX_PER_PAGE
-    ).rows
-    here = [p for p in people if isinstance(p, rc.PersonRow)]
     return _page(
         ctx,
         "registry_enrol.html",
@@ -305,15 +300,7 @@ def enrol_page(device_id: str, ctx: PageDep, scope: ScopeDep, service: ServiceDe
             "device_id": device.device_id,
             "messages": render.messages(ctx.lang, ENROL_MESSAGES),
             # The picker searches these in the page: name, pinyin initials or id.
-            "people": [
-                {
-                    "id": p.person_id,
-                    "name": p.display_name,
-                    "initials": initials(p.display_name),
-                    "cards": p.active_cards,
-                }
-                for p in here
-            ],
+            "people": site_people(service, scope, device.site_id),
         },
         device=device,
         editable=device.site_id in scope.edit,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
@@ -22,21 +22,15 @@ from cloud_ingest.console.reports import (
     report_filename,
     xlsx_sheets,
 )
-from cloud_ingest.console.roles import Action, can
-from cloud_ingest.errors import AreaError, ReportError
-from cloud_ingest.registry import areas
 from cloud_ingest.web.audit_trail import note
-from cloud_ingest.web.deps import MealSheetDep, ReportDep
+from cloud_ingest.web.deps import MealSheetDep, ReportDep, set_county_subsidy
 from cloud_ingest.web.schemas.errors import ERRORS, UNAVAILABLE
 from cloud_ingest.web.schemas.reports import MealSheetOut, ReportOut, SubsidyIn, SubsidyOut
 from cloud_ingest.web.security import (
-    FORBIDDEN,
-    NOT_FOUND,
     AccountStoreDep,
     CurrentUser,
     csrf_protect,
 )
-from warmcard.timestamps import now_us
 
 router = APIRouter(
     tags=["reports"], dependencies=[Depends(csrf_protect)], responses={**ERRORS, **UNAVAILABLE}
@@ -107,22 +101,14 @@ async def meals_xlsx(request: Request, sheet: MealSheetDep) -> Response:
 
 
 @router.put("/api/v1/reports/subsidy", response_model=SubsidyOut)
-def set_subsidy(body: SubsidyIn, user: CurrentUser, store: AccountStoreDep) -> SubsidyOut:
-    """Set a county's subsidy category and yuan per meal (admins of that county)."""
-    try:
-        county = areas.parse_path(body.county)
-    except AreaError:
-        raise HTTPException(404, NOT_FOUND) from None
+def set_subsidy(
+    request: Request, body: SubsidyIn, user: CurrentUser, store: AccountStoreDep
+) -> SubsidyOut:
+    """Set a county's subsidy category and yuan per meal (county finance or admins of it)."""
     amounts = {"breakfast": body.breakfast, "lunch": body.lunch, "dinner": body.dinner}
-    with store.db.write() as conn:
-        if areas.get_area(conn, county) is None or not can(user, Action.EXPORT, county):
-            raise HTTPException(404, NOT_FOUND)
-        if not can(user, Action.MANAGE_AREAS, county):
-            raise HTTPException(403, FORBIDDEN)
-        try:
-            rate = subsidy.set_rate(conn, county, body.category, amounts, user.username, now_us())
-        except ReportError as exc:
-            raise HTTPException(400, str(exc)) from None
+    note(request, object=body.county)
+    old, rate = set_county_subsidy(user, store, body.county, body.category, amounts)
+    note(request, old=subsidy.as_detail(old), new=subsidy.as_detail(rate))
     return SubsidyOut(
         county=rate.county,
         category=rate.category,

@@ -8,16 +8,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cloud_ingest import i18n
 from cloud_ingest.console import meal_sheet as ms
+from cloud_ingest.console import subsidy
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.reports import PERIODS, parse_month
 from cloud_ingest.errors import ReportError
 from cloud_ingest.registry import areas
 from cloud_ingest.web import render
+from cloud_ingest.web.audit_trail import note
 from cloud_ingest.web.deps import (
     MealSheetDep,
     PageDep,
@@ -26,7 +28,10 @@ from cloud_ingest.web.deps import (
     VisitsDep,
     build_report,
     report_area,
+    set_county_subsidy,
+    subsidy_counties,
 )
+from cloud_ingest.web.render import PageContext
 from cloud_ingest.web.schemas.errors import ERRORS, UNAVAILABLE
 from cloud_ingest.web.schemas.reports import AreaQ
 from cloud_ingest.web.security import AccountStoreDep, csrf_protect
@@ -113,4 +118,68 @@ def meal_sheet_page(ctx: PageDep, sheet: MealSheetDep, area: AreaQ = "") -> HTML
         totals_header=ms.TOTALS_HEADER,
         totals=list(ms.totals_rows(sheet)),
         query=query,
+    )
+
+
+FormAmount = Annotated[str, Form(max_length=12)]
+
+
+def _subsidy_page(
+    ctx: PageContext, store: AccountStore, *, saved: str = "", error: str = "", code: int = 200
+) -> HTMLResponse:
+    lang = ctx.lang
+    counties = []
+    for area, editable in subsidy_counties(ctx.session.user, store):
+        with store.db.read() as conn:
+            rate = subsidy.get_rate(conn, area.path)
+        counties.append(
+            {
+                "path": area.path,
+                "name": render.local_name(area.name_zh, area.name_en, lang),
+                "rate": rate,
+                "editable": editable,
+                "changed": i18n.format_ts(rate.updated_us) if rate else "",
+            }
+        )
+    return ctx.render(
+        "subsidy.html",
+        active="reports",
+        title_key="subsidy_rates",
+        status_code=code,
+        counties=counties,
+        periods=PERIODS,
+        saved=saved,
+        error=error,
+    )
+
+
+@router.get("/reports/subsidy", response_class=HTMLResponse, include_in_schema=False)
+def subsidy_page(
+    ctx: PageDep, store: AccountStoreDep, saved: Annotated[str, Query(max_length=130)] = ""
+) -> HTMLResponse:
+    """Each county the user sees with its category and yuan per meal; a form where they may set."""
+    return _subsidy_page(ctx, store, saved=saved)
+
+
+@router.post("/reports/subsidy", response_class=HTMLResponse, include_in_schema=False)
+def subsidy_form(
+    request: Request,
+    ctx: PageDep,
+    store: AccountStoreDep,
+    county: Annotated[str, Form(max_length=130)],
+    category: Annotated[str, Form(max_length=60)],
+    breakfast: FormAmount = "0",
+    lunch: FormAmount = "0",
+    dinner: FormAmount = "0",
+) -> Response:
+    """The form: back to the page with the county saved, or the page again with the error."""
+    note(request, object=county)
+    amounts = {"breakfast": breakfast, "lunch": lunch, "dinner": dinner}
+    try:
+        old, new = set_county_subsidy(ctx.session.user, store, county, category, amounts)
+    except HTTPException as exc:
+        return _subsidy_page(ctx, store, error=str(exc.detail), code=exc.status_code)
+    note(request, old=subsidy.as_detail(old), new=subsidy.as_detail(new))
+    return RedirectResponse(
+        f"/reports/subsidy?{urlencode({'saved': new.county})}", status.HTTP_303_SEE_OTHER
     )

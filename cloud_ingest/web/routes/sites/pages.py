@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
 
+from cloud_ingest.console.roles import Action, can
 from cloud_ingest.web import render
 from cloud_ingest.web.deps import OverviewDep, PageDep
 from cloud_ingest.web.security import NOT_FOUND, SiteAccess
@@ -39,4 +40,5 @@ def site_page(ref: SiteAccess, ctx: PageDep, overview: OverviewDep) -> HTMLRespo
         page_data={"site_id": ref.site_id, "messages": render.messages(ctx.lang, PAGE_MESSAGES)},
         site=row,
         site_name=render.local_name(row["name_zh"], row["name_en"], ctx.lang),
+        records_meals=can(ctx.session.user, Action.RECORD_MEAL, ref.area_path),
     )
