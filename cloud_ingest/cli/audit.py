@@ -16,7 +16,7 @@ DbOption = typer.Option(
     ...,
     "--db",
     envvar="WARMCARD_CONSOLE_DB",
-    help="The console store: an SQLite file or the database URL of `[database] url`.",
+    help="The console store: an SQLite file or the database URL of `\\[database] url`.",
 )
 audit_app = typer.Typer(help="审计日志 Audit log: verify the chain, export as CSV.")
 

@@ -26,7 +26,7 @@ DbOption = typer.Option(
     "--db",
     envvar="WARMCARD_CONSOLE_DB",
     help="The console store: an SQLite file (created if missing) or the database URL "
-    "(postgresql+psycopg://…) of `[database] url`.",
+    "(postgresql+psycopg://…) of `\\[database] url`.",
 )
 
 
