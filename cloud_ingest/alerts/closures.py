@@ -51,7 +51,9 @@ class Closure:
 
 def _closure(row: Sequence[Any]) -> Closure:
     end = date.fromisoformat(row[3]) if row[3] else None
-    return Closure(int(row[0]), row[1], date.fromisoformat(row[2]), end, *row[4:6], int(row[6]))
+    return Closure(
+        int(row[0]), row[1], date.fromisoformat(row[2]), end, row[4], row[5], int(row[6])
+    )
 
 
 def parse_day(value: str, what: str) -> date:

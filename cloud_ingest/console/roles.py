@@ -55,6 +55,8 @@ class Action(StrEnum):
     MANAGE_AREAS = "manage_areas"  # the hierarchy itself
     ERASE_PERSON = "erase_person"  # erase a person's personal data everywhere (PIPL)
     MANAGE_NOTIFY = "manage_notify"  # the area's notification targets and their delivery log
+    VIEW_CONTACTS = "view_contacts"  # a person's phone and address (the watcher's visit)
+    MANAGE_CARE = "manage_care"  # care flags, contacts, the closure calendar
 
 
 ACTION_ROLE: dict[Action, Role] = {
@@ -67,6 +69,13 @@ ACTION_ROLE: dict[Action, Role] = {
     Action.MANAGE_AREAS: Role.ADMIN,
     Action.ERASE_PERSON: Role.ADMIN,
     Action.MANAGE_NOTIFY: Role.MANAGER,
+    Action.VIEW_CONTACTS: Role.VIEWER,
+    Action.MANAGE_CARE: Role.MANAGER,
+}
+# Actions held by these roles only, not by rank: a role added later (finance, staff) must be
+# listed here to see contacts, whatever its place in the order.
+ACTION_ROLES: dict[Action, frozenset[Role]] = {
+    Action.VIEW_CONTACTS: frozenset({Role.VIEWER, Role.MANAGER, Role.ADMIN}),
 }
 
 
@@ -96,6 +105,9 @@ def can(user: User | None, action: Action, area_path: str) -> bool:
     """True if `user` may do `action` on an object in `area_path` (segment-wise containment)."""
     if user is None or user.disabled:
         return False
+    only = ACTION_ROLES.get(action)
+    if only is not None:
+        return any(g.role in only and areas.is_under(area_path, g.area) for g in user.grants)
     role = user.role_at(area_path)
     return role is not None and role >= ACTION_ROLE[action]
 
