@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from cloud_ingest.alerts.closures import Closures
 from cloud_ingest.alerts.settings import AlertSettings
 from tests.support.console import METRICS_TOKEN, PASSWORD, app_routes, live_console, login
 from tests.support.ingest import TZ, EventMaker, wait_for
@@ -90,6 +91,7 @@ class World:
     capture_b: int
     month: str
     target_b: int
+    closure_b: int
     clients: dict[str, httpx.Client] = field(default_factory=dict)
 
     def fill(self, call: Call) -> Call:
@@ -101,6 +103,7 @@ class World:
             "capture_b": self.capture_b,
             "month": self.month,
             "target_b": self.target_b,
+            "closure_b": self.closure_b,
         }
 
         def each(values: dict[str, Any] | None) -> Any:
@@ -126,7 +129,8 @@ class World:
 
 
 # Routes that take an object id in the path: what A sends for B's object. URLs are templates
-# filled in by World.fill: {site_b}, {gate_b}, {alert_b}, {capture_b}, {month}, {target_b}.
+# filled in by World.fill: {site_b}, {gate_b}, {alert_b}, {capture_b}, {month}, {target_b},
+# {closure_b}.
 OBJECT: dict[tuple[str, str], Call] = {
     ("GET", "/sites/{site_id}"): Call("GET", "/sites/{site_b}"),
     ("GET", "/api/v1/sites/{site_id}"): Call("GET", "/api/v1/sites/{site_b}"),
@@ -192,6 +196,15 @@ OBJECT: dict[tuple[str, str], Call] = {
     ("POST", "/alerts/notify/targets/{target_id}/delete"): Call(
         "POST", "/alerts/notify/targets/{target_b}/delete", form={}
     ),
+    ("POST", "/api/v1/people/{person_id}/flags"): Call(
+        "POST", "/api/v1/people/P0007/flags", json={"flag": "lives_alone", "active": "0"}
+    ),
+    ("POST", "/api/v1/people/{person_id}/contact"): Call(
+        "POST", "/api/v1/people/P0007/contact", json={"phone": "13800000007", "address": "x"}
+    ),
+    ("POST", "/api/v1/closures/{closure_id}/delete"): Call(
+        "POST", "/api/v1/closures/{closure_b}/delete", json={}
+    ),
 }
 
 # Routes that name B's object in the query or body (same rule: 403/404, nothing of B shown).
@@ -243,6 +256,10 @@ NAMED: dict[tuple[str, str], Call] = {
         "/alerts/notify/targets",
         form={"area": AREA_B, "channel": "webhook", "address": "http://127.0.0.1:9/x"},
     ),
+    # A closure of B's area (A's manager may only close their own areas).
+    ("POST", "/api/v1/closures"): Call(
+        "POST", "/api/v1/closures", json={"area": AREA_B, "start_day": "2026-02-16"}
+    ),
     # A county's subsidy rates: only an admin of that county (A's manager: not even visible).
     ("PUT", "/api/v1/reports/subsidy"): Call(
         "PUT", "/api/v1/reports/subsidy", json={"county": "dali/dalishi", "category": "助餐"}
@@ -264,6 +281,8 @@ LISTS: dict[tuple[str, str], list[str]] = {
     ("GET", "/alerts"): ["/alerts", "/alerts?site={site_b}"],
     ("GET", "/alerts/visits"): ["/alerts/visits"],
     ("GET", "/alerts/notify"): ["/alerts/notify"],
+    ("GET", "/alerts/closures"): ["/alerts/closures"],
+    ("GET", "/api/v1/closures"): ["/api/v1/closures"],
     ("GET", "/api/v1/registry/people"): [
         "/api/v1/registry/people?per_page=200",
         "/api/v1/registry/people?q=P0007",
@@ -381,7 +400,13 @@ def world(tmp_path_factory, mosquitto, influxd) -> Iterator[tuple[Any, World]]:
             f"{AREA_B}/{ids['site_b']}", "webhook", "http://127.0.0.1:9/zhoucheng", secret=None,
             kinds=(), label="", created_by="mgr-b", now_us=now_us(),
         )  # fmt: skip
-        w = World(running.url, ids, service, alert_b, captures[0].capture_id, month, target_b)
+        closure_b = Closures(service.alerts.store).add(
+            AREA_B, date(2025, 2, 16), date(2025, 2, 17), "周城维修", "mgr-b", now_us()
+        )
+        w = World(
+            running.url, ids, service, alert_b, captures[0].capture_id, month, target_b,
+            closure_b.id,
+        )  # fmt: skip
         for name in ("mgr-a", "mgr-b", "root-admin"):
             client = httpx.Client(base_url=running.url, follow_redirects=False, timeout=10)
             client.headers["X-CSRF-Token"] = login(client, name, PASSWORD)
