@@ -68,9 +68,13 @@ def _unknown_uid(rng: random.Random, known: set[str]) -> str:
 
 
 def plan_day(
-    kiosks: dict[str, tuple[DeviceConfig, Roster]], start_us: int, rng: random.Random
+    kiosks: dict[str, tuple[DeviceConfig, Roster]],
+    start_us: int,
+    rng: random.Random,
+    absent: frozenset[str] = frozenset(),
 ) -> list[PlannedTap]:
-    """The taps of the rest of today for every kiosk, in time order."""
+    """The taps of the rest of today for every kiosk, in time order; the `absent` cards stay
+    home (the demo's elders due a visit)."""
     taps: list[PlannedTap] = []
     sites: dict[str, list[str]] = {}
     for device_id in sorted(kiosks):
@@ -79,8 +83,10 @@ def plan_day(
         entrances = [d for d in site_devices if kiosks[d][0].mode is Mode.ENTRANCE]
         canteens = [d for d in site_devices if kiosks[d][0].mode is Mode.CANTEEN]
         roster = kiosks[site_devices[0]][1]
-        people = sorted(roster.entries, key=lambda e: e.card_uid)
-        known = {e.card_uid for e in people}
+        known = {e.card_uid for e in roster.entries}
+        people = sorted(
+            (e for e in roster.entries if e.card_uid not in absent), key=lambda e: e.card_uid
+        )
         presence: dict[str, tuple[int, int]] = {}  # card -> (arrive, leave) for canteen timing
         earliest = start_us + 2 * S
         for device in entrances:
@@ -150,12 +156,14 @@ class Simulation:
         timing: UplinkTiming | None = None,
         tick_s: float = 1.0,
         min_free_bytes: int = 10 * 1024 * 1024,
+        absent: Sequence[str] = (),
     ) -> None:
         if not device_ids:
             raise SimulationError("name at least one device to simulate (--device ID)")
         self.run_dir = Path(run_dir)
         self.clock: Clock = clock or SystemClock()
         self.rng = random.Random(seed)
+        self.absent = frozenset(absent)
         self.played = 0
         self.kiosks: dict[str, SimKiosk] = {}
         for device_id in device_ids:
@@ -204,7 +212,7 @@ class Simulation:
             if config is None or roster is None:
                 raise SimulationError(f"{device_id} has no config or roster yet; call start()")
             kiosks[device_id] = (config, roster)
-        return plan_day(kiosks, self.clock.now_us(), self.rng)
+        return plan_day(kiosks, self.clock.now_us(), self.rng, self.absent)
 
     def play(self, taps: Sequence[PlannedTap], stop: threading.Event | None = None) -> int:
         """Present each card at its time; returns how many taps were played."""
