@@ -9,24 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from cloud_ingest.console import db as console_db
 from cloud_ingest.console import roles
-from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import Action, Role
 from cloud_ingest.registry.contacts import contacts_of
-from cloud_ingest.settings import IngestSettings
 from cloud_ingest.web.routes import alerts, care, registry
-from cloud_ingest.web.security import AuthConfig, auth_router, configure_auth
-from tests.support.alerts import DAY, UsClock, local_us, write_areas
-from tests.support.ingest import write_registry
+from tests.support.alerts import DAY, UsClock, alerts_console, local_us
 from tests.support.stack import Stack
 
 PW = "courtyard-care-77"
-FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 T0 = local_us(2024, 5, 6, 10)
 PHONE, ADDRESS = "+86 138-0000-0001", "西山乡白塔村 1 号"
 
@@ -35,32 +28,15 @@ World = tuple[FastAPI, Stack, UsClock]
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    ids = write_registry(tmp_path, "ca")
-    console = tmp_path / "console.sqlite3"
-    write_areas(console, ids)
     clock = UsClock(T0)
-    conn = console_db.connect(console)
-    accounts = AccountStore(conn, lambda: clock.t / 1e6, FAST)
-    accounts.add_user("xishan-mgr", PW, Role.MANAGER, "dali/eryuan/xishan")
-    accounts.add_user("xishan-view", PW, Role.VIEWER, "dali/eryuan/xishan")
-    accounts.add_user("er-mgr", PW, Role.MANAGER, "dali/er")
-    conn.close()
-    settings = IngestSettings(
-        registry_path=tmp_path / "registry.sqlite3",
-        deadletter_path=tmp_path / "deadletter.sqlite3",
-        console_db=console,
-    )
-    service = Stack(settings, clock=clock)  # not started: no broker needed here
-    app = FastAPI()
-    configure_auth(
-        app,
-        AuthConfig(db_path=console, cookie_secure=False, clock=lambda: clock.t / 1e6, hasher=FAST),
-    )
-    for router in (auth_router, alerts.router, care.router, registry.router):
-        app.include_router(router)
-    app.state.service = service.console
-    engine = service.alerts
-    engine.refresh_site_paths()
+    users = {
+        "xishan-mgr": (Role.MANAGER, "dali/eryuan/xishan"),
+        "xishan-view": (Role.VIEWER, "dali/eryuan/xishan"),
+        "er-mgr": (Role.MANAGER, "dali/er"),
+    }
+    routers = [alerts.router, care.router, registry.router]
+    app, service, _ = alerts_console(tmp_path, "ca", clock, users, routers, PW)
+    engine = service.alerts  # not started: no broker needed here
     engine.store.set_flags([("P0001", "lives_alone", True)], T0)
     clock.t = T0 + 3 * DAY  # P0001 (site A, Xishan) unseen three days: due (threshold 2)
     engine.tick()
