@@ -120,3 +120,32 @@ def test_township_manager_closes_for_spring_festival(
     assert "已 3 天未到院" in page.inner_text(CARD)
     assert page.errors == []  # type: ignore[attr-defined]
     page.context.close()
+
+
+def test_manager_sets_flag_and_contact_on_the_person_page(
+    browser: Browser, console: LiveConsole, shots: Path
+):
+    page = phone_login(browser, console.url, "mgr-a", "/registry/people/P0005")
+    flag = '#flags li[data-flag="lives_alone"]'
+    assert page.get_attribute(flag, "data-set") == "0"
+    with page.expect_navigation():
+        page.locator(f"{flag} button").tap()
+    assert page.get_attribute(flag, "data-set") == "1" and "标记于" in page.inner_text(flag)
+    flagged = {p: t for p, f, t in console.service.alerts.store.flags() if f == "lives_alone"}
+    assert abs(flagged["P0005"] - now_us()) < 60_000_000  # flagged when set: the full grace
+    page.fill("#contact-form input[name=phone]", "0872 267 1234")
+    page.fill("#contact-form input[name=address]", "喜洲镇城北村南巷 5 号")
+    with page.expect_navigation():
+        page.locator("#contact-form button").tap()
+    assert page.get_attribute('#contact a[href^="tel:"]', "href") == "tel:0872 267 1234"
+    page.fill("#contact-form input[name=phone]", "call me")  # refused, nothing lost
+    with page.expect_navigation():
+        page.locator("#contact-form button").tap()
+    assert "电话无效" in page.content()
+    page.goto(console.url + "/registry/people/P0005")
+    assert "0872 267 1234" in page.inner_text("#contact")
+    scroll, inner = width(page, console.url + "/registry/people/P0005")
+    print(f"390 px person page with care: scrollWidth {scroll} innerWidth {inner}")
+    assert scroll <= inner == PHONE["width"]
+    page.screenshot(path=str(shots / "phone-person-care.png"), full_page=True)
+    page.context.close()

@@ -25,7 +25,8 @@ from cloud_ingest.service import ConsoleService
 from cloud_ingest.web import visibility as vis
 from cloud_ingest.web.audit_trail import note
 from cloud_ingest.web.body import read_body
-from cloud_ingest.web.deps import ScopeDep, ServiceDep
+from cloud_ingest.web.deps import PageDep, ScopeDep, ServiceDep
+from cloud_ingest.web.render import PageContext
 from cloud_ingest.web.security import FORBIDDEN, CurrentUser, csrf_protect, is_form
 
 router = APIRouter(tags=["care"])
@@ -38,8 +39,20 @@ def _done(request: Request, back: str, body: dict[str, Any], code: int = 200) ->
     return JSONResponse(body, code)
 
 
-def _refused(exc: Exception) -> HTTPException:
-    return HTTPException(status.HTTP_400_BAD_REQUEST, str(exc))
+def _refused(request: Request, ctx: PageContext, exc: Exception, back: str) -> Response:
+    """A refused edit: a form gets the error page leading back (what was typed is kept in the
+    page's history), JSON callers a 400."""
+    if not is_form(request):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc))
+    return ctx.render(
+        "error.html",
+        active="registry" if back.startswith("/registry") else "alerts",
+        title_key="not_done",
+        status_code=status.HTTP_400_BAD_REQUEST,
+        switch_to=back,
+        message=str(exc),
+        back=back,
+    )
 
 
 def _manageable(service: ConsoleService, scope: vis.Scope, person_id: str) -> str:
@@ -53,7 +66,7 @@ def _manageable(service: ConsoleService, scope: vis.Scope, person_id: str) -> st
 
 @router.post("/api/v1/people/{person_id}/flags", dependencies=[Depends(csrf_protect)])
 async def set_flag(
-    person_id: str, request: Request, scope: ScopeDep, service: ServiceDep
+    person_id: str, request: Request, ctx: PageDep, scope: ScopeDep, service: ServiceDep
 ) -> Response:
     """独居 / 困境儿童: set (flagged now: the full grace before a visit is due) or clear."""
     data = await read_body(request)
@@ -61,20 +74,20 @@ async def set_flag(
     if active not in ("0", "1"):
         raise HTTPException(422, "active must be 1 or 0")
     _manageable(service, scope, person_id)
+    back = f"/registry/people/{person_id}"
     try:
         changed = await run_in_threadpool(
             care.set_flag, service.alerts, person_id, flag, active == "1"
         )
     except AlertError as exc:
-        raise _refused(exc) from None
+        return _refused(request, ctx, exc, back)
     note(request, flag=flag, active=active)
-    back = f"/registry/people/{person_id}"
     return _done(request, back, {"person_id": person_id, "flag": flag, "changed": changed})
 
 
 @router.post("/api/v1/people/{person_id}/contact", dependencies=[Depends(csrf_protect)])
 async def set_person_contact(
-    person_id: str, request: Request, scope: ScopeDep, service: ServiceDep
+    person_id: str, request: Request, ctx: PageDep, scope: ScopeDep, service: ServiceDep
 ) -> Response:
     """Phone and address for the watcher's visit; both empty deletes them."""
     data = await read_body(request)
@@ -85,7 +98,7 @@ async def set_person_contact(
             data.get("address", ""), scope.user.username, service.alerts.clock(),
         )  # fmt: skip
     except RegistryEditError as exc:
-        raise _refused(exc) from None
+        return _refused(request, ctx, exc, f"/registry/people/{person_id}")
     note(request, contact="set" if contact else "deleted")
     body = {"person_id": person_id, "phone": contact.phone if contact else "",
             "address": contact.address if contact else ""}  # fmt: skip
@@ -113,7 +126,9 @@ def list_closures(user: CurrentUser, service: ServiceDep) -> JSONResponse:
 
 
 @router.post("/api/v1/closures", dependencies=[Depends(csrf_protect)])
-async def add_closure(request: Request, user: CurrentUser, service: ServiceDep) -> Response:
+async def add_closure(
+    request: Request, ctx: PageDep, user: CurrentUser, service: ServiceDep
+) -> Response:
     """闭院 A closure of an area (every site beneath it), local days, both ends included."""
     data = await read_body(request)
     try:
@@ -122,7 +137,7 @@ async def add_closure(request: Request, user: CurrentUser, service: ServiceDep) 
         end_text = data.get("end_day", "").strip()
         end = parse_day(end_text, "结束 end") if end_text else None
     except (AreaError, AlertError) as exc:
-        raise _refused(exc) from None
+        return _refused(request, ctx, exc, CLOSURES_PAGE)
     note(request, area=area)
     if not can(user, Action.MANAGE_CARE, area):
         raise HTTPException(status.HTTP_403_FORBIDDEN, FORBIDDEN)
@@ -132,7 +147,7 @@ async def add_closure(request: Request, user: CurrentUser, service: ServiceDep) 
             area, start, end, data.get("reason", ""), user.username, engine.clock()
         )
     except AlertError as exc:
-        raise _refused(exc) from None
+        return _refused(request, ctx, exc, CLOSURES_PAGE)
     note(request, object=f"closure:{made.id}")
     await run_in_threadpool(engine.evaluate_wellbeing, engine.clock())  # the count drops now
     return _done(request, CLOSURES_PAGE, closure_json(made), status.HTTP_201_CREATED)
