@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-fast check fmt bench fuzz clean
+.PHONY: setup demo test test-fast check fmt bench bench-day fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -29,6 +29,10 @@ fmt: setup
 
 bench: setup
 	$(PY) -m bench.ingest_throughput
+
+# A whole Dali day on the whole stack, played in 10 minutes (docs/benchmarks.md).
+bench-day: setup
+	$(PY) -m bench.dali_day
 
 # Bad input must give a TapEvent or a named reason, never a crash or a stall (docs/protocol.md).
 fuzz: setup

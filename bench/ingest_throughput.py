@@ -4,21 +4,30 @@ Figures printed:
   raw     Mosquitto's own QoS 1 drain: mosquitto_pub into mosquitto_sub (the ceiling of the broker).
   naive   a consumer that writes each message to InfluxDB on its own, then acks it.
   ingest  Warmcard's ingest service: batched writes, acks after InfluxDB accepted the batch.
+          Also its events per ingest CPU-second (user+sys of the worker processes over the
+          measured window, from /proc), the figure that does not move with other load.
+  workers the same with `--workers` processes on the shared subscription, against one.
 
 Run from the repository root:
-    .venv/bin/python -m bench.ingest_throughput [--events 100000] [--naive-events 2000]
+    .venv/bin/python -m bench.ingest_throughput [--events 100000] [--naive-events 2000] \
+        [--workers 2] [--py-spy OUT]
+
+`--py-spy OUT` samples the one-worker run with py-spy (it must be on PATH) into OUT, in its
+"raw" (collapsed stacks) format.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -171,6 +180,30 @@ def seed_registry(workdir: Path, files: list[tuple[str, Path]], per_device: int)
     return registry
 
 
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+sys CPU time of one process so far (its threads included), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14, 15)
+
+
+@dataclass(frozen=True)
+class IngestRun:
+    events: int
+    elapsed_s: float
+    cpu_s: float  # of every worker process, over the measured window
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.elapsed_s
+
+    @property
+    def per_cpu_s(self) -> float:
+        return self.events / self.cpu_s
+
+
 def measure_ingest(
     broker: Mosquitto,
     influx: InfluxD,
@@ -178,12 +211,13 @@ def measure_ingest(
     total: int,
     workdir: Path,
     workers: int = 1,
-) -> float:
+    py_spy: Path | None = None,
+) -> IngestRun:
     """`workers` ingest processes on the shared subscription, each with its own client id."""
     db = f"bench_ingest_{workers}"
     registry = seed_registry(workdir, files, total // PUBLISHERS)
     with ExitStack() as stack:
-        for n in range(workers):
+        procs = [
             stack.enter_context(
                 Ingest(
                     workdir / f"ingest-{workers}-{n}",
@@ -197,16 +231,42 @@ def measure_ingest(
                     extra_toml=f'share_group = "bench{workers}"',
                 )
             )
+            for n in range(workers)
+        ]
+        pids = [ingest.proc.pid for ingest in procs if ingest.proc is not None]
+        spy = (
+            subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--rate",
+                    "250",
+                    "--pid",
+                    str(pids[0]),
+                    "--format",
+                    "raw",
+                    "-o",
+                    str(py_spy),
+                ]
+            )
+            if py_spy is not None
+            else None
+        )
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
         start = time.perf_counter()
         publish_all(broker.port, files)
         deadline = time.monotonic() + 600
         while influx_count(influx, db) < total and time.monotonic() < deadline:
             time.sleep(0.05)
         elapsed = time.perf_counter() - start
+        cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
         stored = influx_count(influx, db)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file when interrupted
+            spy.wait()
     if stored != total:
         raise RuntimeError(f"ingest stored {stored} of {total} events")
-    return total / elapsed
+    return IngestRun(total, elapsed, cpu)
 
 
 def main() -> int:
@@ -214,8 +274,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--naive-events", type=int, default=2_000)
     parser.add_argument(
-        "--workers", type=int, default=1, help="also measure this many ingest workers"
+        "--workers", type=int, default=2, help="also measure this many ingest workers (1: don't)"
     )
+    parser.add_argument("--py-spy", type=Path, help="profile the one-worker run into this file")
     args = parser.parse_args()
     total = args.events - args.events % PUBLISHERS
     naive_total = args.naive_events - args.naive_events % PUBLISHERS
@@ -228,7 +289,7 @@ def main() -> int:
         with Mosquitto(workdir / "mosquitto") as broker, InfluxD(workdir / "influxd") as influx:
             raw = measure_raw(broker, files, total)
             naive = measure_naive(broker, influx, naive_files)
-            ingest = measure_ingest(broker, influx, files, total, workdir)
+            ingest = measure_ingest(broker, influx, files, total, workdir, py_spy=args.py_spy)
             scaled = (
                 measure_ingest(broker, influx, files, total, workdir, args.workers)
                 if args.workers > 1
@@ -239,13 +300,17 @@ def main() -> int:
     print(f"events: {total} (ingest, raw), {naive_total} (naive)")
     print(f"raw mosquitto QoS1 drain   : {raw:10.0f} events/s")
     print(f"naive write-per-message    : {naive:10.0f} events/s")
-    print(f"warmcard ingest            : {ingest:10.0f} events/s")
-    print(f"ingest / raw               : {ingest / raw:10.2f}")
-    print(f"ingest / naive             : {ingest / naive:10.1f}x")
+    print(f"warmcard ingest            : {ingest.rate:10.0f} events/s")
+    print(f"ingest CPU (user+sys)      : {ingest.cpu_s:10.2f} s")
+    print(f"ingest per CPU-second      : {ingest.per_cpu_s:10.0f} events/CPU-s")
+    print(f"ingest / raw               : {ingest.rate / raw:10.2f}")
+    print(f"ingest / naive             : {ingest.rate / naive:10.1f}x")
     if scaled is not None:
-        print(f"ingest, {args.workers} workers (shared sub): {scaled:10.0f} events/s")
-        print(f"{args.workers} workers / 1 worker       : {scaled / ingest:10.2f}")
-        print(f"{args.workers} workers / raw            : {scaled / raw:10.2f}")
+        n = args.workers
+        print(f"ingest, {n} workers (shared sub): {scaled.rate:10.0f} events/s")
+        print(f"{n} workers per CPU-second  : {scaled.per_cpu_s:10.0f} events/CPU-s")
+        print(f"{n} workers / 1 worker       : {scaled.rate / ingest.rate:10.2f}")
+        print(f"{n} workers / raw            : {scaled.rate / raw:10.2f}")
     return 0
 
 

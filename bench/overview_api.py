@@ -80,9 +80,10 @@ def write_registry_and_areas(folder: Path, sites: list[str]) -> None:
         "path,name_zh,name_en\n" + "".join(f"{p},{v}\n" for p, v in rows.items()),
         encoding="utf-8",
     )
-    conn = console_db.connect(folder / "console.sqlite3")
-    areas.import_areas_csv(conn, csv)
-    conn.close()
+    console = console_db.open_store(folder / "console.sqlite3")
+    with console.write() as conn:
+        areas.import_areas_csv(conn, csv)
+    console.close()
 
 
 def day_lines(site: str, day_start_us: int, rng: random.Random, seq0: int) -> list[str]:

@@ -159,25 +159,3 @@ def _engine(url: str, synchronous: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
-
-
-def connect(
-    path: Path | str,
-    *,
-    synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
-    autocommit: bool = False,
-    shared: bool = False,
-) -> sqlite3.Connection:
-    """TRANSITIONAL (removed when every store uses `Database`): a raw SQLite connection."""
-    if str(path) != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(
-        str(path),
-        timeout=BUSY_TIMEOUT_S,
-        check_same_thread=not shared,
-        isolation_level=None if autocommit else "DEFERRED",
-    )
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    return conn

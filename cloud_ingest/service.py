@@ -40,6 +40,8 @@ from warmcard.timestamps import now_us
 from warmcard.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
+# How long a starting console waits for the stored-taps subscription before counting today.
+LINK_WAIT_S = 5.0
 
 
 class ConsoleService(CloudProcess):
@@ -66,7 +68,7 @@ class ConsoleService(CloudProcess):
             self.registry,
             self.live,
             self.query_storage,
-            console_db_path=settings.console_db,
+            console_db_path=settings.store("console"),
             location=settings.store("alerts"),
             default_tz=settings.tz,
             clock=clock,
@@ -89,7 +91,7 @@ class ConsoleService(CloudProcess):
             settings,
             self.live,
             client_id=f"{settings.console_id}-link",
-            on_connect=self._publish_downlink,
+            on_connect=self._on_link_connected,
             on_stored=self._on_stored,
         )
         self.downlink = Downlink(self.registry, self.devicelink)
@@ -107,6 +109,7 @@ class ConsoleService(CloudProcess):
             tz=settings.tz,
         )
         self._stop = threading.Event()
+        self._recount = threading.Event()  # the link reconnected: rebuild today once subscribed
         self._sync_thread: threading.Thread | None = None
         self._heal_thread: threading.Thread | None = None
         self.started = False
@@ -126,7 +129,10 @@ class ConsoleService(CloudProcess):
         self.stored_taps += len(taps)
         self.last_stored_us = self.clock()
 
-    def _publish_downlink(self) -> None:
+    def _on_link_connected(self) -> None:
+        """The link (re)connected: taps stored while it was away came on no channel, so today
+        is recounted once the stored-taps subscription is granted; then the downlink."""
+        self._recount.set()
         self.downlink.publish_all()
 
     def _publish_configs(self) -> None:
@@ -135,13 +141,20 @@ class ConsoleService(CloudProcess):
             self.downlink.publish_all(changed_only=True)
 
     def start(self) -> None:
-        """Connect everything; InfluxDB being down at start is survived (the consumer waits)."""
+        """Connect everything; InfluxDB being down at start is survived (the consumer waits).
+
+        The stored-taps subscription comes first and today's recount from InfluxDB after it, so
+        no tap falls between them (the live state counts a (device, seq) once)."""
+        self._stop.clear()
+        self.devicelink.start()
+        if not self.devicelink.subscribed.wait(LINK_WAIT_S):
+            log.warning("stored-taps channel not subscribed yet; today is recounted once it is")
+        else:
+            self._recount.clear()
         try:
             self.live.rebuild()
         except IngestError as exc:
             log.warning("live state not rebuilt at start (%s); will retry", exc)
-        self._stop.clear()
-        self.devicelink.start()
         self.alerts.start()
         if self.settings.notify.enabled:
             self.notifier.start()
@@ -165,7 +178,7 @@ class ConsoleService(CloudProcess):
         alerts, visits = self.alerts.store.prune(
             now - int(r.alerts_days * day), now - int(r.visits_days * day)
         )
-        audit_log = AuditLog(self.settings.console_db, clock=self.clock)
+        audit_log = AuditLog(self.settings.store("console"), clock=self.clock)
         try:
             audit = audit_log.prune(now - int(r.audit_days * day))
         finally:
@@ -203,6 +216,9 @@ class ConsoleService(CloudProcess):
                 if elapsed >= next_retention:
                     next_retention = elapsed + self.settings.retention.every_s
                     self.apply_retention()
+                if self._recount.is_set() and self.devicelink.subscribed.is_set():
+                    self._recount.clear()
+                    next_resync = 0.0
                 if elapsed >= next_resync:
                     self.live.rebuild()
                     next_resync = elapsed + self.settings.live_resync_s

@@ -13,9 +13,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationError
 
-from warmcard.contract import ResendCommand, TapEvent, _check_version, _schema_error, _Wire
+from warmcard.contract import ResendCommand, TapEvent, _check_version, _Wire
 from warmcard.ids import CardUid, DeviceId, ErasedToken, PersonId, RequestId
-from warmcard.rejections import InvalidPayload, Reason
+from warmcard.rejections import InvalidPayload, Reason, schema_error
 from warmcard.wirejson import decode_json
 
 # A person holds a few cards over the years; more than this in one command is not a person.
@@ -75,4 +75,4 @@ def parse_command(payload: bytes) -> Command:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _schema_error(exc) from None
+        raise schema_error(exc) from None

@@ -1,7 +1,8 @@
 """Identifier rules shared by the wire contract, settings and topic builders.
 
-Use the patterns with ``fullmatch()``, and the annotated types in pydantic models: pydantic
-*searches* its pattern, so every type here is anchored at both ends. ASCII character classes
+Use the patterns with ``fullmatch()``, and the annotated types in pydantic models (the ``*Wire``
+ones in the msgspec fast path of warmcard.contract): both *search* their pattern, so every type
+here is anchored at both ends. ASCII character classes
 only, never ``\\d`` or ``\\w``: those match full-width and other Unicode digits, which must not
 reach topics or InfluxDB tags.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
+import msgspec
 from pydantic import StringConstraints
 
 DEVICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
@@ -52,6 +54,25 @@ ErasedToken = Annotated[str, StringConstraints(pattern=anchored(ERASED_TOKEN_RE)
 EventCardUid = Annotated[str, StringConstraints(pattern=anchored(EVENT_CARD_RE))]
 
 
+def _py_anchored(regex: re.Pattern[str]) -> str:
+    """The rule as a msgspec pattern: msgspec searches with Python's re, whose `$` also matches
+    before a final newline, hence `\\Z`."""
+    return f"^(?:{regex.pattern})\\Z"
+
+
+DeviceIdWire = Annotated[str, msgspec.Meta(pattern=_py_anchored(DEVICE_ID_RE))]
+PersonIdWire = Annotated[str, msgspec.Meta(pattern=_py_anchored(PERSON_ID_RE))]
+CardUidWire = Annotated[str, msgspec.Meta(pattern=_py_anchored(CARD_UID_RE))]
+EventIdWire = Annotated[str, msgspec.Meta(pattern=_py_anchored(EVENT_ID_RE))]
+TsWire = Annotated[str, msgspec.Meta(pattern=_py_anchored(TS_RE))]
+EventCardUidWire = Annotated[str, msgspec.Meta(pattern=_py_anchored(EVENT_CARD_RE))]
+
+
 def is_erased(value: str | None) -> bool:
     """Whether an id or card number is an erasure's token (nothing identifying)."""
-    return value is not None and ERASED_TOKEN_RE.fullmatch(value) is not None
+    # startswith first: ingest asks this of every tap's card, and almost none is a token.
+    return (
+        value is not None
+        and value.startswith("erased-")
+        and ERASED_TOKEN_RE.fullmatch(value) is not None
+    )

@@ -7,6 +7,9 @@ lists them with the rule each stands for.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
 
 from warmcard.errors import WarmcardError
 
@@ -61,3 +64,28 @@ class InvalidPayload(WarmcardError):
 
     def __str__(self) -> str:
         return f"{self.reason.value}: {self.detail}"
+
+
+def schema_error(exc: ValidationError) -> InvalidPayload:
+    """The most telling of pydantic's errors, as one named reason."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+
+    def where(error: Any) -> str:
+        return ".".join(str(p) for p in error["loc"]) or "payload"
+
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    # Precedence: a smuggled field (a name?) first, then missing fields, then the timestamp.
+    for kind, reason in (
+        ("extra_forbidden", Reason.UNKNOWN_FIELD),
+        ("missing", Reason.MISSING_FIELD),
+    ):
+        for error in errors:
+            if error["type"] == kind:
+                return InvalidPayload(reason, f"{where(error)!r:.60}: {error['msg']}{more}")
+    for error in errors:
+        if error["loc"][:1] == ("ts",):
+            return InvalidPayload(Reason.BAD_TS, f"ts: {error['msg']}{more}")
+    first = errors[0]
+    if not first["loc"] and first["type"] == "value_error":  # a model validator's rule
+        return InvalidPayload(Reason.INCONSISTENT, first["msg"].removeprefix("Value error, "))
+    return InvalidPayload(Reason.SCHEMA, f"{where(first)}: {first['msg']}{more}")

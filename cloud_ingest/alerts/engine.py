@@ -13,10 +13,11 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from cloud_ingest import db
 from cloud_ingest.alerts import wellbeing
@@ -52,7 +53,7 @@ class AlertEngine:
         live: LiveState | None,
         storage: Storage | None,
         *,
-        console_db_path: Path | None,
+        console_db_path: Path | str | None,
         default_tz: str = DEFAULT_TZ,
         clock: Clock = now_us,
         store: AlertStore | None = None,
@@ -62,7 +63,8 @@ class AlertEngine:
         self.registry = registry
         self.live = live
         self.storage = storage
-        self.console_db_path = console_db_path
+        self.console_db_path = console_db_path  # the console store: a path or a URL
+        self._console: db.Database | None = None
         self.default_tz = default_tz
         self.clock = clock
         if store is None:
@@ -86,19 +88,17 @@ class AlertEngine:
     # ------------------------------------------------------------------ areas
 
     def refresh_site_paths(self) -> dict[str, str]:
-        """Re-read where each site sits from the console database (empty if there is none)."""
-        path = self.console_db_path
-        if path is None or not Path(path).exists():
+        """Re-read where each site sits from the console store (empty if there is none)."""
+        location = self.console_db_path
+        if location is None or (not db.is_url(location) and not Path(location).exists()):
             return self._site_paths
         try:
-            conn = db.connect(path)
-            try:
-                areas.init_schema(conn)
+            if self._console is None:
+                self._console = db.Database(location, "console")
+            with self._console.read() as conn:
                 self._site_paths = areas.site_paths(conn)
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:
-            log.warning("cannot read areas from %s: %s", path, exc)
+        except SQLAlchemyError as exc:
+            log.warning("cannot read areas from the console store: %s", exc)
         return self._site_paths
 
     def area_of(self, site_id: str | None) -> str:
@@ -305,3 +305,5 @@ class AlertEngine:
         if self._thread is not None:
             self._thread.join(10)
         self.store.close()
+        if self._console is not None:
+            self._console.close()

@@ -13,7 +13,10 @@ from cloud_ingest.console.audit import Action, AuditEvent, AuditFilter, AuditLog
 from cloud_ingest.console.exports import write_csv
 
 DbOption = typer.Option(
-    ..., "--db", envvar="WARMCARD_CONSOLE_DB", help="The console's SQLite database."
+    ...,
+    "--db",
+    envvar="WARMCARD_CONSOLE_DB",
+    help="The console store: an SQLite file or the database URL of `[database] url`.",
 )
 audit_app = typer.Typer(help="审计日志 Audit log: verify the chain, export as CSV.")
 
@@ -28,7 +31,9 @@ def command_user() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def record(db: Path, what: Action, kind: ObjectKind, object_id: str, **detail: object) -> None:
+def record(
+    db: Path | str, what: Action, kind: ObjectKind, object_id: str, **detail: object
+) -> None:
     """One audit row for a command that read or changed personal data or an account."""
     log = AuditLog(db)
     try:
@@ -38,7 +43,7 @@ def record(db: Path, what: Action, kind: ObjectKind, object_id: str, **detail: o
 
 
 @audit_app.command("verify")
-def verify(db: Path = DbOption) -> None:
+def verify(db: str = DbOption) -> None:
     """Recompute the hash chain; exit 1 naming the first row that does not match."""
     log = AuditLog(db)
     try:
@@ -62,7 +67,7 @@ def export(
     ] = None,
     user: str = typer.Option("", "--user"),
     action: str = typer.Option("", "--action"),
-    db: Path = DbOption,
+    db: str = DbOption,
 ) -> None:
     """The audit log (or the rows of one user or action) as CSV, oldest first, with hashes."""
     log = AuditLog(db)

@@ -17,6 +17,7 @@ from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.audit import Action as AuditAction
 from cloud_ingest.console.audit import ObjectKind
 from cloud_ingest.console.roles import Role, User
+from cloud_ingest.db import Database
 from cloud_ingest.errors import ConsoleError
 from cloud_ingest.registry import areas
 
@@ -24,20 +25,28 @@ DbOption = typer.Option(
     ...,
     "--db",
     envvar="WARMCARD_CONSOLE_DB",
-    help="The console's SQLite database (created if missing).",
+    help="The console store: an SQLite file (created if missing) or the database URL "
+    "(postgresql+psycopg://…) of `[database] url`.",
 )
 
 
 @contextmanager
-def _store(db: Path) -> Iterator[AccountStore]:
-    conn = console_db.connect(db)
+def _console(db: str, label: str = "") -> Iterator[Database]:
+    """The console store named by --db; a refusal (ConsoleError) exits 1 with its message."""
+    console = console_db.open_store(db)
     try:
-        yield AccountStore(conn, time.time)
+        yield console
     except ConsoleError as exc:
-        typer.echo(f"错误 error: {exc}", err=True)
+        typer.echo(f"{label}{exc}", err=True)
         raise typer.Exit(1) from None
     finally:
-        conn.close()
+        console.close()
+
+
+@contextmanager
+def _store(db: str) -> Iterator[AccountStore]:
+    with _console(db, "错误 error: ") as console:
+        yield AccountStore(console, time.time)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -70,7 +79,7 @@ def user_add(
     role: str = typer.Option(..., "--role", help="viewer, manager or admin"),
     area: str = typer.Option(..., "--area", help="area path, e.g. dali/eryuan; '/' = all"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read one line."),
-    db: Path = DbOption,
+    db: str = DbOption,
 ) -> None:
     """Create a user with a role on an area. There is no default account."""
     with _store(db) as store:
@@ -85,7 +94,7 @@ def user_grant(
     username: str = typer.Option(..., "--username"),
     role: str = typer.Option(..., "--role"),
     area: str = typer.Option(..., "--area"),
-    db: Path = DbOption,
+    db: str = DbOption,
 ) -> None:
     """Give a user a role on an area (replacing their role on exactly that area)."""
     with _store(db) as store:
@@ -97,7 +106,7 @@ def user_grant(
 def user_revoke(
     username: str = typer.Option(..., "--username"),
     area: str = typer.Option(..., "--area"),
-    db: Path = DbOption,
+    db: str = DbOption,
 ) -> None:
     """Remove a user's grant on exactly this area."""
     with _store(db) as store:
@@ -109,7 +118,7 @@ def user_revoke(
 def user_passwd(
     username: str = typer.Option(..., "--username"),
     password_stdin: bool = typer.Option(False, "--password-stdin"),
-    db: Path = DbOption,
+    db: str = DbOption,
 ) -> None:
     """Set a new password; the user's sessions end."""
     with _store(db) as store:
@@ -118,7 +127,7 @@ def user_passwd(
     record(db, AuditAction.ACCOUNT, ObjectKind.ACCOUNT, username, change="password")
 
 
-def _set_disabled(db: Path, username: str, disabled: bool) -> None:
+def _set_disabled(db: str, username: str, disabled: bool) -> None:
     change, said = ("disabled", "已停用") if disabled else ("enabled", "已启用")
     with _store(db) as store:
         store.set_disabled(username, disabled)
@@ -127,19 +136,19 @@ def _set_disabled(db: Path, username: str, disabled: bool) -> None:
 
 
 @user_app.command("disable")
-def user_disable(username: str = typer.Option(..., "--username"), db: Path = DbOption) -> None:
+def user_disable(username: str = typer.Option(..., "--username"), db: str = DbOption) -> None:
     """Stop a user logging in; their sessions end at once."""
     _set_disabled(db, username, True)
 
 
 @user_app.command("enable")
-def user_enable(username: str = typer.Option(..., "--username"), db: Path = DbOption) -> None:
+def user_enable(username: str = typer.Option(..., "--username"), db: str = DbOption) -> None:
     """Let a disabled user log in again."""
     _set_disabled(db, username, False)
 
 
 @user_app.command("list")
-def user_list(db: Path = DbOption) -> None:
+def user_list(db: str = DbOption) -> None:
     """Every user with their grants."""
     with _store(db) as store:
         for user in store.list_users():
@@ -149,35 +158,23 @@ def user_list(db: Path = DbOption) -> None:
 @area_app.command("import")
 def area_import(
     file: Annotated[Path, typer.Argument(help="CSV with columns path,name_zh,name_en")],
-    db: Path = DbOption,
+    db: str = DbOption,
 ) -> None:
     """Add or rename areas from a CSV; every bad row is reported and then nothing is written."""
-    conn = console_db.connect(db)
-    try:
+    with _console(db) as console, console.write() as conn:
         result = areas.import_areas_csv(conn, file)
-    except ConsoleError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    finally:
-        conn.close()
     typer.echo(f"已导入 imported: {result.added} added, {result.updated} renamed")
 
 
 @area_app.command("list")
 def area_list(
-    under: str = typer.Option("/", "--under", help="only this area and below"), db: Path = DbOption
+    under: str = typer.Option("/", "--under", help="only this area and below"), db: str = DbOption
 ) -> None:
     """The hierarchy, one area per line, indented by level."""
-    conn = console_db.connect(db)
-    try:
+    with _console(db) as console, console.read() as conn:
         for area in areas.areas_under(conn, areas.parse_path(under)):
             indent = "  " * (len(areas.segments(area.path)) - 1)
             typer.echo(f"{indent}{area.path}  {area.bilingual()}")
-    except ConsoleError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    finally:
-        conn.close()
 
 
 def register(app: typer.Typer) -> None:

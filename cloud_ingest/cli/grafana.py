@@ -22,20 +22,20 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write each site's county and township to InfluxDB (`site_areas`); run after an area
         import."""
-        from cloud_ingest import db
+        from cloud_ingest.console import db as console_db
         from cloud_ingest.ops.grafana_areas import publish_areas
         from cloud_ingest.pipeline.influx import InfluxV1
         from warmcard.timestamps import now_us
 
         settings = load_settings(config)
-        conn = db.connect(settings.console_db)
+        console = console_db.open_store(settings.store("console"))
         storage = InfluxV1(settings.influx)
         try:
-            sites = publish_areas(conn, storage, now_us())
+            sites = publish_areas(console, storage, now_us())
         except IngestError as exc:
             typer.echo(f"错误 error: {exc}", err=True)
             raise typer.Exit(1) from None
         finally:
             storage.close()
-            conn.close()
+            console.close()
         typer.echo(f"已发布 published the places of {sites} site(s) to {settings.influx.database}")

@@ -151,9 +151,13 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, typer.Option("--format", help="xlsx or csv")] = "xlsx",
         config: Annotated[Path | None, typer.Option("--config", "-c", help="ingest.toml")] = None,
         db: Annotated[
-            Path,
-            typer.Option("--db", envvar="WARMCARD_CONSOLE_DB", help="console SQLite (areas)"),
-        ] = Path("run/console.sqlite3"),
+            str | None,
+            typer.Option(
+                "--db",
+                envvar="WARMCARD_CONSOLE_DB",
+                help="console store (areas): SQLite file or database URL; default: the config's",
+            ),
+        ] = None,
     ) -> None:
         """Write the monthly report of an area: meals, attendance, distinct elders, visits."""
         from cloud_ingest.alerts.report_visits import AlertVisits
@@ -178,14 +182,16 @@ def register(app: typer.Typer) -> None:
         try:
             settings = IngestSettings.load(config)
             path = areas.parse_path(area)
-            conn = console_db.connect(db)
+            console = console_db.open_store(db or settings.store("console"))
             try:
-                if path != areas.ROOT and areas.get_area(conn, path) is None:
-                    typer.echo(f"未知区域 unknown area {path!r} (warmcard area list)", err=True)
-                    raise typer.Exit(1)
-                placed = areas.site_paths(conn)
+                with console.read() as conn:
+                    known = path == areas.ROOT or areas.get_area(conn, path) is not None
+                    placed = areas.site_paths(conn)
             finally:
-                conn.close()
+                console.close()
+            if not known:
+                typer.echo(f"未知区域 unknown area {path!r} (warmcard area list)", err=True)
+                raise typer.Exit(1)
         except (SettingsError, ConsoleError) as exc:
             typer.echo(f"错误 error: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -53,7 +53,7 @@ def erase(
         for store in (registry, storage, alerts, deadletters, kiosks):
             store.close()
     counts = done.counts()
-    record(settings.console_db, Action.ERASE, ObjectKind.PERSON, person_id, **counts)
+    record(settings.store("console"), Action.ERASE, ObjectKind.PERSON, person_id, **counts)
     typer.echo(f"已删除 erased {person_id}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 

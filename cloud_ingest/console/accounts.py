@@ -11,13 +11,16 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import Connection, bindparam, text
+from sqlalchemy.exc import IntegrityError
 
+from cloud_ingest.console.db import Location, open_store
 from cloud_ingest.console.passwords import MAX_PASSWORD, check_password_policy
 from cloud_ingest.console.roles import Grant, Role, User
 from cloud_ingest.errors import AccountError
@@ -27,42 +30,6 @@ Clock = Callable[[], float]
 """Seconds since the epoch; time.time in production, a fake in tests."""
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    id                  INTEGER PRIMARY KEY,
-    username            TEXT NOT NULL UNIQUE,
-    password_hash       TEXT NOT NULL,
-    disabled            INTEGER NOT NULL DEFAULT 0,
-    created_at          REAL NOT NULL,
-    password_changed_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS grants (
-    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    area    TEXT NOT NULL,          -- '' = everything
-    role    TEXT NOT NULL CHECK (role IN ('viewer', 'manager', 'admin')),
-    PRIMARY KEY (user_id, area)
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    token_hash TEXT PRIMARY KEY,    -- sha256 of the cookie value; the token itself is never stored
-    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    created_at REAL NOT NULL,
-    last_seen  REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    client_ip  TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
-CREATE TABLE IF NOT EXISTS login_failures (
-    key TEXT NOT NULL,              -- 'user:<name>' or 'ip:<address>'
-    at  REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, at);
-"""
-
-
-def init_schema(conn: sqlite3.Connection) -> None:
-    """Create the users, grants, sessions and login_failures tables if missing."""
-    conn.executescript(SCHEMA)
 
 
 def normalise_username(text: str) -> str:
@@ -154,30 +121,37 @@ _DUMMY_HASHES: dict[tuple[int, int, int, int, int, str], str] = {}
 
 
 class AccountStore:
-    """Users, grants, sessions and login limits in one SQLite connection.
+    """Users, grants, sessions and login limits in the console store, shared by every console
+    process and command: a user may log in on one console and be served by another.
 
     The clock and the password hasher are passed in so tests control time and cost.
     """
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        console: Location,
         clock: Clock,
         hasher: PasswordHasher | None = None,
         limits: LoginLimits | None = None,
         sessions: SessionPolicy | None = None,
     ) -> None:
-        self.conn = conn
+        self.db = open_store(console)
+        self._owned = self.db is not console
         self.clock = clock
         self.hasher = hasher or PasswordHasher()
         self.limits = limits or LoginLimits()
         self.policy = sessions or SessionPolicy()
 
+    def close(self) -> None:
+        """Close the store if this object opened it (a `Database` passed in stays open)."""
+        if self._owned:
+            self.db.close()
+
     # --- users and grants -------------------------------------------------------------
 
-    def _check_area(self, area: str) -> str:
+    def _check_area(self, conn: Connection, area: str) -> str:
         path = areas.parse_path(area)
-        if path != areas.ROOT and areas.get_area(self.conn, path) is None:
+        if path != areas.ROOT and areas.get_area(conn, path) is None:
             raise AccountError(
                 f"未知区域 unknown area {path!r}; import the areas first (warmcard area import)"
             )
@@ -187,21 +161,23 @@ class AccountStore:
         """Create a user with one grant; refuse an existing name or a weak password."""
         name = normalise_username(username)
         check_password_policy(password, name)
-        path = self._check_area(area)
-        now = self.clock()
         pw_hash = self.hasher.hash(password)
         try:
-            with self.conn:
-                cur = self.conn.execute(
-                    "INSERT INTO users (username, password_hash, created_at, password_changed_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (name, pw_hash, now, now),
+            with self.db.write() as conn:
+                path = self._check_area(conn, area)
+                now = self.clock()
+                user_id = conn.execute(
+                    text(
+                        "INSERT INTO users (username, password_hash, created_at,"
+                        " password_changed_at) VALUES (:name, :hash, :now, :now) RETURNING id"
+                    ),
+                    {"name": name, "hash": pw_hash, "now": now},
+                ).scalar_one()
+                conn.execute(
+                    text("INSERT INTO grants (user_id, area, role) VALUES (:id, :area, :role)"),
+                    {"id": user_id, "area": path, "role": role.label},
                 )
-                self.conn.execute(
-                    "INSERT INTO grants (user_id, area, role) VALUES (?, ?, ?)",
-                    (cur.lastrowid, path, role.label),
-                )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise AccountError(f"用户已存在 user {name!r} already exists") from None
         user = self.get_user(name)
         assert user is not None
@@ -209,97 +185,98 @@ class AccountStore:
 
     def grant(self, username: str, role: Role, area: str) -> User:
         """Give (or change) the user's role on an area."""
-        user = self._require(username)
-        path = self._check_area(area)
-        with self.conn:
-            self.conn.execute(
-                "INSERT INTO grants (user_id, area, role) VALUES (?, ?, ?)"
-                " ON CONFLICT (user_id, area) DO UPDATE SET role = excluded.role",
-                (user.id, path, role.label),
+        with self.db.write() as conn:
+            user = self._require(conn, username)
+            path = self._check_area(conn, area)
+            conn.execute(
+                text(
+                    "INSERT INTO grants (user_id, area, role) VALUES (:id, :area, :role)"
+                    " ON CONFLICT (user_id, area) DO UPDATE SET role = excluded.role"
+                ),
+                {"id": user.id, "area": path, "role": role.label},
             )
-        return self._require(username)
+            return self._require(conn, username)
 
     def revoke(self, username: str, area: str) -> User:
         """Remove the user's grant on exactly this area."""
-        user = self._require(username)
         path = areas.parse_path(area)
-        with self.conn:
-            cur = self.conn.execute(
-                "DELETE FROM grants WHERE user_id = ? AND area = ?", (user.id, path)
-            )
-        if cur.rowcount == 0:
-            raise AccountError(f"{user.username!r} has no grant on {path or '/'!r}")
-        return self._require(username)
+        with self.db.write() as conn:
+            user = self._require(conn, username)
+            gone = conn.execute(
+                text("DELETE FROM grants WHERE user_id = :id AND area = :area"),
+                {"id": user.id, "area": path},
+            ).rowcount
+            if gone == 0:
+                raise AccountError(f"{user.username!r} has no grant on {path or '/'!r}")
+            return self._require(conn, username)
 
     def set_password(self, username: str, password: str) -> None:
         """Replace the password and end every session of the user."""
-        user = self._require(username)
+        user = self._require_now(username)
         check_password_policy(password, user.username)
         pw_hash = self.hasher.hash(password)
-        with self.conn:
-            self.conn.execute(
-                "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
-                (pw_hash, self.clock(), user.id),
+        with self.db.write() as conn:
+            conn.execute(
+                text(
+                    "UPDATE users SET password_hash = :hash, password_changed_at = :now"
+                    " WHERE id = :id"
+                ),
+                {"hash": pw_hash, "now": self.clock(), "id": user.id},
             )
-            self.conn.execute("DELETE FROM sessions WHERE user_id = ?", (user.id,))
+            conn.execute(text("DELETE FROM sessions WHERE user_id = :id"), {"id": user.id})
 
     def set_disabled(self, username: str, disabled: bool) -> None:
         """Disable (ending every session) or re-enable a user."""
-        user = self._require(username)
-        with self.conn:
-            self.conn.execute(
-                "UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user.id)
+        with self.db.write() as conn:
+            user = self._require(conn, username)
+            conn.execute(
+                text("UPDATE users SET disabled = :disabled WHERE id = :id"),
+                {"disabled": int(disabled), "id": user.id},
             )
             if disabled:
-                self.conn.execute("DELETE FROM sessions WHERE user_id = ?", (user.id,))
+                conn.execute(text("DELETE FROM sessions WHERE user_id = :id"), {"id": user.id})
 
     def get_user(self, username: str) -> User | None:
-        row = self.conn.execute(
-            "SELECT id, username, disabled FROM users WHERE username = ?",
-            (username.strip().lower(),),
-        ).fetchone()
-        return self._load(row) if row else None
+        with self.db.read() as conn:
+            return _user_named(conn, username)
 
     def get_user_by_id(self, user_id: int) -> User | None:
-        row = self.conn.execute(
-            "SELECT id, username, disabled FROM users WHERE id = ?", (user_id,)
-        ).fetchone()
-        return self._load(row) if row else None
+        with self.db.read() as conn:
+            return _user_with_id(conn, user_id)
 
     def list_users(self) -> list[User]:
-        rows = self.conn.execute("SELECT id, username, disabled FROM users ORDER BY username")
-        return [self._load(r) for r in rows.fetchall()]
+        with self.db.read() as conn:
+            rows = conn.execute(text("SELECT id, username, disabled FROM users")).all()
+            # By code point, whatever the database's collation (see areas._by_path).
+            return [_load(conn, r) for r in sorted(rows, key=lambda r: str(r.username))]
 
-    def _load(self, row: tuple[int, str, int]) -> User:
-        grants = tuple(
-            Grant(Role.parse(role), area)
-            for area, role in self.conn.execute(
-                "SELECT area, role FROM grants WHERE user_id = ? ORDER BY area", (row[0],)
-            )
-        )
-        return User(id=row[0], username=row[1], grants=grants, disabled=bool(row[2]))
-
-    def _require(self, username: str) -> User:
-        user = self.get_user(username)
+    def _require(self, conn: Connection, username: str) -> User:
+        user = _user_named(conn, username)
         if user is None:
             raise AccountError(f"没有此用户 no user {username!r}")
         return user
 
+    def _require_now(self, username: str) -> User:
+        with self.db.read() as conn:
+            return self._require(conn, username)
+
     # --- login ------------------------------------------------------------------------
 
-    def _failures(self, key: str, since: float) -> list[float]:
-        rows = self.conn.execute(
-            "SELECT at FROM login_failures WHERE key = ? AND at > ? ORDER BY at", (key, since)
-        )
-        return [at for (at,) in rows.fetchall()]
-
-    def _retry_after(self, username_key: str, ip: str, now: float) -> float:
+    def _retry_after(self, conn: Connection, username_key: str, ip: str, now: float) -> float:
         """Seconds until a login may be tried again; 0 when it may be tried now."""
         since = now - self.limits.window_s
         wait = 0.0
         for key, limit in ((f"user:{username_key}", self.limits.per_user),
                            (f"ip:{ip}", self.limits.per_ip)):  # fmt: skip
-            recent = self._failures(key, since)
+            recent = list(
+                conn.execute(
+                    text(
+                        "SELECT at FROM login_failures WHERE key = :key AND at > :since"
+                        " ORDER BY at, id"
+                    ),
+                    {"key": key, "since": since},
+                ).scalars()
+            )
             if len(recent) >= limit:
                 # Free again when the oldest failure that keeps us at the limit leaves the window.
                 wait = max(wait, recent[-limit] + self.limits.window_s - now)
@@ -308,30 +285,27 @@ class AccountStore:
     def _claim_attempt(self, username_key: str, ip: str, now: float) -> tuple[int, int]:
         """Check the limits and record this attempt as a failure, in one write transaction.
 
-        Recording before the password check, under BEGIN IMMEDIATE (one writer at a time across
-        every process sharing the file), is what makes the limit hold for simultaneous logins:
-        each attempt sees the ones before it, finished or not. A success deletes the rows again.
-        Returns the rowids of the username's and the address's rows.
+        Recording before the password check, in the store's write transaction (one writer at a
+        time across every process and machine sharing the store), is what makes the limit hold
+        for simultaneous logins: each attempt sees the ones before it, finished or not. A success
+        deletes the rows again. Returns the ids of the username's and the address's rows.
         """
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            wait = self._retry_after(username_key, ip, now)
+        with self.db.write() as conn:
+            wait = self._retry_after(conn, username_key, ip, now)
             if wait > 0:
                 raise LoginRefused(rate_limited=True, retry_after_s=wait)
-            conn.execute("DELETE FROM login_failures WHERE at <= ?", (now - self.limits.window_s,))
-            rowids = tuple(
+            conn.execute(
+                text("DELETE FROM login_failures WHERE at <= :before"),
+                {"before": now - self.limits.window_s},
+            )
+            user_row, ip_row = (
                 conn.execute(
-                    "INSERT INTO login_failures (key, at) VALUES (?, ?)", (key, now)
-                ).lastrowid
-                or 0
+                    text("INSERT INTO login_failures (key, at) VALUES (:key, :at) RETURNING id"),
+                    {"key": key, "at": now},
+                ).scalar_one()
                 for key in (f"user:{username_key}", f"ip:{ip}")
             )
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        return rowids[0], rowids[1]
+        return user_row, ip_row
 
     def _verify_dummy(self, password: str) -> None:
         # Unknown users cost the same argon2 work as known ones, so timing does not tell them
@@ -357,10 +331,10 @@ class AccountStore:
 
     def withdraw(self, attempt: LoginAttempt) -> None:
         """Forget a claimed attempt whose password was never checked (the server was busy)."""
-        with self.conn:
-            self.conn.execute(
-                "DELETE FROM login_failures WHERE rowid IN (?, ?)",
-                (attempt.user_row, attempt.ip_row),
+        with self.db.write() as conn:
+            conn.execute(
+                text("DELETE FROM login_failures WHERE id IN (:user_row, :ip_row)"),
+                {"user_row": attempt.user_row, "ip_row": attempt.ip_row},
             )
 
     def check_password(self, attempt: LoginAttempt, password: str) -> User:
@@ -372,31 +346,34 @@ class AccountStore:
         key = attempt.username_key
         row = None
         if USERNAME_RE.fullmatch(key) and len(password) <= MAX_PASSWORD:
-            row = self.conn.execute(
-                "SELECT id, password_hash, disabled FROM users WHERE username = ?", (key,)
-            ).fetchone()
+            with self.db.read() as conn:
+                row = conn.execute(
+                    text("SELECT id, password_hash, disabled FROM users WHERE username = :name"),
+                    {"name": key},
+                ).first()
         ok = False
         if row is None:
             self._verify_dummy(password[:MAX_PASSWORD])
         else:
             try:
-                ok = self.hasher.verify(row[1], password)
+                ok = self.hasher.verify(row.password_hash, password)
             except (VerifyMismatchError, InvalidHashError, VerificationError):
                 ok = False
-        if not ok or row is None or row[2]:
+        if not ok or row is None or row.disabled:
             raise LoginRefused(rate_limited=False)
-        with self.conn:
-            self.conn.execute(
-                "DELETE FROM login_failures WHERE key = ? OR rowid = ?",
-                (f"user:{key}", attempt.ip_row),
+        # Parameters were raised since this hash was made: upgrade it while we have the password.
+        rehash = self.hasher.hash(password) if self.hasher.check_needs_rehash(row[1]) else None
+        with self.db.write() as conn:
+            conn.execute(
+                text("DELETE FROM login_failures WHERE key = :key OR id = :ip_row"),
+                {"key": f"user:{key}", "ip_row": attempt.ip_row},
             )
-            if self.hasher.check_needs_rehash(row[1]):
-                # Parameters were raised since this hash was made; upgrade it while we have it.
-                self.conn.execute(
-                    "UPDATE users SET password_hash = ? WHERE id = ?",
-                    (self.hasher.hash(password), row[0]),
+            if rehash is not None:
+                conn.execute(
+                    text("UPDATE users SET password_hash = :hash WHERE id = :id"),
+                    {"hash": rehash, "id": row.id},
                 )
-        user = self.get_user_by_id(row[0])
+        user = self.get_user_by_id(row.id)
         assert user is not None
         return user
 
@@ -411,17 +388,31 @@ class AccountStore:
         token = secrets.token_urlsafe(32)
         now = self.clock()
         expires = now + self.policy.lifetime_s
-        with self.conn:
-            self.conn.execute(
-                "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at,"
-                " client_ip) VALUES (?, ?, ?, ?, ?, ?)",
-                (hash_token(token), user.id, now, now, expires, client_ip),
+        new = hash_token(token)
+        with self.db.write() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at,"
+                    " client_ip) VALUES (:th, :user, :now, :now, :expires, :ip)"
+                ),
+                {"th": new, "user": user.id, "now": now, "expires": expires, "ip": client_ip},
             )
-            self.conn.execute(
-                "DELETE FROM sessions WHERE user_id = ? AND rowid NOT IN (SELECT rowid FROM"
-                " sessions WHERE user_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?)",
-                (user.id, user.id, self.policy.max_per_user),
-            )
+            others = conn.execute(
+                text(
+                    "SELECT token_hash FROM sessions WHERE user_id = :user AND token_hash <> :th"
+                    " ORDER BY created_at DESC, token_hash"
+                ),
+                {"user": user.id, "th": new},
+            ).scalars()
+            # The new session always stays; the oldest others go beyond the cap.
+            beyond = list(others)[max(0, self.policy.max_per_user - 1) :]
+            if beyond:
+                conn.execute(
+                    text("DELETE FROM sessions WHERE token_hash IN :beyond").bindparams(
+                        bindparam("beyond", expanding=True)
+                    ),
+                    {"beyond": beyond},
+                )
         return NewSession(token=token, csrf_token=csrf_token_for(token), expires_at=expires)
 
     def session(self, token: str | None) -> Session | None:
@@ -429,39 +420,64 @@ class AccountStore:
         if not token or len(token) > 128:
             return None
         th = hash_token(token)
-        row = self.conn.execute(
-            "SELECT user_id, last_seen, expires_at FROM sessions WHERE token_hash = ?", (th,)
-        ).fetchone()
+        with self.db.read() as conn:
+            row = conn.execute(
+                text("SELECT user_id, last_seen, expires_at FROM sessions WHERE token_hash = :th"),
+                {"th": th},
+            ).first()
+            user = _user_with_id(conn, row.user_id) if row is not None else None
         if row is None:
             return None
-        user_id, last_seen, expires_at = row
         now = self.clock()
-        if now >= expires_at or now - last_seen >= self.policy.idle_s:
-            with self.conn:
-                self.conn.execute("DELETE FROM sessions WHERE token_hash = ?", (th,))
+        if now >= row.expires_at or now - row.last_seen >= self.policy.idle_s:
+            with self.db.write() as conn:
+                conn.execute(text("DELETE FROM sessions WHERE token_hash = :th"), {"th": th})
             return None
-        user = self.get_user_by_id(user_id)
         if user is None or user.disabled:
             return None
-        if now - last_seen >= self.policy.touch_every_s:
-            with self.conn:
-                self.conn.execute(
-                    "UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, th)
+        if now - row.last_seen >= self.policy.touch_every_s:
+            with self.db.write() as conn:
+                conn.execute(
+                    text("UPDATE sessions SET last_seen = :now WHERE token_hash = :th"),
+                    {"now": now, "th": th},
                 )
-        return Session(user=user, csrf_token=csrf_token_for(token), expires_at=expires_at)
+        return Session(user=user, csrf_token=csrf_token_for(token), expires_at=row.expires_at)
 
     def end_session(self, token: str | None) -> None:
         """Log out: forget the session (no error if it was already gone)."""
         if token:
-            with self.conn:
-                self.conn.execute("DELETE FROM sessions WHERE token_hash = ?", (hash_token(token),))
+            with self.db.write() as conn:
+                conn.execute(
+                    text("DELETE FROM sessions WHERE token_hash = :th"), {"th": hash_token(token)}
+                )
 
     def purge_expired(self) -> int:
         """Delete expired and idle sessions; returns how many. Run it now and then."""
         now = self.clock()
-        with self.conn:
-            cur = self.conn.execute(
-                "DELETE FROM sessions WHERE expires_at <= ? OR last_seen <= ?",
-                (now, now - self.policy.idle_s),
-            )
-        return cur.rowcount
+        with self.db.write() as conn:
+            gone: int = conn.execute(
+                text("DELETE FROM sessions WHERE expires_at <= :now OR last_seen <= :idle"),
+                {"now": now, "idle": now - self.policy.idle_s},
+            ).rowcount
+        return gone
+
+
+def _user_named(conn: Connection, username: str) -> User | None:
+    row = conn.execute(
+        text("SELECT id, username, disabled FROM users WHERE username = :name"),
+        {"name": username.strip().lower()},
+    ).first()
+    return _load(conn, row) if row else None
+
+
+def _user_with_id(conn: Connection, user_id: int) -> User | None:
+    row = conn.execute(
+        text("SELECT id, username, disabled FROM users WHERE id = :id"), {"id": user_id}
+    ).first()
+    return _load(conn, row) if row else None
+
+
+def _load(conn: Connection, row: Sequence[Any]) -> User:
+    found = conn.execute(text("SELECT area, role FROM grants WHERE user_id = :id"), {"id": row[0]})
+    grants = tuple(Grant(Role.parse(role), area) for area, role in sorted(found.all()))
+    return User(id=row[0], username=row[1], grants=grants, disabled=bool(row[2]))

@@ -1,24 +1,20 @@
-"""The console's SQLite file: open a connection with the right pragmas and create its tables."""
+"""The console's store: areas, users, grants, sessions, login failures, subsidy rates and the
+audit log, in one database every console process and command shares (SQLite file or PostgreSQL;
+cloud_ingest.db). Its schema is the console history in cloud_ingest/migrations/console/."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-from cloud_ingest import db
-from cloud_ingest.console import accounts, subsidy
-from cloud_ingest.registry import areas
+from cloud_ingest.db import Database
+
+Location = Path | str | Database
+"""Where the console store is: an SQLite path, a database URL, or a `Database` already open."""
 
 
-def connect(path: Path | str) -> sqlite3.Connection:
-    """Open (creating if needed) the console database; one connection per thread or request."""
-    conn = db.connect(path)
-    init_schema(conn)
-    return conn
-
-
-def init_schema(conn: sqlite3.Connection) -> None:
-    """Create the areas, users, grants, sessions and login_failures tables if missing."""
-    areas.init_schema(conn)
-    accounts.init_schema(conn)
-    subsidy.init_schema(conn)
+def open_store(location: Location) -> Database:
+    """The console store at `location`, its schema brought up to date; an open `Database` is used
+    as it is (one engine per process, shared by the accounts, the audit log and the areas)."""
+    if isinstance(location, Database):
+        return location
+    return Database(location, "console")

@@ -1,9 +1,9 @@
 """The console overview: today's numbers per site, filtered to a user's areas, paged, rolled up.
 
 Everything comes from live state (memory), never from InfluxDB per request: one table of rows
-for all sites and the roll-ups per area are built once per live-state change and shared by every
-request and stream, then each request filters that table for its user (grants), area, search
-text and flags, sorts it and cuts one page.
+for all sites and the roll-ups per area, kept current with each live-state change (only the
+sites that changed are re-read) and shared by every request and stream; each request filters
+that table for its user (grants), area, search text and flags, sorts it and cuts one page.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class Overview:
         }
 
     def table(self) -> _Table:
-        """All sites' rows and area totals, rebuilt when live state, registry or areas change."""
+        """All sites' rows and area totals, current with live state, registry and areas."""
         hierarchy = self.placement.hierarchy()
         key = (
             self.live.version,
@@ -118,8 +118,19 @@ class Overview:
             int(self.clock() // REBUILD_EVERY_S),
         )
         with self._lock:
-            if self._table is not None and self._table.key == key:
-                return self._table
+            previous = self._table
+        if previous is not None and previous.key == key:
+            return previous
+        table = None
+        if previous is not None and previous.key[1:] == key[1:]:
+            table = self._patched(previous)
+        if table is None:
+            table = self._built(key, hierarchy)
+        with self._lock:
+            self._table = table
+        return table
+
+    def _built(self, key: tuple[int, ...], hierarchy: Hierarchy) -> _Table:
         rows = {r["site_id"]: self._row(r, hierarchy) for r in self.live.site_rows()}
         order = sorted(rows, key=lambda s: SORT_KEYS["area"](rows[s]))
         totals: dict[str, dict[str, int]] = {}
@@ -131,10 +142,38 @@ class Overview:
             # Unplaced sites belong to the root only.
             root = totals.setdefault(areas.ROOT, {})
             root[metric] = int(root.get(metric, 0) + sum(rolled.unplaced.values()))
-        table = _Table(key, rows, order, totals, hierarchy)
-        with self._lock:
-            self._table = table
-        return table
+        return _Table(key, rows, order, totals, hierarchy)
+
+    def _patched(self, previous: _Table) -> _Table | None:
+        """`previous` with only the sites changed since it was built re-read, and their
+        differences added to the areas above them; None when live state cannot say which.
+
+        Under a stream of taps live state changes many times a second; rebuilding every site's
+        row and roll-up for each change cost ~50 ms at Dali's 1,663 sites (bench/dali_day.py).
+        """
+        version, changed = self.live.changes_since(previous.key[0])
+        if changed is None or not changed <= previous.rows.keys():
+            return None
+        hierarchy = previous.hierarchy
+        rows = dict(previous.rows)
+        totals = dict(previous.totals)
+        copied: set[str] = set()
+        for raw in self.live.site_rows(changed):
+            new = self._row(raw, hierarchy)
+            old = rows[new["site_id"]]
+            rows[new["site_id"]] = new
+            leaf = hierarchy.site_paths.get(new["site_id"])
+            paths = areas.ancestors(leaf) if leaf is not None else [areas.ROOT]
+            for metric in ROLLUP_METRICS:
+                delta = int((new[metric] or 0) - (old[metric] or 0))
+                if not delta:
+                    continue
+                for path in paths:
+                    if path not in copied:
+                        totals[path] = dict(totals.get(path, {}))
+                        copied.add(path)
+                    totals[path][metric] = totals[path].get(metric, 0) + delta
+        return _Table((version, *previous.key[1:]), rows, previous.order, totals, hierarchy)
 
     # ------------------------------------------------------------------ per user
 

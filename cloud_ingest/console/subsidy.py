@@ -6,26 +6,16 @@ set by an admin of that county and read by the meal sheet (`meal_sheet`).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import Connection, text
 
 from cloud_ingest.console.reports import PERIODS
 from cloud_ingest.errors import ReportError
 from cloud_ingest.registry import areas
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS subsidy_rates (
-    county     TEXT PRIMARY KEY,        -- 'dali/eryuan'
-    category   TEXT NOT NULL,           -- '高龄老人助餐补贴'
-    breakfast  TEXT NOT NULL,           -- yuan per meal, exact decimal text '3.00'
-    lunch      TEXT NOT NULL,
-    dinner     TEXT NOT NULL,
-    updated_by TEXT NOT NULL,
-    updated_us INTEGER NOT NULL
-) WITHOUT ROWID;
-"""
 MAX_AMOUNT = Decimal("1000")
 MAX_CATEGORY = 60
 
@@ -37,10 +27,6 @@ class SubsidyRate:
     amounts: dict[str, Decimal]  # meal period → yuan per meal
     updated_by: str = ""
     updated_us: int = 0
-
-
-def init_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)
 
 
 def county_of(path: str) -> str:
@@ -65,19 +51,21 @@ def parse_amount(text: str) -> Decimal:
     return value.quantize(Decimal("0.01"))
 
 
-def get_rate(conn: sqlite3.Connection, county: str) -> SubsidyRate | None:
+def get_rate(conn: Connection, county: str) -> SubsidyRate | None:
     row = conn.execute(
-        "SELECT county, category, breakfast, lunch, dinner, updated_by, updated_us "
-        "FROM subsidy_rates WHERE county = ?",
-        (county,),
-    ).fetchone()
+        text(
+            "SELECT county, category, breakfast, lunch, dinner, updated_by, updated_us "
+            "FROM subsidy_rates WHERE county = :county"
+        ),
+        {"county": county},
+    ).first()
     if row is None:
         return None
     amounts = {p: Decimal(v) for p, v in zip(PERIODS, row[2:5], strict=True)}
     return SubsidyRate(row[0], row[1], amounts, row[5], int(row[6]))
 
 
-def rates_for(conn: sqlite3.Connection, paths: Mapping[str, str]) -> dict[str, SubsidyRate]:
+def rates_for(conn: Connection, paths: Mapping[str, str]) -> dict[str, SubsidyRate]:
     """The rates of every county the given site paths lie in."""
     out: dict[str, SubsidyRate] = {}
     for county in {county_of(p) for p in paths.values()} - {""}:
@@ -88,26 +76,30 @@ def rates_for(conn: sqlite3.Connection, paths: Mapping[str, str]) -> dict[str, S
 
 
 def set_rate(
-    conn: sqlite3.Connection,
+    conn: Connection,
     county: str,
     category: str,
     amounts: Mapping[str, str],
     by: str,
     now_us: int,
 ) -> SubsidyRate:
-    """Set a county's category and amounts (text in yuan); raise ReportError if invalid."""
+    """Set a county's category and amounts (text in yuan), in the caller's write transaction
+    (`Database.write()`); raise ReportError if invalid."""
     if len(areas.segments(county)) != 2:  # prefecture/county
         raise ReportError(f"补贴按县设置 subsidies are set per county, not {county!r}")
     category = category.strip()
     if not category or len(category) > MAX_CATEGORY:
         raise ReportError(f"补贴类别应为 1 到 {MAX_CATEGORY} 个字 category: 1 to {MAX_CATEGORY}")
     parsed = {p: parse_amount(amounts.get(p, "0")) for p in PERIODS}
-    with conn:
-        conn.execute(
-            "INSERT INTO subsidy_rates VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (county) DO UPDATE "
-            "SET category = excluded.category, breakfast = excluded.breakfast, "
-            "lunch = excluded.lunch, dinner = excluded.dinner, "
-            "updated_by = excluded.updated_by, updated_us = excluded.updated_us",
-            (county, category, *(str(parsed[p]) for p in PERIODS), by, now_us),
-        )
+    conn.execute(
+        text(
+            "INSERT INTO subsidy_rates (county, category, breakfast, lunch, dinner, updated_by,"
+            " updated_us) VALUES (:county, :category, :breakfast, :lunch, :dinner, :by, :now)"
+            " ON CONFLICT (county) DO UPDATE SET category = excluded.category,"
+            " breakfast = excluded.breakfast, lunch = excluded.lunch, dinner = excluded.dinner,"
+            " updated_by = excluded.updated_by, updated_us = excluded.updated_us"
+        ),
+        {"county": county, "category": category, "by": by, "now": now_us}
+        | {p: str(parsed[p]) for p in PERIODS},
+    )
     return SubsidyRate(county, category, parsed, by, now_us)

@@ -109,8 +109,10 @@ class UserAdmin:
             path = areas.parse_path(text)
         except AreaError:
             raise UserAdminRefused(404, NOT_YOURS) from None
-        if path != areas.ROOT and areas.get_area(self.store.conn, path) is None:
-            raise UserAdminRefused(404, NOT_YOURS)
+        if path != areas.ROOT:
+            with self.store.db.read() as conn:
+                if areas.get_area(conn, path) is None:
+                    raise UserAdminRefused(404, NOT_YOURS)
         if not may_administer_area(self.actor, path):
             seen = can(self.actor, Action.VIEW, path)
             raise UserAdminRefused(403 if seen else 404, AREA_NOT_YOURS if seen else NOT_YOURS)

@@ -12,8 +12,7 @@ reports count it. `publish_areas` replaces the whole mapping; run it after each 
 
 from __future__ import annotations
 
-import sqlite3
-
+from cloud_ingest.db import Database
 from cloud_ingest.pipeline.influx import Storage, quote_ident
 from cloud_ingest.pipeline.lineprotocol import encode_point
 from cloud_ingest.registry import areas
@@ -34,9 +33,10 @@ def area_points(site_paths: dict[str, str], at_us: int) -> list[str]:
     return lines
 
 
-def publish_areas(conn: sqlite3.Connection, storage: Storage, at_us: int) -> int:
-    """Replace the `site_areas` mapping with the console database's placements; returns sites."""
-    lines = area_points(load_hierarchy(conn).site_paths, at_us)
+def publish_areas(console: Database, storage: Storage, at_us: int) -> int:
+    """Replace the `site_areas` mapping with the console store's placements; returns sites."""
+    with console.read() as conn:  # read first: no transaction stays open while InfluxDB works
+        lines = area_points(load_hierarchy(conn).site_paths, at_us)
     storage.ensure_database()
     # Series of a site's old place would stay in SHOW TAG VALUES: drop them all, then write.
     storage.query(f"DROP SERIES FROM {quote_ident(SITE_AREAS)}")

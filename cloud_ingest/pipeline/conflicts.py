@@ -221,30 +221,24 @@ class SeenIndex:
 
         `ts_us`: the events' times in µs if the caller has them (saves parsing them again).
         """
+        if ts_us is None:
+            ts_us = [event.ts_us for event in events]
+        rows: list[Row] = [
+            (
+                e.device_id,
+                e.seq,
+                _id_bytes(e.event_id),
+                content_digest(e),
+                ts,
+                now_us,
+                shape_digest(e),
+            )
+            for e, ts in zip(events, ts_us, strict=True)
+        ]
         conflicts: dict[int, Conflict] = {}
-        rows: list[Row] = []
-        positions: list[int] = []
-        in_batch: dict[tuple[str, int], int] = {}
-        ids_in_batch: dict[bytes, int] = {}
-        for i, event in enumerate(events):
-            key = (event.device_id, event.seq)
-            eid = _id_bytes(event.event_id)
-            ts = ts_us[i] if ts_us is not None else event.ts_us
-            digest, shape = content_digest(event), shape_digest(event)
-            row = (event.device_id, event.seq, eid, digest, ts, now_us, shape)
-            earlier = in_batch.get(key)
-            if earlier is None:
-                earlier = ids_in_batch.get(eid)
-            if earlier is not None:
-                first = rows[earlier]
-                if first[:4] != row[:4]:
-                    rule = "seq" if first[:2] == row[:2] else "event_id"
-                    conflicts[i] = self._conflict(now_us, event, rule, first[1], first[2], first[4])
-                continue  # identical copy within the batch: written once, passes
-            in_batch[key] = len(rows)
-            ids_in_batch[eid] = len(rows)
-            rows.append(row)
-            positions.append(i)
+        positions: Sequence[int] = range(len(rows))
+        if not len(rows) == len({row[:2] for row in rows}) == len({row[2] for row in rows}):
+            rows, positions, conflicts = self._within_batch(events, rows, now_us)
         if rows:
             with self.db.write() as conn:
                 params = [dict(zip(_SEEN_COLUMNS, row, strict=True)) for row in rows]
@@ -264,6 +258,36 @@ class SeenIndex:
             self._next_prune_us = now_us + PRUNE_EVERY_US
             self.prune(now_us)
         return conflicts
+
+    def _within_batch(
+        self, events: Sequence[TapEvent], rows: list[Row], now_us: int
+    ) -> tuple[list[Row], list[int], dict[int, Conflict]]:
+        """A batch that names a (device, seq) or event_id twice: the first copy is written, an
+        identical later one passes, a different one is a conflict. (rows, their positions in
+        `events`, conflicts)."""
+        kept: list[Row] = []
+        positions: list[int] = []
+        conflicts: dict[int, Conflict] = {}
+        in_batch: dict[tuple[str, int], int] = {}
+        ids_in_batch: dict[bytes, int] = {}
+        for i, row in enumerate(rows):
+            key, eid = (row[0], row[1]), row[2]
+            earlier = in_batch.get(key)
+            if earlier is None:
+                earlier = ids_in_batch.get(eid)
+            if earlier is not None:
+                first = kept[earlier]
+                if first[:4] != row[:4]:
+                    rule = "seq" if first[:2] == row[:2] else "event_id"
+                    conflicts[i] = self._conflict(
+                        now_us, events[i], rule, first[1], first[2], first[4]
+                    )
+                continue  # identical copy within the batch: written once, passes
+            in_batch[key] = len(kept)
+            ids_in_batch[eid] = len(kept)
+            kept.append(row)
+            positions.append(i)
+        return kept, positions, conflicts
 
     @staticmethod
     def _record(

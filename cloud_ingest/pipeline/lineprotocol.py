@@ -31,6 +31,7 @@ refused (InvalidPoint) rather than written ambiguously.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 from cloud_ingest.errors import InvalidPoint
 from warmcard.contract import TapEvent
@@ -62,6 +63,7 @@ def escape_measurement(name: str) -> str:
     return name.translate(_MEASUREMENT_TABLE)
 
 
+@lru_cache(maxsize=8192)  # ingest escapes the same devices and sites for every tap
 def escape_key(text: str, what: str = "tag") -> str:
     """Escape a tag key, tag value or field key."""
     _check(text, what)

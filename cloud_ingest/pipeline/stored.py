@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _quote  # json's own string quoting, in C
 from typing import Any
 
 from cloud_ingest.pipeline.live import LiveEvent
@@ -57,26 +58,25 @@ class StoredTap:
         return self.site_id, self.event
 
 
+def _row(t: StoredTap) -> str:
+    """One tap's JSON array, the bytes json.dumps(separators=(",", ":")) writes: its string
+    quoting (json's own, in C), without an encoder object per tap."""
+    e = t.event
+    period = _quote(e.meal_period.value) if e.meal_period else "null"
+    person = _quote(e.person_id) if e.person_id is not None else "null"
+    return (
+        f"[{_quote(t.site_id)},{_quote(e.device_id)},{e.seq},{e.ts_us},"
+        f"{_quote(e.kind.value)},{period},{person},{_quote(t.event_id)},{_quote(t.card_uid)}]"
+    )
+
+
 def encode(taps: Sequence[StoredTap]) -> list[bytes]:
     """The payloads for `taps`, each under MAX_MESSAGE_BYTES (about 180 taps)."""
     out: list[bytes] = []
     rows: list[str] = []
     size = 0
     for t in taps:
-        row = json.dumps(
-            [
-                t.site_id,
-                t.event.device_id,
-                t.event.seq,
-                t.event.ts_us,
-                t.event.kind.value,
-                t.event.meal_period.value if t.event.meal_period else None,
-                t.event.person_id,
-                t.event_id,
-                t.card_uid,
-            ],
-            separators=(",", ":"),
-        )
+        row = _row(t)
         if rows and size + len(row) + 32 > MAX_MESSAGE_BYTES:
             out.append(_message(rows))
             rows, size = [], 0

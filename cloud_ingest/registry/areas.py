@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, text
 
 from cloud_ingest.errors import AreaError, AreaImportError
 from cloud_ingest.registry.names import name_problem
@@ -36,23 +38,6 @@ class Level(StrEnum):
 
 LEVELS: tuple[Level, ...] = (Level.PREFECTURE, Level.COUNTY, Level.TOWNSHIP, Level.SITE)
 MAX_DEPTH = len(LEVELS)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS areas (
-    path    TEXT PRIMARY KEY,                -- 'dali/eryuan/xishan/xs-01'
-    parent  TEXT NOT NULL,                   -- '' for a prefecture
-    level   TEXT NOT NULL CHECK (level IN ('prefecture', 'county', 'township', 'site')),
-    name_zh TEXT NOT NULL,
-    name_en TEXT NOT NULL,
-    site_id TEXT UNIQUE                      -- last segment when level = 'site', else NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS areas_parent ON areas (parent);
-"""
-
-
-def init_schema(conn: sqlite3.Connection) -> None:
-    """Create the areas table if it is missing."""
-    conn.executescript(SCHEMA)
 
 
 def parse_path(text: str) -> str:
@@ -129,55 +114,57 @@ class Area:
         return f"{self.name_zh} {self.name_en}" if self.name_en != self.name_zh else self.name_zh
 
 
-def _row_to_area(row: tuple[str, str, str, str, str]) -> Area:
+def _row_to_area(row: Sequence[Any]) -> Area:
     return Area(row[0], row[1], Level(row[2]), row[3], row[4])
 
 
 _COLUMNS = "path, parent, level, name_zh, name_en"
 
 
-def get_area(conn: sqlite3.Connection, path: str) -> Area | None:
+def get_area(conn: Connection, path: str) -> Area | None:
     """The area at exactly this path, or None."""
-    row = conn.execute(f"SELECT {_COLUMNS} FROM areas WHERE path = ?", (path,)).fetchone()
+    row = conn.execute(
+        text(f"SELECT {_COLUMNS} FROM areas WHERE path = :path"), {"path": path}
+    ).first()
     return _row_to_area(row) if row else None
 
 
-def children(conn: sqlite3.Connection, path: str) -> list[Area]:
+def _by_path(rows: Iterable[Sequence[Any]]) -> list[Area]:
+    # Sorted here, by code point, not by ORDER BY: a PostgreSQL database's collation (en_US,
+    # zh_CN) orders '/' and '-' unlike SQLite, and pages and tests rely on one order.
+    return sorted((_row_to_area(r) for r in rows), key=lambda a: a.path)
+
+
+def children(conn: Connection, path: str) -> list[Area]:
     """The areas directly inside `path`, by path."""
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM areas WHERE parent = ? ORDER BY path", (path,)
-    ).fetchall()
-    return [_row_to_area(r) for r in rows]
+    return _by_path(
+        conn.execute(text(f"SELECT {_COLUMNS} FROM areas WHERE parent = :path"), {"path": path})
+    )
 
 
-def _within_clause(area: str) -> tuple[str, tuple[str, ...]]:
-    # '/' + 1 is '0': the half-open range [area/, area0) is exactly the paths below `area`,
-    # on whole segments, and it uses the primary key index.
-    if area == ROOT:
-        return "1", ()
-    return "(path = ? OR (path >= ? AND path < ?))", (area, area + "/", area + "0")
-
-
-def areas_under(conn: sqlite3.Connection, area: str, level: Level | None = None) -> list[Area]:
+def areas_under(conn: Connection, area: str, level: Level | None = None) -> list[Area]:
     """`area` and every area inside it, optionally only one level, by path."""
-    where, params = _within_clause(area)
-    sql = f"SELECT {_COLUMNS} FROM areas WHERE {where}"
+    # Whole segments: `area/%` (slugs hold no '%' or '_'); a range on the path would depend on
+    # the database's collation.
+    where = "" if area == ROOT else " AND (path = :area OR path LIKE :below)"
     if level is not None:
-        sql += " AND level = ?"
-        params = (*params, level.value)
-    rows = conn.execute(sql + " ORDER BY path", params).fetchall()
-    return [_row_to_area(r) for r in rows]
+        where += " AND level = :level"
+    params = {"area": area, "below": area + "/%", "level": level.value if level else ""}
+    return _by_path(conn.execute(text(f"SELECT {_COLUMNS} FROM areas WHERE 1 = 1{where}"), params))
 
 
-def site_path(conn: sqlite3.Connection, site_id: str) -> str | None:
+def site_path(conn: Connection, site_id: str) -> str | None:
     """Where a site sits, or None if the areas table does not place it."""
-    row = conn.execute("SELECT path FROM areas WHERE site_id = ?", (site_id,)).fetchone()
-    return row[0] if row else None
+    found: str | None = conn.execute(
+        text("SELECT path FROM areas WHERE site_id = :site"), {"site": site_id}
+    ).scalar()
+    return found
 
 
-def site_paths(conn: sqlite3.Connection) -> dict[str, str]:
+def site_paths(conn: Connection) -> dict[str, str]:
     """Every placed site: site_id -> path."""
-    return dict(conn.execute("SELECT site_id, path FROM areas WHERE site_id IS NOT NULL"))
+    rows = conn.execute(text("SELECT site_id, path FROM areas WHERE site_id IS NOT NULL"))
+    return {site: path for site, path in rows}
 
 
 def place_of(site_id: str | None, site_paths: Mapping[str, str]) -> str:
@@ -248,11 +235,12 @@ def _decode(raw: bytes, name: str) -> str:
         ) from None
 
 
-def import_areas_csv(conn: sqlite3.Connection, file: Path) -> ImportResult:
+def import_areas_csv(conn: Connection, file: Path) -> ImportResult:
     """Add or rename areas from a CSV with columns path,name_zh,name_en; all rows or none.
 
-    Parents may come later in the same file or already be in the table. Every bad row is
-    reported as ``file:line: problem`` in one AreaImportError, and nothing is written.
+    `conn` is a write transaction (`Database.write()`). Parents may come later in the same file
+    or already be in the table. Every bad row is reported as ``file:line: problem`` in one
+    AreaImportError, and nothing is written.
     """
     name = str(file)
     try:
@@ -297,7 +285,7 @@ def import_areas_csv(conn: sqlite3.Connection, file: Path) -> ImportResult:
         parent = parent_of(path) or ROOT
         rows[path] = (line, Area(path, parent, level_of(path), name_zh, name_en))
 
-    existing = {p for (p,) in conn.execute("SELECT path FROM areas")}
+    existing = set(conn.execute(text("SELECT path FROM areas")).scalars())
     placed = site_paths(conn)
     in_file: dict[str, str] = {}
     for path, (line, area) in rows.items():
@@ -323,21 +311,30 @@ def import_areas_csv(conn: sqlite3.Connection, file: Path) -> ImportResult:
         raise AreaImportError(problems)
 
     added = updated = 0
-    with conn:
-        # Parents first so a reader never sees an orphan mid-import (sorted: shorter first).
-        for path in sorted(rows, key=lambda p: (len(segments(p)), p)):
-            area = rows[path][1]
-            if path in existing:
-                conn.execute(
-                    "UPDATE areas SET name_zh = ?, name_en = ? WHERE path = ?",
-                    (area.name_zh, area.name_en, path),
-                )
-                updated += 1
-            else:
-                conn.execute(
+    # Parents first so a reader never sees an orphan mid-import (sorted: shorter first); the
+    # caller's write transaction makes it all rows or none.
+    for path in sorted(rows, key=lambda p: (len(segments(p)), p)):
+        area = rows[path][1]
+        if path in existing:
+            conn.execute(
+                text("UPDATE areas SET name_zh = :zh, name_en = :en WHERE path = :path"),
+                {"zh": area.name_zh, "en": area.name_en, "path": path},
+            )
+            updated += 1
+        else:
+            conn.execute(
+                text(
                     "INSERT INTO areas (path, parent, level, name_zh, name_en, site_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (path, area.parent, area.level.value, area.name_zh, area.name_en, area.site_id),
-                )
-                added += 1
+                    " VALUES (:path, :parent, :level, :zh, :en, :site)"
+                ),
+                {
+                    "path": path,
+                    "parent": area.parent,
+                    "level": area.level.value,
+                    "zh": area.name_zh,
+                    "en": area.name_en,
+                    "site": area.site_id,
+                },
+            )
+            added += 1
     return ImportResult(added=added, updated=updated)

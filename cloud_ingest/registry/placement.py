@@ -11,14 +11,14 @@ The console reads the table on almost every request, so it is cached and reloade
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from cloud_ingest import db
+from sqlalchemy import Connection
+
+from cloud_ingest.db import Database
 from cloud_ingest.registry import areas
 from cloud_ingest.registry.store import Registry
 
@@ -32,7 +32,7 @@ class Hierarchy:
     children: dict[str, list[str]] = field(default_factory=dict)  # parent -> child area paths
 
 
-def load_hierarchy(conn: sqlite3.Connection) -> Hierarchy:
+def load_hierarchy(conn: Connection) -> Hierarchy:
     """Read every area and site placement."""
     site_paths: dict[str, str] = {}
     by_path: dict[str, areas.Area] = {}
@@ -46,18 +46,24 @@ def load_hierarchy(conn: sqlite3.Connection) -> Hierarchy:
     return Hierarchy(site_paths, by_path, kids)
 
 
+def read_site_path(console: Database, site_id: str) -> str | None:
+    """Where the areas table places the site, read now (no cache)."""
+    with console.read() as conn:
+        return areas.site_path(conn, site_id)
+
+
 class SitePlacement:
     """Cached site → area path lookups and the areas above the sites; thread-safe."""
 
     def __init__(
         self,
-        db_path: Path,
+        console: Database,
         registry: Registry,
         *,
         ttl_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.db_path = db_path
+        self.db = console  # the console store (cloud_ingest.console.db.open_store)
         self.registry = registry
         self.ttl_s = ttl_s
         self.clock = clock
@@ -71,11 +77,8 @@ class SitePlacement:
         now = self.clock()
         with self._lock:
             if self._loaded_at is None or now - self._loaded_at >= self.ttl_s:
-                conn = db.connect(self.db_path)
-                try:
+                with self.db.read() as conn:
                     fresh = load_hierarchy(conn)
-                finally:
-                    conn.close()
                 if fresh != self._hierarchy:
                     self._hierarchy = fresh
                     self.version += 1
@@ -89,6 +92,6 @@ class SitePlacement:
             return path
         return areas.ROOT if self.registry.site(site_id) is not None else None
 
-    def site_locator(self, conn: sqlite3.Connection, site_id: str) -> str | None:
-        """AuthConfig.site_locator: the cached lookup (the request's connection is not needed)."""
+    def site_locator(self, _console: Database, site_id: str) -> str | None:
+        """AuthConfig.site_locator: the cached lookup (the console store is not read for it)."""
         return self.locate(site_id)

@@ -29,7 +29,6 @@ tests/cloud/web/test_access_matrix.py enumerates these routes and checks each on
 from __future__ import annotations
 
 from importlib import resources
-from pathlib import Path
 
 from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
@@ -84,17 +83,20 @@ def create_app(
     if service is None:
         service = ConsoleService(settings or IngestSettings())
     svc = service
-    placement = SitePlacement(Path(svc.settings.console_db), svc.registry)
     if auth is None:
-        auth = AuthConfig(db_path=svc.settings.console_db, cookie_secure=svc.settings.cookie_secure)
-    # The hierarchy, not the request's connection, says where a site is (see placement.py).
+        auth = AuthConfig(
+            console=svc.settings.store("console"), cookie_secure=svc.settings.cookie_secure
+        )
+    # One engine for the console store in this app: accounts, areas and the audit log.
+    placement = SitePlacement(auth.db, svc.registry)
+    # The hierarchy, not a query per request, says where a site is (see placement.py).
     auth.site_locator = placement.site_locator
-    # Beside the accounts, in the database every console process and command shares.
-    audit_log = AuditLog(auth.db_path)
+    # Beside the accounts, in the store every console process and command shares.
+    audit_log = AuditLog(auth.db)
 
     def stop() -> None:
         svc.stop()
-        audit_log.close()
+        auth.db.close()
 
     # The API document describes every route: behind the login like the rest (no /docs, /redoc:
     # they would load scripts from a CDN, which the console's CSP and intranets refuse).

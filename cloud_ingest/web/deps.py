@@ -87,7 +87,7 @@ VisitsDep = Annotated[VisitsSource | None, Depends(get_visits)]
 
 
 def get_scope(user: CurrentUser, store: AccountStoreDep, service: ServiceDep) -> Scope:
-    return scope_for(user, store.conn, service.registry)
+    return scope_for(user, store.db, service.registry)
 
 
 ScopeDep = Annotated[Scope, Depends(get_scope)]
@@ -137,8 +137,10 @@ def report_area(scope: Scope, store: AccountStore, area: str) -> str:
         path = areas.parse_path(area)
     except AreaError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND) from None
-    if path != areas.ROOT and areas.get_area(store.conn, path) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+    if path != areas.ROOT:
+        with store.db.read() as conn:
+            if areas.get_area(conn, path) is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
     if not can(scope.user, Action.EXPORT, path):
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
     return path
@@ -182,11 +184,13 @@ def get_meal_sheet(
     inside = areas.sites_in(path, scope.view, scope.paths)
     sites = [s for s in map(service.registry.site, inside) if s is not None]
     paths = {s.site_id: scope.paths.get(s.site_id, "") for s in sites}
-    named = {
-        a: render.local_name(found.name_zh, found.name_en, "zh")
-        for a in {"/".join(areas.segments(p)[:3]) for p in paths.values()} - {""}
-        if (found := areas.get_area(store.conn, a)) is not None
-    }
+    with store.db.read() as conn:
+        named = {
+            a: render.local_name(found.name_zh, found.name_en, "zh")
+            for a in {"/".join(areas.segments(p)[:3]) for p in paths.values()} - {""}
+            if (found := areas.get_area(conn, a)) is not None
+        }
+        rates = subsidy.rates_for(conn, paths)
     people = rc.iter_people_export(service.registry, [s.site_id for s in sites])
     try:
         return build_meal_sheet(
@@ -196,7 +200,7 @@ def get_meal_sheet(
             month,
             site_paths=paths,
             names={p.person_id: p.display_name for p in people},
-            rates=subsidy.rates_for(store.conn, paths),
+            rates=rates,
             area_names=named,
         )
     except ReportError as exc:

@@ -2,7 +2,7 @@
 
 Wire it into an app with::
 
-    configure_auth(app, AuthConfig(db_path=...))
+    configure_auth(app, AuthConfig(console=settings.store("console")))
     app.include_router(auth_router)
 
 Routes then depend on `current_user`, `require_role(Role.MANAGER)`, `require_site_access`
@@ -15,12 +15,11 @@ import hmac
 import html
 import json
 import secrets
-import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
-from pathlib import Path
 from string import Template
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
@@ -32,7 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import SecretStr
 
-from cloud_ingest import db, i18n
+from cloud_ingest import i18n
 from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import (
     AccountStore,
@@ -44,8 +43,10 @@ from cloud_ingest.console.accounts import (
     csrf_matches,
 )
 from cloud_ingest.console.roles import Action, Role, User, can
+from cloud_ingest.db import Database
 from cloud_ingest.errors import AreaError
 from cloud_ingest.registry import areas
+from cloud_ingest.registry.placement import read_site_path
 
 SESSION_COOKIE = "warmcard_session"
 LOGIN_CSRF_COOKIE = "warmcard_login_csrf"
@@ -53,8 +54,8 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-SiteLocator = Callable[[sqlite3.Connection, str], str | None]
-"""site_id -> area path, or None if unknown; reads the console database."""
+SiteLocator = Callable[[Database, str], str | None]
+"""(console store, site_id) -> area path, or None if unknown."""
 
 NOT_FOUND = i18n.both("not_found")
 LOGIN_NEEDED = i18n.both("login_needed")
@@ -108,22 +109,28 @@ class PasswordChecks:
 
 @dataclass
 class AuthConfig:
-    """What the auth dependencies need; set once per app with `configure_auth`."""
+    """What the auth dependencies need; set once per app with `configure_auth`. Users, sessions
+    and login failures live in the console store, shared by every console behind the proxy."""
 
-    db_path: Path
+    console: console_db.Location
     cookie_secure: bool = True  # False only for plain-http development on localhost
     clock: Clock = time.time
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     limits: LoginLimits = field(default_factory=LoginLimits)
     sessions: SessionPolicy = field(default_factory=SessionPolicy)
     password_checks: PasswordChecks = field(default_factory=PasswordChecks)
-    site_locator: SiteLocator = areas.site_path
+    site_locator: SiteLocator = read_site_path
     after_login: str = "/"  # where a login without ?next= lands
+
+    @cached_property
+    def db(self) -> Database:
+        """The console store, opened (and its schema brought up to date) on first use."""
+        return console_db.open_store(self.console)
 
 
 def configure_auth(app: FastAPI, config: AuthConfig) -> None:
-    """Attach the config to the app and create the console tables if they are missing."""
-    console_db.connect(config.db_path).close()
+    """Attach the config to the app and open the console store (creating its tables)."""
+    _ = config.db
     app.state.warmcard_auth = config
 
 
@@ -135,17 +142,9 @@ def get_auth_config(request: Request) -> AuthConfig:
     return config
 
 
-def get_account_store(config: AuthConfigDep) -> Iterator[AccountStore]:
-    """One SQLite connection per request.
-
-    FastAPI may run a request's dependencies and its endpoint on different threads, so the
-    connection is opened without the same-thread check; it is still used by one request only.
-    """
-    conn = db.connect(config.db_path, shared=True)
-    try:
-        yield AccountStore(conn, config.clock, config.hasher, config.limits, config.sessions)
-    finally:
-        conn.close()
+def get_account_store(config: AuthConfigDep) -> AccountStore:
+    """The accounts over the app's console store; each call takes a pooled connection."""
+    return AccountStore(config.db, config.clock, config.hasher, config.limits, config.sessions)
 
 
 AuthConfigDep = Annotated[AuthConfig, Depends(get_auth_config)]
@@ -240,10 +239,9 @@ def site_access(action: Action = Action.VIEW) -> Callable[..., SiteRef]:
     def dependency(
         site_id: str,
         user: CurrentUser,
-        store: AccountStoreDep,
         config: AuthConfigDep,
     ) -> SiteRef:
-        path = config.site_locator(store.conn, site_id)
+        path = config.site_locator(config.db, site_id)
         if path is None or not can(user, Action.VIEW, path):
             raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
         if not can(user, action, path):
@@ -259,13 +257,14 @@ def area_access(action: Action = Action.VIEW) -> Callable[..., areas.Area]:
     def dependency(
         area_path: str,
         user: CurrentUser,
-        store: AccountStoreDep,
+        config: AuthConfigDep,
     ) -> areas.Area:
         try:
             path = areas.parse_path(area_path)
         except AreaError:
             raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND) from None
-        area = areas.get_area(store.conn, path)
+        with config.db.read() as conn:
+            area = areas.get_area(conn, path)
         if area is None or not can(user, Action.VIEW, path):
             raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
         if not can(user, action, path):
@@ -414,7 +413,8 @@ async def login(
             return JSONResponse({"detail": message}, code, headers=headers)
         return _login_page(config, cookie_csrf, next_path, username, message, code, headers)
 
-    # SQLite may wait on a lock and argon2 costs a core: neither runs on the event loop.
+    # The store's write lock may be waited on and argon2 costs a core: neither runs on the
+    # event loop.
     ip = _client_ip(request)
     try:
         attempt = await run_in_threadpool(store.claim_login, username, ip)

@@ -13,11 +13,9 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from cloud_ingest import db
-from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import User
 from cloud_ingest.pipeline.live import LiveState
-from cloud_ingest.web.security import AuthConfig
+from cloud_ingest.web.security import AuthConfig, get_account_store
 
 COALESCE_S = 0.1  # several batches within this window become one push
 KEEPALIVE_S = 15.0  # a comment line keeps proxies from closing an idle stream
@@ -35,13 +33,8 @@ def session_checker(config: AuthConfig, token: str | None, user: User) -> Callab
     `user`'s grants are those the stream was opened with (a stream filters by them)."""
 
     def alive() -> bool:
-        conn = db.connect(config.db_path)
-        try:
-            store = AccountStore(conn, config.clock, config.hasher, config.limits, config.sessions)
-            session = store.session(token)
-            return session is not None and session.user.grants == user.grants
-        finally:
-            conn.close()
+        session = get_account_store(config).session(token)
+        return session is not None and session.user.grants == user.grants
 
     return alive
 

@@ -8,13 +8,13 @@ one the user may not edit answers 403. The registry's JSON API and its pages sha
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from fastapi import HTTPException, status
 
 from cloud_ingest.console.enrolment import Capture
 from cloud_ingest.console.roles import Action, User, can, sites_allowed
+from cloud_ingest.db import Database
 from cloud_ingest.errors import CardInUse, RegistryEditError
 from cloud_ingest.registry import areas
 from cloud_ingest.registry import queries as rc
@@ -33,8 +33,9 @@ class Scope:
     paths: dict[str, str]
 
 
-def scope_for(user: User, conn: sqlite3.Connection, registry: Registry) -> Scope:
-    placed = areas.site_paths(conn)
+def scope_for(user: User, console: Database, registry: Registry) -> Scope:
+    with console.read() as conn:
+        placed = areas.site_paths(conn)
     paths = {s.site_id: areas.place_of(s.site_id, placed) for s in registry.sites()}
     view = sites_allowed(user, Action.VIEW, paths, placed)
     edit = sites_allowed(user, Action.EDIT_REGISTRY, paths, placed)

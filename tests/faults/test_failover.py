@@ -222,9 +222,12 @@ def deployment(
         broker.stop()
 
 
-def _time_until(predicate: Any, timeout: float) -> float:
+def _time_until(predicate: Any, timeout: float, explain: Any = None) -> float:
     start = time.monotonic()
-    wait_for(predicate, timeout=timeout, interval=0.05)
+    try:
+        wait_for(predicate, timeout=timeout, interval=0.05)
+    except AssertionError:
+        raise AssertionError(explain() if explain else "timed out") from None
     return time.monotonic() - start
 
 
@@ -283,7 +286,11 @@ def test_killing_workers_and_a_console_under_500_taps_per_second_loses_and_doubl
     for console in (c1, c2):
         figures[f"{console.client_id} equals InfluxDB after last tap (s)"] = (
             time.monotonic() - kiosks.last_tap_at
-        ) + _time_until(lambda c=console: d.console_meals(c) == want, 30)
+        ) + _time_until(
+            lambda c=console: d.console_meals(c) == want,
+            30,
+            lambda c=console: f"{c.client_id}: {d.console_meals(c)} != InfluxDB {want}",
+        )
     print(f"\nfailover, {total} taps at {RATE}/s:", {k: round(v, 2) for k, v in figures.items()})
     for console in (c1, c2):
         assert figures[f"{console.client_id} equals InfluxDB after last tap (s)"] <= 2.0

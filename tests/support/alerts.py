@@ -62,12 +62,13 @@ def write_areas(console_path: Path, ids: dict[str, str]) -> dict[str, str]:
         f"dali/er/haidong/{ids['site_b']},海东小院,Haidong Courtyard\n",
         encoding="utf-8",
     )
-    conn = console_db.connect(console_path)
+    console = console_db.open_store(console_path)
     try:
-        areas.import_areas_csv(conn, csv)
-        return areas.site_paths(conn)
+        with console.write() as conn:
+            areas.import_areas_csv(conn, csv)
+            return areas.site_paths(conn)
     finally:
-        conn.close()
+        console.close()
 
 
 def make_engine(
@@ -114,11 +115,10 @@ def alerts_console(
     ids = write_registry(tmp, prefix)
     console = tmp / "console.sqlite3"
     write_areas(console, ids)
-    conn = console_db.connect(console)
-    accounts = AccountStore(conn, lambda: clock.t / 1e6, FAST_HASHER)
+    accounts = AccountStore(console, lambda: clock.t / 1e6, FAST_HASHER)
     for name, (role, area) in users.items():
         accounts.add_user(name, password, role, area)
-    conn.close()
+    accounts.close()
     settings = IngestSettings(
         registry_path=tmp / "registry.sqlite3",
         deadletter_path=tmp / "deadletter.sqlite3",
@@ -129,7 +129,7 @@ def alerts_console(
     configure_auth(
         app,
         AuthConfig(
-            db_path=console, cookie_secure=False, clock=lambda: clock.t / 1e6, hasher=FAST_HASHER
+            console=console, cookie_secure=False, clock=lambda: clock.t / 1e6, hasher=FAST_HASHER
         ),
     )
     for router in (auth_router, *routers):

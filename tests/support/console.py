@@ -8,6 +8,7 @@ import dataclasses
 import random
 import re
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,7 @@ from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import Role
 from cloud_ingest.registry import areas
+from cloud_ingest.settings import DatabaseSettings
 from cloud_ingest.web.app import create_app
 from cloud_ingest.web.routes import health, metrics, registry, reports
 from cloud_ingest.web.security import (
@@ -75,25 +77,33 @@ class FakeClock:
         self.t += seconds
 
 
-def console_db_with_areas(tmp_path: Path) -> Path:
-    """A new console database in `tmp_path` holding the AREAS_CSV areas; returns its path."""
-    path = tmp_path / "console.db"
-    conn = console_db.connect(path)
-    try:
-        f = tmp_path / "areas.csv"
-        f.write_text(AREAS_CSV)
-        areas.import_areas_csv(conn, f)
-    finally:
-        conn.close()
-    return path
+def import_areas(console: console_db.Location, csv_text: str) -> None:
+    """Import areas (a CSV's text) into the console store at `console`."""
+    with tempfile.TemporaryDirectory() as folder:
+        csv = Path(folder) / "areas.csv"
+        csv.write_text(csv_text, encoding="utf-8")
+        store = console_db.open_store(console)
+        try:
+            with store.write() as conn:
+                areas.import_areas_csv(conn, csv)
+        finally:
+            store.close()
 
 
-def auth_config(db_path: Path) -> AuthConfig:
+def console_db_with_areas(tmp_path: Path, console: Path | str | None = None) -> Path | str:
+    """The console store at `console` (default: a new file in `tmp_path`) holding the AREAS_CSV
+    areas; returns where it is."""
+    location = console if console is not None else tmp_path / "console.db"
+    import_areas(location, AREAS_CSV)
+    return location
+
+
+def auth_config(console: Path | str) -> AuthConfig:
     """Plain-http cookies (the tests talk to 127.0.0.1) and the cheap hasher."""
-    return AuthConfig(db_path=db_path, cookie_secure=False, hasher=FAST_HASHER)
+    return AuthConfig(console=console, cookie_secure=False, hasher=FAST_HASHER)
 
 
-def place_sites(db_path: Path, placements: dict[str, str]) -> None:
+def place_sites(console: console_db.Location, placements: dict[str, str]) -> None:
     """Create the areas of each `site_id -> township path` (with parents) and place the sites."""
     rows = {}
     for site_id, township in placements.items():
@@ -101,25 +111,18 @@ def place_sites(db_path: Path, placements: dict[str, str]) -> None:
             slug = areas.segments(path)[-1]
             rows[path] = (path, f"{slug}区", slug.title())
         rows[f"{township}/{site_id}"] = (f"{township}/{site_id}", f"{site_id}院", site_id)
-    csv = db_path.parent / f"{db_path.stem}-areas.csv"
-    csv.write_text(
-        "path,name_zh,name_en\n" + "".join(",".join(r) + "\n" for r in rows.values()),
-        encoding="utf-8",
+    import_areas(
+        console, "path,name_zh,name_en\n" + "".join(",".join(r) + "\n" for r in rows.values())
     )
-    conn = console_db.connect(db_path)
-    try:
-        areas.import_areas_csv(conn, csv)
-    finally:
-        conn.close()
 
 
-def add_user(db_path: Path, username: str, role: Role, area: str) -> str:
+def add_user(console: Path | str, username: str, role: Role, area: str) -> str:
     """Create a user with one grant; returns the password."""
-    conn = console_db.connect(db_path)
+    store = AccountStore(console, time.time, FAST_HASHER)
     try:
-        AccountStore(conn, time.time, FAST_HASHER).add_user(username, PASSWORD, role, area)
+        store.add_user(username, PASSWORD, role, area)
     finally:
-        conn.close()
+        store.close()
     return PASSWORD
 
 
@@ -222,12 +225,12 @@ USERS = {
 }
 
 
-def console_db_for(tmp: Path, ids: dict[str, str]) -> Path:
-    """Areas: township dali/dalishi/xizhou holds site A, .../zhoucheng site B; the users above."""
-    path = tmp / "console.sqlite3"
-    conn = console_db.connect(path)
-    csv = tmp / "areas.csv"
-    csv.write_text(
+def console_db_for(tmp: Path, ids: dict[str, str], console: Path | str | None = None) -> Path | str:
+    """Areas: township dali/dalishi/xizhou holds site A, .../zhoucheng site B; the users above.
+    In `console` (default: console.sqlite3 in `tmp`); returns where it is."""
+    path = console if console is not None else tmp / "console.sqlite3"
+    import_areas(
+        path,
         "path,name_zh,name_en\n"
         "dali,大理州,Dali\n"
         "dali/dalishi,大理市,Dali city\n"
@@ -235,21 +238,21 @@ def console_db_for(tmp: Path, ids: dict[str, str]) -> Path:
         f"dali/dalishi/xizhou/{ids['site_a']},喜洲小院,Xizhou courtyard\n"
         "dali/dalishi/zhoucheng,周城村,Zhoucheng\n"
         f"dali/dalishi/zhoucheng/{ids['site_b']},周城小院,Zhoucheng courtyard\n",
-        encoding="utf-8",
     )
-    areas.import_areas_csv(conn, csv)
-    store = AccountStore(conn, lambda: 1_700_000_000.0, FAST_HASHER)
-    for name, (role, area) in USERS.items():
-        store.add_user(name, PASSWORD, role, area)
-    conn.close()
+    store = AccountStore(path, lambda: 1_700_000_000.0, FAST_HASHER)
+    try:
+        for name, (role, area) in USERS.items():
+            store.add_user(name, PASSWORD, role, area)
+    finally:
+        store.close()
     return path
 
 
-def console_app(service: Stack, db_path: Path) -> FastAPI:
+def console_app(service: Stack, console: Path | str) -> FastAPI:
     """What the console shell's create_app will do, minus its own pages and lifespan."""
     app = FastAPI(title="Warmcard console (test)", version="1")
     app.state.service = service.console
-    configure_auth(app, AuthConfig(db_path=db_path, cookie_secure=False, hasher=FAST_HASHER))
+    configure_auth(app, auth_config(console))
     app.include_router(auth_router)
     install_login_redirect(app)
     app.include_router(registry.router)
@@ -393,13 +396,22 @@ class LiveConsole:
 
 @contextlib.contextmanager
 def live_console(
-    tmp: Path, mosquitto: Any, influxd: Any, database: str, prefix: str, **settings: Any
+    tmp: Path,
+    mosquitto: Any,
+    influxd: Any,
+    database: str,
+    prefix: str,
+    store_url: str | None = None,
+    **settings: Any,
 ) -> Iterator[LiveConsole]:
-    """`settings` go to IngestSettings (e.g. alerts=AlertSettings(...), metrics_token=...)."""
+    """`settings` go to IngestSettings (e.g. alerts=AlertSettings(...), metrics_token=...);
+    `store_url` is `[database] url` (the stores in PostgreSQL), `database` InfluxDB's."""
     ids = write_registry(tmp, prefix)
-    console_db_for(tmp, ids)
+    if store_url is not None:
+        settings["database"] = DatabaseSettings(url=store_url)
     ingest = make_settings(tmp, mosquitto, influxd, database, prefix, **settings)
-    app = create_app(ingest, auth=auth_config(ingest.console_db))
+    console_db_for(tmp, ids, ingest.store("console"))
+    app = create_app(ingest, auth=auth_config(ingest.store("console")))
     publisher = Publisher(mosquitto.port)
     try:
         with serve(app) as url, Stack(ingest, console=app.state.service) as service:

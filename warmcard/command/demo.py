@@ -205,17 +205,18 @@ def setup_console(db: Path, folder: Path, sites: list[SeedSite]) -> dict[str, st
         writer = csv.writer(out)
         writer.writerow(areas.CSV_HEADER)
         writer.writerows(rows)
-    conn = console_db.connect(db)
+    console = console_db.open_store(db)
     try:
-        areas.import_areas_csv(conn, csv_path)
-        store = AccountStore(conn, time.time)
+        with console.write() as conn:
+            areas.import_areas_csv(conn, csv_path)
+        store = AccountStore(console, time.time)
         passwords = {}
         for (username, area), role in ((DEMO_ADMIN, Role.ADMIN), (DEMO_VIEWER, Role.VIEWER)):
             password = secrets.token_urlsafe(15)  # 120 bits, new every run
             store.add_user(username, password, role, area)
             passwords[username] = password
     finally:
-        conn.close()
+        console.close()
     return passwords
 
 

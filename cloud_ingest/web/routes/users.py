@@ -57,9 +57,10 @@ def _refused(ctx: PageContext, exc: AccountError, back: str) -> HTMLResponse:
 def _area_choices(admin: UserAdmin) -> list[str]:
     """Areas the admin may grant on, for the form's suggestions ('/' for the root)."""
     found: set[str] = set()
-    for top in admin_areas(admin.actor):
-        found.add(top)
-        found.update(a.path for a in areas.areas_under(admin.store.conn, top))
+    with admin.store.db.read() as conn:
+        for top in admin_areas(admin.actor):
+            found.add(top)
+            found.update(a.path for a in areas.areas_under(conn, top))
     return sorted(p or "/" for p in found)
 
 

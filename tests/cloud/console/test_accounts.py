@@ -1,4 +1,5 @@
-"""Accounts: argon2 hashing, password policy, login limits, sessions, CSRF, role/area checks."""
+"""Accounts: argon2 hashing, password policy, login limits, sessions, CSRF, role/area checks.
+The store-level tests run on SQLite and on PostgreSQL (`store_at`)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,27 @@ from pathlib import Path
 
 import pytest
 import typer
+from alembic import command
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from cloud_ingest.cli import console as console_cli
 from cloud_ingest.console import accounts
-from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore, LoginLimits, LoginRefused, SessionPolicy
 from cloud_ingest.console.roles import Action, Grant, Role, User, can
+from cloud_ingest.db import Database
 from cloud_ingest.errors import AccountError, PasswordRejected
+from cloud_ingest.migrations import config, current
 from cloud_ingest.registry import areas
 from tests.support.console import FAST_HASHER, FakeClock, console_db_with_areas
+from tests.support.databases import StoreAt
 
 GOOD_PW = "xishan-courtyard-77"
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return console_db_with_areas(tmp_path)
+def db_path(tmp_path: Path, store_at: StoreAt) -> Path | str:
+    return console_db_with_areas(tmp_path, store_at("console"))
 
 
 @pytest.fixture
@@ -32,23 +37,23 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(db_path: Path, clock: FakeClock) -> Iterator[AccountStore]:
-    conn = console_db.connect(db_path)
-    yield AccountStore(conn, clock, FAST_HASHER, LoginLimits(), SessionPolicy())
-    conn.close()
+def store(db_path: Path | str, clock: FakeClock) -> Iterator[AccountStore]:
+    store = AccountStore(db_path, clock, FAST_HASHER, LoginLimits(), SessionPolicy())
+    yield store
+    store.close()
 
 
-def test_password_is_stored_as_argon2id_and_verifies(db_path: Path, clock: FakeClock) -> None:
-    conn = console_db.connect(db_path)
-    real = AccountStore(conn, clock)  # library-default parameters, as in production
+def test_password_is_stored_as_argon2id_and_verifies(db_path: Path | str, clock: FakeClock) -> None:
+    real = AccountStore(db_path, clock)  # library-default parameters, as in production
     real.add_user("Li.Wei", GOOD_PW, Role.MANAGER, "dali/eryuan")
-    stored = conn.execute("SELECT username, password_hash FROM users").fetchone()
+    with real.db.read() as conn:
+        stored = conn.execute(text("SELECT username, password_hash FROM users")).one()
     assert stored[0] == "li.wei"
     assert stored[1].startswith("$argon2id$") and GOOD_PW not in stored[1]
     user = real.authenticate("li.wei", GOOD_PW, "10.0.0.1")
     assert user.username == "li.wei"
     assert user.grants == (Grant(Role.MANAGER, "dali/eryuan"),)
-    conn.close()
+    real.close()
 
 
 def test_wrong_password_and_unknown_user_get_the_same_answer(store: AccountStore) -> None:
@@ -135,9 +140,8 @@ def test_rate_limit_per_username_with_a_fake_clock(store: AccountStore, clock: F
     assert not exc.value.rate_limited
 
 
-def test_rate_limit_per_address(db_path: Path, clock: FakeClock) -> None:
-    conn = console_db.connect(db_path)
-    store = AccountStore(conn, clock, FAST_HASHER, LoginLimits(per_user=5, per_ip=8))
+def test_rate_limit_per_address(db_path: Path | str, clock: FakeClock) -> None:
+    store = AccountStore(db_path, clock, FAST_HASHER, LoginLimits(per_user=5, per_ip=8))
     store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali")
     for i in range(8):  # spraying different names from one address
         with pytest.raises(LoginRefused):
@@ -146,7 +150,7 @@ def test_rate_limit_per_address(db_path: Path, clock: FakeClock) -> None:
         store.authenticate("liwei", GOOD_PW, "192.0.2.7")
     assert exc.value.rate_limited
     assert store.authenticate("liwei", GOOD_PW, "192.0.2.8").username == "liwei"
-    conn.close()
+    store.close()
 
 
 def test_session_token_is_stored_only_as_hash_and_expires(
@@ -154,7 +158,8 @@ def test_session_token_is_stored_only_as_hash_and_expires(
 ) -> None:
     user = store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali")
     new = store.start_session(user, "10.0.0.1")
-    stored = [r[0] for r in store.conn.execute("SELECT token_hash FROM sessions")]
+    with store.db.read() as conn:
+        stored = list(conn.execute(text("SELECT token_hash FROM sessions")).scalars())
     assert stored == [accounts.hash_token(new.token)] and new.token not in stored
     session = store.session(new.token)
     assert session is not None and session.user.username == "liwei"
@@ -163,7 +168,8 @@ def test_session_token_is_stored_only_as_hash_and_expires(
     # Idle timeout: 2 h without a request ends it.
     clock.advance(2 * 3600)
     assert store.session(new.token) is None
-    assert store.conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+    with store.db.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM sessions")).scalar_one() == 0
 
 
 def test_session_absolute_lifetime_even_when_active(store: AccountStore, clock: FakeClock) -> None:
@@ -247,7 +253,7 @@ def cli_app() -> typer.Typer:
     return app
 
 
-def test_cli_user_add_from_stdin_and_policy(db_path: Path) -> None:
+def test_cli_user_add_from_stdin_and_policy(db_path: Path | str) -> None:
     runner = CliRunner()
     app = cli_app()
     args = ["user", "add", "--db", str(db_path), "--username", "admin1", "--role", "admin"]
@@ -265,7 +271,58 @@ def test_cli_user_add_from_stdin_and_policy(db_path: Path) -> None:
     listed = runner.invoke(app, ["user", "list", "--db", str(db_path)])
     assert listed.exit_code == 0
     assert "admin1" in listed.output and "admin2" not in listed.output
-    conn = console_db.connect(db_path)
-    store = AccountStore(conn, FakeClock())
+    store = AccountStore(db_path, FakeClock())
     assert store.authenticate("admin1", GOOD_PW, "127.0.0.1").top_role is Role.ADMIN
-    conn.close()
+    store.close()
+
+
+def test_a_withdrawn_login_is_not_counted_and_a_success_clears_only_its_own_row(
+    store: AccountStore,
+) -> None:
+    """The ids of the counted rows: a busy server's withdrawal and a success remove exactly the
+    rows of that attempt, even when other attempts from the address share its second."""
+    store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali")
+    for _ in range(3):
+        with pytest.raises(LoginRefused):
+            store.authenticate("someone", "wrong-password", "192.0.2.9")
+    store.withdraw(store.claim_login("liwei", "192.0.2.9"))
+    assert store.authenticate("liwei", GOOD_PW, "192.0.2.9").username == "liwei"
+    with store.db.read() as conn:
+        left = conn.execute(text("SELECT key FROM login_failures ORDER BY id")).scalars().all()
+    assert left == ["user:someone", "ip:192.0.2.9"] * 3
+
+
+def test_the_newest_sessions_stay_beyond_the_cap(db_path: Path | str, clock: FakeClock) -> None:
+    store = AccountStore(db_path, clock, FAST_HASHER, sessions=SessionPolicy(max_per_user=3))
+    user = store.add_user("liwei", GOOD_PW, Role.VIEWER, "dali")
+    tokens = []
+    for _ in range(5):
+        tokens.append(store.start_session(user).token)
+        clock.advance(1)
+    tokens.append(store.start_session(user).token)
+    assert [store.session(t) is not None for t in tokens] == [False] * 3 + [True] * 3
+    store.close()
+
+
+def test_failures_counted_before_the_upgrade_stay_counted(store_at: StoreAt) -> None:
+    """console_0002 gives login failures an id: rows of a store at console_0001 are kept."""
+    old = Database(store_at("console"), "console", migrate=False)
+    cfg = config("console")
+    with old.write() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "console_0001")
+        conn.execute(
+            text("INSERT INTO login_failures (key, at) VALUES (:key, :at)"),
+            [{"key": "user:liwei", "at": 1_700_000_000.0 - i} for i in range(5)],
+        )
+    old.close()
+    clock = FakeClock()
+    store = AccountStore(store_at("console"), clock, FAST_HASHER)  # upgrades on opening
+    assert current(store.db) == "console_0002"
+    with pytest.raises(LoginRefused) as exc:
+        store.claim_login("liwei", "10.0.0.1")
+    assert exc.value.rate_limited
+    with store.db.read() as conn:
+        ids = conn.execute(text("SELECT id FROM login_failures ORDER BY id")).scalars().all()
+    assert ids == [1, 2, 3, 4, 5]
+    store.close()

@@ -11,7 +11,7 @@ import io
 from openpyxl import load_workbook
 
 from cloud_ingest.console import subsidy
-from cloud_ingest.console.db import connect
+from cloud_ingest.console.db import open_store
 from cloud_ingest.errors import ReportError
 from tests.cloud.console.test_reports import month  # noqa: F401  (the fixture)
 from tests.support.console import client_as, console_app, console_db_for
@@ -80,15 +80,23 @@ def test_meal_sheet_rows_marks_rates_and_totals(month, tmp_path):  # noqa: F811
     assert viewer.get("/api/v1/reports/meals", params=other).status_code == 404
 
 
-def test_subsidy_amounts_are_exact_and_bounded(tmp_path):
-    conn = connect(tmp_path / "c.db")
-    rate = subsidy.set_rate(conn, "dali/eryuan", " 助餐 ", {"lunch": "4.5"}, "admin", 1)
+def test_subsidy_amounts_are_exact_and_bounded(store_at):
+    """On SQLite and PostgreSQL: the amounts are stored as exact decimal text."""
+    console = open_store(store_at("console"))
+    with console.write() as conn:
+        rate = subsidy.set_rate(conn, "dali/eryuan", " 助餐 ", {"lunch": "4.5"}, "admin", 1)
     assert rate.category == "助餐" and str(rate.amounts["lunch"]) == "4.50"
-    assert subsidy.get_rate(conn, "dali/eryuan") == rate
+    with console.read() as conn:
+        assert subsidy.get_rate(conn, "dali/eryuan") == rate
     for bad in ("-1", "abc", "1e9", "NaN", "0.001"):
         try:
-            subsidy.set_rate(conn, "dali/eryuan", "x", {"lunch": bad}, "admin", 2)
+            with console.write() as conn:
+                subsidy.set_rate(conn, "dali/eryuan", "x", {"lunch": bad}, "admin", 2)
         except ReportError:
             continue
         raise AssertionError(bad)
-    assert subsidy.rates_for(conn, {"s": "dali/eryuan/xishan/s"}) == {"dali/eryuan": rate}
+    with console.write() as conn:  # a second set replaces the first
+        again = subsidy.set_rate(conn, "dali/eryuan", "助餐", {"lunch": "5"}, "admin", 3)
+    with console.read() as conn:
+        assert subsidy.rates_for(conn, {"s": "dali/eryuan/xishan/s"}) == {"dali/eryuan": again}
+    console.close()

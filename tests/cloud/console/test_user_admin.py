@@ -1,7 +1,7 @@
 # mypy: allow-untyped-defs
 """The user-administration rule (console.user_admin): an admin acts only on users whose grants
 all lie in the areas they administer, grants only inside them, never on themselves, and one
-enabled admin of `/` always remains."""
+enabled admin of `/` always remains. On SQLite and PostgreSQL (`store_at`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.passwords import check_password_policy
 from cloud_ingest.console.roles import Role, User
@@ -21,9 +20,8 @@ XISHAN, ERYUAN, HAIDONG = "dali/eryuan/xishan", "dali/eryuan", "dali/er/haidong"
 
 
 @pytest.fixture
-def store(tmp_path) -> Iterator[AccountStore]:
-    conn = console_db.connect(console_db_with_areas(tmp_path))
-    s = AccountStore(conn, FakeClock(), FAST_HASHER)
+def store(tmp_path, store_at) -> Iterator[AccountStore]:
+    s = AccountStore(console_db_with_areas(tmp_path, store_at("console")), FakeClock(), FAST_HASHER)
     s.add_user("root", PASSWORD, Role.ADMIN, "/")
     s.add_user("town-admin", PASSWORD, Role.ADMIN, XISHAN)
     s.add_user("town-viewer", PASSWORD, Role.VIEWER, XISHAN)
@@ -31,7 +29,7 @@ def store(tmp_path) -> Iterator[AccountStore]:
     s.add_user("both", PASSWORD, Role.VIEWER, XISHAN)
     s.grant("both", Role.VIEWER, HAIDONG)
     yield s
-    conn.close()
+    s.close()
 
 
 def as_user(store: AccountStore, name: str) -> UserAdmin:

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
-from cloud_ingest import db
+from cloud_ingest.console import db as console_db
 from cloud_ingest.ops.grafana_areas import SITE_AREAS, publish_areas
 from cloud_ingest.pipeline.influx import InfluxV1, Series
 from cloud_ingest.registry import areas
@@ -79,14 +80,14 @@ def demo(tmp_path, mosquitto, influxd, influx_db, topic_prefix):
     now = now_us()
     today = localtime.to_local(now, TZ).date()
     storage = InfluxV1(settings.influx)
-    conn = db.connect(settings.console_db)
+    console = console_db.open_store(settings.console_db)
     try:
         storage.ensure_database()
         lines = demo_taps(sites, recent_days(today, DAYS), now)
         storage.write(lines)
-        assert publish_areas(conn, storage, now) == 6
+        assert publish_areas(console, storage, now) == 6
     finally:
-        conn.close()
+        console.close()
         storage.close()
     app = create_app(settings, auth=auth_config(settings.console_db))
     with serve(app) as url:
@@ -200,18 +201,18 @@ def test_every_panel_matches_the_console(demo):
 def test_moving_a_site_moves_it_in_the_variables(demo, tmp_path):
     """Derived in queries: re-placing a site and publishing again moves all its days at once."""
     settings, _client, today, _points = demo
-    conn = db.connect(settings.console_db)
+    console = console_db.open_store(settings.console_db)
     storage = InfluxV1(settings.influx)
     try:
         # The site's leaf moves from Xizhou (Dali City) to Cibihu (Eryuan county).
-        conn.execute("DELETE FROM areas WHERE site_id = ?", (SITE,))
-        conn.commit()
         csv = tmp_path / "move.csv"
         csv.write_text(
             f"path,name_zh,name_en\ndali/eryuan/cibihu/{SITE},周城小院,Zhoucheng\n",
             encoding="utf-8",
         )
-        areas.import_areas_csv(conn, csv)
+        with console.write() as conn:
+            conn.execute(text("DELETE FROM areas WHERE site_id = :site"), {"site": SITE})
+            areas.import_areas_csv(conn, csv)
         config = tmp_path / "ingest.toml"
         config.write_text(
             f'console_db = "{settings.console_db}"\n[influx]\nurl = "{settings.influx.url}"\n'
@@ -234,7 +235,7 @@ def test_moving_a_site_moves_it_in_the_variables(demo, tmp_path):
         (mapping,) = storage.query(f'SELECT count("placed") FROM "{SITE_AREAS}"')
     finally:
         storage.close()
-        conn.close()
+        console.close()
     assert eryuan["township"] == ["dali/eryuan/cibihu"] and eryuan["site"] == [SITE]
     assert XIZHOU not in city["township"] and SITE not in city["site"]  # no stale series
     assert moved.values[0][1] > 0  # its past days count under its new county

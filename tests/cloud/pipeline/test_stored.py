@@ -4,6 +4,8 @@ every tap whichever worker stored it."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cloud_ingest.pipeline.live import LiveEvent
@@ -44,6 +46,19 @@ def test_round_trip_keeps_every_field():
         "04112233445566",
     )
     assert [t for message in encode(taps) for t in decode(message)] == taps
+
+
+def test_a_row_is_what_json_dumps_writes():
+    # Odd but encodable strings too: the row quotes like json, whatever a field holds.
+    odd = StoredTap(
+        's"\\é', LiveEvent("k\n", 1, -5, Kind.MEAL, MealPeriod.DINNER, "人"), "", "\x00"
+    )
+    for t in [tap(0), tap(1, Kind.MEAL, MealPeriod.LUNCH), odd]:
+        e = t.event
+        fields = [t.site_id, e.device_id, e.seq, e.ts_us, e.kind.value]
+        fields += [e.meal_period.value if e.meal_period else None, e.person_id, t.event_id]
+        expected = json.dumps([*fields, t.card_uid], separators=(",", ":"))
+        assert encode([t]) == [f'{{"v":1,"taps":[{expected}]}}'.encode()]
 
 
 def test_a_full_batch_is_split_under_the_size_bound_in_order():

@@ -1,17 +1,25 @@
-"""Area hierarchy: paths, segment-wise containment, roll-ups and the all-or-nothing CSV import."""
+"""Area hierarchy: paths, segment-wise containment, roll-ups and the all-or-nothing CSV import
+(the store's tests on SQLite and PostgreSQL, `store_at`)."""
 
 from __future__ import annotations
 
-import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+import typer
+from sqlalchemy import Connection
+from typer.testing import CliRunner
 
+from cloud_ingest.cli import console as console_cli
 from cloud_ingest.console import db as console_db
 from cloud_ingest.errors import AreaError, AreaImportError
 from cloud_ingest.registry import areas
 from cloud_ingest.registry.areas import Level
+from tests.support.databases import StoreAt
+from warmcard.command.servers.postgres import PostgreSQL
 
 GOOD_CSV = """path,name_zh,name_en
 dali,大理州,Dali
@@ -25,10 +33,13 @@ dali/er/haidong/hd-yard-01,海东幸福小院,Haidong Courtyard
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    c = console_db.connect(tmp_path / "console.db")
-    yield c
-    c.close()
+def conn(store_at: StoreAt) -> Iterator[Connection]:
+    """One write transaction of the console store for the whole test (an import refused
+    raises before it writes, so the transaction goes on)."""
+    console = console_db.open_store(store_at("console"))
+    with console.write() as c:
+        yield c
+    console.close()
 
 
 def write(tmp_path: Path, text: str, name: str = "areas.csv", encoding: str = "utf-8") -> Path:
@@ -98,7 +109,7 @@ def test_roll_up_of_floats() -> None:
     assert result.at("p1/c1") == pytest.approx(0.75)
 
 
-def test_import_then_query(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_import_then_query(conn: Connection, tmp_path: Path) -> None:
     result = areas.import_areas_csv(conn, write(tmp_path, GOOD_CSV))
     assert (result.added, result.updated) == (7, 0)
     eryuan = areas.get_area(conn, "dali/eryuan")
@@ -115,9 +126,7 @@ def test_import_then_query(conn: sqlite3.Connection, tmp_path: Path) -> None:
     assert len(areas.areas_under(conn, areas.ROOT)) == 7
 
 
-def test_import_accepts_parents_later_bom_and_renames(
-    conn: sqlite3.Connection, tmp_path: Path
-) -> None:
+def test_import_accepts_parents_later_bom_and_renames(conn: Connection, tmp_path: Path) -> None:
     text = "path,name_zh,name_en\ndali/eryuan,洱源,Eryuan\ndali,大理,Dali\n\n"
     result = areas.import_areas_csv(conn, write(tmp_path, text, encoding="utf-8-sig"))
     assert (result.added, result.updated) == (2, 0)
@@ -129,9 +138,7 @@ def test_import_accepts_parents_later_bom_and_renames(
     assert area.name("en") == "Eryuan County"
 
 
-def test_import_reports_every_bad_row_and_writes_nothing(
-    conn: sqlite3.Connection, tmp_path: Path
-) -> None:
+def test_import_reports_every_bad_row_and_writes_nothing(conn: Connection, tmp_path: Path) -> None:
     text = (
         "path,name_zh,name_en\n"
         "dali,大理州,Dali\n"  # 2 fine
@@ -150,10 +157,10 @@ def test_import_reports_every_bad_row_and_writes_nothing(
     assert lines == [3, 4, 5, 6, 7, 8, 9]
     assert all(p.startswith(f"{f}:") for p in info.value.problems)
     assert "dali/nowhere" in str(info.value)
-    assert conn.execute("SELECT count(*) FROM areas").fetchone()[0] == 0
+    assert conn.execute(sa.text("SELECT count(*) FROM areas")).scalar_one() == 0
 
 
-def test_import_refuses_a_site_in_two_places(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_import_refuses_a_site_in_two_places(conn: Connection, tmp_path: Path) -> None:
     areas.import_areas_csv(conn, write(tmp_path, GOOD_CSV))
     moved = "path,name_zh,name_en\ndali/er/haidong/xs-yard-01,西山,Xishan\n"
     with pytest.raises(AreaImportError, match="already at 'dali/eryuan/xishan/xs-yard-01'"):
@@ -166,7 +173,7 @@ def test_import_refuses_a_site_in_two_places(conn: sqlite3.Connection, tmp_path:
     assert areas.site_path(conn, "new-01") is None
 
 
-def test_import_bad_header_and_encoding(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_import_bad_header_and_encoding(conn: Connection, tmp_path: Path) -> None:
     with pytest.raises(AreaImportError, match=r"h.csv:1: .*header"):
         areas.import_areas_csv(conn, write(tmp_path, "code,name\ndali,大理\n", "h.csv"))
     gbk = write(tmp_path, "path,name_zh,name_en\ndali,大理州,Dali\n", "gbk.csv", encoding="gbk")
@@ -174,3 +181,57 @@ def test_import_bad_header_and_encoding(conn: sqlite3.Connection, tmp_path: Path
         areas.import_areas_csv(conn, gbk)
     with pytest.raises(AreaImportError, match="cannot read"):
         areas.import_areas_csv(conn, tmp_path / "missing.csv")
+
+
+def test_containment_and_order_do_not_depend_on_the_collation(
+    postgres: PostgreSQL, tmp_path: Path
+) -> None:
+    """A PostgreSQL database made with a language's collation that ignores punctuation at first
+    (as glibc's en_US.UTF-8 does; here ICU's, which needs no OS locale) finds and orders areas
+    as SQLite does. The range query this replaced found only 'dali/er' there."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    postgres.psql(
+        "postgres",
+        f'CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu'
+        " ICU_LOCALE 'en-US-u-ka-shifted' LOCALE 'C.UTF-8'",
+    )
+    console = console_db.open_store(postgres.url.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        text = GOOD_CSV + "dali/er-bei,洱北,Erbei\ndali/er/a-b,甲乙,Ab\ndali/er/ab,甲,A\n"
+        with console.write() as conn:
+            areas.import_areas_csv(conn, write(tmp_path, text))
+            under_er = [a.path for a in areas.areas_under(conn, "dali/er")]
+            kids = [a.path for a in areas.children(conn, "dali")]
+    finally:
+        console.close()
+        postgres.psql("postgres", f'DROP DATABASE "{name}" WITH (FORCE)')
+    assert under_er == [
+        "dali/er",
+        "dali/er/a-b",
+        "dali/er/ab",
+        "dali/er/haidong",
+        "dali/er/haidong/hd-yard-01",
+    ]
+    assert kids == ["dali/er", "dali/er-bei", "dali/eryuan"]
+
+
+def test_the_area_commands_take_the_store_as_a_path_or_a_url(
+    store_at: StoreAt, tmp_path: Path
+) -> None:
+    app = typer.Typer()
+    console_cli.register(app)
+    where = str(store_at("console"))
+    runner = CliRunner()
+    bad = runner.invoke(
+        app, ["area", "import", str(write(tmp_path, "code\n", "bad.csv")), "--db", where]
+    )
+    assert bad.exit_code == 1 and "bad.csv:1:" in bad.output
+    done = runner.invoke(app, ["area", "import", str(write(tmp_path, GOOD_CSV)), "--db", where])
+    assert done.exit_code == 0 and "7 added" in done.output
+    listed = runner.invoke(app, ["area", "list", "--under", "dali/er", "--db", where])
+    assert listed.exit_code == 0
+    assert [line.split()[0] for line in listed.output.splitlines()] == [
+        "dali/er",
+        "dali/er/haidong",
+        "dali/er/haidong/hd-yard-01",
+    ]

@@ -48,12 +48,15 @@ def test_area_and_person_names_with_control_characters_are_refused(tmp_path: Pat
     csv.write_text(
         "path,name_zh,name_en\ndali,大理州,Dali\ndali/xizhou,喜洲镇\x00,Xizhou\n", encoding="utf-8"
     )
-    conn = console_db.connect(tmp_path / "console.sqlite3")
+    console = console_db.open_store(tmp_path / "console.sqlite3")
     try:
-        with pytest.raises(AreaImportError, match=r"areas.csv:3: .*U\+0000"):
+        with (
+            pytest.raises(AreaImportError, match=r"areas.csv:3: .*U\+0000"),
+            console.write() as conn,
+        ):
             areas.import_areas_csv(conn, csv)
     finally:
-        conn.close()
+        console.close()
     people = tmp_path / "people.csv"
     sites = tmp_path / "sites.csv"
     sites.write_text("site_id,name_zh\ns-01,喜洲小院\n", encoding="utf-8")

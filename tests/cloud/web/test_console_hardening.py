@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
 from tests.support.console import FAST_HASHER, LiveConsole, app_routes, live_console, logged_in
 from tests.support.ingest import TZ, EventMaker, wait_for
@@ -81,12 +80,11 @@ def test_streams_end_when_the_user_is_disabled_or_loses_the_grant(console: LiveC
     tapper.start()
     wait_for(lambda: len(overview.events) > 3 and len(occupancy.events) > 3)
 
-    conn = console_db.connect(console.tmp / "console.sqlite3")
-    store = AccountStore(conn, time.time, FAST_HASHER)
+    store = AccountStore(console.tmp / "console.sqlite3", time.time, FAST_HASHER)
     changed = time.monotonic()
     store.set_disabled("view-a", True)
     store.revoke("mgr-a", "dali/dalishi/xizhou")
-    conn.close()
+    store.close()
 
     try:
         overview.thread.join(LIMIT_S + 3)

@@ -51,7 +51,7 @@ def demo_console(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Itera
     )
     import_seed(settings.registry_path, csvs)
     passwords = setup_console(settings.console_db, tmp_path / "seed", seed)
-    app = create_app(settings, auth=AuthConfig(db_path=settings.console_db, cookie_secure=False))
+    app = create_app(settings, auth=AuthConfig(console=settings.console_db, cookie_secure=False))
     publisher = Publisher(mosquitto.port)
     with serve(app) as url, Stack(settings, console=app.state.service) as service:
         events = []

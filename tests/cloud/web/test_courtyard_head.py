@@ -14,7 +14,6 @@ import pytest
 from openpyxl import Workbook
 from playwright.sync_api import Browser, Dialog
 
-from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import Role
 from cloud_ingest.registry.names import initials
@@ -83,11 +82,9 @@ def test_a_head_of_two_sites_sees_both_and_no_other(console: LiveConsole) -> Non
     add_user(db, "head-ab", Role.VIEWER, f"{XIZHOU}/{site_a}")
     with closing(logged_in(console.url, "root-admin")) as admin:
         assert admin.get("/api/v1/overview").json()["total"] == 2
-    conn = console_db.connect(db)
-    AccountStore(conn, lambda: 1_700_000_000.0, FAST_HASHER).grant(
-        "head-ab", Role.VIEWER, f"{ZHOUCHENG}/{site_b}"
-    )
-    conn.close()
+    store = AccountStore(db, lambda: 1_700_000_000.0, FAST_HASHER)
+    store.grant("head-ab", Role.VIEWER, f"{ZHOUCHENG}/{site_b}")
+    store.close()
     with closing(logged_in(console.url, "head-ab")) as client:
         doc = client.get("/api/v1/overview").json()
         assert doc["total"] == 2

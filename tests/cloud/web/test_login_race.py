@@ -1,13 +1,15 @@
 # mypy: allow-untyped-defs
 """Login limits and session counts under simultaneous requests, on a real uvicorn: the limit of
-5 failures per username holds for 40 logins sent at once, and a user holds at most 10 sessions."""
+5 failures per username holds for 40 logins sent at once, and a user holds at most 10 sessions;
+both with the console store on SQLite and on PostgreSQL (`store_at`)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -16,7 +18,6 @@ import anyio
 import httpx
 from fastapi import FastAPI
 
-from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import Role
 from cloud_ingest.web.security import (
@@ -34,27 +35,31 @@ from tests.support.console import (
     serve,
     simultaneous_logins,
 )
+from tests.support.databases import StoreAt
 
 SIMULTANEOUS = 40
 
 
-def auth_app(tmp_path: Path) -> FastAPI:
-    path = console_db_with_areas(tmp_path)
-    conn = console_db.connect(path)
-    try:
-        AccountStore(conn, time.time, FAST_HASHER).add_user(
-            "li.wei", PASSWORD, Role.VIEWER, "dali/eryuan"
-        )
-    finally:
-        conn.close()
+@contextlib.contextmanager
+def auth_app(tmp_path: Path, console: Path | str) -> Iterator[str]:
+    """The login routes over the console store at `console`, served; yields the base URL."""
+    path = console_db_with_areas(tmp_path, console)
+    store = AccountStore(path, time.time, FAST_HASHER)
+    store.add_user("li.wei", PASSWORD, Role.VIEWER, "dali/eryuan")
+    store.close()
     app = FastAPI()
-    configure_auth(app, auth_config(path))
+    config = auth_config(path)
+    configure_auth(app, config)
     app.include_router(auth_router)
-    return app
+    try:
+        with serve(app) as url:
+            yield url
+    finally:
+        config.db.close()
 
 
-def test_simultaneous_logins_cannot_race_past_the_limit(tmp_path: Path) -> None:
-    with serve(auth_app(tmp_path)) as url:
+def test_simultaneous_logins_cannot_race_past_the_limit(tmp_path: Path, store_at: StoreAt) -> None:
+    with auth_app(tmp_path, store_at("console")) as url:
         guesses = [("li.wei", f"guess-number-{i}", None) for i in range(SIMULTANEOUS)]
         counts = Counter(simultaneous_logins(url, guesses))
         print(
@@ -72,8 +77,8 @@ def test_simultaneous_logins_cannot_race_past_the_limit(tmp_path: Path) -> None:
         assert right.status_code == 429 and "尝试次数过多" in right.json()["detail"]
 
 
-def test_a_user_holds_at_most_ten_sessions(tmp_path: Path) -> None:
-    with serve(auth_app(tmp_path)) as url:
+def test_a_user_holds_at_most_ten_sessions(tmp_path: Path, store_at: StoreAt) -> None:
+    with auth_app(tmp_path, store_at("console")) as url:
         clients = [logged_in(url, "li.wei") for _ in range(12)]
         alive = [c.get("/api/v1/me").status_code for c in clients]
         for c in clients:

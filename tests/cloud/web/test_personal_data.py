@@ -157,6 +157,7 @@ def test_requests_on_personal_data_are_audited(running) -> None:
 
 
 def test_the_chain_verifies_and_a_tampered_row_is_named(running, tmp_path) -> None:
+    # SQLite-only: it tampers with a copy of the file (tests/cloud/console/test_audit.py: both).
     db = running.service.settings.console_db
     runner = CliRunner()
     ok = runner.invoke(warmcard, ["audit", "verify", "--db", str(db)])

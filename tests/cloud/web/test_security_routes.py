@@ -1,8 +1,10 @@
-"""The auth router and dependencies on a tiny app, through FastAPI's TestClient."""
+"""The auth router and dependencies on a tiny app, through FastAPI's TestClient, with the console
+store on SQLite and on PostgreSQL (`store_at`)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +13,6 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
-from cloud_ingest.console import db as console_db
 from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import Action, Role
 from cloud_ingest.registry import areas
@@ -31,14 +32,25 @@ from cloud_ingest.web.security import (
     site_access,
 )
 from tests.support.console import FAST_HASHER, FakeClock, console_db_with_areas
+from tests.support.databases import StoreAt
 
 PW = "xishan-courtyard-77"
+_OPENED: list[AuthConfig] = []
 
 
-def make_app(db_path: Path, clock: FakeClock, secure: bool = False) -> FastAPI:
+@pytest.fixture(autouse=True)
+def close_stores() -> Iterator[None]:
+    """The apps here run no lifespan: close their console stores after each test."""
+    yield
+    while _OPENED:
+        _OPENED.pop().db.close()
+
+
+def make_app(db_path: Path | str, clock: FakeClock, secure: bool = False) -> FastAPI:
     app = FastAPI()
-    config = AuthConfig(db_path=db_path, cookie_secure=secure, clock=clock, hasher=FAST_HASHER)
+    config = AuthConfig(console=db_path, cookie_secure=secure, clock=clock, hasher=FAST_HASHER)
     configure_auth(app, config)
+    _OPENED.append(config)
     app.include_router(auth_router)
     install_login_redirect(app)
 
@@ -71,19 +83,18 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path, clock: FakeClock) -> Path:
-    path = console_db_with_areas(tmp_path)
-    conn = console_db.connect(path)
-    store = AccountStore(conn, clock, FAST_HASHER)
+def db_path(tmp_path: Path, clock: FakeClock, store_at: StoreAt) -> Path | str:
+    path = console_db_with_areas(tmp_path, store_at("console"))
+    store = AccountStore(path, clock, FAST_HASHER)
     store.add_user("eryuan-mgr", PW, Role.MANAGER, "dali/eryuan")
     store.add_user("eryuan-view", PW, Role.VIEWER, "dali/eryuan")
     store.add_user("er-admin", PW, Role.ADMIN, "dali/er")
-    conn.close()
+    store.close()
     return path
 
 
 @pytest.fixture
-def app(db_path: Path, clock: FakeClock) -> FastAPI:
+def app(db_path: Path | str, clock: FakeClock) -> FastAPI:
     return make_app(db_path, clock)
 
 
@@ -156,7 +167,7 @@ def test_login_sets_a_hardened_cookie_and_me_answers(app: FastAPI) -> None:
     assert client.get("/overview").text == "<p>eryuan-mgr</p>"
 
 
-def test_cookie_is_secure_when_configured(db_path: Path, clock: FakeClock) -> None:
+def test_cookie_is_secure_when_configured(db_path: Path | str, clock: FakeClock) -> None:
     client = TestClient(make_app(db_path, clock, secure=True), base_url="https://testserver")
     client.follow_redirects = False
     page = client.get("/login")
@@ -225,6 +236,37 @@ def test_login_rate_limit_answers_429_for_known_and_unknown_names(app: FastAPI) 
     assert r.status_code == 429
     assert int(r.headers["retry-after"]) > 800
     assert "请" in r.text and "Too many attempts" in r.text
+
+
+def test_two_console_instances_share_sessions_and_login_limits(
+    db_path: Path | str, clock: FakeClock
+) -> None:
+    """Behind a proxy a user's requests reach any console: each app here has its own engine on
+    the one store, as two processes would; a session, a logout and the failure count hold on
+    both."""
+    one, two = client_for(make_app(db_path, clock)), client_for(make_app(db_path, clock))
+    csrf = login(one, "eryuan-mgr")
+    two.cookies.set(SESSION_COOKIE, one.cookies[SESSION_COOKIE])
+    assert two.get("/api/v1/me").json()["username"] == "eryuan-mgr"
+    assert two.get("/api/v1/me").json()["csrf_token"] == csrf
+    assert two.post("/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
+    assert one.get("/api/v1/me").status_code == 401  # logged out on the other console
+    # Wrong passwords on alternate consoles add up to the one limit.
+    statuses = []
+    for i in range(6):
+        client = (one, two)[i % 2]
+        client.get("/login")
+        statuses.append(
+            client.post(
+                "/login",
+                data={
+                    "username": "er-admin",
+                    "password": "wrong-password",
+                    "csrf_token": client.cookies[LOGIN_CSRF_COOKIE],
+                },
+            ).status_code
+        )
+    assert statuses == [401] * 5 + [429]
 
 
 def test_me_without_session_is_401_and_pages_redirect_to_login(app: FastAPI) -> None:

@@ -113,15 +113,16 @@ def set_subsidy(body: SubsidyIn, user: CurrentUser, store: AccountStoreDep) -> S
         county = areas.parse_path(body.county)
     except AreaError:
         raise HTTPException(404, NOT_FOUND) from None
-    if areas.get_area(store.conn, county) is None or not can(user, Action.EXPORT, county):
-        raise HTTPException(404, NOT_FOUND)
-    if not can(user, Action.MANAGE_AREAS, county):
-        raise HTTPException(403, FORBIDDEN)
     amounts = {"breakfast": body.breakfast, "lunch": body.lunch, "dinner": body.dinner}
-    try:
-        rate = subsidy.set_rate(store.conn, county, body.category, amounts, user.username, now_us())
-    except ReportError as exc:
-        raise HTTPException(400, str(exc)) from None
+    with store.db.write() as conn:
+        if areas.get_area(conn, county) is None or not can(user, Action.EXPORT, county):
+            raise HTTPException(404, NOT_FOUND)
+        if not can(user, Action.MANAGE_AREAS, county):
+            raise HTTPException(403, FORBIDDEN)
+        try:
+            rate = subsidy.set_rate(conn, county, body.category, amounts, user.username, now_us())
+        except ReportError as exc:
+            raise HTTPException(400, str(exc)) from None
     return SubsidyOut(
         county=rate.county,
         category=rate.category,

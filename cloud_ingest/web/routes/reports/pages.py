@@ -40,11 +40,13 @@ router = APIRouter(
 def _area_options(scope: Scope, store: AccountStore, lang: str) -> list[tuple[str, str]]:
     """(path, shown name) of every area above site level the user may report on."""
     found: dict[str, str] = {}
-    for grant in scope.user.grants:
-        for a in areas.areas_under(store.conn, grant.area):
+    with store.db.read() as conn:
+        under = [(g.area, areas.areas_under(conn, g.area)) for g in scope.user.grants]
+    for area, inside in under:
+        for a in inside:
             if a.level.value != "site":
                 found[a.path] = render.local_name(a.name_zh, a.name_en, lang)
-        if grant.area == areas.ROOT:
+        if area == areas.ROOT:
             found[areas.ROOT] = i18n.t("all", lang)
     return sorted(found.items())
 
