@@ -74,7 +74,7 @@ def plan_day(
     absent: frozenset[str] = frozenset(),
 ) -> list[PlannedTap]:
     """The taps of the rest of today for every kiosk, in time order; the `absent` cards stay
-    home (the demo's elders due a visit)."""
+    home (the demo's elders due a visit), everyone else's taps as without them."""
     taps: list[PlannedTap] = []
     sites: dict[str, list[str]] = {}
     for device_id in sorted(kiosks):
@@ -83,10 +83,8 @@ def plan_day(
         entrances = [d for d in site_devices if kiosks[d][0].mode is Mode.ENTRANCE]
         canteens = [d for d in site_devices if kiosks[d][0].mode is Mode.CANTEEN]
         roster = kiosks[site_devices[0]][1]
-        known = {e.card_uid for e in roster.entries}
-        people = sorted(
-            (e for e in roster.entries if e.card_uid not in absent), key=lambda e: e.card_uid
-        )
+        people = sorted(roster.entries, key=lambda e: e.card_uid)
+        known = {e.card_uid for e in people}
         presence: dict[str, tuple[int, int]] = {}  # card -> (arrive, leave) for canteen timing
         earliest = start_us + 2 * S
         for device in entrances:
@@ -138,7 +136,7 @@ def plan_day(
                 if rng.random() < 0.5:
                     when = begin + int(rng.uniform(0.1, 0.9) * (end - begin))
                     taps.append(PlannedTap(when, device, _unknown_uid(rng, known), "unknown"))
-    return sorted(taps)
+    return sorted(t for t in taps if t.card_uid not in absent)
 
 
 class Simulation:
