@@ -104,6 +104,9 @@ def register(app: typer.Typer) -> None:
         broker_port: Annotated[int, typer.Option("--broker-port")] = 1883,
         seed: Annotated[int, typer.Option("--seed", help="Same seed, same day.")] = 1,
         heartbeat_s: Annotated[float, typer.Option("--heartbeat-s")] = 10.0,
+        absent: Annotated[
+            list[str] | None, typer.Option("--absent", help="A card that never taps; repeatable.")
+        ] = None,
         ready_timeout: Annotated[
             float, typer.Option("--ready-timeout", help="Seconds to wait for config and roster.")
         ] = 60.0,
@@ -120,6 +123,7 @@ def register(app: typer.Typer) -> None:
                 MqttSettings(host=broker_host, port=broker_port),
                 seed=seed,
                 heartbeat_s=heartbeat_s,
+                absent=absent or (),
             )
             simulation.run(stop, ready_timeout)
         except WarmcardError as exc:

@@ -68,9 +68,13 @@ def _unknown_uid(rng: random.Random, known: set[str]) -> str:
 
 
 def plan_day(
-    kiosks: dict[str, tuple[DeviceConfig, Roster]], start_us: int, rng: random.Random
+    kiosks: dict[str, tuple[DeviceConfig, Roster]],
+    start_us: int,
+    rng: random.Random,
+    absent: frozenset[str] = frozenset(),
 ) -> list[PlannedTap]:
-    """The taps of the rest of today for every kiosk, in time order."""
+    """The taps of the rest of today for every kiosk, in time order; the `absent` cards stay
+    home (the demo's elders due a visit), everyone else's taps as without them."""
     taps: list[PlannedTap] = []
     sites: dict[str, list[str]] = {}
     for device_id in sorted(kiosks):
@@ -132,7 +136,7 @@ def plan_day(
                 if rng.random() < 0.5:
                     when = begin + int(rng.uniform(0.1, 0.9) * (end - begin))
                     taps.append(PlannedTap(when, device, _unknown_uid(rng, known), "unknown"))
-    return sorted(taps)
+    return sorted(t for t in taps if t.card_uid not in absent)
 
 
 class Simulation:
@@ -150,12 +154,14 @@ class Simulation:
         timing: UplinkTiming | None = None,
         tick_s: float = 1.0,
         min_free_bytes: int = 10 * 1024 * 1024,
+        absent: Sequence[str] = (),
     ) -> None:
         if not device_ids:
             raise SimulationError("name at least one device to simulate (--device ID)")
         self.run_dir = Path(run_dir)
         self.clock: Clock = clock or SystemClock()
         self.rng = random.Random(seed)
+        self.absent = frozenset(absent)
         self.played = 0
         self.kiosks: dict[str, SimKiosk] = {}
         for device_id in device_ids:
@@ -204,7 +210,7 @@ class Simulation:
             if config is None or roster is None:
                 raise SimulationError(f"{device_id} has no config or roster yet; call start()")
             kiosks[device_id] = (config, roster)
-        return plan_day(kiosks, self.clock.now_us(), self.rng)
+        return plan_day(kiosks, self.clock.now_us(), self.rng, self.absent)
 
     def play(self, taps: Sequence[PlannedTap], stop: threading.Event | None = None) -> int:
         """Present each card at its time; returns how many taps were played."""

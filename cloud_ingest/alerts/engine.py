@@ -218,7 +218,7 @@ class AlertEngine:
             self.store.clear_auto(kind, healthy, now)
 
     def evaluate_wellbeing(self, now: int) -> list[wellbeing.Due]:
-        dues = wellbeing.assess(self.settings, self.store, self.registry, self._site_paths)
+        dues = wellbeing.assess(self.settings, self.store, self.registry, self._site_paths, now)
         found = wellbeing.evaluate(dues, now, self._tz_of())
         self._raise(found)
         due_now = {f.subject for f in found}

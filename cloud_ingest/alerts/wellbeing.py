@@ -5,7 +5,9 @@ A flagged person is due a visit (需探访) when the latest of
 - their latest recorded visit, and
 - when they were flagged
 is older than the threshold for their flag and area (the most specific area override wins;
-with several flags, the shortest threshold). The alert clears by itself when they are seen
+with several flags, the shortest threshold). Days their home site is closed (the closure
+calendar, `closures`) do not count: the time unseen is (now − reference) less its overlap
+with the closures covering the site. The alert clears by itself when they are seen
 again, and a recorded visit closes it (cleared_by=user) and restarts the count.
 """
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud_ingest import i18n
+from cloud_ingest.alerts.closures import Closures, Span, closed_spans, overlap_us
 from cloud_ingest.alerts.models import Finding, Kind, LastSeen
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.alerts.store import AlertStore
@@ -63,6 +66,19 @@ class Due:
     days: float
     since_us: int  # the reference time the threshold counts from
     last_seen: LastSeen | None
+    closed: tuple[Span, ...] = ()  # the home site's closures, merged
+
+    def paused_us(self, now_us: int) -> int:
+        """Closed time since the reference: it does not count as unseen."""
+        return overlap_us(self.closed, self.since_us, now_us)
+
+    def unseen_us(self, now_us: int) -> int:
+        return now_us - self.since_us - self.paused_us(now_us)
+
+
+def reference_us(flagged: list[int], last: LastSeen | None, visit: int | None) -> int:
+    """The latest of when flagged, last seen and last visited: the count starts there."""
+    return max(flagged + ([last.ts_us] if last else []) + ([visit] if visit else []))
 
 
 def assess(
@@ -70,8 +86,9 @@ def assess(
     store: AlertStore,
     registry: Registry,
     site_paths: Mapping[str, str],
+    now_us: int,
 ) -> list[Due]:
-    """Every flagged person with their threshold and reference time."""
+    """Every flagged person with their threshold, reference time and closed time."""
     by_person: dict[str, list[tuple[str, int]]] = {}
     for person, flag, flagged_at in store.flags():
         if flag in settings.visit_due_days:  # a flag dropped from the settings is ignored
@@ -82,18 +99,17 @@ def assess(
     seen = store.last_seen(ids)
     visits = store.last_visits()
     homes = home_sites(registry, ids)
+    closures = Closures(store).all()
+    tz = {s.site_id: s.tz for s in registry.sites()}
     out: list[Due] = []
     for person, flags in by_person.items():
         site = homes.get(person)
         area = areas.place_of(site, site_paths)
         days = min(due_days(settings, f, area) for f, _ in flags)
         last = seen.get(person)
-        since = max(
-            [t for _, t in flags]
-            + ([last.ts_us] if last else [])
-            + ([visits[person]] if person in visits else [])
-        )
-        out.append(Due(person, tuple(f for f, _ in flags), site, area, days, since, last))
+        since = reference_us([t for _, t in flags], last, visits.get(person))
+        closed = tuple(closed_spans(closures, area, tz.get(site or ""), now_us))
+        out.append(Due(person, tuple(f for f, _ in flags), site, area, days, since, last, closed))
     return out
 
 
@@ -101,11 +117,12 @@ def evaluate(dues: list[Due], now_us: int, tz_of: Mapping[str, str]) -> list[Fin
     """Visit-due findings for the people whose threshold has passed."""
     found: list[Finding] = []
     for d in dues:
-        if now_us - d.since_us < d.days * DAY_US:
+        unseen = d.unseen_us(now_us)
+        if unseen < d.days * DAY_US:
             continue
         names = "、".join(FLAG_NAMES.get(f, (f, f))[0] for f in d.flags)
         names_en = ", ".join(FLAG_NAMES.get(f, (f, f))[1] for f in d.flags)
-        n = int((now_us - d.since_us) // DAY_US)
+        n = int(unseen // DAY_US)
         if d.last_seen is not None:
             ls = d.last_seen
             when = i18n.format_ts(ls.ts_us, tz_of.get(ls.site_id))

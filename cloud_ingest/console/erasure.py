@@ -44,13 +44,14 @@ from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.pipeline.deadletter import DeadLetterStore
 from cloud_ingest.pipeline.influx import Storage, quote_ident, quote_string
 from cloud_ingest.pipeline.lineprotocol import MEASUREMENT, SUSPECT_MEASUREMENT, encode_point
+from cloud_ingest.registry.contacts import delete_contacts
 from cloud_ingest.registry.store import IN_CHUNK, Registry, statement
 
 TOKEN_PREFIX = "erased-"
 _WRITE_BATCH = 5000
 ALERT_TABLES = ("alerts", "person_flags", "last_seen", "visits")
 # What the registry part deletes from, and the history a change records beside it.
-REGISTRY_TABLES = ("enrol_captures", "card_assignments", "cards", "people")
+REGISTRY_TABLES = ("enrol_captures", "card_assignments", "cards", "person_contacts", "people")
 
 
 @dataclass
@@ -131,6 +132,7 @@ def erase_person(
             text("DELETE FROM card_assignments WHERE person_id = :person"), person
         ).rowcount
         rconn.execute(text("DELETE FROM cards WHERE person_id = :person"), person)
+        delete_contacts(rconn, person_id)
         rconn.execute(text("DELETE FROM people WHERE person_id = :person"), person)
     registry.db.scrub(REGISTRY_TABLES)
     with kiosks.db.write() as cconn:  # the console store: hand meals and kiosk erasures

@@ -62,14 +62,24 @@ class Action(StrEnum):
     MANAGE_NOTIFY = "manage_notify"  # the area's notification targets and their delivery log
     RECORD_MEAL = "record_meal"  # canteen staff record a meal by hand (补录) at their site
     SET_SUBSIDY = "set_subsidy"  # the county's subsidy category and yuan per meal
+    VIEW_CONTACTS = "view_contacts"  # a person's phone and address (the watcher's visit)
+    MANAGE_CARE = "manage_care"  # care flags, contacts, the closure calendar
 
 
-_VIEWER = frozenset({Action.VIEW, Action.EXPORT, Action.RECORD_VISIT})
-_STAFF = _VIEWER | {Action.RECORD_MEAL}
-_MANAGER = _STAFF | {Action.ACK_ALERT, Action.EDIT_REGISTRY, Action.MANAGE_NOTIFY}
+# Finance and staff see what a viewer sees, but not people's phones and addresses.
+_VIEWER = frozenset({Action.VIEW, Action.EXPORT, Action.RECORD_VISIT, Action.VIEW_CONTACTS})
+_READER = _VIEWER - {Action.VIEW_CONTACTS}
+_STAFF = _READER | {Action.RECORD_MEAL}
+_MANAGER = _VIEWER | {
+    Action.RECORD_MEAL,
+    Action.ACK_ALERT,
+    Action.EDIT_REGISTRY,
+    Action.MANAGE_NOTIFY,
+    Action.MANAGE_CARE,
+}
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.VIEWER: _VIEWER,
-    Role.FINANCE: _VIEWER | {Action.SET_SUBSIDY},
+    Role.FINANCE: _READER | {Action.SET_SUBSIDY},
     Role.STAFF: _STAFF,
     Role.MANAGER: _MANAGER,
     Role.ADMIN: frozenset(Action),

@@ -47,6 +47,7 @@ from cloud_ingest.web.middleware import BodyLimit, PrivateResponses
 from cloud_ingest.web.routes import (
     alerts,
     audit,
+    care,
     deadletters,
     health,
     metrics,
@@ -125,6 +126,7 @@ def create_app(
     app.include_router(reconcile.router, dependencies=operator_only)
     app.include_router(deadletters.router, dependencies=operator_only)
     app.include_router(alerts.router)
+    app.include_router(care.router)
     app.include_router(registry.router)
     app.include_router(reports.router)
     app.include_router(audit.router)

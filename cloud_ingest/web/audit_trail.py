@@ -51,6 +51,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/alerts/visits"): Rule(A.SEARCH, K.PERSON),
     ("GET", "/alerts"): Rule(A.SEARCH, K.PERSON),  # names the people of person alerts
     ("POST", "/api/v1/visits"): Rule(A.CREATE, K.VISIT),
+    # care: flags and contacts are the person's data; closures name no one but are audited
+    ("POST", "/api/v1/people/{person_id}/flags"): Rule(A.EDIT, K.PERSON, "person_id"),
+    ("POST", "/api/v1/people/{person_id}/contact"): Rule(A.EDIT, K.PERSON, "person_id"),
+    ("GET", "/alerts/closures"): Rule(A.SEARCH, K.SITE),
+    ("GET", "/api/v1/closures"): Rule(A.SEARCH, K.SITE),
+    ("POST", "/api/v1/closures"): Rule(A.CREATE, K.SITE),
+    ("POST", "/api/v1/closures/{closure_id}/delete"): Rule(A.EDIT, K.SITE, "closure_id"),
     # cards
     ("GET", "/api/v1/registry/cards"): Rule(A.SEARCH, K.CARD),
     ("GET", "/registry/cards"): Rule(A.SEARCH, K.CARD),

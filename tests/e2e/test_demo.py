@@ -1,4 +1,5 @@
-"""`warmcard demo`, the README's main command: servers, ingest, kiosks, a console that fills."""
+"""`warmcard demo`, the README's main command: servers, ingest, kiosks, a console that fills,
+with elders living alone due a visit from the start."""
 
 from __future__ import annotations
 
@@ -40,6 +41,12 @@ def test_demo_runs_the_whole_pipeline_and_the_console_fills(tmp_path: Path) -> N
             wait_for(arrivals, timeout=60, interval=1)
             devices = client.get("/api/v1/occupancy").json()["sites"][0]["devices"]
             assert {d["state"] for d in devices} == {"online"}
+            # Two elders living alone per site stay home: due a visit, phone and address shown.
+            due = wait_for(lambda: client.get("/api/v1/visits/due").json()["due"], timeout=30)
+            assert len({d["site_id"] for d in due}) == 3 and len(due) == 6
+            assert all(d["days"] >= 3 and d["phone"].startswith("138") for d in due)
+            assert all(d["address"] for d in due)
+            assert all(d["last_seen_at"] is None for d in due)  # the simulator kept them home
         finally:
             client.close()
     finally:

@@ -226,6 +226,11 @@ def test_simulated_day_on_two_kiosks(
         taps = sim.plan()
         assert taps == plan_day({d: (c, roster) for d, c in configs.items()}, clock.now_us(),
                                 random.Random(6))  # fmt: skip
+        # A card kept at home (the demo's elders due a visit): no taps, the others' unchanged.
+        home = taps[0].card_uid
+        kept = plan_day({d: (c, roster) for d, c in configs.items()}, clock.now_us(),
+                        random.Random(6), frozenset({home}))  # fmt: skip
+        assert kept == [t for t in taps if t.card_uid != home] and len(kept) < len(taps)
         notes = Counter(t.note for t in taps)
         assert notes["arrive"] > 15 and notes["meal"] > 10 and notes["unknown"] >= 1
         assert notes["repeat"] >= 1 and notes["second_meal"] >= 1

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from fastapi import APIRouter, FastAPI
+
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.settings import AlertSettings
 from cloud_ingest.console import db as console_db
+from cloud_ingest.console.accounts import AccountStore
+from cloud_ingest.console.roles import Role
 from cloud_ingest.pipeline.live import LiveEvent, LiveState
 from cloud_ingest.registry import areas
 from cloud_ingest.registry.store import Registry
+from cloud_ingest.settings import IngestSettings
+from cloud_ingest.web.security import AuthConfig, auth_router, configure_auth
+from tests.support.console import FAST_HASHER
+from tests.support.ingest import write_registry
+from tests.support.stack import Stack
 from warmcard.contract import Kind, MealPeriod
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -90,3 +100,40 @@ def ev(
     meal: MealPeriod | None = None,
 ) -> LiveEvent:
     return LiveEvent(device, seq, ts, kind, meal, person)
+
+
+def alerts_console(
+    tmp: Path,
+    prefix: str,
+    clock: UsClock,
+    users: dict[str, tuple[Role, str]],
+    routers: Sequence[APIRouter],
+    password: str,
+) -> tuple[FastAPI, Stack, dict[str, str]]:
+    """An unstarted stack (no broker) with the areas placed, these users, and an app that serves
+    `routers` behind the console login; the engine's site paths refreshed."""
+    ids = write_registry(tmp, prefix)
+    console = tmp / "console.sqlite3"
+    write_areas(console, ids)
+    accounts = AccountStore(console, lambda: clock.t / 1e6, FAST_HASHER)
+    for name, (role, area) in users.items():
+        accounts.add_user(name, password, role, area)
+    accounts.close()
+    settings = IngestSettings(
+        registry_path=tmp / "registry.sqlite3",
+        deadletter_path=tmp / "deadletter.sqlite3",
+        console_db=console,
+    )
+    service = Stack(settings, clock=clock)
+    app = FastAPI()
+    configure_auth(
+        app,
+        AuthConfig(
+            console=console, cookie_secure=False, clock=lambda: clock.t / 1e6, hasher=FAST_HASHER
+        ),
+    )
+    for router in (auth_router, *routers):
+        app.include_router(router)
+    app.state.service = service.console
+    service.alerts.refresh_site_paths()
+    return app, service, ids

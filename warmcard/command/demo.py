@@ -167,6 +167,28 @@ def import_seed(registry_at: Path | str, csvs: dict[str, Path]) -> None:
         registry.close()
 
 
+def seed_care(registry_at: Path | str, alerts_at: Path | str, sites: list[SeedSite]) -> int:
+    """Flag the seed's elders living alone (flagged days ago, so a visit is due from the start)
+    and give them a phone and address; returns how many."""
+    from cloud_ingest.alerts.store import AlertStore
+    from cloud_ingest.registry.contacts import set_contact
+    from cloud_ingest.registry.store import Registry
+    from warmcard.timestamps import now_us
+
+    now = now_us()
+    flagged = [p for s in sites for p in s.people if p.lives_alone_days is not None]
+    registry, alerts = Registry(registry_at), AlertStore(alerts_at)
+    try:
+        for p in flagged:
+            days = p.lives_alone_days or 0
+            alerts.set_flags([(p.person_id, "lives_alone", True)], now - days * 86_400_000_000)
+            set_contact(registry, p.person_id, p.phone, p.address, "demo", now)
+    finally:
+        registry.close()
+        alerts.close()
+    return len(flagged)
+
+
 def setup_console(db: Path, folder: Path, sites: list[SeedSite]) -> dict[str, str]:
     """Areas placing the seeded sites, plus a demo admin and a township viewer with random
     passwords (returned, never stored in clear). There is no default password."""
@@ -243,6 +265,7 @@ def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> in
         broker = stack.enter_context(Mosquitto(run_dir / "mosquitto", port=_port(1883)))
         influx = stack.enter_context(InfluxD(run_dir / "influxd", port=_port(8086)))
         import_seed(run_dir / "registry.sqlite3", csvs)
+        seed_care(run_dir / "registry.sqlite3", run_dir / "alerts.sqlite3", seed_sites)
         console_db = run_dir / "console.sqlite3"
         passwords = setup_console(console_db, run_dir / "seed", seed_sites)
 
@@ -269,6 +292,8 @@ def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> in
         sim_args += ["--run-dir", str(run_dir / "kiosks"), "--seed", str(seed)]
         for device in devices:
             sim_args += ["--device", device]
+        for person in (p for s in seed_sites for p in s.people if p.lives_alone_days):
+            sim_args += ["--absent", person.card_uid]  # at home: due a visit
         sim_log = logs / "kiosks.log"
         sim = stack.enter_context(_child(_warmcard(*sim_args), sim_log))
 

@@ -23,11 +23,19 @@ SITES = [
 ]
 
 
+VILLAGE_LANES = ["北巷", "南巷", "中街", "东巷", "西巷"]
+DUE_PER_SITE = 2  # elders living alone who stay home: due a visit from the start
+FLAGGED_DAYS_AGO = (3, 5)  # flagged this many days before the demo starts
+
+
 @dataclass
 class SeedPerson:
     person_id: str
     display_name: str
     card_uid: str
+    lives_alone_days: int | None = None  # flagged that many days ago; never taps
+    phone: str = ""
+    address: str = ""
 
 
 @dataclass
@@ -61,5 +69,9 @@ def make_seed(sites: int = 4, seed: int = 7) -> list[SeedSite]:
             name = rng.choice(SURNAMES) + rng.choice(GIVEN)
             person_id = f"p-{rng.getrandbits(32):08x}"
             site.people.append(SeedPerson(person_id, name, card_uid(rng)))
+        for n, person in enumerate(site.people[:DUE_PER_SITE]):
+            person.lives_alone_days = FLAGGED_DAYS_AGO[n % len(FLAGGED_DAYS_AGO)]
+            person.phone = f"138 {rng.randrange(10000):04d} {rng.randrange(10000):04d}"
+            person.address = f"{name_zh.split('幸福')[0]}{rng.choice(VILLAGE_LANES)}{n + 1} 号"
         result.append(site)
     return result

@@ -1,7 +1,8 @@
-"""An erasure on each backend: the registry, alerts, dead letters, hand-recorded meals and kiosk
-commands of the person, read back through the stores, and the bytes of the stores' files (the
-SQLite files; PostgreSQL's table and index files) no longer hold the name, the id or the card
-(the console store: not the name a hand meal's reason gave; its kiosk commands hold the id)."""
+"""An erasure on each backend: the registry (contacts too), alerts, dead letters, hand-recorded
+meals and kiosk commands of the person, read back through the stores, and the bytes of the
+stores' files (the SQLite files; PostgreSQL's table and index files) no longer hold the name,
+the id, the card, the phone or the address (the console store: not the name a hand meal's reason
+gave; its kiosk commands hold the id)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from cloud_ingest.db import Database, is_url
 from cloud_ingest.pipeline.deadletter import DeadLetter, DeadLetterStore
 from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.settings import InfluxSettings
+from cloud_ingest.registry.contacts import contacts_of, set_contact
 from cloud_ingest.registry.store import Registry
 from tests.support.databases import StoreAt, stored_bytes
 from tests.support.ingest import write_registry
@@ -25,6 +27,7 @@ from warmcard.rejections import Reason
 
 AT = 1_800_000_000_000_000
 PERSON, NAME, CARD = "P0003", "长者3", "04A1B203"
+PHONE, ADDRESS = "+86 138-0000-0003", "喜洲镇城北村 3 号"
 TOPIC = "warmcard/v1/devices/k-x/events"
 
 
@@ -77,9 +80,12 @@ def test_erasure_leaves_nothing_in_the_stores(
     try:
         _fill(alerts, letters)
         _hand_meals(kiosks.db)
+        set_contact(registry, PERSON, PHONE, ADDRESS, "mgr", AT)
+        set_contact(registry, "P0004", "0872 000 0004", "喜洲镇 4 号", "mgr", AT)
         markers = [m.encode() for m in (PERSON, NAME, CARD)]
         before = stored_bytes(alerts.db, list(ALERT_TABLES), postgres)
         assert all(m in before for m in markers)
+        markers += [m.encode() for m in (PHONE, ADDRESS)]  # the registry's contact row
         assert all(m in stored_bytes(registry.db, list(REGISTRY_TABLES), postgres) for m in markers)
         done = erase_person(
             PERSON,
@@ -105,6 +111,7 @@ def test_erasure_leaves_nothing_in_the_stores(
         assert registry.query(
             "SELECT count(*) FROM people WHERE person_id = :p", {"p": PERSON}
         ) == [(0,)]
+        assert set(contacts_of(registry, [PERSON, "P0004"])) == {"P0004"}
         after = stored_bytes(alerts.db, list(ALERT_TABLES), postgres)
         after += stored_bytes(letters.db, ["dead_letters"], postgres)
         after += stored_bytes(registry.db, list(REGISTRY_TABLES), postgres)

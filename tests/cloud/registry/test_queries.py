@@ -294,7 +294,7 @@ def test_old_registry_is_migrated_with_history(tmp_path):
     db.close()
     reg = Registry(path, clock=lambda: 5_000_000)
     try:
-        assert migrations.current(reg.db) == "registry_0002"  # history, then staff roles
+        assert migrations.current(reg.db) == "registry_0003"  # history, staff roles, contacts
         assert reg.query("SELECT DISTINCT role FROM people") == [("elder",)]
         rows = reg.query("SELECT card_uid, person_id, valid_from, valid_to FROM card_assignments")
         assert rows == [("04A1B2C3", "P1", None, None)]

@@ -29,7 +29,8 @@ class Call:
 
 
 # Routes that take an object id in the path: what A sends for B's object. URLs are templates
-# filled in by World.fill: {site_b}, {gate_b}, {alert_b}, {capture_b}, {month}, {target_b}.
+# filled in by World.fill: {site_b}, {gate_b}, {alert_b}, {capture_b}, {month}, {target_b},
+# {closure_b}.
 OBJECT: dict[tuple[str, str], Call] = {
     ("GET", "/sites/{site_id}"): Call("GET", "/sites/{site_b}"),
     ("GET", "/api/v1/sites/{site_id}"): Call("GET", "/api/v1/sites/{site_b}"),
@@ -107,6 +108,15 @@ OBJECT: dict[tuple[str, str], Call] = {
     ("POST", "/alerts/notify/targets/{target_id}/delete"): Call(
         "POST", "/alerts/notify/targets/{target_b}/delete", form={}
     ),
+    ("POST", "/api/v1/people/{person_id}/flags"): Call(
+        "POST", "/api/v1/people/P0007/flags", json={"flag": "lives_alone", "active": "0"}
+    ),
+    ("POST", "/api/v1/people/{person_id}/contact"): Call(
+        "POST", "/api/v1/people/P0007/contact", json={"phone": "13800000007", "address": "x"}
+    ),
+    ("POST", "/api/v1/closures/{closure_id}/delete"): Call(
+        "POST", "/api/v1/closures/{closure_b}/delete", json={}
+    ),
 }
 
 # Routes that name B's object in the query or body (same rule: 403/404, nothing of B shown).
@@ -153,6 +163,10 @@ NAMED: dict[tuple[str, str], Call] = {
         "GET", f"/api/v1/reports/meals.xlsx?area={AREA_B}&month={{month}}"
     ),
     # A notification target on B's area (A's manager may not set one there).
+    # A closure of B's area (A's manager may only close their own areas).
+    ("POST", "/api/v1/closures"): Call(
+        "POST", "/api/v1/closures", json={"area": AREA_B, "start_day": "2026-02-16"}
+    ),
     ("POST", "/alerts/notify/targets"): Call(
         "POST",
         "/alerts/notify/targets",
@@ -182,6 +196,8 @@ LISTS: dict[tuple[str, str], list[str]] = {
     ("GET", "/alerts"): ["/alerts", "/alerts?site={site_b}"],
     ("GET", "/alerts/visits"): ["/alerts/visits"],
     ("GET", "/alerts/notify"): ["/alerts/notify"],
+    ("GET", "/alerts/closures"): ["/alerts/closures"],
+    ("GET", "/api/v1/closures"): ["/api/v1/closures"],
     ("GET", "/api/v1/registry/people"): [
         "/api/v1/registry/people?per_page=200",
         "/api/v1/registry/people?q=P0007",

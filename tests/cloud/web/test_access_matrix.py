@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from cloud_ingest.alerts.closures import Closures
 from cloud_ingest.alerts.settings import AlertSettings
 from tests.cloud.web.access_calls import AREA_B, LISTS, NAMED, OBJECT, Call, fill_value
 from tests.support.console import METRICS_TOKEN, PASSWORD, app_routes, live_console, login
@@ -73,6 +74,7 @@ class World:
     capture_b: int
     month: str
     target_b: int
+    closure_b: int
     clients: dict[str, httpx.Client] = field(default_factory=dict)
 
     def fill(self, call: Call) -> Call:
@@ -84,6 +86,7 @@ class World:
             "capture_b": self.capture_b,
             "month": self.month,
             "target_b": self.target_b,
+            "closure_b": self.closure_b,
         }
 
         def each(values: dict[str, Any] | None) -> Any:
@@ -184,7 +187,13 @@ def world(tmp_path_factory, mosquitto, influxd) -> Iterator[tuple[Any, World]]:
             f"{AREA_B}/{ids['site_b']}", "webhook", "http://127.0.0.1:9/zhoucheng", secret=None,
             kinds=(), label="", created_by="mgr-b", now_us=now_us(),
         )  # fmt: skip
-        w = World(running.url, ids, service, alert_b, captures[0].capture_id, month, target_b)
+        closure_b = Closures(service.alerts.store).add(
+            AREA_B, date(2025, 2, 16), date(2025, 2, 17), "周城维修", "mgr-b", now_us()
+        )
+        w = World(
+            running.url, ids, service, alert_b, captures[0].capture_id, month, target_b,
+            closure_b.id,
+        )  # fmt: skip
         for name in ("mgr-a", "mgr-b", "root-admin"):
             client = httpx.Client(base_url=running.url, follow_redirects=False, timeout=10)
             client.headers["X-CSRF-Token"] = login(client, name, PASSWORD)

@@ -7,22 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from cloud_ingest.alerts.models import Finding, Kind
-from cloud_ingest.console.accounts import AccountStore
 from cloud_ingest.console.roles import Role
-from cloud_ingest.settings import IngestSettings
 from cloud_ingest.web.routes import alerts
-from cloud_ingest.web.security import AuthConfig, auth_router, configure_auth
-from tests.support.alerts import DAY, UsClock, local_us, write_areas
-from tests.support.ingest import write_registry
+from tests.support.alerts import DAY, UsClock, alerts_console, local_us
 from tests.support.stack import Stack
 
 PW = "courtyard-alerts-77"
-FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 T0 = local_us(2024, 5, 6, 10)
 
 
@@ -31,31 +25,14 @@ World = tuple[FastAPI, Stack, dict[str, int], UsClock]
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[FastAPI, Stack, dict[str, int], UsClock]]:
-    ids = write_registry(tmp_path, "ap")
-    console = tmp_path / "console.sqlite3"
-    write_areas(console, ids)
     clock = UsClock(T0)
-    accounts = AccountStore(console, lambda: clock.t / 1e6, FAST)
-    accounts.add_user("eryuan-mgr", PW, Role.MANAGER, "dali/eryuan")
-    accounts.add_user("eryuan-view", PW, Role.VIEWER, "dali/eryuan")
-    accounts.add_user("er-mgr", PW, Role.MANAGER, "dali/er")
-    accounts.close()
-    settings = IngestSettings(
-        registry_path=tmp_path / "registry.sqlite3",
-        deadletter_path=tmp_path / "deadletter.sqlite3",
-        console_db=console,
-    )
-    service = Stack(settings, clock=clock)  # not started: no broker needed here
-    app = FastAPI()
-    configure_auth(
-        app,
-        AuthConfig(console=console, cookie_secure=False, clock=lambda: clock.t / 1e6, hasher=FAST),
-    )
-    app.include_router(auth_router)
-    app.include_router(alerts.router)
-    app.state.service = service.console
-    engine = service.alerts
-    engine.refresh_site_paths()
+    users = {
+        "eryuan-mgr": (Role.MANAGER, "dali/eryuan"),
+        "eryuan-view": (Role.VIEWER, "dali/eryuan"),
+        "er-mgr": (Role.MANAGER, "dali/er"),
+    }
+    app, service, ids = alerts_console(tmp_path, "ap", clock, users, [alerts.router], PW)
+    engine = service.alerts  # not started: no broker needed here
     made = {
         "a_device": engine.store.raise_alert(
             Finding(Kind.READER_FAULT, ids["gate_a"], T0, "读卡器故障", "reader fault",

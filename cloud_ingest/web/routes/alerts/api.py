@@ -28,6 +28,7 @@ from cloud_ingest.alerts.models import DEVICE_KINDS, FRAUD_KINDS, Alert, Kind, S
 from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.console.roles import Action, User, can, view_areas
 from cloud_ingest.console.visits_due import due_rows
+from cloud_ingest.web.body import read_body
 from cloud_ingest.web.deps import AlertStoreDep, EngineDep
 from cloud_ingest.web.schemas.alerts import MAX_NOTE, parse_filters
 from cloud_ingest.web.security import FORBIDDEN, NOT_FOUND, CurrentUser, csrf_protect, is_form
@@ -40,21 +41,6 @@ def _visible(store: AlertStore, user: User, alert_id: int) -> Alert:
     if alert is None or not can(user, Action.VIEW, alert.area_path):
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
     return alert
-
-
-async def _read_body(request: Request) -> dict[str, str]:
-    if is_form(request):
-        form = await request.form()
-        return {k: v for k, v in form.items() if isinstance(v, str)}
-    if not await request.body():
-        return {}
-    try:
-        data = await request.json()
-    except ValueError:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "JSON object expected") from None
-    if not isinstance(data, dict):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "JSON object expected")
-    return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
 def _back(data: dict[str, str], default: str) -> str:
@@ -133,7 +119,7 @@ async def _act_route(
     engine: AlertEngine,
     close: bool,
 ) -> Response:
-    data = await _read_body(request)
+    data = await read_body(request)
     alert = await run_in_threadpool(_act, store, engine, user, alert_id, close)
     if is_form(request):
         return RedirectResponse(_back(data, "/alerts"), status.HTTP_303_SEE_OTHER)
@@ -211,7 +197,8 @@ async def ack_alerts(
 @router.get("/api/v1/visits/due")
 def visits_due(user: CurrentUser, store: AlertStoreDep, engine: EngineDep) -> JSONResponse:
     return JSONResponse(
-        {"due": due_rows(store, engine.registry, user)}, headers={"Cache-Control": "no-store"}
+        {"due": due_rows(store, engine.registry, user, engine.clock())},
+        headers={"Cache-Control": "no-store"},
     )
 
 
@@ -240,7 +227,7 @@ async def record_visit(
     request: Request, user: CurrentUser, store: AlertStoreDep, engine: EngineDep
 ) -> Response:
     """A watcher's or manager's visit (探访): kept for the monthly figures; closes visit-due."""
-    data = await _read_body(request)
+    data = await read_body(request)
     person_id = data.get("person_id", "").strip()
     note = data.get("note", "").strip()
     if not person_id:

@@ -23,7 +23,6 @@ from cloud_ingest.web.schemas.alerts import MAX_NOTE, parse_filters
 
 router = APIRouter(tags=["alerts"])
 
-DAY_US = 86_400_000_000
 STATE_BADGES = {State.OPEN: "bad", State.ACKNOWLEDGED: "warn", State.CLOSED: "ok"}
 
 
@@ -100,8 +99,7 @@ def alerts_page(
 def visits_page(ctx: PageDep, store: AlertStoreDep, engine: EngineDep) -> HTMLResponse:
     """需探访 Visits due, longest unseen first, each with a 'record visit' form."""
     lang = ctx.lang
-    due = due_rows(store, engine.registry, ctx.session.user)
-    now = engine.clock()
+    due = due_rows(store, engine.registry, ctx.session.user, engine.clock())
     people = engine.registry.people_homes([r["person_id"] for r in due])
     sites = render.site_names(engine.registry, lang)
     for r in due:
@@ -114,9 +112,6 @@ def visits_page(ctx: PageDep, store: AlertStoreDep, engine: EngineDep) -> HTMLRe
         r["detail"] = named(
             r["detail_en"] if lang == i18n.EN else r["detail_zh"], None, people, sites
         )
-        seen = r["last_seen_at"]
-        # Days since the person was last seen (or, never seen, since the alert opened).
-        r["days"] = int((now - (seen or r["due_since"])) // DAY_US)
     return ctx.render(
         "visits.html",
         active="alerts",

@@ -14,6 +14,8 @@ from fastapi import APIRouter, Depends, Form, HTTPException, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cloud_ingest import i18n
+from cloud_ingest.alerts.wellbeing import FLAG_NAMES
+from cloud_ingest.console.care import person_care
 from cloud_ingest.console.enrolment import card_uid_from_text
 from cloud_ingest.errors import RegistryEditError
 from cloud_ingest.registry import queries as rc
@@ -185,6 +187,15 @@ def person_page(person_id: str, ctx: PageDep, scope: ScopeDep, service: ServiceD
         }
         for a in rc.person_history(reg, person.person_id)
     ]
+    care = person_care(service.alerts, ctx.session.user, person.person_id, person.site_id)
+    flags = [
+        {
+            "flag": f.flag,
+            "name": render.pick(FLAG_NAMES.get(f.flag, (f.flag, f.flag)), ctx.lang),
+            "since": when(f.flagged_at),
+        }
+        for f in care.flags
+    ]
     return _page(
         ctx,
         "registry_person.html",
@@ -195,6 +206,8 @@ def person_page(person_id: str, ctx: PageDep, scope: ScopeDep, service: ServiceD
         cards=rc.person_cards(reg, person.person_id),
         history=history,
         editable=person.site_id in scope.edit,
+        care=care,
+        flags=flags,
     )
 
 
