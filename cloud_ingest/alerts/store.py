@@ -199,9 +199,9 @@ class AlertStore:
         kinds: Iterable[Kind] = (),
         states: Iterable[State] = (),
         site_id: str | None = None,
-        limit: int = 500,
+        limit: int | None = 500,
     ) -> list[Alert]:
-        """Alerts in these areas, newest activity first."""
+        """Alerts in these areas, newest activity first; `limit` None: all of them."""
         c = ALERTS.c
         query = select(ALERTS).where(within_any(c.area_path, area_paths))
         kind_values = [k.value for k in kinds]
@@ -212,7 +212,9 @@ class AlertStore:
             query = query.where(c.state.in_(state_values))
         if site_id is not None:
             query = query.where(c.site_id == site_id)
-        query = query.order_by(c.last_seen_at.desc(), c.id.desc()).limit(limit)
+        query = query.order_by(c.last_seen_at.desc(), c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
         with self.db.read() as conn:
             rows = conn.execute(query).all()
         return [_alert(r) for r in rows]

@@ -20,9 +20,13 @@ from cloud_ingest.registry.store import Registry
 def due_rows(
     store: AlertStore, registry: Registry, user: User, now_us: int
 ) -> list[dict[str, Any]]:
-    """One row per open or acknowledged visit-due alert the user may view."""
+    """One row per open or acknowledged visit-due alert the user may view: every one (a
+    prefecture's list is as long as the people due; at most one alert per flagged person)."""
     open_due = store.find(
-        view_areas(user), kinds=[Kind.VISIT_DUE], states=[State.OPEN, State.ACKNOWLEDGED]
+        view_areas(user),
+        kinds=[Kind.VISIT_DUE],
+        states=[State.OPEN, State.ACKNOWLEDGED],
+        limit=None,
     )
     people = [a.subject for a in open_due]
     seen = store.last_seen(people)
