@@ -6,12 +6,13 @@ The day is planned in site hours (07:00-18:00); bench/dali_day.py maps it onto w
 
 from __future__ import annotations
 
-import csv
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from warmcard.command.demo import write_csv_tables
 
 # The 12 counties and cities of Dali (path segment, 中文, English).
 COUNTIES = [
@@ -279,15 +280,7 @@ def write_csvs(folder: Path, seed: Seed, hours: dict[str, str]) -> dict[str, Pat
         "flags": (["person_id", "flag", "active"], [[p, "lives_alone", 1] for p in flagged]),
         "areas": (["path", "name_zh", "name_en"], _area_rows(seed)),
     }  # fmt: skip
-    paths = {}
-    for name, (header, rows) in tables.items():
-        path = folder / f"{name}.csv"
-        with path.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(header)
-            writer.writerows(rows)
-        paths[name] = path
-    return paths
+    return write_csv_tables(folder, tables)
 
 
 def _area_rows(seed: Seed) -> list[list[Any]]:

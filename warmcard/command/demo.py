@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -138,6 +138,13 @@ def write_seed_csvs(folder: Path, sites: list[SeedSite], day: dict[str, str]) ->
             [[p.card_uid, p.person_id, 1] for s in sites for p in s.people],
         ),
     }
+    return write_csv_tables(folder, tables)
+
+
+def write_csv_tables(
+    folder: Path, tables: Mapping[str, tuple[Sequence[str], Sequence[Sequence[object]]]]
+) -> dict[str, Path]:
+    """`folder/<name>.csv` for each table (header, rows), UTF-8; their paths by name."""
     paths = {}
     for name, (header, rows) in tables.items():
         path = folder / f"{name}.csv"

@@ -72,6 +72,29 @@ const WC = (() => {
     return people.filter((p) =>
       p.name.toLowerCase().includes(q) || p.initials.startsWith(q) || p.id.toLowerCase().startsWith(q));
   }
+  // Wire a search box to its results list: each match a button (`label(p)`), a click or Enter
+  // (the first match) calls `pick(p)`; `find(text)` gives the matches. Returns the redraw.
+  function personSearch(input, results, find, label, pick) {
+    function show() {
+      const found = find(input.value);
+      results.replaceChildren(...found.map((p) => {
+        const b = el("button", "pick-person", label(p));
+        b.type = "button";
+        b.dataset.person = p.id;
+        b.addEventListener("click", () => pick(p));
+        return b;
+      }));
+      if (input.value.trim() && !found.length) results.append(el("span", "muted", t("no_match")));
+    }
+    input.addEventListener("input", show);
+    input.addEventListener("keydown", (e) => {
+      if (e.key !== "Enter") return;
+      e.preventDefault();
+      const found = find(input.value);
+      if (found.length) pick(found[0]);
+    });
+    return show;
+  }
   function stateLabel(state) { return t("state_" + (state || "unknown")); }
   function deviceDot(state) { return el("span", "dot " + (state || "unknown")); }
   // A wire time (UTC ISO) as the server's format_ts shows it: '2026-11-30 11:39' in the site's zone.
@@ -155,7 +178,7 @@ const WC = (() => {
     const question = e.target.dataset && e.target.dataset.confirm;
     if (question && !window.confirm(question)) e.preventDefault();
   });
-  return { data, t, el, stat, name, getJSON, stream, setConn, stateLabel, deviceDot, chart, clock, localTime, onAlertCounts, matchPeople };
+  return { data, t, el, stat, name, getJSON, stream, setConn, stateLabel, deviceDot, chart, clock, localTime, onAlertCounts, matchPeople, personSearch };
 })();
 
 // Print buttons (the meal sheet): no inline script under the Content-Security-Policy.

@@ -2,7 +2,7 @@
 // initials or id (Enter takes the first match) and the next card's search box has the focus.
 "use strict";
 (function () {
-  const { el, t, data, getJSON, matchPeople } = WC;
+  const { el, t, data, getJSON, matchPeople, personSearch } = WC;
   const list = document.getElementById("captures");
   const state = document.getElementById("enrol-state");
   const people = data.people || [];
@@ -74,24 +74,10 @@
     input.placeholder = t("pick_person");
     input.setAttribute("aria-label", t("pick_person"));
     const results = el("div", "pick-results");
-    function show() {
-      const found = matches(input.value);
-      results.replaceChildren(...found.map((p) => {
-        const b = el("button", "pick-person", p.name + " · " + p.id + (p.cards ? " · " + t("has_card") : ""));
-        b.type = "button";
-        b.dataset.person = p.id;
-        b.addEventListener("click", () => assign(c, box, p));
-        return b;
-      }));
-      if (input.value.trim() && !found.length) results.append(el("span", "muted", t("no_match")));
-    }
-    input.addEventListener("input", show);
-    input.addEventListener("keydown", (e) => {
-      if (e.key !== "Enter") return;
-      e.preventDefault();
-      const found = matches(input.value);
-      if (found.length) assign(c, box, found[0]);
-    });
+    personSearch(
+      input, results, matches,
+      (p) => p.name + " · " + p.id + (p.cards ? " · " + t("has_card") : ""),
+      (p) => assign(c, box, p));
     wrap.append(input, results);
     return wrap;
   }

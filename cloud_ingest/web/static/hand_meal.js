@@ -2,7 +2,7 @@
 // and the form carries their id. Enter takes the first match.
 "use strict";
 (function () {
-  const { el, t, data, matchPeople } = WC;
+  const { t, data, matchPeople, personSearch } = WC;
   const people = data.people || [];
   const input = document.getElementById("hand-meal-search");
   const results = document.getElementById("hand-meal-results");
@@ -19,27 +19,13 @@
     document.getElementById("hand-meal-reason").focus();
   }
 
-  function show() {
+  function find(text) {
     chosen.value = "";
     shown.textContent = "";
     shown.className = "wide";
-    const found = matchPeople(people, input.value).slice(0, MAX_MATCHES);
-    results.replaceChildren(...found.map((p) => {
-      const b = el("button", "pick-person", p.name + " · " + p.id);
-      b.type = "button";
-      b.dataset.person = p.id;
-      b.addEventListener("click", () => pick(p));
-      return b;
-    }));
-    if (input.value.trim() && !found.length) results.append(el("span", "muted", t("no_match")));
+    return matchPeople(people, text).slice(0, MAX_MATCHES);
   }
 
-  input.addEventListener("input", show);
-  input.addEventListener("keydown", (e) => {
-    if (e.key !== "Enter") return;
-    e.preventDefault();
-    const found = matchPeople(people, input.value);
-    if (found.length) pick(found[0]);
-  });
+  personSearch(input, results, find, (p) => p.name + " · " + p.id, pick);
   input.focus();
 })();
