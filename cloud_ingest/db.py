@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, TextClause, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -130,6 +130,23 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def insert_many(
+    conn: Connection, statement: TextClause, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> int:
+    """`statement` (named parameters `columns`) once per row, in one driver `executemany`;
+    returns the rows it changed. For the ingest hot path: the text SQLAlchemy compiles for the
+    connection's dialect (the same statement on both engines) goes to the driver with the rows
+    as its parameter style wants them, without SQLAlchemy's per-row parameter processing
+    (a third of the conflict index's cost on SQLite)."""
+    compiled = statement.compile(dialect=conn.dialect)
+    if compiled.positional:
+        order = [columns.index(name) for name in compiled.positiontup or ()]
+        params: list[Any] = [tuple(row[i] for i in order) for row in rows]
+    else:
+        params = [dict(zip(columns, row, strict=True)) for row in rows]
+    return int(conn.exec_driver_sql(compiled.string, params).rowcount)
 
 
 def _engine(url: str, synchronous: str) -> Engine:

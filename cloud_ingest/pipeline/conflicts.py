@@ -42,7 +42,7 @@ from typing import Any
 
 from sqlalchemy import Connection, column, select, table, text
 
-from cloud_ingest.db import Database
+from cloud_ingest.db import Database, insert_many
 from warmcard.contract import TapEvent
 from warmcard.timestamps import format_ts
 
@@ -241,8 +241,7 @@ class SeenIndex:
             rows, positions, conflicts = self._within_batch(events, rows, now_us)
         if rows:
             with self.db.write() as conn:
-                params = [dict(zip(_SEEN_COLUMNS, row, strict=True)) for row in rows]
-                if conn.execute(_INSERT, params).rowcount != len(rows):
+                if insert_many(conn, _INSERT, _SEEN_COLUMNS, rows) != len(rows):
                     # Some rows were there (a redelivery, or a conflict): compare each one.
                     by_key, by_id = _stored(conn, rows)
                     for pos, row in zip(positions, rows, strict=True):
