@@ -145,10 +145,12 @@ def pipeline(
     ids = write_registry(tmp_path, topic_prefix)
     # A manual kiosk clock lets tests step past the debounce window without sleeping. It starts
     # a few minutes back (never before today's local midnight) so the cloud never sees the
-    # future, and today's live numbers count every tap.
+    # future, and today's live numbers count every tap; and no later than 17:00 local, before
+    # the courtyards close (a kiosk checks everyone out by itself at closing time).
     now = now_us()
     _, midnight, _ = day_window(ZoneInfo(TZ), now)
-    clock = ManualClock(max(midnight + 1_000_000, now - 240_000_000))
+    before_closing = midnight + 17 * 3600 * 1_000_000
+    clock = ManualClock(max(midnight + 1_000_000, min(now - 240_000_000, before_closing)))
     console = tmp_path / "console.sqlite3"
     place_sites(
         console, {ids["site_a"]: "dali/dali-city/xizhou", ids["site_b"]: "dali/eryuan/niujie"}
