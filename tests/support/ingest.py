@@ -70,9 +70,16 @@ def make_settings(
     return IngestSettings(**values)
 
 
-def write_registry(tmp: Path, prefix: str, registry: Path | str | None = None) -> dict[str, str]:
+def write_registry(
+    tmp: Path, prefix: str, registry: Path | str | None = None, *, all_day: bool = False
+) -> dict[str, str]:
     """Two sites; site A has an entrance and a canteen kiosk, site B an entrance kiosk; CSVs in
-    `tmp`, imported into `registry` (default: tmp/registry.sqlite3)."""
+    `tmp`, imported into `registry` (default: tmp/registry.sqlite3).
+
+    Site A opens 07:00-18:00, B 07:30-17:30 (what the hours rules test); `all_day`: both
+    00:00-23:59, for tests whose kiosks run on the real clock (an entrance kiosk checks
+    everyone out by itself at closing time, whenever the test happens to run)."""
+    hours_a, hours_b = ("00:00,23:59", "00:00,23:59") if all_day else ("07:00,18:00", "07:30,17:30")
     ids = {
         "site_a": f"{prefix}-site-a",
         "site_b": f"{prefix}-site-b",
@@ -82,9 +89,9 @@ def write_registry(tmp: Path, prefix: str, registry: Path | str | None = None) -
     }
     (tmp / "sites.csv").write_text(
         "site_id,name_zh,name_en,tz,capacity,opening,closing,breakfast,lunch,dinner\n"
-        f"{ids['site_a']},喜洲幸福小院,Xizhou courtyard,{TZ},40,07:00,18:00,"
+        f"{ids['site_a']},喜洲幸福小院,Xizhou courtyard,{TZ},40,{hours_a},"
         "07:00-09:00,11:00-13:00,17:00-19:00\n"
-        f"{ids['site_b']},周城幸福小院,Zhoucheng courtyard,{TZ},30,07:30,17:30,,11:30-13:00,\n",
+        f"{ids['site_b']},周城幸福小院,Zhoucheng courtyard,{TZ},30,{hours_b},,11:30-13:00,\n",
         encoding="utf-8",
     )
     (tmp / "devices.csv").write_text(

@@ -55,7 +55,7 @@ class Shown:
 
 @pytest.fixture
 def rig(tmp_path, mosquitto, influxd, influx_db, topic_prefix) -> Iterator[tuple]:
-    ids = write_registry(tmp_path, topic_prefix)
+    ids = write_registry(tmp_path, topic_prefix, all_day=True)  # a kiosk on the real clock
     settings = make_settings(tmp_path, mosquitto, influxd, influx_db, topic_prefix)
     gate = ids["gate_a"]
     service = Stack(settings)
