@@ -78,8 +78,18 @@ def make_gateway(
 
 
 def entrance(device: str, **kw: object) -> DeviceConfig:
+    """Open all day unless told: the kiosk runs on the real clock and checks everyone out by
+    itself at closing time, whenever the test happens to run."""
     return DeviceConfig.model_validate(
-        {"device_id": device, "site_id": "s-001", "mode": Mode.ENTRANCE, "debounce_s": 0.3, **kw}
+        {
+            "device_id": device,
+            "site_id": "s-001",
+            "mode": Mode.ENTRANCE,
+            "debounce_s": 0.3,
+            "opening": "00:00",
+            "closing": "23:59",
+            **kw,
+        }
     )
 
 
