@@ -3,8 +3,9 @@
 Each kiosk is a full `Kiosk` with a SimReader, its own data dir and its own MQTT connection.
 The day is planned from each kiosk's retained config and roster, so it fits whatever opening
 hours and meal windows the cloud configured (the demo compresses them into minutes):
-- entrance: most elders arrive in the first third of the opening hours and leave in the last
-  third; some stay until closing and are checked out automatically; a few tap twice at once;
+- entrance: a few elders wait at the gate and tap in the first seconds after opening, most
+  arrive in the first third of the opening hours and leave in the last third; some stay until
+  closing and are checked out automatically; a few tap twice at once;
 - canteen: elders present during a meal window are served once, a few get a second meal tap;
 - the odd card nobody enrolled.
 Windows already over when the simulation starts are skipped; the part still to come is played.
@@ -37,6 +38,7 @@ from warmcard.settings import MqttSettings
 log = logging.getLogger("warmcard.kiosk.simulation")
 
 S = 1_000_000
+GATE_QUEUE = 3  # elders waiting at the gate, who tap within the first seconds after opening
 
 
 @dataclass(frozen=True, order=True)
@@ -96,10 +98,14 @@ def plan_day(
             span = closing - opening
             if span < 20 * S:
                 continue
+            queued = 0
             for person in people:
                 if person.card_uid in presence or rng.random() > 0.85:
                     continue
                 arrive = opening + int(rng.uniform(0.02, 0.35) * span)
+                if queued < GATE_QUEUE:
+                    queued += 1
+                    arrive = opening + int(rng.uniform(1, 10) * S)
                 taps.append(PlannedTap(arrive, device, person.card_uid, "arrive"))
                 if config.debounce_s >= 2 and rng.random() < 0.1:
                     again = arrive + int(rng.uniform(0.5, config.debounce_s * 0.5) * S)
