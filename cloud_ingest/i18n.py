@@ -296,6 +296,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "hand_meal_recent": ("近 {n} 天的补录", "Recorded by hand in the last {n} days"),
     "hand_meal_by": ("补录人", "Recorded by"),
     "hand_meal_at": ("补录时间", "Recorded at"),
+    "hand_meal_replaced": (
+        "已由终端刷卡记录取代，只计一次（{device}，{at}）",
+        "Replaced by the kiosk's card tap, counted once ({device}, {at})",
+    ),
     "hand_meal_link": ("补录用餐（忘带卡）", "Record a meal by hand (card forgotten)"),
     # --- subsidy rates (/reports/subsidy)
     "subsidy_rates": ("补贴标准", "Subsidy rates"),

@@ -22,19 +22,22 @@ import threading
 
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.notify import open_notifier
+from cloud_ingest.console import hand_meals
 from cloud_ingest.console.audit import AuditLog
 from cloud_ingest.console.enrolment import EnrolMode
 from cloud_ingest.console.kiosk_erasure import KioskErasures
+from cloud_ingest.db import Database
 from cloud_ingest.errors import IngestError
 from cloud_ingest.ops.heal import Healer
 from cloud_ingest.pipeline.devicelink import DeviceLink
 from cloud_ingest.pipeline.downlink import Downlink
 from cloud_ingest.pipeline.influx import InfluxV1, Storage
+from cloud_ingest.pipeline.lineprotocol import HAND_DEVICE
 from cloud_ingest.pipeline.live import Clock, LiveState
 from cloud_ingest.pipeline.stored import StoredTap
 from cloud_ingest.process import CloudProcess
 from cloud_ingest.settings import IngestSettings
-from warmcard.contract import command_topic
+from warmcard.contract import Kind, command_topic
 from warmcard.ids import is_erased
 from warmcard.timestamps import now_us
 from warmcard.watchdog import Watchdog
@@ -84,6 +87,12 @@ class ConsoleService(CloudProcess):
         self.enrol = EnrolMode(self.registry, on_window=self._publish_configs)
         # Erase commands recorded by erasures (here or by `warmcard person erase`) for kiosks.
         self.kiosk_erasures = KioskErasures(settings.store("console"), clock=clock)
+        # Hand meals (补录) a kiosk's tap of the same meal replaces: checked for the elders of
+        # each stored kiosk meal, and for everyone at each resync (hand_meals.replace_by_kiosk).
+        self.console_db = Database(settings.store("console"), "console")
+        self._meal_persons: set[str] = set()
+        self._meal_lock = threading.Lock()
+        self.hand_meals_replaced = 0
         self.stored_batches = 0
         self.stored_taps = 0
         self.last_stored_us: int | None = None  # when the last stored taps arrived
@@ -117,6 +126,15 @@ class ConsoleService(CloudProcess):
     def _on_stored(self, taps: list[StoredTap]) -> None:
         """A worker stored `taps`: count them live, run the alert rules, keep enrol captures."""
         self.live.apply([t.live for t in taps])
+        events = [ev for _, ev in (t.live for t in taps)]
+        eaters = {
+            ev.person_id
+            for ev in events
+            if ev.kind is Kind.MEAL and ev.person_id and ev.device_id != HAND_DEVICE
+        }
+        if eaters:
+            with self._meal_lock:
+                self._meal_persons |= eaters
         # Taps of an erased person (the kiosk pseudonymised them) count, and name nobody: no
         # sighting, anti-fraud finding or enrol capture is made of the token.
         named = [t for t in taps if not is_erased(t.card_uid)]
@@ -219,13 +237,42 @@ class ConsoleService(CloudProcess):
                 if self._recount.is_set() and self.devicelink.subscribed.is_set():
                     self._recount.clear()
                     next_resync = 0.0
-                if elapsed >= next_resync:
+                everyone = elapsed >= next_resync
+                try:
+                    self.replace_hand_meals(everyone)
+                except IngestError as exc:
+                    log.warning("hand meals not checked against the kiosks' meals: %s", exc)
+                if everyone:
                     self.live.rebuild()
                     next_resync = elapsed + self.settings.live_resync_s
             except IngestError as exc:
                 log.warning("live resync failed: %s", exc)
             except Exception:
                 log.exception("sync loop error")
+
+    def replace_hand_meals(self, everyone: bool = False) -> int:
+        """Replace the hand meals that kiosk meals stored since the last call match (of every
+        elder when `everyone`); returns how many. Elders not checked because InfluxDB failed are
+        checked again next time."""
+        with self._meal_lock:
+            persons, self._meal_persons = self._meal_persons, set()
+        if not persons and not everyone:
+            return 0
+        try:
+            replaced = hand_meals.replace_by_kiosk(
+                self.console_db, self.query_storage, self._site_tz, self.clock(),
+                None if everyone else persons,
+            )  # fmt: skip
+        except BaseException:
+            with self._meal_lock:
+                self._meal_persons |= persons
+            raise
+        self.hand_meals_replaced += len(replaced)
+        return len(replaced)
+
+    def _site_tz(self, site_id: str) -> str:
+        site = self.registry.site(site_id)
+        return site.tz if site is not None and site.tz else self.settings.tz
 
     def send_erasures(self) -> int:
         """Forget erase commands the kiosks confirmed (heartbeat `erased`), send the others to
@@ -276,6 +323,7 @@ class ConsoleService(CloudProcess):
             self._sync_thread.join(5)
         self.query_storage.close()
         self.kiosk_erasures.close()
+        self.console_db.close()
         self.stores.close()
         self.started = False
 

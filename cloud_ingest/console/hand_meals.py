@@ -15,11 +15,19 @@ Refused, with a message that says why and what to do:
   elder per meal.
 The row is written first and removed again if InfluxDB refuses the point, so a failed write
 leaves nothing behind and can be tried again.
+
+The card's tap is the stronger record. When a kiosk's meal for the same elder, day and period
+reaches InfluxDB (the elder found the card and tapped after all, or a kiosk that was offline
+when the meal was recorded by hand uploads its tap later), `replace_by_kiosk` deletes the hand
+meal's point and marks its row `replaced_by` that tap, so the meal counts once in every report;
+the console's live figures never count the pair twice (`pipeline.live`). The point goes first
+and the mark after, so a console that dies between the two finds the row again next time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -30,11 +38,13 @@ from sqlalchemy.exc import IntegrityError
 from cloud_ingest.db import Database
 from cloud_ingest.errors import HandMealRefused
 from cloud_ingest.pipeline.influx import Storage, quote_ident, quote_string
-from cloud_ingest.pipeline.lineprotocol import MEASUREMENT, encode_hand_meal
-from cloud_ingest.registry.store import Site
+from cloud_ingest.pipeline.lineprotocol import HAND_DEVICE, MEASUREMENT, encode_hand_meal
+from cloud_ingest.registry.store import IN_CHUNK, Site, statement
 from warmcard import localtime
 from warmcard.contract import MealPeriod
 from warmcard.timestamps import format_ts, new_event_id
+
+log = logging.getLogger(__name__)
 
 MAX_DAYS_BACK = 7  # today and the 7 days before: a forgotten card is noticed within a week
 MAX_REASON = 200
@@ -59,6 +69,8 @@ class HandMeal:
     reason: str
     recorded_by: str
     recorded_us: int
+    replaced_by: str | None = None  # the kiosk's tap (device#seq) that replaced this one
+    replaced_us: int | None = None
 
 
 def period_starts(site: Site) -> dict[MealPeriod, str]:
@@ -127,7 +139,10 @@ def meal_stored(storage: Storage, person_id: str, day: date, period: MealPeriod,
     return any(row[1] for s in series for row in s.values)
 
 
-COLUMNS = "seq, event_id, person_id, site_id, day, period, ts_us, reason, recorded_by, recorded_us"
+COLUMNS = (
+    "seq, event_id, person_id, site_id, day, period, ts_us, reason, recorded_by, recorded_us, "
+    "replaced_by, replaced_us"
+)
 
 
 def find(conn: Connection, person_id: str, day: date, period: MealPeriod) -> HandMeal | None:
@@ -142,10 +157,12 @@ def find(conn: Connection, person_id: str, day: date, period: MealPeriod) -> Han
 
 
 def _meal(row: Sequence[Any]) -> HandMeal:
-    seq, eid, person, site, day, period, ts, reason, by, at = row
+    seq, eid, person, site, day, period, ts, reason, by, at, replaced, replaced_at = row
     return HandMeal(
         int(str(seq)), str(eid), str(person), str(site), date.fromisoformat(str(day)),
         MealPeriod(str(period)), int(str(ts)), str(reason), str(by), int(str(at)),
+        None if replaced is None else str(replaced),
+        None if replaced_at is None else int(str(replaced_at)),
     )  # fmt: skip
 
 
@@ -234,3 +251,89 @@ def recent(conn: Connection, site_id: str, since: date, limit: int = 50) -> list
         {"site": site_id, "since": since.isoformat(), "limit": limit},
     ).all()
     return [_meal(r) for r in rows]
+
+
+def _kiosk_meals(
+    storage: Storage, persons: Collection[str], since_us: int
+) -> list[tuple[str, int, str, MealPeriod, int]]:
+    """Meals of `persons` from `since_us` on that a kiosk recorded (not by hand):
+    (device, seq, person, period, time)."""
+    who = " OR ".join(f'"person_id" = {quote_string(p)}' for p in sorted(persons))
+    series = storage.query(
+        f'SELECT "seq", "person_id", "meal_period" FROM {quote_ident(MEASUREMENT)} '
+        f'WHERE "kind" = \'meal\' AND "device" != {quote_string(HAND_DEVICE)} AND ({who}) '
+        f"AND time >= '{format_ts(since_us)}' GROUP BY \"device\""
+    )
+    found = []
+    for s in series:
+        columns = {name: i for i, name in enumerate(s.columns)}
+        for row in s.values:
+            period = str(row[columns["meal_period"]] or s.tags.get("meal_period"))
+            if period in MealPeriod._value2member_map_:
+                found.append(
+                    (s.tags.get("device", ""), int(row[columns["seq"]]),
+                     str(row[columns["person_id"]]), MealPeriod(period), int(row[columns["time"]]))
+                )  # fmt: skip
+    return found
+
+
+def replace_by_kiosk(
+    db: Database,
+    storage: Storage,
+    tz_of: Callable[[str], str],
+    now_us: int,
+    persons: Collection[str] | None = None,
+) -> list[HandMeal]:
+    """Replace each hand meal of the last `MAX_DAYS_BACK` days (of `persons`, or everyone's)
+    that a kiosk's meal of the same elder, local day and period now matches: its point deleted
+    from InfluxDB, its row marked. `tz_of` gives a site's zone. Returns the meals replaced."""
+    since = (localtime.to_local(now_us).date() - timedelta(days=MAX_DAYS_BACK + 1)).isoformat()
+    query = f"SELECT {COLUMNS} FROM hand_meals WHERE replaced_by IS NULL AND day >= :since"
+    args: dict[str, Any] = {"since": since}
+    if persons is not None:
+        if not persons:
+            return []
+        query += " AND person_id IN :persons"
+        args["persons"] = sorted(persons)[:IN_CHUNK]  # the rest at the periodic sweep
+    with db.read() as conn:
+        open_meals = [_meal(r) for r in conn.execute(statement(query, args), args).all()]
+    if not open_meals:
+        return []
+    first = min(localtime.day_bounds_us(m.day, tz_of(m.site_id))[0] for m in open_meals)
+    taps = _kiosk_meals(storage, {m.person_id for m in open_meals}, first)
+    replaced = []
+    for meal in open_meals:
+        tz = tz_of(meal.site_id)
+        match = next(
+            (
+                t
+                for t in taps
+                if t[2] == meal.person_id
+                and t[3] is meal.period
+                and localtime.to_local(t[4], tz).date() == meal.day
+            ),
+            None,
+        )
+        if match is None:
+            continue
+        at = f"'{format_ts(meal.ts_us)}'"
+        storage.query(
+            f'DELETE FROM {quote_ident(MEASUREMENT)} WHERE "device" = '
+            f"{quote_string(HAND_DEVICE)} AND time >= {at} AND time <= {at}"
+        )
+        by = f"{match[0]}#{match[1]}"
+        with db.write() as conn:
+            done = conn.execute(
+                text(
+                    "UPDATE hand_meals SET replaced_by = :by, replaced_us = :now "
+                    "WHERE seq = :seq AND replaced_by IS NULL"
+                ),
+                {"by": by, "now": now_us, "seq": meal.seq},
+            ).rowcount
+        if done:
+            log.info(
+                "hand meal %d (%s %s %s) replaced by the kiosk's tap %s",
+                meal.seq, meal.person_id, meal.day, meal.period.value, by,
+            )  # fmt: skip
+            replaced.append(meal)
+    return replaced

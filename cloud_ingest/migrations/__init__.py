@@ -40,6 +40,15 @@ def upgrade(database: Database) -> None:
         command.upgrade(cfg, "head")
 
 
+def head(store: str) -> str:
+    """The newest revision of the store's history, the one `upgrade` brings it to."""
+    from alembic.script import ScriptDirectory
+
+    revision = ScriptDirectory.from_config(config(store)).get_current_head()
+    assert revision is not None, store
+    return revision
+
+
 def current(database: Database) -> str | None:
     """The revision the store is at (None before the first)."""
     from alembic.runtime.migration import MigrationContext

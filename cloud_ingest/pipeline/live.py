@@ -3,7 +3,9 @@
 Rebuilt from InfluxDB at start and then every `live_resync_s` (so several ingest workers sharing
 the subscription each show the full numbers), and updated from every batch InfluxDB accepted.
 Events are kept by (device, seq), so a redelivered event is never counted twice; events from
-another day (a backlog arriving late) do not touch today's numbers.
+another day (a backlog arriving late) do not touch today's numbers. A meal recorded by hand
+(补录) and a kiosk's meal of the same elder and period count once, whichever came first: the
+console replaces the hand meal by the tap (`console.hand_meals.replace_by_kiosk`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from cloud_ingest import i18n
 from cloud_ingest.pipeline.influx import Storage, quote_ident
-from cloud_ingest.pipeline.lineprotocol import MEASUREMENT
+from cloud_ingest.pipeline.lineprotocol import HAND_DEVICE, MEASUREMENT
 from cloud_ingest.registry.store import Registry
 from warmcard.contract import DeviceStatus, Kind, MealPeriod, TapEvent
 from warmcard.localtime import DEFAULT_TZ, day_window
@@ -60,6 +62,8 @@ class SiteDay:
     present: int = 0
     arrived: set[str] = field(default_factory=set)
     meals: Counter[str] = field(default_factory=Counter)
+    # (person, period) -> whether the meal counted was recorded by hand
+    meal_by_hand: dict[tuple[str, str], bool] = field(default_factory=dict)
     meal_repeats: int = 0
     unknown_cards: int = 0
     last_event_us: int | None = None
@@ -84,7 +88,14 @@ class SiteDay:
                 self.latest[person] = (ev.ts_us, inside)
                 self.present += int(inside) - int(was_inside)
         elif kind is Kind.MEAL:
-            self.meals[ev.meal_period.value if ev.meal_period else "unknown"] += 1
+            period = ev.meal_period.value if ev.meal_period else "unknown"
+            by_hand = ev.device_id == HAND_DEVICE
+            eaten = (ev.person_id or "", period)
+            first = self.meal_by_hand.get(eaten)
+            if first is None or not (first or by_hand):
+                self.meals[period] += 1  # two kiosks' meals both count, as in the reports
+            if first is None or (first and not by_hand):
+                self.meal_by_hand[eaten] = by_hand  # a tap replacing a hand meal: not counted
         elif kind is Kind.MEAL_REPEAT:
             self.meal_repeats += 1
         elif kind is Kind.UNKNOWN_CARD:

@@ -38,6 +38,7 @@ from cloud_ingest.web.security import (
     configure_auth,
     install_login_redirect,
 )
+from firmware_gateway.clock import Clock
 from firmware_gateway.readers.sim import SimReader
 from firmware_gateway.settings import GatewaySettings
 from firmware_gateway.uplink import UplinkTiming
@@ -443,8 +444,11 @@ FAST = UplinkTiming(backoff_min_s=0.05, backoff_max_s=0.3, idle_wait_s=0.1, drai
 
 
 @contextlib.contextmanager
-def kiosk(c: LiveConsole, device: str, port: int) -> Iterator[tuple[Kiosk, SimReader]]:
-    """A real Kiosk (simulated reader) on `port`, configured by ingest's downlink."""
+def kiosk(
+    c: LiveConsole, device: str, port: int, clock: Clock | None = None
+) -> Iterator[tuple[Kiosk, SimReader]]:
+    """A real Kiosk (simulated reader) on `port`, configured by ingest's downlink; `clock` is
+    its clock (default the machine's)."""
     settings = GatewaySettings(
         device_id=device,
         data_dir=c.tmp / "kiosks" / device,
@@ -453,7 +457,9 @@ def kiosk(c: LiveConsole, device: str, port: int) -> Iterator[tuple[Kiosk, SimRe
         screen_port=None,
     )
     reader = SimReader()
-    gateway = Kiosk(settings, reader, LogFeedback(), rng=random.Random(1), timing=FAST, tick_s=0.2)
+    gateway = Kiosk(
+        settings, reader, LogFeedback(), clock, rng=random.Random(1), timing=FAST, tick_s=0.2
+    )
     gateway.start()
     try:
         assert gateway.wait_ready(15), "the kiosk got no config or roster from ingest"

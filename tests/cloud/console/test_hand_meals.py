@@ -131,3 +131,50 @@ def test_erasure_keeps_the_meal_under_the_token_and_empties_the_reason(db, stora
         ("P2", "忘带卡"),
         ("erased-00", ""),
     ]
+
+
+def _hand_points(storage) -> list[int]:
+    hand = storage.query('SELECT * FROM "taps" WHERE "device" = \'console:hand\'')
+    return [row[0] for s in hand for row in s.values]
+
+
+def test_the_kiosks_tap_of_the_same_meal_replaces_the_hand_meal(db, storage) -> None:
+    """The card's tap is the stronger record: a kiosk meal of the same elder, local day and
+    period (the elder tapped after all, or an offline kiosk uploaded it late) deletes the hand
+    meal's point and marks its row; another period, day or elder leaves hand meals alone."""
+    lunch = record(db, storage)  # P1, today's lunch, by hand
+    other_day = record(db, storage, day=date(2026, 11, 29))
+    other_person = record(db, storage, person="P2")
+    kiosk = {"device": "k1", "kind": "meal", "site": "s1"}
+
+    def kiosk_meal(seq: int, person: str, period: str, ts: int) -> None:
+        fields: dict[str, FieldValue | None] = {
+            "seq": seq,
+            "event_id": f"e{seq}",
+            "person_id": person,
+        }
+        storage.write([encode_point("taps", {**kiosk, "meal_period": period}, fields, ts)])
+
+    tz_of = {"s1": TZ}.__getitem__
+    kiosk_meal(1, "P1", "dinner", at(TODAY, 17, 30))  # another period
+    kiosk_meal(2, "P1", "lunch", at(date(2026, 11, 28), 12))  # another day
+    kiosk_meal(3, "P3", "lunch", at(TODAY, 12))  # another elder
+    assert hand_meals.replace_by_kiosk(db, storage, tz_of, NOW) == []
+    assert len(_hand_points(storage)) == 3
+
+    kiosk_meal(4, "P1", "lunch", at(TODAY, 12, 5))  # the same meal, tapped after all
+    replaced = hand_meals.replace_by_kiosk(db, storage, tz_of, NOW, persons={"P1"})
+    assert [m.seq for m in replaced] == [lunch.seq]
+    assert sorted(_hand_points(storage)) == sorted([other_day.ts_us, other_person.ts_us])
+    with db.read() as conn:
+        row = hand_meals.find(conn, "P1", TODAY, LUNCH)
+    assert row is not None and row.replaced_by == "k1#4" and row.replaced_us == NOW
+    assert hand_meals.replace_by_kiosk(db, storage, tz_of, NOW) == []  # done once
+    # The meal counts once: the kiosk's; a new hand meal for it is refused.
+    meals = storage.query(
+        'SELECT count("seq") FROM "taps" WHERE "person_id" = \'P1\' '
+        "AND \"meal_period\" = 'lunch' AND time >= '2026-11-30T00:00:00+08:00'"
+    )
+    assert meals[0].values[0][1] == 1
+    with pytest.raises(HandMealRefused):
+        record(db, storage)

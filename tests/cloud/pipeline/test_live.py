@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from cloud_ingest.pipeline.lineprotocol import HAND_DEVICE
 from cloud_ingest.pipeline.live import LiveEvent, LiveState
 from cloud_ingest.registry.store import Registry
 from tests.support.ingest import write_registry
@@ -57,5 +58,35 @@ def test_counts_follow_the_local_day_and_never_double(tmp_path: Path) -> None:
         assert live.apply([ev(gate, 6, "2026-11-29T23:59:00", Kind.CHECK_IN, "P0003")]) == 0
         assert live.apply([ev(gate, 7, "2026-11-30T00:00:00", Kind.CHECK_IN, "P0003")]) == 1
         assert numbers() == (1, 1, 0, 0)
+    finally:
+        registry.close()
+
+
+def test_a_meal_by_hand_and_by_card_counts_once_whichever_came_first(tmp_path: Path) -> None:
+    """补录 then the card's tap, or an offline kiosk's tap arriving after the 补录: one meal.
+    Two kiosks' meals of one elder and period both count, as in the reports."""
+    ids = write_registry(tmp_path, "lh")
+    registry = Registry(tmp_path / "registry.sqlite3")
+    live = LiveState(registry, None, clock=lambda: us("2026-11-30T13:00:00"))
+    site, canteen, gate = ids["site_a"], ids["canteen_a"], ids["gate_a"]
+
+    def meal(device: str, seq: int, person: str, period: MealPeriod) -> tuple[str, LiveEvent]:
+        return site, LiveEvent(device, seq, us("2026-11-30T12:00:00") + seq, Kind.MEAL, period,
+                               person)  # fmt: skip
+
+    def meals() -> dict[str, int]:
+        s = next(s for s in live.snapshot()["sites"] if s["site_id"] == site)
+        return {p: s["meals"].get(p, 0) for p in ("breakfast", "lunch")}
+
+    try:
+        live.apply([meal(HAND_DEVICE, 1, "P0001", MealPeriod.LUNCH)])  # by hand first
+        live.apply([meal(canteen, 1, "P0001", MealPeriod.LUNCH)])  # then the card
+        assert meals() == {"breakfast": 0, "lunch": 1}
+        live.apply([meal(canteen, 2, "P0002", MealPeriod.LUNCH)])  # the card first (offline)
+        live.apply([meal(HAND_DEVICE, 2, "P0002", MealPeriod.LUNCH)])  # then by hand
+        assert meals() == {"breakfast": 0, "lunch": 2}
+        live.apply([meal(HAND_DEVICE, 3, "P0001", MealPeriod.BREAKFAST)])  # another period
+        live.apply([meal(gate, 9, "P0001", MealPeriod.LUNCH)])  # a second kiosk's meal
+        assert meals() == {"breakfast": 1, "lunch": 3}
     finally:
         registry.close()

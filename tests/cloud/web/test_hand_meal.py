@@ -18,7 +18,15 @@ from cloud_ingest.console import hand_meals
 from cloud_ingest.console.roles import Role
 from cloud_ingest.ops import reconcile
 from cloud_ingest.pipeline.lineprotocol import HAND_DEVICE
-from tests.support.console import LiveConsole, add_user, browser_login, console_rows, logged_in
+from tests.faults.kiosks import OffsetClock
+from tests.support.console import (
+    LiveConsole,
+    add_user,
+    browser_login,
+    console_rows,
+    kiosk,
+    logged_in,
+)
 from tests.support.ingest import TZ, EventMaker, wait_for
 from warmcard import localtime
 from warmcard.contract import Kind, MealPeriod
@@ -234,3 +242,50 @@ def test_erasing_the_elder_keeps_the_hand_meal_counted_without_them(console: Liv
     assert person.startswith("erased-") and reason == ""
     (point,) = _points(c, f"\"device\" = '{HAND_DEVICE}'")
     assert point["person_id"] == person and point["manual"] is True
+
+
+def test_the_card_tapped_after_the_hand_meal_replaces_it(
+    browser: Browser, console: LiveConsole, mosquitto: Any
+) -> None:
+    """Staff record P0006's lunch by hand; then the elder's card is tapped at the canteen kiosk
+    for that lunch (a real Kiosk, its clock in yesterday's lunch as an offline kiosk's backlog
+    would be): the meal counts once, the kiosk's, and the 补录 page says the card replaced it."""
+    c = console
+    site_a = c.ids["site_a"]
+    add_user(c.service.settings.store("console"), "li.canteen", Role.STAFF, f"{XIZHOU}/{site_a}")
+    yesterday = localtime.to_local(now_us(), TZ).date() - timedelta(days=1)
+    body = {"person_id": "P0006", "meal_period": "lunch", "day": yesterday.isoformat()}
+    staff = logged_in(c.url, "li.canteen")
+    csrf = {"X-CSRF-Token": staff.get("/api/v1/me").json()["csrf_token"]}
+    r = staff.post(
+        f"/api/v1/sites/{site_a}/meals/manual", json={**body, "reason": "忘带卡"}, headers=csrf
+    )
+    assert r.status_code == 201, r.text
+    assert len(_points(c, f"\"device\" = '{HAND_DEVICE}'")) == 1
+
+    lunch = localtime.to_us(datetime.combine(yesterday, time(12, 10), tzinfo=localtime.zone(TZ)))
+    clock = OffsetClock((lunch - now_us()) / 1e6)
+    with kiosk(c, c.ids["canteen_a"], mosquitto.port, clock) as (_gateway, reader):
+        reader.tap("04A1B206")  # P0006's card
+        wait_for(lambda: not _points(c, f"\"device\" = '{HAND_DEVICE}'"), timeout=20)
+    (meal,) = _points(c, "\"person_id\" = 'P0006' AND \"kind\" = 'meal'")
+    assert meal["device"] == c.ids["canteen_a"] and meal["meal_period"] == "lunch"
+
+    doc = staff.get(
+        "/api/v1/reports/meals",
+        params={"area": f"{XIZHOU}/{site_a}", "month": yesterday.strftime("%Y-%m")},
+    ).json()
+    (row,) = [r for r in doc["rows"] if r["person_id"] == "P0006"]
+    assert row["meals"]["lunch"] == 1 and row["manual"]["lunch"] == 0
+    staff.close()
+    (replaced,) = console_rows(
+        c.service.settings.store("console"), "SELECT replaced_by FROM hand_meals"
+    )
+    assert replaced[0] == f"{c.ids['canteen_a']}#{meal['seq']}"
+
+    page = browser_login(browser, c.url, "li.canteen", path=f"/sites/{site_a}/meals/manual")
+    page.set_viewport_size({"width": 390, "height": 844})
+    row_text = page.locator("#hand-meals tbody tr.replaced").inner_text()
+    assert "已由终端刷卡记录取代，只计一次" in row_text and c.ids["canteen_a"] in row_text
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -109,6 +109,14 @@ def _page(
                 "reason": m.reason,
                 "by": m.recorded_by,
                 "at": i18n.format_ts(m.recorded_us, ref_site.tz),
+                "replaced": i18n.t(
+                    "hand_meal_replaced",
+                    lang,
+                    device=m.replaced_by.split("#")[0],
+                    at=i18n.format_ts(m.replaced_us or 0, ref_site.tz),
+                )
+                if m.replaced_by
+                else "",
             }
             for m in recent
         ],
