@@ -31,11 +31,16 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, TextClause, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 BUSY_TIMEOUT_S = 10.0
 Store = Literal["registry", "console", "alerts", "deadletters", "conflicts"]
 STORES: tuple[Store, ...] = ("registry", "console", "alerts", "deadletters", "conflicts")
+# What a store raises when its database cannot do the work now: PostgreSQL down or restarting,
+# the connection cut, an SQLite file locked past the busy timeout or its disk full. Whoever
+# holds data waits and tries again; nothing is dropped for it.
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 
 
 def is_url(location: Path | str) -> bool:

@@ -27,6 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from cloud_ingest.db import STORE_UNAVAILABLE
 from cloud_ingest.errors import InvalidPoint, StorageRejected, StorageUnavailable
 from cloud_ingest.pipeline.conflicts import SeenIndex
 from cloud_ingest.pipeline.deadletter import DeadLetter, DeadLetterStore
@@ -50,6 +51,9 @@ Sleep = Callable[[float], bool]  # waits up to n seconds; True when asked to sto
 StoredHook = Callable[[list[StoredTap]], object]
 # Called after suspect taps (stored apart, counted nowhere) are stored, with what did not match.
 SuspectHook = Callable[[list[Mismatch]], object]
+# While the database is unavailable the batch in hand is tried again, waiting this long between.
+STORE_RETRY_MIN_S = 0.1
+STORE_RETRY_MAX_S = 5.0
 
 
 @dataclass(slots=True)
@@ -442,6 +446,7 @@ class Consumer:
 
     def _run(self) -> None:
         queue = self._queue
+        delay = STORE_RETRY_MIN_S
         while not self._stop.is_set():
             self.on_tick()
             if not queue:
@@ -459,6 +464,21 @@ class Consumer:
             batch = [queue.popleft() for _ in range(n)]
             try:
                 self._handle(batch)
+                delay = STORE_RETRY_MIN_S
+            except STORE_UNAVAILABLE as exc:
+                # The database (conflict index, dead letters) is down: hold the batch, in
+                # order, and try it again; nothing is acked until it is stored.
+                queue.extendleft(reversed(batch))
+                self.metrics.received -= n  # counted again when it goes through
+                self.metrics.storage_ok = False
+                self.metrics.last_storage_error = f"database unavailable: {exc}"[:500]
+                self.metrics.write_retries += 1
+                log.warning(
+                    "database unavailable (%s); %d messages held unacked, retry in %.1fs",
+                    str(exc).splitlines()[0][:200], len(queue), delay,
+                )  # fmt: skip
+                self._sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX_S)
             except Exception:
                 # Unexpected (e.g. dead-letter disk full): keep the messages unacked, so the
                 # broker redelivers them after we reconnect, and keep consuming.
