@@ -308,7 +308,11 @@ def test_provision_cli_revoke_and_reprovision(
     settings = MqttSettings(
         **tomllib.loads((tmp_path / "b1" / "kiosk-mqtt.toml").read_text())["mqtt"]
     )
-    assert settings.username == device and settings.tls and settings.port == 8883
+    assert (
+        (settings.username or "").startswith(device + ".")
+        and settings.tls
+        and settings.port == 8883
+    )
     assert settings.password is None  # the certificate is the credential
     assert (tmp_path / "b1" / "device.key").stat().st_mode & 0o077 == 0
     secure.bundles.joinpath(device).symlink_to(tmp_path / "b1")
@@ -332,6 +336,24 @@ def test_provision_cli_revoke_and_reprovision(
     secure.bundles.joinpath(device).symlink_to(tmp_path / "b2")
     new = connect(clients, secure, device)
     assert accepted(new.publish(events_topic(device), b"tap"))
+
+    # Provisioned again without a revocation (a replaced SD card, a kiosk that went missing):
+    # the new certificate works and the one before gets nothing, its connection dropped.
+    result = runner.invoke(
+        app,
+        ["provision", device, "--host", "127.0.0.1", "--out", str(tmp_path / "b3"), *common],
+    )
+    assert result.exit_code == 0, result.output
+    assert new._wait(lambda: new.disconnected is not None)
+    secure.bundles.joinpath(device).unlink()
+    secure.bundles.joinpath(device).symlink_to(tmp_path / "b2")
+    stale = connect(clients, secure, device)
+    assert code(stale.publish(events_topic(device), b"stolen")) == NOT_AUTHORISED
+    assert code(stale.subscribe(config_topic(device))) == NOT_AUTHORISED
+    secure.bundles.joinpath(device).unlink()
+    secure.bundles.joinpath(device).symlink_to(tmp_path / "b3")
+    third = connect(clients, secure, device)
+    assert accepted(third.publish(events_topic(device), b"tap"))
 
     # A service: a password on the loopback listener, the share group printed for ingest.
     result = runner.invoke(

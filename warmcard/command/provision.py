@@ -239,6 +239,26 @@ def _check_device_id(files: BrokerFiles, device_id: str) -> None:
         )
 
 
+def device_username(device_id: str) -> str:
+    """A new broker username (and certificate CN) for `device_id`: the id, a dot, and a random
+    tag. Each provisioning has its own, so a certificate issued before no longer names a client
+    the broker knows: the kiosk it was on (lost, stolen, replaced) can do nothing."""
+    return f"{device_id}.{secrets.token_hex(4)}"
+
+
+def device_of(username: str) -> str:
+    """The device id in a device's broker username (`gate-a.1f2e3d4c` or, from releases before
+    the tag, `gate-a`)."""
+    return username.split(".", 1)[0]
+
+
+def _device_clients(control: Control, device_id: str) -> list[str]:
+    """The broker's clients for `device_id`: every provisioning not yet replaced or revoked."""
+    (answer,) = control.run({"command": "listClients", "verbose": False, "count": -1})
+    names = (answer.get("data") or {}).get("clients") or []
+    return [n for n in names if isinstance(n, str) and device_of(n) == device_id]
+
+
 def provision_device(
     files: BrokerFiles,
     device_id: str,
@@ -248,34 +268,45 @@ def provision_device(
     kiosk_dir: Path = DEFAULT_KIOSK_DIR,
     broker: BrokerAddress | None = None,
 ) -> Credentials:
-    """Give a kiosk a client certificate (CN = device id) and its own role on the broker.
+    """Give a kiosk a client certificate and its own role on the broker.
 
     The device listener takes the username from the certificate (use_identity_as_username):
-    the certificate is the device's credential, and the plugin decides what it may do.
+    the certificate is the device's credential, and the plugin decides what it may do. The
+    certificate's CN is a username of this provisioning (`device_username`); the clients of
+    earlier provisionings of the device are deleted and their sessions ended, so an old
+    certificate (a stolen kiosk's, a replaced SD card's) gets nothing once a new one is issued.
     """
     _check_device_id(files, device_id)
-    with _locked(files), _control(files, broker or BrokerAddress()) as control:
-        issued = issue_device_cert(files.ca, device_id)
+    broker = broker or BrokerAddress()
+    username = device_username(device_id)
+    with _locked(files), _control(files, broker) as control:
+        issued = issue_device_cert(files.ca, username)
         ensure_device_role(control, device_id)
+        earlier = _device_clients(control, device_id)
         # A client without a password: it cannot log in on the loopback listener at all.
         control.run(
             {
                 "command": "createClient",
-                "username": device_id,
+                "username": username,
                 "roles": [{"rolename": device_role_name(device_id)}],
                 "groups": [{"groupname": DEVICE_GROUP}],
-            },
-            tolerate=("Client already exists",),
+            }
         )
+        for old in earlier:
+            control.run(
+                {"command": "deleteClient", "username": old}, tolerate=("Client not found",)
+            )
         # The cloud keeps the certificate (for audit and revocation), never the device's key.
         record = files.broker_dir / "devices" / f"{device_id}.crt"
         record.parent.mkdir(exist_ok=True)
         record.write_bytes(issued.cert_pem)
+    for old in earlier:
+        _wipe_session(files, old, broker)
     return Credentials(
-        username=device_id,
+        username=username,
         password=None,
         mqtt_toml=mqtt_toml(
-            username=device_id,
+            username=username,
             password=None,
             host=host,
             port=port,
@@ -327,14 +358,14 @@ def provision_service(
     return Credentials(username=username, password=password, mqtt_toml=toml)
 
 
-def _wipe_session(files: BrokerFiles, device_id: str, broker: BrokerAddress) -> None:
-    """End a device's persistent session (and any subscription it holds).
+def _wipe_session(files: BrokerFiles, username: str, broker: BrokerAddress) -> None:
+    """End a device client's persistent session (and any subscription it holds).
 
     The device listener takes the client id from the certificate, so only a certificate with
-    the device's CN reaches its session: a throwaway one is minted here, used once with a clean
-    start and a zero session expiry, and deleted.
+    that username as CN reaches its session: a throwaway one is minted here, used once with a
+    clean start and a zero session expiry, and deleted.
     """
-    issued = issue_device_cert(files.ca, device_id)
+    issued = issue_device_cert(files.ca, username)
     done = threading.Event()
     with tempfile.TemporaryDirectory() as tmp:
         cert, key = Path(tmp) / "c.crt", Path(tmp) / "c.key"
@@ -348,7 +379,7 @@ def _wipe_session(files: BrokerFiles, device_id: str, broker: BrokerAddress) -> 
             client.connect(broker.host, broker.device_port, clean_start=True)
         except OSError as exc:
             raise ProvisionError(
-                f"会话未清除 could not end {device_id}'s session on port {broker.device_port} "
+                f"会话未清除 could not end {username}'s session on port {broker.device_port} "
                 f"({exc}); it expires by itself (persistent_client_expiration)"
             ) from None
         client.loop_start()
@@ -359,23 +390,39 @@ def _wipe_session(files: BrokerFiles, device_id: str, broker: BrokerAddress) -> 
 
 def revoke(files: BrokerFiles, username: str, broker: BrokerAddress | None = None) -> bool:
     """Take a user off the broker at once: its client and role go, a live connection is
-    dropped, and a device's session ends. False when the broker did not know the user."""
+    dropped, and a device's session ends. For a device (its id, or one of its usernames) every
+    provisioning of it goes. False when the broker did not know the user."""
     broker = broker or BrokerAddress()
     device = not files.roles.reserved(username)
     with _locked(files), _control(files, broker) as control:
-        answers = control.run(
-            {"command": "deleteClient", "username": username}, tolerate=("Client not found",)
-        )
         if device:
+            device_id = device_of(username)
+            names = _device_clients(control, device_id)
+            answers = (
+                [
+                    *control.run(
+                        *({"command": "deleteClient", "username": n} for n in names),
+                        tolerate=("Client not found",),
+                    )
+                ]
+                if names
+                else [{"error": "Client not found"}]
+            )
             control.run(
-                {"command": "deleteRole", "rolename": device_role_name(username)},
+                {"command": "deleteRole", "rolename": device_role_name(device_id)},
                 tolerate=("Role not found",),
             )
-        record = files.broker_dir / "devices" / f"{username}.crt"
+            record = files.broker_dir / "devices" / f"{device_id}.crt"
+        else:
+            names = []
+            answers = control.run(
+                {"command": "deleteClient", "username": username}, tolerate=("Client not found",)
+            )
+            record = files.broker_dir / "devices" / f"{username}.crt"
         if record.exists():
             record.rename(record.with_suffix(".crt.revoked"))
-    if device:
-        _wipe_session(files, username, broker)
+    for name in names:
+        _wipe_session(files, name, broker)
     return not any(a.get("error") for a in answers)
 
 
