@@ -7,6 +7,8 @@ pages (and both read the registry), so each process opens the same files the sam
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +17,25 @@ from cloud_ingest.pipeline.deadletter import DeadLetterStore
 from cloud_ingest.registry.store import Registry
 from cloud_ingest.settings import IngestSettings
 from warmcard.watchdog import Watchdog
+
+log = logging.getLogger(__name__)
+
+
+def adopt_legacy_seen_index(settings: IngestSettings) -> bool:
+    """A worker of an earlier release kept its conflict index in its own file
+    (`seen-<client_id>.sqlite3`); the host's shared default (`conflicts.sqlite3`) takes it over
+    when there is none yet, so the history it holds goes on deciding conflicts. True if moved."""
+    if settings.database.url or settings.seen_index_path is not None:
+        return False
+    old, new = settings.legacy_seen_index_file, settings.seen_index_file
+    if not old.exists() or new.exists():
+        return False
+    for suffix in ("-wal", "-shm", ""):  # the database file last: it is what the check looks at
+        part = old.with_name(old.name + suffix)
+        if part.exists():
+            os.replace(part, new.with_name(new.name + suffix))
+    log.info("conflict index %s is now the host's shared %s", old, new)
+    return True
 
 
 @dataclass
@@ -25,6 +46,7 @@ class SharedStores:
 
     @classmethod
     def open(cls, settings: IngestSettings, clock: Callable[[], int]) -> SharedStores:
+        adopt_legacy_seen_index(settings)
         return cls(
             Registry(settings.store("registry"), clock=clock),
             DeadLetterStore(

@@ -70,8 +70,8 @@ class IngestSettings(TomlSettings, PipelineSettings):
 
     registry_path: Path = Path("run/registry.sqlite3")
     deadletter_path: Path = Path("run/deadletter.sqlite3")
-    # Conflict detection index (pipeline.conflicts); default: seen-<client_id>.sqlite3 beside
-    # the dead letters. Workers on one host should share one file.
+    # Conflict detection index (pipeline.conflicts); default: conflicts.sqlite3 beside the dead
+    # letters, shared by every worker of the host (one index decides each (device, seq)).
     seen_index_path: Path | None = None
     seen_retention_days: float = Field(default=60.0, gt=0)
     # Dead letters are bounded (a device decides what it sends): a payload prefix, its length and
@@ -127,6 +127,11 @@ class IngestSettings(TomlSettings, PipelineSettings):
     def seen_index_file(self) -> Path:
         if self.seen_index_path is not None:
             return self.seen_index_path
+        return self.deadletter_path.with_name("conflicts.sqlite3")
+
+    @property
+    def legacy_seen_index_file(self) -> Path:
+        """Where releases before the shared default kept this worker's own index."""
         return self.deadletter_path.with_name(f"seen-{self.client_id}.sqlite3")
 
     # Bearer token for /metrics and for /healthz details; None turns /metrics off.

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from cloud_ingest.cli.config import load_settings
 from cloud_ingest.ops.reconcile import check
 from cloud_ingest.pipeline.conflicts import SeenIndex
 from cloud_ingest.pipeline.influx import InfluxV1
+from cloud_ingest.process import adopt_legacy_seen_index
 from tests.support.ingest import EventMaker, Publisher, make_settings, wait_for, write_registry
 from tests.support.stack import Stack
 from warmcard.contract import Kind, TapEvent
@@ -198,3 +201,33 @@ def test_an_event_id_reused_under_another_seq_is_a_conflict(store_at):
         assert index.size() == 3
     finally:
         index.close()
+
+
+def test_workers_of_one_host_share_the_conflict_index_by_default(tmp_path, monkeypatch):
+    """Two workers configured from ingest.example.toml (only their client_id differs) open the
+    same index file; a worker of an earlier release's own index is taken over, history kept."""
+    monkeypatch.chdir(tmp_path)
+    example = Path(__file__).parents[3] / "cloud_ingest" / "ingest.example.toml"
+    text = example.read_text(encoding="utf-8").replace("/var/lib/warmcard/", f"{tmp_path}/")
+    settings = []
+    for n in (1, 2):
+        config = tmp_path / f"ingest-{n}.toml"
+        config.write_text(text.replace('client_id = "ingest-1"', f'client_id = "ingest-{n}"'))
+        settings.append(load_settings(config))
+    one, two = settings
+    assert one.client_id != two.client_id
+    assert one.store("conflicts") == two.store("conflicts") == tmp_path / "conflicts.sqlite3"
+
+    # Before: ingest-1 kept seen-ingest-1.sqlite3; opening the stores moves it to the shared file.
+    legacy = SeenIndex(one.legacy_seen_index_file)
+    now = now_us()
+    assert legacy.admit([_event("k-old", 1, now)], now) == {}
+    legacy.close()
+    assert adopt_legacy_seen_index(one) and not one.legacy_seen_index_file.exists()
+    assert not adopt_legacy_seen_index(two)  # the shared file exists: nothing to take over
+    shared = SeenIndex(two.store("conflicts"))
+    try:
+        other = variant(_event("k-old", 1, now), card_uid="04EEEEEE", event_id=new_event_id(now))
+        assert list(shared.admit([other], now)) == [0]  # the old history decides
+    finally:
+        shared.close()
