@@ -266,13 +266,12 @@ def _kiosk_meals(
     )
     found = []
     for s in series:
-        columns = {name: i for i, name in enumerate(s.columns)}
-        for row in s.values:
-            period = str(row[columns["meal_period"]] or s.tags.get("meal_period"))
+        for row in s.rows():
+            period = str(row["meal_period"] or s.tags.get("meal_period"))
             if period in MealPeriod._value2member_map_:
                 found.append(
-                    (s.tags.get("device", ""), int(row[columns["seq"]]),
-                     str(row[columns["person_id"]]), MealPeriod(period), int(row[columns["time"]]))
+                    (s.tags.get("device", ""), int(row["seq"]), str(row["person_id"]),
+                     MealPeriod(period), int(row["time"]))
                 )  # fmt: skip
     return found
 
