@@ -16,7 +16,7 @@ from cloud_ingest.pipeline.influx import InfluxV1
 from cloud_ingest.pipeline.settings import InfluxSettings
 from tests.support.console import logged_in
 from tests.support.databases import StoreAt
-from tests.support.ingest import TZ, import_registry_csv
+from tests.support.ingest import import_registry_csv, write_all_day_sites
 from warmcard.command.servers import Console, InfluxD, Ingest, Mosquitto
 
 CANTEENS = 10  # five per site
@@ -52,11 +52,9 @@ class Deployment:
 
     def write_registry(self) -> None:
         a, b = self.sites
-        (self.tmp / "sites.csv").write_text(
-            "site_id,name_zh,name_en,tz,capacity,opening,closing,breakfast,lunch,dinner\n"
-            f"{a},喜洲幸福食堂,Xizhou canteen,{TZ},80,00:00,23:59,,,\n"
-            f"{b},周城幸福食堂,Zhoucheng canteen,{TZ},80,00:00,23:59,,,\n",
-            encoding="utf-8",
+        write_all_day_sites(
+            self.tmp,
+            {a: ("喜洲幸福食堂", "Xizhou canteen"), b: ("周城幸福食堂", "Zhoucheng canteen")},
         )
         devices = ["device_id,site_id,mode,debounce_s"]
         devices += [

@@ -42,7 +42,6 @@ from tests.faults.kiosks import (
     FAST,
     METRICS_TOKEN,
     PEOPLE,
-    TZ,
     Kiosk,
     KioskProcess,
     RecordingFeedback,
@@ -51,7 +50,7 @@ from tests.faults.kiosks import (
     read_outbox,
 )
 from tests.faults.tcpproxy import TcpProxy
-from tests.support.ingest import import_registry_csv, wait_for
+from tests.support.ingest import import_registry_csv, wait_for, write_all_day_sites
 from tests.support.stack import Stack
 from warmcard.command.servers import InfluxD, Ingest, Mosquitto
 from warmcard.contract import DeviceConfig, TapEvent
@@ -105,11 +104,9 @@ class Pipeline:
 
     def _write_registry(self) -> None:
         a, b = self.ids["site_a"], self.ids["site_b"]
-        (self.tmp / "sites.csv").write_text(
-            "site_id,name_zh,name_en,tz,capacity,opening,closing,breakfast,lunch,dinner\n"
-            f"{a},喜洲幸福小院,Xizhou courtyard,{TZ},80,00:00,23:59,,,\n"
-            f"{b},周城幸福小院,Zhoucheng courtyard,{TZ},80,00:00,23:59,,,\n",
-            encoding="utf-8",
+        write_all_day_sites(
+            self.tmp,
+            {a: ("喜洲幸福小院", "Xizhou courtyard"), b: ("周城幸福小院", "Zhoucheng courtyard")},
         )
         devices = ["device_id,site_id,mode,debounce_s"]
         devices += [f"{self.ids[k]},{self.ids[s]},{m.value},0" for k, (s, m) in DEVICES.items()]

@@ -114,6 +114,18 @@ def write_registry(
     return ids
 
 
+def write_all_day_sites(folder: Path, sites: dict[str, tuple[str, str]]) -> None:
+    """folder/sites.csv: each `site_id -> (name_zh, name_en)` open 00:00-23:59 in Dali's zone,
+    capacity 80, no meal windows (the kiosks' defaults): kiosks on the real clock never close."""
+    rows = [f"{site},{zh},{en},{TZ},80,00:00,23:59,,," for site, (zh, en) in sites.items()]
+    (folder / "sites.csv").write_text(
+        "site_id,name_zh,name_en,tz,capacity,opening,closing,breakfast,lunch,dinner\n"
+        + "\n".join(rows)
+        + "\n",
+        encoding="utf-8",
+    )
+
+
 def import_registry_csv(registry_path: Path | str, folder: Path, *names: str) -> None:
     """Import folder/<name>.csv for each of `names` (sites, devices, people, cards) at once."""
 
