@@ -10,7 +10,7 @@ The rule (docs/console-access.md, "User administration in the console"):
 - A new grant, a changed one and a revoked one must be on an area inside those areas.
 - Nobody changes their own account here (no self-disable, self-demotion or self-revocation):
   another admin does, or `warmcard user` on the server.
-- At least one enabled admin on `/` always remains.
+- A change never takes away the last enabled admin on `/` (where there is one).
 
 Refusals raise `UserAdminRefused` with the HTTP status the console answers (403 or 404).
 """
@@ -118,14 +118,18 @@ class UserAdmin:
             raise UserAdminRefused(403 if seen else 404, AREA_NOT_YOURS if seen else NOT_YOURS)
         return path
 
-    def _keep_a_root_admin(self, after: User) -> None:
-        """Refuse a change that would leave no enabled admin on `/`."""
-        others = [
-            u
-            for u in self.store.list_users()
-            if u.id != after.id and not u.disabled and can(u, Action.MANAGE_AREAS, areas.ROOT)
-        ]
-        if not others and not (not after.disabled and can(after, Action.MANAGE_AREAS, areas.ROOT)):
+    def _keep_a_root_admin(self, before: User, after: User) -> None:
+        """Refuse a change that takes away the last enabled admin on `/`. A deployment whose
+        top admins hold a prefecture (no admin on `/` at all) has none to lose: its changes to
+        other users go through."""
+
+        def root_admin(u: User) -> bool:
+            return not u.disabled and can(u, Action.MANAGE_AREAS, areas.ROOT)
+
+        if not root_admin(before) or root_admin(after):
+            return
+        others = [u for u in self.store.list_users() if u.id != after.id and root_admin(u)]
+        if not others:
             raise UserAdminRefused(403, LAST_ROOT)
 
     def create(
@@ -141,19 +145,21 @@ class UserAdmin:
         user = self._changeable(username)
         path = self._area(area)
         kept = tuple(g for g in user.grants if g.area != path)
-        self._keep_a_root_admin(_with_grants(user, (*kept, Grant(role, path))))
+        self._keep_a_root_admin(user, _with_grants(user, (*kept, Grant(role, path))))
         return self.store.grant(user.username, role, path)
 
     def revoke(self, username: str, area: str) -> User:
         user = self._changeable(username)
         path = self._area(area)
-        self._keep_a_root_admin(_with_grants(user, tuple(g for g in user.grants if g.area != path)))
+        self._keep_a_root_admin(
+            user, _with_grants(user, tuple(g for g in user.grants if g.area != path))
+        )
         return self.store.revoke(user.username, path)
 
     def set_disabled(self, username: str, disabled: bool) -> User:
         user = self._changeable(username)
         if disabled:
-            self._keep_a_root_admin(_with_grants(user, user.grants, disabled=True))
+            self._keep_a_root_admin(user, _with_grants(user, user.grants, disabled=True))
         self.store.set_disabled(user.username, disabled)
         return self.target(user.username)
 

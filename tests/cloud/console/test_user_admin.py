@@ -1,7 +1,7 @@
 # mypy: allow-untyped-defs
 """The user-administration rule (console.user_admin): an admin acts only on users whose grants
-all lie in the areas they administer, grants only inside them, never on themselves, and one
-enabled admin of `/` always remains. On SQLite and PostgreSQL (`store_at`)."""
+all lie in the areas they administer, grants only inside them, never on themselves, and no
+change takes away the last enabled admin of `/`. On SQLite and PostgreSQL (`store_at`)."""
 
 from __future__ import annotations
 
@@ -98,10 +98,26 @@ def test_no_self_change_and_one_root_admin_remains(store) -> None:
     root2 = as_user(store, "root2")
     root2.grant("root", Role.VIEWER, "/")  # demoting the other one is fine: root2 remains
     assert store.get_user("root").top_role == Role.VIEWER
-    # root2 is now the only root admin: the (disabled-or-demoted) guard holds even for others.
-    store.set_disabled("root2", True)
+    # root2 is now the only root admin: nobody takes it away, by revoking or disabling.
     lone = UserAdmin(store, User(id=0, username="x", grants=store.get_user("root2").grants))
     assert refused(lone.revoke, "root2", "/") == 403  # would leave no enabled root admin
+    assert refused(lone.set_disabled, "root2", True) == 403
+    assert refused(lone.grant, "root2", Role.MANAGER, "/") == 403
+    assert not store.get_user("root2").disabled
+
+
+def test_a_prefecture_admin_administers_where_no_admin_of_the_root_exists(store) -> None:
+    """A deployment whose top admins hold the prefecture (the demo's): they grant, revoke and
+    disable inside it; there is no admin of `/` to keep."""
+    store.revoke("root", "/")
+    store.add_user("dali-admin", PASSWORD, Role.ADMIN, "dali")
+    admin = as_user(store, "dali-admin")
+    admin.grant("town-viewer", Role.MANAGER, XISHAN)
+    assert store.get_user("town-viewer").top_role == Role.MANAGER
+    admin.grant("county-mgr", Role.VIEWER, HAIDONG)
+    admin.revoke("county-mgr", HAIDONG)
+    admin.set_disabled("town-admin", True)
+    assert store.get_user("town-admin").disabled
 
 
 def test_reset_password_ends_sessions_and_disable_ends_them_too(store) -> None:
