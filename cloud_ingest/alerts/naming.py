@@ -1,12 +1,26 @@
 """An alert's wording as people read it: names in place of the ids the alerts store keeps.
 
 The alerts page and the notifications both say it this way (the store keeps only pseudonymous
-person ids and site ids; the registry knows the names).
+person ids and site ids; the registry knows the names). An id is replaced only where it stands
+alone: a site's id inside one of its kiosks' ids (`xizhou-zhoucheng` in
+`xizhou-zhoucheng-canteen`) is part of that kiosk's id, which has a name of its own.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from cloud_ingest.alerts.models import Alert
+from cloud_ingest.registry.store import Device
+from warmcard.contract import Mode
+
+# The characters ids are made of (person, site and device ids): an id ends where these stop.
+_ID_CHARS = "A-Za-z0-9_-"
+KIOSK_NAMES = {
+    Mode.ENTRANCE: ("入口终端", "entrance kiosk"),
+    Mode.CANTEEN: ("食堂终端", "canteen kiosk"),
+}
 
 
 def person_name(people: dict[str, tuple[str, str]], person_id: str | None) -> str:
@@ -16,13 +30,36 @@ def person_name(people: dict[str, tuple[str, str]], person_id: str | None) -> st
     return people.get(person_id, ("", ""))[0] or person_id
 
 
+def device_names(devices: Iterable[Device], sites: dict[str, str], english: bool) -> dict[str, str]:
+    """device_id -> "<site name><entrance/canteen kiosk>" (`sites`: site_id -> name)."""
+    out = {}
+    for d in devices:
+        zh, en = KIOSK_NAMES.get(d.mode, ("终端", "kiosk"))
+        site = sites.get(d.site_id, d.site_id)
+        out[d.device_id] = f"{site} {en}" if english else f"{site}{zh}"
+    return out
+
+
+def _replace_ids(text: str, names: dict[str, str]) -> str:
+    """Each id of `names` that stands alone in `text` replaced by its name, in one pass."""
+    present = [i for i in names if i and i in text]
+    if not present:
+        return text
+    alternatives = "|".join(re.escape(i) for i in sorted(present, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![{_ID_CHARS}])(?:{alternatives})(?![{_ID_CHARS}])")
+    return pattern.sub(lambda m: names[m.group(0)], text)
+
+
 def named(
-    text: str, a: Alert | None, people: dict[str, tuple[str, str]], sites: dict[str, str]
+    text: str,
+    a: Alert | None,
+    people: dict[str, tuple[str, str]],
+    sites: dict[str, str],
+    devices: dict[str, str] | None = None,
 ) -> str:
-    """The alert's wording with the person's and the sites' names for their ids."""
+    """The alert's wording with the names of the person, the kiosks and the sites for their
+    ids (`devices` from `device_names`)."""
+    names: dict[str, str] = {**sites, **(devices or {})}
     if a is not None and a.person_id and (name := person_name(people, a.person_id)) != a.person_id:
-        text = text.replace(a.person_id, name)
-    for site_id, site_name in sorted(sites.items(), key=lambda kv: -len(kv[0])):
-        if site_id and site_id in text:
-            text = text.replace(site_id, site_name)
-    return text
+        names[a.person_id] = name
+    return _replace_ids(text, names)

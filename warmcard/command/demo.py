@@ -278,18 +278,21 @@ def run_demo(run_dir: Path, sites: int, seed: int, duration: float | None) -> in
 
         # The two cloud roles, as systemd runs them: one ingest worker and the console, on the
         # same registry, console database and dead letters.
+        ports = {Ingest: _port(8081), Console: _port(8080)}
+        # Links in notifications lead to this console.
+        extra = f'live_resync_s = 10\nstatus_stale_s = 60\n\n[notify]\nconsole_url = "http://127.0.0.1:{ports[Console]}"'
         roles = [
             role(
                 run_dir / role.name,
-                port=_port(port),
+                port=ports[role],
                 broker=broker,
                 influx=influx,
                 registry_path=run_dir / "registry.sqlite3",
                 console_db=console_db,
                 deadletter_path=run_dir / "deadletter.sqlite3",
-                extra_toml="live_resync_s = 10\nstatus_stale_s = 60",
+                extra_toml=extra,
             )
-            for role, port in ((Ingest, 8081), (Console, 8080))
+            for role in (Ingest, Console)
         ]
         ingest, console = (stack.enter_context(r) for r in roles)
         url = console.url

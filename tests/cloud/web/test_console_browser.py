@@ -63,6 +63,7 @@ def test_offline_kiosk_alarm_appears_and_clears_by_itself(
         assert (
             "设备离线" in text and "断线" in text and "遗嘱" not in text and "喜洲幸福小院" in text
         )
+        assert "设备 喜洲幸福小院入口终端 已断线" in text, text  # the kiosk by name
         page.locator("#nav-alert-count", has_text="1").wait_for(timeout=5000)
         page.screenshot(path=str(shots / "console-alerts.png"), full_page=True)
 
