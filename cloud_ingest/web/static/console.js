@@ -130,12 +130,13 @@ const WC = (() => {
       fmtDate: (tpl) => uPlot.fmtDate(chartDateTemplate(tpl)),
       scales: { x: { time: true, range: (u, min, max) => [min - pad, max + pad] }, y: { range: (u, min, max) => [0, Math.max(4, max * 1.1)] } },
       legend: { show: true },
-      series: [{}].concat(series.map((s) => ({
+      // The x series' legend label (uPlot's default is "Time").
+      series: [{ label: document.documentElement.lang === "en" ? "Time" : "时间" }].concat(series.map((s) => ({
         label: s.label, stroke: s.color, width: 2,
         fill: s.bars ? s.color + "99" : undefined,
         paths: s.bars ? barPaths(barIndex++) : undefined, points: { show: false },
       }))),
-      axes: [{}, { size: 40 }],
+      axes: [{ space: 72 }, { size: 40 }],  // room for "11月30日" between x labels
     }, [x].concat(series.map((s) => s.values)), box);
     box.dataset.rendered = String(x.length);
     return plot;

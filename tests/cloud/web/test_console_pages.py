@@ -165,6 +165,9 @@ def test_overview_follows_taps_live_and_site_page_draws_charts(
         page.wait_for_selector(f"{chart}[data-rendered] canvas", timeout=5000)
     assert page.get_attribute("#chart-7", "data-rendered") == "7"
     assert page.get_attribute("#chart-30", "data-rendered") == "30"
+    for chart in ("#chart-today", "#chart-7", "#chart-30"):  # the legend in zh-CN
+        legend = page.inner_text(f"{chart} .u-legend")
+        assert "时间" in legend and "Time" not in legend, legend
     names = page.inner_text("#people")
     assert any(p.display_name in names for p in site.people)
     assert "在线" in page.inner_text("#kiosks")
@@ -173,6 +176,7 @@ def test_overview_follows_taps_live_and_site_page_draws_charts(
     # English on request, remembered in a cookie.
     page.goto(f"{url}/sites/{SITE}?lang=en")
     page.wait_for_selector("#chart-today[data-rendered] canvas")
+    assert "Time" in page.inner_text("#chart-today .u-legend")
     assert "Who is here now" in page.inner_text("main")
     assert page.errors == []  # type: ignore[attr-defined]  # no script or CSP errors
     page.context.close()
