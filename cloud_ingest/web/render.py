@@ -50,6 +50,15 @@ _ENV = jinja2.Environment(
 )
 
 
+def tel_uri(phone: str) -> str:
+    """A phone number as a tel: link target: digits and a leading + only (138 8873 8236 ->
+    13888738236), so every phone dials it."""
+    return "".join(c for c in phone if c.isdigit() or (c == "+" and not phone.index(c)))
+
+
+_ENV.filters["tel"] = tel_uri
+
+
 def page_lang(request: Request) -> str:
     """?lang= wins (and is remembered in a cookie), then the cookie, else zh-CN."""
     return i18n.pick_lang(request.query_params.get("lang") or request.cookies.get(LANG_COOKIE))
