@@ -23,6 +23,7 @@ Schemas are made and changed by Alembic (cloud_ingest/migrations/), one history 
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 BUSY_TIMEOUT_S = 10.0
+# Alembic says at INFO which plugins it set up (on its import) and that DDL is transactional,
+# every time a store opens (every `warmcard user …` command): only its warnings pass;
+# migrations.upgrade says what changed.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 Store = Literal["registry", "console", "alerts", "deadletters", "conflicts"]
 STORES: tuple[Store, ...] = ("registry", "console", "alerts", "deadletters", "conflicts")
 # What a store raises when its database cannot do the work now: PostgreSQL down or restarting,

@@ -155,7 +155,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--db",
                 envvar="WARMCARD_CONSOLE_DB",
-                help="console store (areas): SQLite file or database URL; default: the config's",
+                help="console store (areas): SQLite file or database URL; "
+                "default: the config's console_db",
             ),
         ] = None,
     ) -> None:

@@ -12,6 +12,7 @@ The first revision of each store creates what the store's code created before Al
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from cloud_ingest.db import Database
 
 HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
 
 
 def config(store: str) -> Config:
@@ -35,9 +37,13 @@ def upgrade(database: Database) -> None:
     """Bring the store's schema to the newest revision; two processes opening a store at once
     take turns (the store's write lock), and the second finds nothing to do."""
     cfg = config(database.store)
+    before = current(database)
     with database.write() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+    after = current(database)
+    if after != before:
+        log.info("%s store: schema %s -> %s", database.store, before or "(new)", after)
 
 
 def head(store: str) -> str:
