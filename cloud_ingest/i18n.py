@@ -251,6 +251,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "停用卡 {uid}？停用后刷此卡视为未登记的卡。",
         "Deactivate card {uid}? It then taps as an unknown card.",
     ),
+    "confirm_disable": (
+        "停用账户 {user}？其所有登录会话立即结束，之后无法登录。",
+        "Disable the account {user}? Their sessions end at once and they cannot log in.",
+    ),
+    "confirm_revoke": (
+        "撤销 {user} 在 {area} 的角色？",
+        "Revoke {user}'s role on {area}?",
+    ),
+    "confirm_password": (
+        "重置 {user} 的密码？其所有登录会话立即结束。",
+        "Reset {user}'s password? Their sessions end at once.",
+    ),
     "not_done": ("未完成", "Not done"),
     "back": ("返回", "Back"),
     "n_total": ("共 {n} 条", "{n} in all"),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Dialog
 
 from cloud_ingest.console.audit import AuditFilter
 from cloud_ingest.console.roles import Role
@@ -83,9 +83,24 @@ def test_an_admin_creates_grants_and_disables_a_user_in_chromium(
     assert user.locator("nav [data-nav=users]").count() == 0  # not an admin: no users link
 
     admin.goto(f"{url}/admin/users/he.xiu")
+    asked: list[str] = []
+
+    def answer(accept: bool) -> Callable[[Dialog], None]:
+        def respond(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        return respond
+
+    admin.once("dialog", answer(False))  # asked first; "cancel" changes nothing
+    admin.click("#disable button")
+    assert asked and "停用账户 he.xiu" in asked[0]
+    assert admin.locator("#user-state").inner_text() != "已停用"
+    assert user.request.get(f"{url}/api/v1/me").status == 200
+    admin.once("dialog", answer(True))
     admin.click("#disable button")
     admin.wait_for_url(f"{url}/admin/users/he.xiu")
-    assert admin.locator("#user-state").inner_text() == "已停用"
+    admin.locator("#user-state", has_text="已停用").wait_for(timeout=5000)
     # The user's very next request is refused: the API says 401, a page goes to the login.
     assert user.request.get(f"{url}/api/v1/me").status == 401
     user.goto(f"{url}/")
