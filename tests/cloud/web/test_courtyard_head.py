@@ -4,6 +4,7 @@ InfluxDB with a real Kiosk: an account granted one site lands on that site, live
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -196,6 +197,11 @@ def test_a_head_enrols_forty_elders_by_the_loop(
         ).json()["items"]
     assigned = [r for r in rows if r["object_kind"] == "card" and r["status"] == 200]
     assert len(assigned) == 41
+    # The transfer says from whom to whom.
+    details = [r["detail"] for r in assigned]
+    details = [json.loads(d) if isinstance(d, str) else d for d in details]
+    (moved,) = [d for d in details if d.get("card") == "04E1FF0B"]
+    assert moved["person"] == "P0004" and moved["moved_from"] == "P0003", moved
     print(
         f"\n40 elders pasted, previewed and imported in {imported_s:.1f} s (3 clicks); "
         f"enrolled by the loop in {seconds:.1f} s ({seconds / 40:.1f} s each), "
@@ -339,6 +345,15 @@ def test_moving_a_held_card_and_deactivating_ask_first(
         rows = admin.get("/api/v1/audit", params={"user": "head-a", "per_page": 500}).json()
     done = {(r["action"], r["object_kind"], r["status"]) for r in rows["items"]}
     assert ("edit", "person", 303) in done and ("edit", "card", 303) in done
+    # And what: the card moved from whom to whom, the card taken out of use.
+    said = {
+        (r["object_kind"], r["object_id"], json.dumps(json.loads(r["detail"]), sort_keys=True))
+        for r in rows["items"]
+        if r["status"] == 303
+    }
+    moved = {"card": "04A1B201", "moved_from": "P0001", "person": "P0002"}
+    assert ("person", "P0002", json.dumps(moved, sort_keys=True)) in said, said
+    assert ("card", "04A1B201", json.dumps({"person": "P0002"})) in said, said
 
 
 def test_the_kiosk_says_enrolling_while_its_enrol_window_is_open(

@@ -206,7 +206,7 @@ def assign_card(
     except RegistryEditError as exc:
         raise vis.edit_error(exc) from None
     card, previous = vis.assign_card(service, scope, uid, body.person_id)
-    note(request, object=uid, person=body.person_id)
+    note(request, object=uid, person=body.person_id, moved_from=previous)
     return AssignResult(card=CardOut.of(card), previous_person_id=previous)
 
 

@@ -257,9 +257,10 @@ def person_card_form(
                 card=uid,
                 holder=holder,
             )
-        vis.assign_card(service, scope, uid, person_id)
+        _, previous = vis.assign_card(service, scope, uid, person_id)
     except (HTTPException, RegistryEditError) as exc:
         return _error_page(ctx, exc, back)
+    note(ctx.request, card=uid, person=person_id, moved_from=previous)  # the audit row's detail
     return RedirectResponse(back, status.HTTP_303_SEE_OTHER)
 
 
@@ -276,6 +277,7 @@ def card_deactivate_form(
     except HTTPException as exc:
         return _error_page(ctx, exc, back)
     rc.deactivate_card(service.registry, card.card_uid)
+    note(ctx.request, person=card.person_id)  # the card is the row's object
     return RedirectResponse(back, status.HTTP_303_SEE_OTHER)
 
 
@@ -363,7 +365,8 @@ def capture_assign_form(
 ) -> Response:
     try:
         capture = vis.visible_capture(service, scope, capture_id)
-        vis.assign_card(service, scope, capture.card_uid, person_id.strip())
+        _, previous = vis.assign_card(service, scope, capture.card_uid, person_id.strip())
     except HTTPException as exc:
         return _error_page(ctx, exc, "/registry/devices")
+    note(ctx.request, card=capture.card_uid, person=person_id.strip(), moved_from=previous)
     return RedirectResponse(f"/registry/people/{person_id.strip()}", status.HTTP_303_SEE_OTHER)
