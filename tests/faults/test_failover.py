@@ -4,8 +4,9 @@ instances on one store, Mosquitto and InfluxDB, under a steady 500 taps/s from s
 One worker and one console are killed with SIGKILL and restarted, then the other worker is
 killed and restarted. Afterwards every tap is stored exactly once (per device, InfluxDB's seqs
 equal the published set), both consoles' live meal counts equal InfluxDB's within 2 s of the
-last tap (of InfluxDB holding every tap, when a loaded machine stores later), and a browser session logged in on the first console keeps working on the second
-while the first is dead, and on the first again once it is back.
+last tap (of InfluxDB holding every tap, when a loaded machine stores later), and a browser
+session logged in on the first console keeps working on the second while the first is dead,
+and on the first again once it is back.
 
 Run on both backends: PostgreSQL (the multi-machine deployment: every store in one database)
 and SQLite (one machine: the same four processes sharing files).
