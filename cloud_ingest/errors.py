@@ -28,8 +28,11 @@ class RegistryError(IngestError):
 class ImportFailed(IngestError):
     """CSV import refused; `problems` lists every (file, line, problem). Nothing was imported."""
 
-    def __init__(self, problems: list[tuple[str, int, str]]) -> None:
+    def __init__(
+        self, problems: list[tuple[str, int, str]], people: list[tuple[object, ...]] | None = None
+    ) -> None:
         self.problems = problems
+        self.people = people or []  # the people rows that passed, for a preview beside problems
         lines = [f"{file}:{line}: {problem}" for file, line, problem in problems]
         super().__init__(
             f"{len(problems)} problem(s), nothing imported; fix them and import again:\n"

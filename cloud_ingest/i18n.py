@@ -209,6 +209,61 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "updated_row": ("更新", "Update"),
     "line": ("行", "Line"),
     "problem": ("问题", "Problem"),
+    # A sheet's problems (registry/importer.py): the English is what `warmcard import` prints.
+    "import_row_problem": ("第 {line} 行：{problem}", "line {line}: {problem}"),
+    "import_nothing": ("没有可导入的行", "nothing to import"),
+    "import_not_xlsx": (
+        "不是 Excel .xlsx 工作簿；请重新另存为 .xlsx",
+        "not an Excel .xlsx workbook; save it again as .xlsx",
+    ),
+    "import_not_utf8": (
+        "不是 UTF-8 文本；请另存为“CSV UTF-8”（Excel 默认存为 GBK）",
+        "not UTF-8 text; save as 'CSV UTF-8' (Excel saves GBK by default)",
+    ),
+    "import_empty_file": (
+        "文件为空；第一行须为列名",
+        "empty file; the first line must be the column names",
+    ),
+    "import_missing_columns": ("缺少列：{columns}", "missing column(s): {columns}"),
+    "import_unknown_columns": (
+        "未知列：{columns}；可用的列：{allowed}",
+        "unknown column(s): {columns}; allowed: {allowed}",
+    ),
+    "import_value_count": ("有 {n} 个值，应为 {expected} 个", "{n} values, expected {expected}"),
+    "import_id_invalid": (
+        "{column} {value!r} 格式不对（例如 {example}）",
+        "{column} {value!r} is not valid (e.g. {example})",
+    ),
+    "import_id_repeated": (
+        "{column} {value} 与第 {first} 行重复",
+        "{column} {value} already on line {first}",
+    ),
+    "column_person_id": ("编号", "person_id"),
+    "column_site_id": ("院编号", "site_id"),
+    "column_device_id": ("终端编号", "device_id"),
+    "import_display_name": ("姓名{problem}", "display_name {problem}"),
+    "import_site_unknown": (
+        "院 {site!r} 既不在登记中，也不在小院文件中",
+        "site_id {site!r} is neither in the registry nor in the sites file",
+    ),
+    "import_site_outside": (
+        "院 {site} 不存在或不在您的区域",
+        "site {site} does not exist or is outside your areas",
+    ),
+    "import_person_elsewhere": (
+        "编号 {person} 已被其他院的长者使用",
+        "person_id {person} is taken by a person outside your areas",
+    ),
+    "import_role": (
+        "角色 {role!r} 须为 elder 或 staff（默认 elder）",
+        "role {role!r} must be elder or staff (default elder)",
+    ),
+    "name_empty": ("为空", "is empty"),
+    "name_too_long": ("超过 {max_len} 个字符", "is longer than {max_len} characters"),
+    "name_invisible": (
+        "含控制字符或不可见字符（U+{code}）",
+        "holds a control or invisible character (U+{code})",
+    ),
     "card_active": ("在用", "Active"),
     "card_inactive": ("停用", "Inactive"),
     "deactivate": ("停用", "Deactivate"),
@@ -442,6 +497,24 @@ def both(key: str, **params: object) -> str:
     """zh-CN first with English beside it, the project's form for user-facing text."""
     zh, en = MESSAGES[key]
     return f"{zh.format(**params)} {en.format(**params)}"
+
+
+class Said(str):
+    """A message whose text is its English (logs, `file:line:` reports, the command line) and
+    that keeps its key and parameters, so a page can show it in zh-CN with the English beside."""
+
+    key: str
+    params: dict[str, object]
+
+    def __new__(cls, key: str, **params: object) -> Said:
+        said = super().__new__(cls, t(key, EN, **params))
+        said.key, said.params = key, params
+        return said
+
+    def says(self, lang: str) -> str:
+        """The message in `lang`; parameters that are themselves Said follow the language."""
+        params = {k: v.says(lang) if isinstance(v, Said) else v for k, v in self.params.items()}
+        return t(self.key, lang, **params)
 
 
 def format_ts(ts: int | datetime, tz: str | None = None, seconds: bool = False) -> str:

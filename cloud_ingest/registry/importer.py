@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from cloud_ingest.errors import ImportFailed
+from cloud_ingest.i18n import Said
 from cloud_ingest.registry.names import name_problem
 from cloud_ingest.registry.store import (
     MEAL_COLUMNS,
@@ -73,9 +74,7 @@ def sheet_as_csv(name: str, data: bytes) -> Upload:
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:  # openpyxl raises zipfile, XML and its own errors for a bad file
-        raise ImportFailed(
-            [(name, 0, "not an Excel .xlsx workbook; save it again as .xlsx")]
-        ) from None
+        raise ImportFailed([(name, 0, Said("import_not_xlsx"))]) from None
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     sheet = book.worksheets[0]
@@ -105,29 +104,23 @@ def _read(path: Path | Upload, kind: str, problems: list[Problem]) -> _Rows:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        problems.append(
-            (name, line, "not UTF-8 text; save as 'CSV UTF-8' (Excel saves GBK by default)")
-        )
+        problems.append((name, line, Said("import_not_utf8")))
         return _Rows(name, [])
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
-        problems.append((name, 1, "empty file; the first line must be the column names"))
+        problems.append((name, 1, Said("import_empty_file")))
         return _Rows(name, [])
     header = [h.strip().lower() for h in header]
     required, optional = COLUMNS[kind]
     missing = [c for c in required if c not in header]
     unknown = [c for c in header if c not in required and c not in optional]
     if missing:
-        problems.append((name, 1, f"missing column(s): {', '.join(missing)}"))
+        problems.append((name, 1, Said("import_missing_columns", columns=", ".join(missing))))
     if unknown:
+        allowed = ", ".join(required + optional)
         problems.append(
-            (
-                name,
-                1,
-                f"unknown column(s): {', '.join(unknown)}; allowed: "
-                f"{', '.join(required + optional)}",
-            )
+            (name, 1, Said("import_unknown_columns", columns=", ".join(unknown), allowed=allowed))
         )
     if missing or unknown:
         return _Rows(name, [])
@@ -139,7 +132,9 @@ def _read(path: Path | Upload, kind: str, problems: list[Problem]) -> _Rows:
         if not any(cell.strip() for cell in record):
             continue
         if len(record) != len(header):
-            problems.append((name, start, f"{len(record)} values, expected {len(header)}"))
+            problems.append(
+                (name, start, Said("import_value_count", n=len(record), expected=len(header)))
+            )
             continue
         rows.append((start, {h: v.strip() for h, v in zip(header, record, strict=True)}))
     return _Rows(name, rows)
@@ -152,16 +147,15 @@ class _Validator:
 
     def check_ids(self, rows: _Rows, key: str, pattern: re.Pattern[str], example: str) -> set[str]:
         seen: dict[str, int] = {}
+        column = Said(f"column_{key}")  # site_id, device_id or person_id
         for line, row in rows.rows:
             value = row[key]
             if not pattern.fullmatch(value):
-                self.problems.append(
-                    (rows.name, line, f"{key} {value!r} is not valid (e.g. {example})")
-                )
+                said = Said("import_id_invalid", column=column, value=value, example=example)
+                self.problems.append((rows.name, line, said))
             elif value in seen:
-                self.problems.append(
-                    (rows.name, line, f"{key} {value} already on line {seen[value]}")
-                )
+                said = Said("import_id_repeated", column=column, value=value, first=seen[value])
+                self.problems.append((rows.name, line, said))
             else:
                 seen[value] = line
         return set(seen)
@@ -263,28 +257,37 @@ def _validate_devices(v: _Validator, rows: _Rows, sites: set[str]) -> list[Row]:
     return out
 
 
-def _validate_people(v: _Validator, rows: _Rows, sites: set[str]) -> list[Row]:
+def _validate_people(
+    v: _Validator, rows: _Rows, sites: set[str], editable: Collection[str] | None
+) -> list[Row]:
     v.check_ids(rows, "person_id", PERSON_ID_RE, "P000123 (pseudonymous, no names)")
+    bad_ids = {line for name, line, _ in v.problems if name == rows.name}  # invalid or repeated
+    held: dict[str, str] = {}
+    if editable is not None:
+        homes = v.registry.people_homes([row["person_id"] for _, row in rows.rows])
+        held = {person: site for person, (_, site) in homes.items()}
     out: list[Row] = []
     for line, row in rows.rows:
         before = len(v.problems)
         name = row["display_name"]
         problem = name_problem(name, MAX_PERSON_NAME)
         if problem:
-            v.problem(rows, line, f"display_name {problem}")
-        if row["site_id"] not in sites:
-            v.problem(
-                rows,
-                line,
-                f"site_id {row['site_id']!r} is neither in the registry nor in the sites file",
-            )
+            v.problem(rows, line, Said("import_display_name", problem=problem))
+        site = row["site_id"]
+        # For a user's sheet, a site or person of another area reads exactly like one that
+        # does not exist: the problem names nothing the user did not type.
+        if editable is not None and site not in editable:
+            v.problem(rows, line, Said("import_site_outside", site=site))
+        elif site not in sites:
+            v.problem(rows, line, Said("import_site_unknown", site=site))
+        home = held.get(row["person_id"])
+        if editable is not None and home is not None and home not in editable:
+            v.problem(rows, line, Said("import_person_elsewhere", person=row["person_id"]))
         role = (row.get("role") or "elder").lower()
         if role not in ("elder", "staff"):
-            v.problem(
-                rows, line, f"role {row.get('role')!r} must be elder or staff (default elder)"
-            )
-        if len(v.problems) == before:
-            out.append((row["person_id"], name, row["site_id"], role))
+            v.problem(rows, line, Said("import_role", role=row.get("role")))
+        if len(v.problems) == before and line not in bad_ids:
+            out.append((row["person_id"], name, site, role))
     return out
 
 
@@ -338,12 +341,15 @@ def import_csv(
     cards: Path | None = None,
     progress: Progress | None = None,
     dry_run: bool = False,
+    editable: Collection[str] | None = None,
 ) -> ImportSummary:
     """Validate every row of every file, then upsert all of them in one transaction.
 
     Raises ImportFailed listing every problem; in that case nothing is written. `progress`
     hears (done, total) where total is twice the row count: each row is checked, then written.
-    `dry_run` checks only: the summary says what would be written (a preview).
+    `dry_run` checks only: the summary says what would be written (a preview). `editable`, for
+    a user's sheet, holds the sites its people rows may name; a row naming another site, or the
+    id of a person at another site, is a problem that says no more than "not yours".
     """
     v = _Validator(registry)
     empty = _Rows("", [])
@@ -368,7 +374,7 @@ def import_csv(
     }
     device_rows = _validate_devices(v, read["devices"], site_ids)
     checked("devices")
-    people_rows = _validate_people(v, read["people"], site_ids)
+    people_rows = _validate_people(v, read["people"], site_ids, editable)
     checked("people")
     person_ids = v.existing("SELECT person_id FROM people") | {
         r["person_id"] for _, r in read["people"].rows
@@ -376,7 +382,7 @@ def import_csv(
     card_rows = _validate_cards(v, read["cards"], person_ids)
     checked("cards")
     if v.problems:
-        raise ImportFailed(sorted(v.problems, key=lambda p: (p[0], p[1])))
+        raise ImportFailed(sorted(v.problems, key=lambda p: (p[0], p[1])), people_rows)
     counts = {
         "sites": len(site_rows),
         "devices": len(device_rows),

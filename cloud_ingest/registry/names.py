@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import unicodedata
 
+from cloud_ingest.i18n import Said
+
 # Cc: C0 and C1 controls, NUL, DEL; Cf: format characters (bidi overrides, zero-width ones);
 # Cs: lone surrogates; Zl, Zp: line and paragraph separators. Private-use characters stay
 # allowed: older systems put rare characters of people's names there.
 REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
-def name_problem(name: str, max_len: int) -> str | None:
+def name_problem(name: str, max_len: int) -> Said | None:
     """What is wrong with `name` (English, for `file:line: problem` reports), or None if fine."""
     if not name:
-        return "is empty"
+        return Said("name_empty")
     if len(name) > max_len:
-        return f"is longer than {max_len} characters"
+        return Said("name_too_long", max_len=max_len)
     for c in name:
         if unicodedata.category(c) in REFUSED_CATEGORIES:
-            return f"holds a control or invisible character (U+{ord(c):04X})"
+            return Said("name_invisible", code=f"{ord(c):04X}")
     return None
 
 

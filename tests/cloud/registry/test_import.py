@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cloud_ingest.errors import ImportFailed
+from cloud_ingest.i18n import ZH, Said
 from cloud_ingest.registry.importer import import_csv
 from cloud_ingest.registry.store import Registry
 from tests.support.ingest import write_registry
@@ -145,6 +146,43 @@ def test_gbk_file_and_bad_header_are_explained(tmp_path):
     text = str(info.value)
     assert "sites.csv:2: not UTF-8" in text
     assert "people.csv:1: missing column(s): display_name, site_id" in text
+
+
+def test_a_users_sheet_says_each_problem_in_both_languages(tmp_path):
+    ids = write_registry(tmp_path, "r9")
+    (tmp_path / "people.csv").write_text(
+        "person_id,display_name,site_id,role\n"
+        f"N1,甲,{ids['site_a']},\n"
+        f"N2,乙,{ids['site_b']},\n"  # a site outside the user's areas
+        f"P0007,丙,{ids['site_a']},\n"  # a person at such a site
+        f"N3,,{ids['site_a']},boss\n"
+        f"N1,丁,{ids['site_a']},\n",
+        encoding="utf-8",
+    )
+    reg = Registry(tmp_path / "registry.sqlite3")
+    try:
+        with pytest.raises(ImportFailed) as info:
+            import_csv(reg, people=tmp_path / "people.csv", editable={ids["site_a"]})
+    finally:
+        reg.close()
+    problems = info.value.problems
+    # The English, as `warmcard import` prints it, is the text itself; the zh-CN rides along.
+    assert [(line, str(p)) for _, line, p in problems] == [
+        (3, f"site {ids['site_b']} does not exist or is outside your areas"),
+        (4, "person_id P0007 is taken by a person outside your areas"),
+        (5, "display_name is empty"),
+        (5, "role 'boss' must be elder or staff (default elder)"),
+        (6, "person_id N1 already on line 2"),
+    ]
+    assert [p.says(ZH) for _, _, p in problems if isinstance(p, Said)] == [
+        f"院 {ids['site_b']} 不存在或不在您的区域",
+        "编号 P0007 已被其他院的长者使用",
+        "姓名为空",
+        "角色 'boss' 须为 elder 或 staff（默认 elder）",
+        "编号 N1 与第 2 行重复",
+    ]
+    assert "长者7" not in str(info.value)  # a person outside the areas is never named
+    assert [row[0] for row in info.value.people] == ["N1"]  # the row that passed
 
 
 @pytest.mark.parametrize(

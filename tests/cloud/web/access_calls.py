@@ -136,7 +136,11 @@ NAMED: dict[tuple[str, str], Call] = {
     ("POST", "/registry/people/import"): Call(
         "POST",
         "/registry/people/import",
-        form={"text": "person_id,display_name,site_id\nP0099,新人,{site_b}", "action": "import"},
+        # A site of B, and B's person (P0007, 长者7) renamed: neither the name nor more shows.
+        form={
+            "text": "person_id,display_name,site_id\nP0099,新人,{site_b}\nP0007,新名,{site_b}",
+            "action": "import",
+        },
     ),
     ("GET", "/api/v1/overview"): Call("GET", f"/api/v1/overview?area={AREA_B}"),
     ("GET", "/api/v1/overview/stream"): Call("GET", f"/api/v1/overview/stream?area={AREA_B}"),

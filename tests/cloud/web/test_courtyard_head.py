@@ -11,6 +11,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from openpyxl import Workbook
 from playwright.sync_api import Browser, Dialog
@@ -226,33 +227,83 @@ def test_a_sheet_with_bad_rows_writes_nothing_and_names_every_problem(
     browser: Browser, console: LiveConsole, shots: Path
 ) -> None:
     site_a, site_b = console.ids["site_a"], console.ids["site_b"]
+    typo = site_a.replace("site-a", "sit-a")  # a letter short: no such site
     add_user(console.service.settings.console_db, "head-a", Role.MANAGER, f"{XIZHOU}/{site_a}")
     page = browser_login(browser, console.url, "head-a", path="/registry/people/import")
+    # Pasted from a sheet (tab-separated, as Excel copies); line 1 is the header.
     bad = (
-        "person_id,display_name,site_id,role\n"
-        f"N0001,杨丽华,{site_a},\n"
-        f"N0001,杨丽,{site_a},\n"  # the same id twice
-        f"N0002,,{site_a},\n"  # no name
-        f"N0003,赵明,{site_a},boss\n"  # no such role
+        "person_id\tdisplay_name\tsite_id\trole\n"
+        f"N0001\t杨丽华\t{site_a}\t\n"
+        f"N0002\t杨丽\t{typo}\t\n"  # a mistyped site
+        f"P0007\t王五\t{site_a}\t\n"  # the id of 长者7, an elder of Zhoucheng township
+        f"N0003\t\t{site_a}\t\n"  # no name
+        f"N0004\t赵明\t{site_a}\tboss\n"  # no such role
+        f"N0001\t杨丽\t{site_a}\t\n"  # the same id twice
     )
     page.fill("#import-form textarea[name=text]", bad)
     with page.expect_navigation():
         page.click("#import-preview")
-    assert page.inner_text("#import-problems") == "3 处问题，未写入"
-    assert [
-        page.locator("#problems tr[data-line]").nth(i).get_attribute("data-line") for i in range(3)
-    ] == ["3", "4", "5"]
+    assert page.inner_text("#import-problems") == "5 处问题，未写入"
+    rows = page.locator("#problems tr[data-line]")
+    assert [rows.nth(i).get_attribute("data-line") for i in range(5)] == ["3", "4", "5", "6", "7"]
+    assert [rows.nth(i).inner_text() for i in range(5)] == [
+        f"第 3 行：院 {typo} 不存在或不在您的区域 "
+        f"line 3: site {typo} does not exist or is outside your areas",
+        "第 4 行：编号 P0007 已被其他院的长者使用 "
+        "line 4: person_id P0007 is taken by a person outside your areas",
+        "第 5 行：姓名为空 line 5: display_name is empty",
+        "第 6 行：角色 'boss' 须为 elder 或 staff（默认 elder） "
+        "line 6: role 'boss' must be elder or staff (default elder)",
+        "第 7 行：编号 N0001 与第 2 行重复 line 7: person_id N0001 already on line 2",
+    ]
+    # Nothing of the other township shows: not the elder's name, nor their courtyard.
+    html = page.content()
+    assert [m for m in ("长者7", site_b, "周城", "Zhoucheng") if m in html] == []
+    # The row that passed is shown; the sheet stays in the box to be fixed; no import yet.
+    assert page.locator("#preview tr[data-person]").count() == 1
+    assert page.locator('#preview tr[data-person="N0001"]').count() == 1
+    assert page.input_value("#import-form textarea[name=text]") == bad
     assert page.locator("#import-commit").count() == 0  # nothing to import until it is right
     page.screenshot(path=str(shots / "console-head-import.png"), full_page=True)
-    with closing(logged_in(console.url, "head-a")) as api:
-        assert api.get("/api/v1/registry/people?q=N000").json()["total"] == 0
+    page.set_viewport_size({"width": 390, "height": 844})  # the problems fit a phone too
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.set_viewport_size({"width": 1280, "height": 860})
+    registry = console.service.registry
+    ids = ["N0001", "N0002", "N0003", "N0004", "P0007"]
+    assert registry.people_homes(ids) == {"P0007": ("长者7", site_b)}
 
-    # The same rows fixed, as an .xlsx upload: previewed, then imported, all of them.
+    # The sheet fixed in the box: previewed, then imported, all of it.
+    fixed = (
+        bad.replace(typo, site_a)
+        .replace("P0007\t王五", "N0005\t王五")
+        .replace("N0003\t\t", "N0003\t李桂兰\t")
+        .replace("boss", "staff")
+        .replace(f"N0001\t杨丽\t{site_a}\t\n", "")
+    )
+    page.fill("#import-form textarea[name=text]", fixed)
+    with page.expect_navigation():
+        page.click("#import-preview")
+    assert page.locator("#problems").count() == 0
+    assert page.locator("#preview tr[data-person]").count() == 5
+    with page.expect_navigation():
+        page.click("#import-commit")
+    assert page.inner_text("#import-done") == "已导入 5 人"
+    homes = registry.people_homes([*ids, "N0005"])
+    assert homes == {
+        "N0001": ("杨丽华", site_a),
+        "N0002": ("杨丽", site_a),
+        "N0003": ("李桂兰", site_a),
+        "N0004": ("赵明", site_a),
+        "N0005": ("王五", site_a),
+        "P0007": ("长者7", site_b),
+    }
+
+    # More rows as an .xlsx upload: previewed (new and updated rows), then imported.
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.append(["person_id", "display_name", "site_id", "role"])
-    sheet.append(["N0001", "杨丽华", site_a, "elder"])
+    sheet.append(["N0006", "杨丽英", site_a, "elder"])
     sheet.append(["N0002", "杨丽", site_a, "elder"])
     sheet.append(["P0001", "长者一", site_a, "elder"])  # an existing elder renamed
     xlsx = console.tmp / "new-elders.xlsx"
@@ -263,36 +314,31 @@ def test_a_sheet_with_bad_rows_writes_nothing_and_names_every_problem(
         page.click("#import-preview")
     assert page.locator("#preview tr[data-person]").count() == 3
     assert "更新" in page.inner_text('#preview tr[data-person="P0001"]')
+    assert "新增" in page.inner_text('#preview tr[data-person="N0006"]')
     with page.expect_navigation():
         page.click("#import-commit")
     assert page.inner_text("#import-done") == "已导入 3 人"
     assert page.errors == []  # type: ignore[attr-defined]
     page.context.close()
 
-    # A row naming a site outside the head's courtyard refuses the whole sheet, without a trace.
+    # Importing a row of a site outside the head's courtyard answers 404 and writes nothing;
+    # the answer reads exactly as for a site that does not exist: nothing tells the two apart.
     with closing(logged_in(console.url, "head-a")) as api:
-        assert api.get("/api/v1/registry/people?q=N000").json()["total"] == 2
+        assert api.get("/api/v1/registry/people?q=N000").json()["total"] == 6
         csrf = api.get("/api/v1/me").json()["csrf_token"]
-        r = api.post(
-            "/registry/people/import",
-            data={
-                "csrf_token": csrf,
-                "action": "import",
-                "text": f"person_id,display_name,site_id\nN0009,甲,{site_a}\nN0010,乙,{site_b}\n",
-            },
-        )
-        assert r.status_code == 404 and site_b not in r.text
+
+        def imported(site: str) -> httpx.Response:
+            sheet = f"person_id,display_name,site_id\nN0009,甲,{site_a}\nN0010,乙,{site}\n"
+            return api.post(
+                "/registry/people/import",
+                data={"csrf_token": csrf, "action": "import", "text": sheet},
+            )
+
+        elsewhere, nowhere = imported(site_b), imported("no-such-site")
+        assert (elsewhere.status_code, nowhere.status_code) == (404, 404)
+        assert elsewhere.text.replace(site_b, "…") == nowhere.text.replace("no-such-site", "…")
+        assert "周城" not in elsewhere.text
         assert api.get("/api/v1/registry/people?q=N0009").json()["total"] == 0
-        # ... exactly like a site that does not exist: nothing tells the two apart.
-        r2 = api.post(
-            "/registry/people/import",
-            data={
-                "csrf_token": csrf,
-                "action": "preview",
-                "text": "person_id,display_name,site_id\nN0011,丙,no-such-site\n",
-            },
-        )
-        assert (r2.status_code, r2.text.count("import-refused")) == (404, 1)
 
 
 def test_moving_a_held_card_and_deactivating_ask_first(

@@ -3,9 +3,11 @@
 Paste rows (from Excel: tab-separated; or CSV) or upload the CSV/XLSX that `warmcard import
 --people` takes (columns person_id, display_name, site_id, role). 预览 Preview checks every row
 and shows what would be written, or every row's problem; 导入 Import checks again and writes
-all rows or none (registry/importer.py). Rows may only name sites the user manages; a row that
-names another site, or a person id held elsewhere, refuses the whole sheet with 404 or 403
-like any object outside the user's areas.
+all rows or none (registry/importer.py). Rows may only name sites the user manages: a row
+that names another site, or a person id held elsewhere, is listed with its line like any other
+problem (saying only "does not exist or is outside your areas"); importing such a sheet
+answers 404 like any object outside the user's areas. Every problem reads zh-CN first with
+the English beside it; the English is what `warmcard import` prints.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import csv
 import io
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import HTMLResponse
 
 from cloud_ingest.errors import ImportFailed
+from cloud_ingest.i18n import EN, Said, t
 from cloud_ingest.registry.importer import Upload, import_csv, sheet_as_csv
 from cloud_ingest.service import ConsoleService
 from cloud_ingest.web import render
@@ -34,7 +37,6 @@ MAX_UPLOAD = 5 * 1024 * 1024  # ~50 000 rows; a courtyard opening has dozens
 PASTED = "粘贴 pasted"
 # What the template shows when a step has nothing of its own (it refuses undefined names).
 _NOTHING_YET: dict[str, Any] = {
-    "refused": None,
     "imported": None,
     "problems": [],
     "preview": [],
@@ -49,8 +51,10 @@ def _show(
     *,
     text: str = "",
     status_code: int = 200,
+    problems: list[tuple[str, int, str]] | None = None,
     **context: Any,
 ) -> HTMLResponse:
+    shown = [(line, _problem_text(line, problem, ctx.lang)) for _, line, problem in problems or []]
     return ctx.render(
         "registry_import.html",
         active="registry",
@@ -60,7 +64,7 @@ def _show(
         sites=render.site_names(service.registry, ctx.lang),
         edit_sites=sorted(scope.edit),
         text=text,
-        **{**_NOTHING_YET, **context},
+        **{**_NOTHING_YET, "problems": shown, **context},
     )
 
 
@@ -75,26 +79,21 @@ def _as_csv(text: str) -> str:
     return out.getvalue()
 
 
-def _check_sites(scope: vis.Scope, upload: Upload) -> None:
-    """404/403 unless every site the sheet names is the user's to edit, checked before the rows
-    are: a site of another area then answers exactly like a site that does not exist."""
-    text = upload.data.decode("utf-8-sig", errors="replace")
-    rows = csv.DictReader(io.StringIO(text, newline=""))
-    named = set()
-    for row in rows:
-        site = {(k or "").strip().lower(): (v or "") for k, v in row.items()}.get("site_id")
-        if isinstance(site, str) and site.strip():
-            named.add(site.strip())
-    for site_id in sorted(named):
-        vis.require_edit(scope, site_id)
+def _problem_text(line: int, problem: str, lang: str) -> str:
+    """'第 3 行：姓名为空 line 3: display_name is empty' (English alone on an English page)."""
+    en = t("import_row_problem", EN, line=line, problem=problem) if line else str(problem)
+    if lang == EN:
+        return en
+    zh = problem.says(lang) if isinstance(problem, Said) else ""
+    if line:
+        zh = t("import_row_problem", lang, line=line, problem=zh)
+    return f"{zh} {en}" if zh else en
 
 
-def _check_people(
-    service: ConsoleService, scope: vis.Scope, rows: list[tuple[object, ...]]
-) -> None:
-    """404/403 unless every person id already in the registry is one the user may edit."""
-    for site_id in sorted(set(_held(service, rows).values())):
-        vis.require_edit(scope, site_id)
+def _outside(problems: list[tuple[str, int, str]]) -> bool:
+    """A row names a site or a person outside the user's areas."""
+    keys = {"import_site_outside", "import_person_elsewhere"}
+    return any(isinstance(p, Said) and p.key in keys for _, _, p in problems)
 
 
 def _held(service: ConsoleService, rows: list[tuple[object, ...]]) -> dict[str, str]:
@@ -126,22 +125,32 @@ def import_form(
     else:
         upload = Upload(PASTED, _as_csv(text).encode("utf-8"))
     shown = upload.data.decode("utf-8", errors="replace")
+    kept = shown if upload.name != PASTED else text  # the box keeps what was pasted, tabs and all
     if not shown.strip():
-        return _show(ctx, service, scope, problems=[(PASTED, 0, "nothing to import")])
+        return _show(ctx, service, scope, problems=[(PASTED, 0, Said("import_nothing"))])
     try:
-        _check_sites(scope, upload)
-        checked = import_csv(service.registry, people=upload, dry_run=True)
-        _check_people(service, scope, checked.people)
+        checked = import_csv(service.registry, people=upload, dry_run=True, editable=scope.edit)
         if action == "import":
-            done = import_csv(service.registry, people=upload)
+            done = import_csv(service.registry, people=upload, editable=scope.edit)
             note(ctx.request, results=done.counts["people"])
             return _show(ctx, service, scope, imported=done.people)
     except ImportFailed as exc:
-        # A preview that finds problems did its job (200); an import refused is a 400.
-        code = 400 if action == "import" else 200
-        return _show(ctx, service, scope, text=shown, problems=exc.problems, status_code=code)
-    except HTTPException as exc:
-        # Not a trace of the sheet in the answer: it names a site or person outside the areas.
-        return _show(ctx, service, scope, refused=exc.detail, status_code=exc.status_code)
+        # A preview that finds problems did its job (200); an import refused is a 400, or a
+        # 404 like any object outside the user's areas when a row names one. The sheet stays
+        # in the box to be fixed, and the rows that passed are shown beside the problems.
+        code = 200
+        if action == "import":
+            code = 404 if _outside(exc.problems) else 400
+        existing = set(_held(service, exc.people))
+        return _show(
+            ctx,
+            service,
+            scope,
+            text=kept,
+            problems=exc.problems,
+            preview=exc.people,
+            existing=existing,
+            status_code=code,
+        )
     existing = set(_held(service, checked.people))
-    return _show(ctx, service, scope, text=shown, preview=checked.people, existing=existing)
+    return _show(ctx, service, scope, text=kept, preview=checked.people, existing=existing)
