@@ -79,12 +79,15 @@ def compose(alert: Alert, names: Names, console_url: str) -> tuple[str, str]:
     return subject, "\n".join(lines)
 
 
-def compose_test(area_path: str, username: str, when_us: int, console_url: str) -> tuple[str, str]:
-    """(subject, text) of the console's 'send test' message."""
+def compose_test(
+    area: tuple[str, str], username: str, when_us: int, console_url: str
+) -> tuple[str, str]:
+    """(subject, text) of the console's 'send test' message; `area` is its (zh, en) name."""
+    zh, en = area
     lines = [
         f"【{APP}】测试消息 Test message",
-        f"这是 {username} 在控制台发送的测试，告警将这样送达区域 {area_path or '/'}。",
-        f"A test sent by {username} from the console: alerts in {area_path or '/'} arrive here.",
+        f"这是 {username} 在控制台发送的测试，{zh}的告警将这样送达。",
+        f"A test sent by {username} from the console: alerts of {en} arrive here.",
         f"时间 Time：{i18n.format_ts(when_us, DEFAULT_TZ, seconds=True)}（{_zone(DEFAULT_TZ)}）",
         f"查看 View：{console_url.rstrip('/')}/alerts/notify",
     ]

@@ -140,10 +140,14 @@ class Notifier:
 
     # ------------------------------------------------------------------ the console's button
 
-    def send_test(self, target: Target, username: str) -> None:
-        """Queue a test message to `target` and send it now (on the notifier's thread)."""
+    def send_test(
+        self, target: Target, username: str, area_name: tuple[str, str] | None = None
+    ) -> None:
+        """Queue a test message to `target` and send it now (on the notifier's thread);
+        `area_name` is the (zh, en) name of its area, else its path is said."""
         now = self.clock()
-        subject, body = compose_test(target.area_path, username, now, self.settings.console_url)
+        name = area_name or (target.area_path or "/", target.area_path or "/")
+        subject, body = compose_test(name, username, now, self.settings.console_url)
         self.store.enqueue([Outgoing(None, target, subject, body)], None, now)
         self._wake.set()
 

@@ -82,7 +82,9 @@ def test_an_area_admin_sets_targets_and_an_alert_reaches_robot_and_mailbox(
     page.locator("#targets tr[data-channel=webhook] button.send-test").click()
     page.wait_for_selector("#test-queued")
     test_hook = wait_for(lambda: hook.delivered(), timeout=10)[0]
-    assert "测试消息" in test_hook.body["text"]["content"]
+    content = test_hook.body["text"]["content"]
+    assert "测试消息" in content and "的告警将这样送达" in content
+    assert "dali/" not in content, content  # the area by its name, not its path
     page.reload()
     assert page.locator("#delivery-log tr[data-alert=''][data-status=sent]").count() == 1
 

@@ -29,7 +29,13 @@ from cloud_ingest.web import render
 from cloud_ingest.web.audit_trail import note
 from cloud_ingest.web.deps import PageDep, ServiceDep
 from cloud_ingest.web.render import PageContext
-from cloud_ingest.web.security import FORBIDDEN, CurrentUser, csrf_protect, require_role
+from cloud_ingest.web.security import (
+    FORBIDDEN,
+    AccountStoreDep,
+    CurrentUser,
+    csrf_protect,
+    require_role,
+)
 from cloud_ingest.web.visibility import not_found
 
 router = APIRouter(
@@ -162,12 +168,19 @@ def _own_target(notifier: Notifier, user: User, target_id: int) -> Target:
 
 @router.post(PAGE + "/targets/{target_id}/test")
 def test_target(
-    target_id: int, ctx: PageDep, user: CurrentUser, notifier: NotifierDep
+    target_id: int,
+    ctx: PageDep,
+    user: CurrentUser,
+    notifier: NotifierDep,
+    store: AccountStoreDep,
 ) -> RedirectResponse:
     """发送测试 Send test: a test message to the target now; its result shows in the log."""
     target = _own_target(notifier, user, target_id)
     note(ctx.request, area=target.area_path, channel=target.channel, sent="test")
-    notifier.send_test(target, user.username)
+    with store.db.read() as conn:
+        area = areas.get_area(conn, target.area_path) if target.area_path != areas.ROOT else None
+    name = (area.name_zh, area.name_en or area.name_zh) if area else ("全部区域", "every area")
+    notifier.send_test(target, user.username, name)
     return RedirectResponse(PAGE + "?tested=1", status.HTTP_303_SEE_OTHER)
 
 
