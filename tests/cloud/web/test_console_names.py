@@ -4,9 +4,11 @@ real app on real Mosquitto and InfluxDB: as a prefecture admin and as a township
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page
 
 from cloud_ingest.console.roles import Role
@@ -82,6 +84,10 @@ def test_admin_sees_names_where_ids_and_paths_were(browser: Browser, console: Li
     assert "区域: 大理市" in page.locator("main").inner_text()
     assert texts(page, "#meal-rows thead th")[:2] == ["乡镇", "站点"]
     assert texts(page, "#meal-totals thead th")[0] == "乡镇"
+    xlsx = page.request.get(console.url + f"/api/v1/reports/monthly.xlsx?area={CITY}&month={month}")
+    book = load_workbook(io.BytesIO(xlsx.body()))
+    summary = dict(book["汇总 Summary"].iter_rows(min_row=2, values_only=True))
+    assert summary["区域 Area"] == "大理市 Dali city"
     assert page.errors == []  # type: ignore[attr-defined]
     console.publisher.publish_raw(status_topic(gate_a), b"", retain=True)
 
