@@ -84,6 +84,7 @@ def test_admin_sees_names_where_ids_and_paths_were(browser: Browser, console: Li
     assert "区域: 大理市" in page.locator("main").inner_text()
     assert texts(page, "#meal-rows thead th")[:2] == ["乡镇", "站点"]
     assert texts(page, "#meal-totals thead th")[0] == "乡镇"
+    assert texts(page, "#meal-totals tbody tr")[-1].split()[0] == "合计"  # not "合计 Total"
     xlsx = page.request.get(console.url + f"/api/v1/reports/monthly.xlsx?area={CITY}&month={month}")
     book = load_workbook(io.BytesIO(xlsx.body()))
     summary = dict(book["汇总 Summary"].iter_rows(min_row=2, values_only=True))

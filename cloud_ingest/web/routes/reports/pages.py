@@ -152,9 +152,9 @@ def meal_sheet_page(
         area_name=sheet.area_names.get(sheet.area) or sheet.area or i18n.t("all", lang),
         # The exports keep "乡镇 Township"; a page shows one language, like every console table.
         header=[_one_side(h, lang) for h in ms.HEADER],
-        rows=list(ms.meal_rows(sheet)),
+        rows=list(ms.meal_rows(sheet, lambda pair: render.pick(pair, lang))),
         totals_header=[_one_side(h, lang) for h in ms.TOTALS_HEADER],
-        totals=list(ms.totals_rows(sheet)),
+        totals=list(ms.totals_rows(sheet, lambda pair: render.pick(pair, lang))),
         query=query,
     )
 
