@@ -58,6 +58,8 @@ def test_admin_sees_names_where_ids_and_paths_were(browser: Browser, console: Li
     actions = texts(page, "select[name=action] option")
     assert {"查看", "搜索", "导出"} <= set(actions) and "view" not in actions
     assert "人员" in texts(page, "select[name=kind] option")
+    done = set(texts(page, "#audit tbody td:nth-child(4)"))  # the rows' actions
+    assert "搜索" in done and not done & {"view", "search", "create", "export"}
 
     page.goto(console.url + "/admin/users")
     grants = page.locator("tr", has_text="view-a").inner_text()
