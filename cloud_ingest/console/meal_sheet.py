@@ -25,7 +25,24 @@ from cloud_ingest.registry.store import Site
 from warmcard import localtime
 from warmcard.timestamps import format_ts, now_us
 
-PERIOD_LABELS = {"breakfast": "早餐 Breakfast", "lunch": "午餐 Lunch", "dinner": "晚餐 Dinner"}
+# Words inside the sheet's cells as (zh-CN, English): the exports write both, a page one.
+PERIOD_NAMES = {
+    "breakfast": ("早餐", "Breakfast"),
+    "lunch": ("午餐", "Lunch"),
+    "dinner": ("晚餐", "Dinner"),
+}
+SUBTOTAL = ("小计", "Subtotal")
+TOTAL = ("合计", "Total")
+NOT_CONFIGURED = ("未配置", "not configured")
+Label = Callable[[tuple[str, str]], str]
+
+
+def both(pair: tuple[str, str]) -> str:
+    """'早餐 Breakfast': how the CSV and XLSX write a word."""
+    return f"{pair[0]} {pair[1]}"
+
+
+PERIOD_LABELS = {p: both(pair) for p, pair in PERIOD_NAMES.items()}
 MANUAL_MARK = "*"  # after a count: at least one of these meals was recorded by hand
 
 
@@ -193,7 +210,8 @@ def _township_name(sheet: MealSheet, path: str) -> str:
     return sheet.area_names.get(path) or path or "—"
 
 
-def meal_rows(sheet: MealSheet) -> Iterator[list[Cell]]:
+def meal_rows(sheet: MealSheet, label: Label = both) -> Iterator[list[Cell]]:
+    """One row per elder and day; `label` writes the words in cells (default: both languages)."""
     for r in sheet.rows:
         rate = sheet.rate_for(r.site_id)
         yield [
@@ -205,21 +223,21 @@ def meal_rows(sheet: MealSheet) -> Iterator[list[Cell]]:
             *(f"{r.meals[p]}{MANUAL_MARK}" if r.manual[p] else r.meals[p] for p in PERIODS),
             r.total,
             r.manual_total,
-            " ".join(PERIOD_LABELS[p] for p in PERIODS if r.manual[p]),
-            rate.category if rate else "未配置 not configured",
+            " ".join(label(PERIOD_NAMES[p]) for p in PERIODS if r.manual[p]),
+            rate.category if rate else label(NOT_CONFIGURED),
             sheet.amount(r),
         ]
 
 
-def totals_rows(sheet: MealSheet) -> Iterator[list[Cell]]:
+def totals_rows(sheet: MealSheet, label: Label = both) -> Iterator[list[Cell]]:
     """One row per courtyard, one per township (site column "小计 Subtotal"), then the area."""
     for site_id, t in sheet.by_site().items():
         township = _township_name(sheet, sheet.township_of(site_id))
         yield [township, _site_name(sheet, site_id), t.meals, t.manual, t.amount]
     for path, t in sheet.by_township().items():
-        yield [_township_name(sheet, path), "小计 Subtotal", t.meals, t.manual, t.amount]
+        yield [_township_name(sheet, path), label(SUBTOTAL), t.meals, t.manual, t.amount]
     t = sheet.total
-    yield ["合计 Total", "", t.meals, t.manual, t.amount]
+    yield [label(TOTAL), "", t.meals, t.manual, t.amount]
 
 
 def csv_rows(sheet: MealSheet) -> Iterator[list[Cell]]:

@@ -77,6 +77,7 @@ class MonthlyReport:
     visits: int | None = None
     generated_at_us: int = 0
     generated_s: float = 0.0
+    area_name: str = ""  # '大理市 Dali City' for the exports; empty: the path is shown
 
     def meals_at(self, site_id: str, day: date) -> dict[str, int]:
         return self.meals.get((site_id, day)) or dict.fromkeys(PERIODS, 0)
@@ -210,7 +211,7 @@ def _generated_local(report: MonthlyReport) -> str:
 def summary_rows(report: MonthlyReport) -> list[list[Cell]]:
     """(label, value) rows: the month's figures for the whole area."""
     return [
-        ["区域 Area", report.area or "/"],
+        ["区域 Area", report.area_name or report.area or "全部 All"],
         ["月份 Month", report.month],
         ["站点数 Sites", len(report.sites)],
         ["用餐合计 Meals served", report.meals_total],

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 from prometheus_client import CollectorRegistry
 
+from cloud_ingest import i18n
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.console import hand_meals, subsidy
@@ -154,13 +155,22 @@ def report_area(scope: Scope, store: AccountStore, area: str) -> str:
 
 
 def build_report(
-    service: ConsoleService, visits: VisitsSource | None, scope: Scope, area: str, month: str
+    service: ConsoleService,
+    store: AccountStore,
+    visits: VisitsSource | None,
+    scope: Scope,
+    area: str,
+    month: str,
 ) -> MonthlyReport:
     """The month's report of the user's sites in `area`; 400 bad month, 503 no InfluxDB."""
     inside = areas.sites_in(area, scope.view, scope.paths)
     sites = [s for s in map(service.registry.site, inside) if s is not None]
+    with store.db.read() as conn:
+        found = areas.get_area(conn, area) if area != areas.ROOT else None
     try:
-        return monthly_report(service.query_storage, sites, area, month, visits)
+        report = monthly_report(service.query_storage, sites, area, month, visits)
+        report.area_name = found.bilingual() if found else ""
+        return report
     except ReportError as exc:
         raise HTTPException(400, str(exc)) from None
     except IngestError as exc:
@@ -177,7 +187,7 @@ def get_report(
 ) -> MonthlyReport:
     # A plain def: FastAPI runs it in the thread pool, so the InfluxDB queries never block
     # the event loop, also for the async xlsx handler.
-    return build_report(service, visits, scope, report_area(scope, store, area), month)
+    return build_report(service, store, visits, scope, report_area(scope, store, area), month)
 
 
 ReportDep = Annotated[MonthlyReport, Depends(get_report)]
@@ -191,12 +201,10 @@ def get_meal_sheet(
     inside = areas.sites_in(path, scope.view, scope.paths)
     sites = [s for s in map(service.registry.site, inside) if s is not None]
     paths = {s.site_id: scope.paths.get(s.site_id, "") for s in sites}
+    townships = {"/".join(areas.segments(p)[:3]) for p in paths.values()} - {""}
     with store.db.read() as conn:
-        named = {
-            a: render.local_name(found.name_zh, found.name_en, "zh")
-            for a in {"/".join(areas.segments(p)[:3]) for p in paths.values()} - {""}
-            if (found := areas.get_area(conn, a)) is not None
-        }
+        # zh-CN names: the sheet is a bilingual export as well as a page.
+        named = render.area_names(conn, townships | ({path} - {areas.ROOT}), i18n.ZH)
         rates = subsidy.rates_for(conn, paths)
     people = rc.iter_people_export(service.registry, [s.site_id for s in sites])
     try:

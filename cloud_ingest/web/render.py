@@ -11,15 +11,18 @@ others); a page adds its own module only where it needs one. The one stylesheet 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy import Connection
 
 from cloud_ingest import i18n
 from cloud_ingest.console.accounts import Session
+from cloud_ingest.registry import areas
 from cloud_ingest.registry.store import Registry
 
 LANG_COOKIE = "lang"
@@ -82,6 +85,18 @@ def local_name(name_zh: str, name_en: str, lang: str) -> str:
 def site_names(registry: Registry, lang: str) -> dict[str, str]:
     """site_id -> the site's name in the page's language."""
     return {s.site_id: local_name(s.name_zh, s.name_en, lang) for s in registry.sites()}
+
+
+def area_names(conn: Connection, paths: Iterable[str], lang: str) -> dict[str, str]:
+    """area path -> the area's name in the page's language; the root is 全部 All, and a path
+    the areas table does not hold is left out (callers show the path itself)."""
+    named: dict[str, str] = {}
+    for path in set(paths):
+        if path == areas.ROOT:
+            named[path] = i18n.t("all", lang)
+        elif (found := areas.get_area(conn, path)) is not None:
+            named[path] = local_name(found.name_zh, found.name_en, lang)
+    return named
 
 
 def alert_poll_s(evaluate_s: float) -> float:

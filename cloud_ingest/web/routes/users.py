@@ -19,6 +19,7 @@ from cloud_ingest.console.roles import ROLE_NAMES, Role, User
 from cloud_ingest.console.user_admin import UserAdmin, UserAdminRefused, admin_areas
 from cloud_ingest.errors import AccountError
 from cloud_ingest.registry import areas
+from cloud_ingest.web import render
 from cloud_ingest.web.audit_trail import note
 from cloud_ingest.web.deps import PageDep
 from cloud_ingest.web.render import PageContext
@@ -64,6 +65,13 @@ def _area_choices(admin: UserAdmin) -> list[str]:
     return sorted(p or "/" for p in found)
 
 
+def _area_names(ctx: PageContext, admin: UserAdmin, paths: list[str]) -> dict[str, str]:
+    """Shown names of grant areas and suggestions, keyed like the pages show them ('/': root)."""
+    with admin.store.db.read() as conn:
+        named = render.area_names(conn, [areas.ROOT if p == "/" else p for p in paths], ctx.lang)
+    return {path or "/": name for path, name in named.items()}
+
+
 def _roles() -> list[tuple[str, tuple[str, str]]]:
     return [(r.label, ROLE_NAMES[r]) for r in Role]
 
@@ -72,6 +80,8 @@ def _roles() -> list[tuple[str, tuple[str, str]]]:
 def users_page(ctx: PageDep, admin: AdminDep) -> HTMLResponse:
     users = admin.users()
     note(ctx.request, results=len(users))
+    choices = _area_choices(admin)
+    grants = [g.area for u in users for g in u.grants]
     return ctx.render(
         "admin_users.html",
         active="users",
@@ -79,7 +89,8 @@ def users_page(ctx: PageDep, admin: AdminDep) -> HTMLResponse:
         users=users,
         roles=_roles(),
         role_names=ROLE_NAMES,
-        area_choices=_area_choices(admin),
+        area_choices=choices,
+        area_names=_area_names(ctx, admin, grants + choices),
     )
 
 
@@ -118,6 +129,7 @@ def user_page(username: str, ctx: PageDep, admin: AdminDep) -> HTMLResponse:
         user = admin.target(username)
     except AccountError as exc:
         return _refused(ctx, exc, LIST)
+    choices = _area_choices(admin)
     return ctx.render(
         "admin_user.html",
         active="users",
@@ -127,7 +139,8 @@ def user_page(username: str, ctx: PageDep, admin: AdminDep) -> HTMLResponse:
         is_self=user.id == admin.actor.id,
         roles=_roles(),
         role_names=ROLE_NAMES,
-        area_choices=_area_choices(admin),
+        area_choices=choices,
+        area_names=_area_names(ctx, admin, [g.area for g in user.grants] + choices),
     )
 
 

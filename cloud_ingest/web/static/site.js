@@ -47,7 +47,7 @@
         state,
         el("td", "", seen),
         el("td", "n", d.outbox_depth === undefined || d.outbox_depth === null ? "—" : d.outbox_depth),
-        el("td", "", d.reader || "—"),
+        el("td", "", d.reader ? t("reader_" + d.reader) : "—"),
       ];
     });
     document.body.dataset.present = s.present;

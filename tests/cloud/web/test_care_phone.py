@@ -95,8 +95,10 @@ def test_township_manager_closes_for_spring_festival(
     # Closed the three local days before today: the time unseen is now under a day.
     today = datetime.now(ZoneInfo(TZ)).date()
     page.goto(console.url + "/alerts/closures")
-    options = page.locator("#add-closure select[name=area] option").all_inner_texts()
-    assert "dali/dalishi/xizhou" in options and not any("zhoucheng" in o for o in options)
+    options = page.locator("#add-closure select[name=area] option")
+    values = [o.get_attribute("value") or "" for o in options.all()]
+    assert "dali/dalishi/xizhou" in values and not any("zhoucheng" in v for v in values)
+    assert options.all_inner_texts() == ["喜洲镇", "喜洲小院"]  # names, not paths
     page.select_option("#add-closure select[name=area]", "dali/dalishi/xizhou")
     page.fill("#add-closure input[name=start_day]", (today - timedelta(days=3)).isoformat())
     page.fill("#add-closure input[name=end_day]", (today - timedelta(days=1)).isoformat())

@@ -84,7 +84,7 @@ def test_enrol_person_site_and_audit_pages_show_local_time(
         page.context.close()
 
     admin = browser_login(browser, console.url, "root-admin", path="/audit")
-    enrol_row = admin.locator("#audit tbody tr", has_text="enrol").first
+    enrol_row = admin.locator('#audit tbody tr[data-action="enrol"]').first
     assert shown_minute(enrol_row.inner_text()) in minutes_since(started)
     assert re.search(r" \d{2}:\d{2}:\d{2}\b", enrol_row.inner_text())  # 24-hour, seconds
     no_iso_time(admin)

@@ -90,7 +90,12 @@ def alerts_page(
         can_bulk=any(r["can_act"] and r["state"] == "open" for r in rows),
         kinds=[(k.value, render.pick(KIND_NAMES[k], lang)) for k in Kind],
         states=[(s.value, i18n.t(f"alert_state_{s.value}", lang)) for s in State],
-        sites=sorted({a.site_id for a in found if a.site_id} | _shown_filter(user, engine, site)),
+        sites=[
+            (s, names.get(s, s))
+            for s in sorted(
+                {a.site_id for a in found if a.site_id} | _shown_filter(user, engine, site)
+            )
+        ],
         kind=kind,
         state=state,
         site=site,

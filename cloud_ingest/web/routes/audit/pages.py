@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
+from cloud_ingest import i18n
 from cloud_ingest.console.audit import Action, ObjectKind
 from cloud_ingest.web.deps import (
     AuditLogDep,
@@ -33,6 +34,8 @@ def audit_page(
     tz = service.settings.tz
     rows, total = log.find(query.where, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
     fields = query.fields
+    actions = [(a.value, i18n.t(f"audit_action_{a.value}", ctx.lang)) for a in Action]
+    kinds = [(k.value, i18n.t(f"audit_kind_{k.value}", ctx.lang)) for k in ObjectKind]
     return ctx.render(
         "audit.html",
         active="audit",
@@ -42,8 +45,10 @@ def audit_page(
         page=page,
         pages=max(1, -(-total // PER_PAGE)),
         fields=fields,
-        actions=[a.value for a in Action],
-        kinds=[k.value for k in ObjectKind],
+        actions=actions,
+        kinds=kinds,
+        action_names=dict(actions),
+        kind_names=dict(kinds),
         csv_href="/api/v1/audit.csv?" + urlencode({k: v for k, v in fields.items() if v}),
         tz=tz,
     )

@@ -110,6 +110,11 @@ def _list_page(
     )
 
 
+def _site_name(service: ConsoleService, site_id: str, lang: str) -> str:
+    """A heading's site: its name in the page's language, the id when the registry lost it."""
+    return render.site_names(service.registry, lang).get(site_id, site_id)
+
+
 def _error_page(
     ctx: PageContext, exc: HTTPException | RegistryEditError, back: str
 ) -> HTMLResponse:
@@ -202,6 +207,7 @@ def person_page(person_id: str, ctx: PageDep, scope: ScopeDep, service: ServiceD
         "people",
         section="/registry/people",
         title=person.display_name,
+        site_name=_site_name(service, person.site_id, ctx.lang),
         person=person,
         cards=rc.person_cards(reg, person.person_id),
         history=history,
@@ -318,6 +324,7 @@ def enrol_page(device_id: str, ctx: PageDep, scope: ScopeDep, service: ServiceDe
             "people": site_people(service, scope, device.site_id),
         },
         device=device,
+        site_name=_site_name(service, device.site_id, ctx.lang),
         editable=device.site_id in scope.edit,
     )
 

@@ -21,21 +21,22 @@ from cloud_ingest.registry import areas
 from cloud_ingest.web import render
 from cloud_ingest.web.audit_trail import note
 from cloud_ingest.web.deps import (
-    MealSheetDep,
     PageDep,
     ScopeDep,
     ServiceDep,
     VisitsDep,
     build_report,
+    get_meal_sheet,
     report_area,
     set_county_subsidy,
     subsidy_counties,
 )
 from cloud_ingest.web.render import PageContext
 from cloud_ingest.web.schemas.errors import ERRORS, UNAVAILABLE
-from cloud_ingest.web.schemas.reports import AreaQ
+from cloud_ingest.web.schemas.reports import AreaQ, MonthQ
 from cloud_ingest.web.security import AccountStoreDep, csrf_protect
 from cloud_ingest.web.visibility import Scope
+from warmcard import localtime
 
 router = APIRouter(
     tags=["reports"], dependencies=[Depends(csrf_protect)], responses={**ERRORS, **UNAVAILABLE}
@@ -76,8 +77,11 @@ def reports_page(
             context["error"] = str(exc)
             status_code = 400
         else:
-            path = report_area(scope, store, area)
-            report = build_report(service, visits, scope, path, month)
+            try:
+                path = report_area(scope, store, area)
+                report = build_report(service, store, visits, scope, path, month)
+            except HTTPException as exc:
+                return _error_page(ctx, exc)
             context["report"] = report
             context["query"] = urlencode({"area": area, "month": report.month})
             context["days"] = [
@@ -99,24 +103,58 @@ def reports_page(
         status_code=status_code,
         area_options=_area_options(scope, store, lang),
         area=area,
-        month=month,
+        # The field starts at this month, local time; the report waits for the user's "show".
+        month=month or localtime.to_local(service.clock(), service.settings.tz).strftime("%Y-%m"),
         **context,
     )
 
 
+def _error_page(ctx: PageContext, exc: HTTPException) -> HTMLResponse:
+    """A report the user may not have (404), a bad month (400) or no InfluxDB (503), as a page."""
+    return ctx.render(
+        "error.html",
+        active="reports",
+        title_key="not_done",
+        status_code=exc.status_code,
+        switch_to="/reports",
+        message=exc.detail,
+        back="/reports",
+    )
+
+
+def _one_side(label: str, lang: str) -> str:
+    """'乡镇' or 'Township' of an export heading '乡镇 Township' (zh-CN never holds a space)."""
+    zh, _, en = label.partition(" ")
+    return render.pick((zh, en or zh), lang)
+
+
 @router.get("/reports/meals", response_class=HTMLResponse, include_in_schema=False)
-def meal_sheet_page(ctx: PageDep, sheet: MealSheetDep, area: AreaQ = "") -> HTMLResponse:
+def meal_sheet_page(
+    ctx: PageDep,
+    scope: ScopeDep,
+    store: AccountStoreDep,
+    service: ServiceDep,
+    month: MonthQ,
+    area: AreaQ = "",
+) -> HTMLResponse:
     """The per-elder meal sheet, print-ready (A4, signature lines)."""
+    try:
+        sheet = get_meal_sheet(scope, store, service, month, area)
+    except HTTPException as exc:
+        return _error_page(ctx, exc)
     query = urlencode({"area": area, "month": sheet.month})
+    lang = ctx.lang
     return ctx.render(
         "meal_sheet.html",
         active="reports",
         title_key="meal_sheet",
         sheet=sheet,
-        header=ms.HEADER,
-        rows=list(ms.meal_rows(sheet)),
-        totals_header=ms.TOTALS_HEADER,
-        totals=list(ms.totals_rows(sheet)),
+        area_name=sheet.area_names.get(sheet.area) or sheet.area or i18n.t("all", lang),
+        # The exports keep "乡镇 Township"; a page shows one language, like every console table.
+        header=[_one_side(h, lang) for h in ms.HEADER],
+        rows=list(ms.meal_rows(sheet, lambda pair: render.pick(pair, lang))),
+        totals_header=[_one_side(h, lang) for h in ms.TOTALS_HEADER],
+        totals=list(ms.totals_rows(sheet, lambda pair: render.pick(pair, lang))),
         query=query,
     )
 

@@ -20,6 +20,7 @@ PAGE_MESSAGES = (
     "present_now", "capacity", "arrivals_today", "meals_today", "breakfast", "lunch", "dinner",
     "meal_repeats", "unknown_cards", "kiosks", "who_present", "since", "nobody_present",
     "visitor", "last_heartbeat", "outbox_depth", "reader", "mode_entrance", "mode_canteen",
+    "reader_ok", "reader_fault", "reader_absent",
     "state_online", "state_offline", "state_stale", "state_unknown", "repeat_flag",
     "no_repeats", "daily_arrivals", "daily_meals", "meals_per_slot", "live", "connecting",
     "reconnecting", "updated_at", "loading",
