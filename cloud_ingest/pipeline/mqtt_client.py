@@ -165,8 +165,10 @@ def configure_client(client: mqtt.Client, settings: MqttSettings) -> None:
             keyfile=str(settings.key_file) if settings.key_file else None,
             tls_version=ssl.PROTOCOL_TLS_CLIENT,
         )
-    # paho's loop thread reconnects by itself; these bound its backoff.
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    # paho's loop thread reconnects by itself; these bound its backoff. The cloud's clients sit
+    # next to the broker, and a handful of them: a broker back after a crash (systemd restarts
+    # it in seconds) should see them again within seconds, not after a 30 s back-off.
+    client.reconnect_delay_set(min_delay=1, max_delay=5)
 
 
 class LinkState:
