@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page
+from playwright.sync_api import Error as PlaywrightError
 
 from cloud_ingest.console.roles import Role
 from tests.support.console import LiveConsole, add_user, browser_login
@@ -21,6 +22,15 @@ XIZHOU, CITY = "dali/dalishi/xizhou", "dali/dalishi"
 
 
 def texts(page: Page, selector: str) -> list[str]:
+    """The texts of `selector`; read again if the page reloads meanwhile (the alerts pages
+    reload themselves when the alert counts change, as they may just after an alert opens)."""
+    for _ in range(5):
+        try:
+            return [s.strip() for s in page.locator(selector).all_inner_texts()]
+        except PlaywrightError as exc:
+            if "context was destroyed" not in str(exc):
+                raise
+            page.wait_for_load_state()
     return [s.strip() for s in page.locator(selector).all_inner_texts()]
 
 
