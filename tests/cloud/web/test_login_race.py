@@ -1,6 +1,7 @@
 # mypy: allow-untyped-defs
 """Login limits and session counts under simultaneous requests, on a real uvicorn: the limit of
-5 failures per username holds for 40 logins sent at once, and a user holds at most 10 sessions;
+5 failures per username holds for 40 logins sent at once, to one console or spread over two,
+and a user holds at most 10 sessions;
 both with the console store on SQLite and on PostgreSQL (`store_at`)."""
 
 from __future__ import annotations
@@ -41,21 +42,30 @@ SIMULTANEOUS = 40
 
 
 @contextlib.contextmanager
-def auth_app(tmp_path: Path, console: Path | str) -> Iterator[str]:
-    """The login routes over the console store at `console`, served; yields the base URL."""
+def auth_apps(tmp_path: Path, console: Path | str, n: int) -> Iterator[list[str]]:
+    """The login routes over the console store at `console`, served by `n` apps apart, as
+    several console instances are; yields their base URLs."""
     path = console_db_with_areas(tmp_path, console)
     store = AccountStore(path, time.time, FAST_HASHER)
     store.add_user("li.wei", PASSWORD, Role.VIEWER, "dali/eryuan")
     store.close()
-    app = FastAPI()
-    config = auth_config(path)
-    configure_auth(app, config)
-    app.include_router(auth_router)
-    try:
-        with serve(app) as url:
-            yield url
-    finally:
-        config.db.close()
+    with contextlib.ExitStack() as stack:
+        urls = []
+        for _ in range(n):
+            app = FastAPI()
+            config = auth_config(path)
+            stack.callback(config.db.close)
+            configure_auth(app, config)
+            app.include_router(auth_router)
+            urls.append(stack.enter_context(serve(app)))
+        yield urls
+
+
+@contextlib.contextmanager
+def auth_app(tmp_path: Path, console: Path | str) -> Iterator[str]:
+    """The login routes over the console store at `console`, served; yields the base URL."""
+    with auth_apps(tmp_path, console, 1) as (url,):
+        yield url
 
 
 def test_simultaneous_logins_cannot_race_past_the_limit(tmp_path: Path, store_at: StoreAt) -> None:
@@ -75,6 +85,28 @@ def test_simultaneous_logins_cannot_race_past_the_limit(tmp_path: Path, store_at
                 headers={"X-CSRF-Token": login_csrf(client)},
             )
         assert right.status_code == 429 and "尝试次数过多" in right.json()["detail"]
+
+
+def test_spreading_guesses_over_two_consoles_gains_no_attempt(
+    tmp_path: Path, store_at: StoreAt
+) -> None:
+    """Two console instances on one store (docs/architecture.md: the counts are in the
+    database): 40 guesses at once, half to each, still get five passwords checked in all."""
+    with auth_apps(tmp_path, store_at("console"), 2) as urls:
+        guesses = [("li.wei", f"guess-number-{i}", None) for i in range(SIMULTANEOUS // 2)]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            halves = list(pool.map(lambda url: simultaneous_logins(url, guesses), urls))
+        counts = Counter(halves[0] + halves[1])
+        print(f"\n{SIMULTANEOUS} logins spread over two consoles: {dict(sorted(counts.items()))}")
+        assert counts == {401: 5, 429: SIMULTANEOUS - 5}, halves
+        for url in urls:  # the right password is refused at both until the window has passed
+            with httpx.Client(base_url=url, timeout=10) as client:
+                right = client.post(
+                    "/login",
+                    json={"username": "li.wei", "password": PASSWORD},
+                    headers={"X-CSRF-Token": login_csrf(client)},
+                )
+            assert right.status_code == 429
 
 
 def test_a_user_holds_at_most_ten_sessions(tmp_path: Path, store_at: StoreAt) -> None:
