@@ -171,3 +171,18 @@ class PageContext:
         if "lang" in request.query_params:
             response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
         return response
+
+    def not_done(
+        self, message: str, status_code: int, *, active: str, back: str, switch_to: str = ""
+    ) -> HTMLResponse:
+        """The page that says what was refused or failed, with a way back (error.html);
+        `switch_to` is the page the language switch reloads (default: `back`)."""
+        return self.render(
+            "error.html",
+            active=active,
+            title_key="not_done",
+            status_code=status_code,
+            switch_to=switch_to or back,
+            message=message,
+            back=back,
+        )

@@ -44,15 +44,8 @@ AdminDep = Annotated[UserAdmin, Depends(_admin)]
 
 def _refused(ctx: PageContext, exc: AccountError, back: str) -> HTMLResponse:
     code = exc.status if isinstance(exc, UserAdminRefused) else status.HTTP_400_BAD_REQUEST
-    return ctx.render(
-        "error.html",
-        active="users",
-        title_key="not_done",
-        status_code=code,
-        switch_to=LIST,
-        message=str(exc),
-        back=LIST if code == status.HTTP_404_NOT_FOUND else back,
-    )
+    back = LIST if code == status.HTTP_404_NOT_FOUND else back
+    return ctx.not_done(str(exc), code, active="users", back=back, switch_to=LIST)
 
 
 def _area_choices(admin: UserAdmin) -> list[str]:

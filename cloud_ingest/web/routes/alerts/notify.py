@@ -117,15 +117,7 @@ def notify_page(
 
 
 def _refused(ctx: PageContext, message: str, code: int) -> HTMLResponse:
-    return ctx.render(
-        "error.html",
-        active="alerts",
-        title_key="not_done",
-        status_code=code,
-        switch_to=PAGE,
-        message=message,
-        back=PAGE,
-    )
+    return ctx.not_done(message, code, active="alerts", back=PAGE)
 
 
 @router.post(PAGE + "/targets", response_class=HTMLResponse)

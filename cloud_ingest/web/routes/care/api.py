@@ -44,15 +44,8 @@ def _refused(request: Request, ctx: PageContext, exc: Exception, back: str) -> R
     page's history), JSON callers a 400."""
     if not is_form(request):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc))
-    return ctx.render(
-        "error.html",
-        active="registry" if back.startswith("/registry") else "alerts",
-        title_key="not_done",
-        status_code=status.HTTP_400_BAD_REQUEST,
-        switch_to=back,
-        message=str(exc),
-        back=back,
-    )
+    active = "registry" if back.startswith("/registry") else "alerts"
+    return ctx.not_done(str(exc), status.HTTP_400_BAD_REQUEST, active=active, back=back)
 
 
 def _manageable(service: ConsoleService, scope: vis.Scope, person_id: str) -> str:

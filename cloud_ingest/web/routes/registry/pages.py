@@ -123,15 +123,7 @@ def _error_page(
     if exc.status_code == status.HTTP_404_NOT_FOUND:
         # Back to the section's list: not a link that repeats an id the user may not see.
         back = "/".join(back.split("/")[:3])
-    return ctx.render(
-        "error.html",
-        active="registry",
-        title_key="not_done",
-        status_code=exc.status_code,
-        switch_to=back,
-        message=exc.detail,
-        back=back,
-    )
+    return ctx.not_done(exc.detail, exc.status_code, active="registry", back=back)
 
 
 @router.get("/registry", include_in_schema=False)

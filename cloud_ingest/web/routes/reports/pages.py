@@ -111,15 +111,7 @@ def reports_page(
 
 def _error_page(ctx: PageContext, exc: HTTPException) -> HTMLResponse:
     """A report the user may not have (404), a bad month (400) or no InfluxDB (503), as a page."""
-    return ctx.render(
-        "error.html",
-        active="reports",
-        title_key="not_done",
-        status_code=exc.status_code,
-        switch_to="/reports",
-        message=exc.detail,
-        back="/reports",
-    )
+    return ctx.not_done(exc.detail, exc.status_code, active="reports", back="/reports")
 
 
 def _one_side(label: str, lang: str) -> str:
