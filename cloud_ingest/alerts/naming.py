@@ -50,16 +50,17 @@ def _replace_ids(text: str, names: dict[str, str]) -> str:
     return pattern.sub(lambda m: names[m.group(0)], text)
 
 
+def place_names(sites: dict[str, str], devices: Iterable[Device], english: bool) -> dict[str, str]:
+    """The names of the sites (`sites`: site_id -> name) and of their kiosks, by id: what
+    `named` puts in place of the ids; made once for a page or a round of messages."""
+    return {**sites, **device_names(devices, sites, english)}
+
+
 def named(
-    text: str,
-    a: Alert | None,
-    people: dict[str, tuple[str, str]],
-    sites: dict[str, str],
-    devices: dict[str, str] | None = None,
+    text: str, a: Alert | None, people: dict[str, tuple[str, str]], places: dict[str, str]
 ) -> str:
-    """The alert's wording with the names of the person, the kiosks and the sites for their
-    ids (`devices` from `device_names`)."""
-    names: dict[str, str] = {**sites, **(devices or {})}
+    """The alert's wording with the names of the person and of the sites and kiosks
+    (`places`, from `place_names`) for their ids."""
     if a is not None and a.person_id and (name := person_name(people, a.person_id)) != a.person_id:
-        names[a.person_id] = name
-    return _replace_ids(text, names)
+        return _replace_ids(text, {**places, a.person_id: name})
+    return _replace_ids(text, places)

@@ -56,7 +56,8 @@ _ENV = jinja2.Environment(
 def tel_uri(phone: str) -> str:
     """A phone number as a tel: link target: digits and a leading + only (138 8873 8236 ->
     13888738236), so every phone dials it."""
-    return "".join(c for c in phone if c.isdigit() or (c == "+" and not phone.index(c)))
+    digits = "".join(c for c in phone if c.isdigit())
+    return "+" + digits if phone.lstrip().startswith("+") else digits
 
 
 _ENV.filters["tel"] = tel_uri

@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 
 from cloud_ingest import i18n
 from cloud_ingest.alerts.models import KIND_NAMES, Alert
-from cloud_ingest.alerts.naming import device_names, named, person_name
-from cloud_ingest.registry.store import Device, Registry
+from cloud_ingest.alerts.naming import named, person_name, place_names
+from cloud_ingest.registry.store import Registry
 from warmcard.localtime import DEFAULT_TZ
 
 APP = "温馨卡"
@@ -33,13 +33,17 @@ class Names:
 
     sites: dict[str, tuple[str, str, str]]  # site_id -> (name_zh, name_en, tz)
     people: dict[str, tuple[str, str]]  # person_id -> (display_name, home site)
-    devices: tuple[Device, ...] = ()
+    zh: dict[str, str]  # site and kiosk ids -> their names (naming.place_names), zh-CN
+    en: dict[str, str]  # the same in English
 
     @classmethod
     def read(cls, registry: Registry, alerts: list[Alert]) -> Names:
         sites = {s.site_id: (s.name_zh, s.name_en, s.tz) for s in registry.sites()}
         people = registry.people_homes(sorted({a.person_id for a in alerts if a.person_id}))
-        return cls(sites, people, tuple(registry.devices()))
+        devices = registry.devices()
+        zh = place_names({s: n[0] or s for s, n in sites.items()}, devices, english=False)
+        en = place_names({s: n[1] or n[0] or s for s, n in sites.items()}, devices, english=True)
+        return cls(sites, people, zh, en)
 
 
 def _zone(tz: str) -> str:
@@ -51,10 +55,6 @@ def compose(alert: Alert, names: Names, console_url: str) -> tuple[str, str]:
     """(subject, text) of the message about `alert`."""
     zh, en = KIND_NAMES[alert.kind]
     site_zh, site_en, tz = names.sites.get(alert.site_id or "", ("", "", DEFAULT_TZ))
-    zh_sites = {s: n[0] or s for s, n in names.sites.items()}
-    en_sites = {s: n[1] or n[0] or s for s, n in names.sites.items()}
-    zh_kiosks = device_names(names.devices, zh_sites, english=False)
-    en_kiosks = device_names(names.devices, en_sites, english=True)
     lines = [f"【{APP}告警】{zh} {en}"]
     if alert.site_id:
         shown = site_zh or alert.site_id
@@ -64,15 +64,15 @@ def compose(alert: Alert, names: Names, console_url: str) -> tuple[str, str]:
     if alert.person_id:
         lines.append(f"对象 Person：{person_name(names.people, alert.person_id)}")
     elif alert.device_id:
-        kiosk = zh_kiosks.get(alert.device_id)
+        kiosk = names.zh.get(alert.device_id)
         lines.append(
             f"设备 Kiosk：{kiosk}（{alert.device_id}）"
             if kiosk
             else f"设备 Kiosk：{alert.device_id}"
         )
     lines.append(f"时间 Time：{i18n.format_ts(alert.opened_at, tz, seconds=True)}（{_zone(tz)}）")
-    lines.append(f"详情：{named(alert.detail_zh, alert, names.people, zh_sites, zh_kiosks)}")
-    lines.append(f"Detail: {named(alert.detail_en, alert, names.people, en_sites, en_kiosks)}")
+    lines.append(f"详情：{named(alert.detail_zh, alert, names.people, names.zh)}")
+    lines.append(f"Detail: {named(alert.detail_en, alert, names.people, names.en)}")
     query = {"kind": alert.kind.value, **({"site": alert.site_id} if alert.site_id else {})}
     lines.append(f"查看 View：{console_url.rstrip('/')}/alerts?{urlencode(query)}")
     subject = f"【{APP}告警】{zh}" + (f" · {site_zh or alert.site_id}" if alert.site_id else "")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloud_ingest.alerts.naming import device_names, named
+from cloud_ingest.alerts.naming import named, place_names
 from cloud_ingest.registry.store import Device
 from warmcard.contract import Mode
 
@@ -15,17 +15,14 @@ DEVICES = [
 
 
 def test_a_kiosk_is_named_by_its_site_and_mode_and_ids_are_replaced_whole() -> None:
-    zh = device_names(DEVICES, SITES_ZH, english=False)
-    en = device_names(DEVICES, SITES_EN, english=True)
+    zh = place_names(SITES_ZH, DEVICES, english=False)
+    en = place_names(SITES_EN, DEVICES, english=True)
     text = "设备 xizhou-zhoucheng-canteen 已断线 2 分钟（连接意外中断）"
-    assert (
-        named(text, None, {}, SITES_ZH, zh)
-        == "设备 周城村幸福小院食堂终端 已断线 2 分钟（连接意外中断）"
-    )
-    assert named("kiosk xizhou-zhoucheng-gate offline", None, {}, SITES_EN, en) == (
+    assert named(text, None, {}, zh) == "设备 周城村幸福小院食堂终端 已断线 2 分钟（连接意外中断）"
+    assert named("kiosk xizhou-zhoucheng-gate offline", None, {}, en) == (
         "kiosk Zhoucheng Village Courtyard entrance kiosk offline"
     )
     # Without kiosk names a kiosk id stays whole rather than half replaced.
     assert named(text, None, {}, SITES_ZH) == text
     # A site id standing alone is replaced, the longer id first where one starts the other.
-    assert named("xizhou-zhoucheng 与 xizhou", None, {}, SITES_ZH) == "周城村幸福小院 与 喜洲镇"
+    assert named("xizhou-zhoucheng 与 xizhou", None, {}, zh) == "周城村幸福小院 与 喜洲镇"

@@ -13,7 +13,7 @@ from cloud_ingest import i18n
 from cloud_ingest.alerts import wellbeing
 from cloud_ingest.alerts.engine import AlertEngine
 from cloud_ingest.alerts.models import KIND_NAMES, Kind, State
-from cloud_ingest.alerts.naming import device_names, named, person_name
+from cloud_ingest.alerts.naming import named, person_name, place_names
 from cloud_ingest.alerts.store import AlertStore
 from cloud_ingest.console.roles import Action, User, can, view_areas
 from cloud_ingest.console.visits_due import due_rows
@@ -58,7 +58,7 @@ def alerts_page(
     found = store.find(view_areas(user), kinds=kinds, states=states, site_id=site or None)
     tz = {s.site_id: s.tz for s in engine.registry.sites()}
     names = render.site_names(engine.registry, lang)
-    kiosks = device_names(engine.registry.devices(), names, lang == i18n.EN)
+    places = place_names(names, engine.registry.devices(), lang == i18n.EN)
     people = engine.registry.people_homes(sorted({a.person_id for a in found if a.person_id}))
     rows = [
         {
@@ -69,9 +69,7 @@ def alerts_page(
             "kind_name": render.pick(KIND_NAMES[a.kind], lang),
             "site": names.get(a.site_id or "", a.site_id),
             "who": person_name(people, a.person_id),
-            "detail": named(
-                a.detail_en if lang == i18n.EN else a.detail_zh, a, people, names, kiosks
-            ),
+            "detail": named(a.detail_en if lang == i18n.EN else a.detail_zh, a, people, places),
             "opened": _when(a.opened_at, tz.get(a.site_id or "")),
             "latest": _when(a.last_seen_at, tz.get(a.site_id or "")),
             "count": a.count,
@@ -110,6 +108,7 @@ def visits_page(ctx: PageDep, store: AlertStoreDep, engine: EngineDep) -> HTMLRe
     due = due_rows(store, engine.registry, ctx.session.user, engine.clock())
     people = engine.registry.people_homes([r["person_id"] for r in due])
     sites = render.site_names(engine.registry, lang)
+    places = place_names(sites, engine.registry.devices(), lang == i18n.EN)
     for r in due:
         r["name"] = people.get(r["person_id"], ("", ""))[0]
         r["site_name"] = sites.get(r["site_id"] or "", r["site_id"])
@@ -118,7 +117,7 @@ def visits_page(ctx: PageDep, store: AlertStoreDep, engine: EngineDep) -> HTMLRe
             render.pick(wellbeing.FLAG_NAMES.get(f, (f, f)), lang) for f in r["flags"]
         )
         r["detail"] = named(
-            r["detail_en"] if lang == i18n.EN else r["detail_zh"], None, people, sites
+            r["detail_en"] if lang == i18n.EN else r["detail_zh"], None, people, places
         )
     return ctx.render(
         "visits.html",

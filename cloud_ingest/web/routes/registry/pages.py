@@ -112,7 +112,8 @@ def _list_page(
 
 def _site_name(service: ConsoleService, site_id: str, lang: str) -> str:
     """A heading's site: its name in the page's language, the id when the registry lost it."""
-    return render.site_names(service.registry, lang).get(site_id, site_id)
+    site = service.registry.site(site_id)
+    return render.local_name(site.name_zh, site.name_en, lang) if site else site_id
 
 
 def _error_page(
