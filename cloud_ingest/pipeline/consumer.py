@@ -51,7 +51,8 @@ Sleep = Callable[[float], bool]  # waits up to n seconds; True when asked to sto
 StoredHook = Callable[[list[StoredTap]], object]
 # Called after suspect taps (stored apart, counted nowhere) are stored, with what did not match.
 SuspectHook = Callable[[list[Mismatch]], object]
-# While the database is unavailable the batch in hand is tried again, waiting this long between.
+# While a store (InfluxDB, the database) is unavailable the batch in hand is tried again,
+# waiting this long between, doubling.
 STORE_RETRY_MIN_S = 0.1
 STORE_RETRY_MAX_S = 5.0
 
@@ -83,6 +84,13 @@ class Metrics:
     storage_ok: bool = True
     last_storage_error: str | None = None
     last_batch_us: int | None = None
+
+    def held(self, error: str) -> None:
+        """A store (InfluxDB, the database) could not take the batch in hand: it is held
+        unacked and tried again."""
+        self.storage_ok = False
+        self.last_storage_error = error[:500]
+        self.write_retries += 1
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -264,18 +272,16 @@ class BatchProcessor:
         Returns what was stored; points the store refuses as bad data are dead-lettered
         (reason `conflict`) one by one, after bisecting the batch to find them.
         """
-        delay = 0.1
+        delay = STORE_RETRY_MIN_S
         while True:
             try:
                 return self._write_isolating(lines, live, good)
             except StorageUnavailable as exc:
-                self.metrics.storage_ok = False
-                self.metrics.last_storage_error = str(exc)
-                self.metrics.write_retries += 1
+                self.metrics.held(str(exc))
                 log.warning("%s (retry in %.1fs, %d messages held unacked)", exc, delay, len(lines))
                 if sleep(delay):
                     return None
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, STORE_RETRY_MAX_S)
 
     def _write_isolating(
         self, lines: list[str], live: list[StoredTap], good: list[Incoming]
@@ -470,9 +476,7 @@ class Consumer:
                 # order, and try it again; nothing is acked until it is stored.
                 queue.extendleft(reversed(batch))
                 self.metrics.received -= n  # counted again when it goes through
-                self.metrics.storage_ok = False
-                self.metrics.last_storage_error = f"database unavailable: {exc}"[:500]
-                self.metrics.write_retries += 1
+                self.metrics.held(f"database unavailable: {exc}")
                 log.warning(
                     "database unavailable (%s); %d messages held unacked, retry in %.1fs",
                     str(exc).splitlines()[0][:200], len(queue), delay,
