@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -259,6 +260,16 @@ def _device_clients(control: Control, device_id: str) -> list[str]:
     return [n for n in names if isinstance(n, str) and device_of(n) == device_id]
 
 
+def _delete_clients(control: Control, usernames: list[str]) -> list[dict[str, Any]]:
+    """Delete these broker clients (their live connections drop); the plugin's answers."""
+    if not usernames:
+        return []
+    return control.run(
+        *({"command": "deleteClient", "username": u} for u in usernames),
+        tolerate=("Client not found",),
+    )
+
+
 def provision_device(
     files: BrokerFiles,
     device_id: str,
@@ -292,10 +303,7 @@ def provision_device(
                 "groups": [{"groupname": DEVICE_GROUP}],
             }
         )
-        for old in earlier:
-            control.run(
-                {"command": "deleteClient", "username": old}, tolerate=("Client not found",)
-            )
+        _delete_clients(control, earlier)
         # The cloud keeps the certificate (for audit and revocation), never the device's key.
         record = files.broker_dir / "devices" / f"{device_id}.crt"
         record.parent.mkdir(exist_ok=True)
@@ -394,36 +402,21 @@ def revoke(files: BrokerFiles, username: str, broker: BrokerAddress | None = Non
     provisioning of it goes. False when the broker did not know the user."""
     broker = broker or BrokerAddress()
     device = not files.roles.reserved(username)
+    name = device_of(username) if device else username
     with _locked(files), _control(files, broker) as control:
+        clients = _device_clients(control, name) if device else [username]
+        answers = _delete_clients(control, clients)
         if device:
-            device_id = device_of(username)
-            names = _device_clients(control, device_id)
-            answers = (
-                [
-                    *control.run(
-                        *({"command": "deleteClient", "username": n} for n in names),
-                        tolerate=("Client not found",),
-                    )
-                ]
-                if names
-                else [{"error": "Client not found"}]
-            )
             control.run(
-                {"command": "deleteRole", "rolename": device_role_name(device_id)},
+                {"command": "deleteRole", "rolename": device_role_name(name)},
                 tolerate=("Role not found",),
             )
-            record = files.broker_dir / "devices" / f"{device_id}.crt"
-        else:
-            names = []
-            answers = control.run(
-                {"command": "deleteClient", "username": username}, tolerate=("Client not found",)
-            )
-            record = files.broker_dir / "devices" / f"{username}.crt"
+        record = files.broker_dir / "devices" / f"{name}.crt"
         if record.exists():
             record.rename(record.with_suffix(".crt.revoked"))
-    for name in names:
-        _wipe_session(files, name, broker)
-    return not any(a.get("error") for a in answers)
+    for client in clients if device else []:
+        _wipe_session(files, client, broker)
+    return bool(answers) and not any(a.get("error") for a in answers)
 
 
 def write_bundle(creds: Credentials, out: Path) -> None:
